@@ -1,0 +1,195 @@
+//! Table-driven check of the SOAP parsing vectors from X-Road's proxy test
+//! suite (`shared/conformance/xroad/soap/proxy-core-queries`, README §1.1).
+//! Rows marked [conf] in that README need server state and are checked by the
+//! end-to-end tests instead.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use musubi_protocol::package;
+use musubi_protocol::soap::{Direction, Limits, Soap};
+
+fn conformance_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/xroad/soap/proxy-core-queries");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") {
+        panic!(
+            "conformance data missing at {}; MUSUBI_REQUIRE_CONFORMANCE=1",
+            dir.display()
+        );
+    }
+    println!("skipped: conformance data not found at {}", dir.display());
+    None
+}
+
+const XML: &str = "text/xml; charset=UTF-8";
+const MP: &str = "multipart/related; charset=UTF-8; boundary=jetty771207119h3h10dty";
+const MP_NOCS: &str = "multipart/related; boundary=jetty771207119h3h10dty";
+const MTOM: &str = "Multipart/Related; start-info=\"application/soap+xml\"; type=\"application/xop+xml\"; boundary=\"jetty771207119h3h10dty\"";
+
+use Direction::{Request as Rq, Response as Rs};
+
+/// (file, direction, content type, expected: "ok", "fault:<code>" or an error code)
+const CASES: &[(&str, Direction, &str, &str)] = &[
+    ("getstate.query", Rq, XML, "ok"),
+    ("getstate.answer", Rs, XML, "ok"),
+    ("getstate-subsystem.query", Rq, XML, "ok"),
+    ("getstate-subsystem.answer", Rs, XML, "ok"),
+    ("getstate-defaultnamespace.query", Rq, XML, "ok"),
+    ("getstate-iso88591.answer", Rs, "text/xml", "ok"),
+    ("simple.query", Rq, XML, "ok"),
+    ("simple.query", Rq, "text/html; charset=UTF-8", "invalid_content_type"),
+    ("simple.query", Rq, "blah", "invalid_content_type"),
+    ("simple.answer", Rs, XML, "ok"),
+    ("simple-comment.answer", Rs, XML, "ok"),
+    ("simple-rpc.query", Rq, XML, "ok"),
+    ("simple-representedparty.query", Rq, XML, "ok"),
+    ("request-suffix.query", Rq, XML, "ok"),
+    ("wrong-version.query", Rq, XML, "invalid_protocol_version"),
+    ("wrong-protocolVersion.query", Rq, XML, "invalid_protocol_version"),
+    ("malformed-protocolVersion.query", Rq, XML, "invalid_protocol_version"),
+    ("missing-protocolVersion.query", Rq, XML, "missing_header_field"),
+    ("missing-userId.query", Rq, XML, "ok"),
+    ("missing-userId.answer", Rs, XML, "ok"),
+    ("no-header.query", Rq, XML, "missing_header"),
+    ("no-header.query", Rs, XML, "missing_header"),
+    ("missing-body.query", Rq, XML, "missing_body"),
+    ("missing-body.query", Rs, XML, "missing_body"),
+    ("faulty-header.query", Rq, XML, "missing_header_field"),
+    ("faulty-header.query", Rs, XML, "missing_header_field"),
+    ("faulty-header2.query", Rq, XML, "duplicate_header_field"),
+    ("malformed-body1.query", Rq, XML, "invalid_body"),
+    ("malformed-body2.query", Rq, XML, "invalid_body"),
+    ("malformed-body2.query", Rs, XML, "invalid_body"),
+    ("malformed-body3.query", Rq, XML, "inconsistent_headers"),
+    ("inconsistent-headers.query", Rq, XML, "inconsistent_headers"),
+    ("missingobjecttype.query", Rq, XML, "invalid_xml"),
+    ("cdata.query", Rq, XML, "ok"),
+    ("cdata.answer", Rs, XML, "ok"),
+    ("split-header.query", Rq, XML, "ok"),
+    ("split-header.answer", Rs, XML, "ok"),
+    ("xmlencoded.query", Rq, XML, "ok"),
+    ("xmlencoded.answer", Rs, XML, "ok"),
+    ("nowhitespace.query", Rq, XML, "ok"),
+    ("nowhitespace.answer", Rs, XML, "ok"),
+    ("requesthash.answer", Rs, XML, "ok"),
+    ("empty.query", Rq, XML, "invalid_soap"),
+    ("empty.query", Rs, XML, "invalid_soap"),
+    ("empty.query", Rq, MP, "missing_soap"),
+    ("fault.query", Rq, XML, "fault:CODE"),
+    ("faulty-fault.answer", Rs, XML, "fault:soap:Server"),
+    ("attachm.query", Rq, MP, "ok"),
+    ("attachm.answer", Rs, XML, "ok"),
+    ("attachm2.query", Rq, MP_NOCS, "ok"),
+    ("attachm2.answer", Rs, MP, "ok"),
+    ("attachm2-utf8bom-inside.query", Rq, MP_NOCS, "ok"),
+    ("attachm2-utf8bom-inside.answer", Rs, MP, "ok"),
+    ("attachm-error.query", Rq, MP, "invalid_content_type"),
+    ("attachm-error.query", Rs, MP, "invalid_content_type"),
+    ("attachm-faulty-soap.query", Rq, MP, "missing_header_field"),
+    ("attachm-faulty-soap.query", Rs, MP, "missing_header_field"),
+    ("attachm-no-soap.query", Rq, MP, "invalid_content_type"),
+    ("attachm-no-soap.query", Rs, MP, "invalid_content_type"),
+    ("attachm-mtom.query", Rq, MTOM, "ok"),
+    ("attachm-mtom.answer", Rs, MTOM, "ok"),
+    ("attachments.query", Rq, MP, "ok"),
+    ("attachments.answer", Rs, MP, "ok"),
+    ("mimesoap.query", Rq, MP, "ok"),
+    ("mimesoap.answer", Rs, MP, "ok"),
+    ("soapfault-mtom.answer", Rs, MTOM, "fault:"),
+    (
+        "faulty-multipart.query",
+        Rs,
+        "multipart/related; boundary=jetty771207119h3h10dty; charset=utf-8",
+        "invalid_message",
+    ),
+    ("xml.query", Rq, XML, "ok"),
+];
+
+#[test]
+fn proxy_core_queries_parse_as_x_road_says() {
+    let Some(dir) = conformance_dir() else { return };
+    let mut failures = Vec::new();
+    for (file, direction, ct, expected) in CASES {
+        let bytes = std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        let got = match package::decode(ct, &bytes, *direction, &Limits::default()) {
+            Ok(p) => match p.soap {
+                Soap::Message(_) => "ok".to_owned(),
+                Soap::Fault(f) => format!("fault:{}", f.code),
+            },
+            Err(e) => e.code.0.to_owned(),
+        };
+        let matches = if let Some(prefix) = expected.strip_suffix(':') {
+            got.starts_with(&format!("{prefix}:"))
+        } else {
+            got == *expected
+        };
+        if !matches {
+            failures.push(format!("{file} ({direction:?}, {ct}): expected {expected}, got {got}"));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} vectors differ:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+fn parse_ok(file: &str, direction: Direction) -> musubi_protocol::soap::SoapMessage {
+    let dir = conformance_dir().expect("checked by caller");
+    let bytes = std::fs::read(dir.join(file)).unwrap();
+    match package::decode(XML, &bytes, direction, &Limits::default())
+        .unwrap()
+        .soap
+    {
+        Soap::Message(m) => m,
+        Soap::Fault(f) => panic!("{file}: unexpected fault {f}"),
+    }
+}
+
+#[test]
+fn header_values_match_x_road_soap_message_test() {
+    if conformance_dir().is_none() {
+        return;
+    }
+    let m = parse_ok("simple.query", Rq);
+    let h = m.header();
+    assert_eq!(h.service.service_code(), "testQuery");
+    assert_eq!(h.user_id.as_deref(), Some("EE37702211234"));
+    assert_eq!(h.id, "1234567890");
+    assert!(parse_ok("simple-rpc.query", Rq).is_rpc());
+    assert_eq!(
+        parse_ok("simple-representedparty.query", Rq).header().issue.as_deref(),
+        Some("issue-1")
+    );
+    assert_eq!(
+        parse_ok("split-header.query", Rq).header().issue.as_deref(),
+        Some("w\naa\nww\n")
+    );
+    assert_eq!(
+        parse_ok("xmlencoded.query", Rq).header().user_id.as_deref(),
+        Some("<\"EE37702211234\" & 'xml encoded'>")
+    );
+    let sub = parse_ok("getstate-subsystem.query", Rq);
+    assert_eq!(
+        sub.header().client.to_string(),
+        "SUBSYSTEM:EE/BUSINESS/consumer/subsys1"
+    );
+    let rh = parse_ok("requesthash.answer", Rs);
+    assert_eq!(rh.header().request_hash.as_ref().map(|r| r.value.as_str()), Some("foo"));
+    // The server proxy's rewrite: the provider's hash is replaced, ours follows `id`.
+    let rewritten = rh.with_request_hash("http://www.w3.org/2001/04/xmlenc#sha512", "AAAA");
+    let again = match musubi_protocol::soap::parse(&rewritten, Rs, &Limits::default()).unwrap() {
+        Soap::Message(m) => m,
+        Soap::Fault(f) => panic!("{f}"),
+    };
+    assert_eq!(again.header().request_hash.as_ref().unwrap().value, "AAAA");
+    let text = String::from_utf8(rewritten).unwrap();
+    assert_eq!(text.matches("requestHash algorithmId").count(), 1, "{text}");
+    assert!(text.contains("</xroad:id><xroad:requestHash"), "{text}");
+}
