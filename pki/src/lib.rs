@@ -1,1 +1,419 @@
-//! placeholder
+//! Keys and certificates for Musubi: a development CA that issues every
+//! certificate of the demo network and the tests, software signing keys, and
+//! the certificate checks the proxies make (issued by a trusted CA, within its
+//! validity period).
+//!
+//! What it deliberately does not do yet: PIN-protected token storage, CSRs,
+//! OCSP and time stamps (the trust issue). Keys are ECDSA P-256, made with
+//! rcgen on ring; ring cannot generate RSA keys, but RSA PKCS#8 keys made
+//! elsewhere can be loaded for signing.
+
+#![warn(missing_docs)]
+
+use std::net::IpAddr;
+
+use musubi_protocol::xades;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use ring::rand::SystemRandom;
+use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, RSA_PKCS1_SHA512, RsaKeyPair};
+use time::{Duration, OffsetDateTime};
+
+/// Errors of key and certificate handling.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PkiError {
+    /// rcgen failed to make a key or certificate.
+    #[error("cannot create certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// A private key could not be loaded.
+    #[error("private key is not a PKCS#8 ECDSA P-256 or RSA key: {0}")]
+    BadKey(String),
+    /// A certificate could not be parsed.
+    #[error("certificate does not parse: {0}")]
+    BadCertificate(String),
+    /// The certificate is not issued by the trusted CA.
+    #[error("certificate {subject:?} is not issued by a trusted CA: {reason}")]
+    Untrusted {
+        /// Subject of the refused certificate.
+        subject: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The certificate is outside its validity period.
+    #[error("certificate {subject:?} is not valid at {at} (valid {not_before} to {not_after})")]
+    Expired {
+        /// Subject.
+        subject: String,
+        /// The time checked.
+        at: String,
+        /// Start of validity.
+        not_before: String,
+        /// End of validity.
+        not_after: String,
+    },
+}
+
+/// What a certificate is for (X-Road's certificate profiles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Usage {
+    /// Authentication certificate of a security server (TLS on 5500).
+    Auth,
+    /// Signing certificate of a member.
+    Sign,
+    /// TLS certificate of an information system or a provider endpoint.
+    Tls,
+}
+
+/// A certificate with its private key (PKCS#8 DER), as issued by [`DevCa`].
+#[derive(Clone)]
+pub struct Issued {
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The private key, PKCS#8 DER.
+    pub key_pkcs8: Vec<u8>,
+}
+
+impl std::fmt::Debug for Issued {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issued")
+            .field("cert_der", &self.cert_der.len())
+            .field("key_pkcs8", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Issued {
+    /// The certificate as PEM.
+    pub fn cert_pem(&self) -> String {
+        pem("CERTIFICATE", &self.cert_der)
+    }
+    /// The key as PEM.
+    pub fn key_pem(&self) -> String {
+        pem("PRIVATE KEY", &self.key_pkcs8)
+    }
+}
+
+/// PEM-encodes DER.
+pub fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b64.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Decodes the first PEM block with `label`.
+pub fn pem_decode(label: &str, text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin)? + begin.len();
+    let stop = start + text[start..].find(&end)?;
+    let b64: String = text[start..stop].split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(b64).ok()
+}
+
+/// A development certification authority. Demo and tests only: its key lives
+/// in memory and every certificate it issues is valid for a year.
+pub struct DevCa {
+    issuer: Issuer<'static, KeyPair>,
+    cert_der: Vec<u8>,
+}
+
+impl DevCa {
+    /// A new CA named `common_name`.
+    pub fn new(common_name: &str) -> Result<Self, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name, "Musubi dev CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(3650);
+        let cert = params.self_signed(&key)?;
+        let cert_der = cert.der().to_vec();
+        Ok(Self {
+            issuer: Issuer::new(params, key),
+            cert_der,
+        })
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Issues a certificate for `common_name` of `organization`, with the
+    /// given IP addresses / DNS names as subject alternative names.
+    pub fn issue(
+        &self,
+        common_name: &str,
+        organization: &str,
+        usage: Usage,
+        sans: &[&str],
+    ) -> Result<Issued, PkiError> {
+        self.issue_with_validity(
+            common_name,
+            organization,
+            usage,
+            sans,
+            Duration::hours(-1),
+            Duration::days(365),
+        )
+    }
+
+    /// Like [`DevCa::issue`] with the validity period relative to now (tests
+    /// use this for expired certificates).
+    pub fn issue_with_validity(
+        &self,
+        common_name: &str,
+        organization: &str,
+        usage: Usage,
+        sans: &[&str],
+        from: Duration,
+        to: Duration,
+    ) -> Result<Issued, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name, organization);
+        params.is_ca = IsCa::ExplicitNoCa;
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now + from;
+        params.not_after = now + to;
+        params.subject_alt_names = sans
+            .iter()
+            .map(|s| match s.parse::<IpAddr>() {
+                Ok(ip) => Ok(SanType::IpAddress(ip)),
+                Err(_) => Ok(SanType::DnsName((*s).try_into()?)),
+            })
+            .collect::<Result<_, rcgen::Error>>()?;
+        match usage {
+            Usage::Auth | Usage::Tls => {
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyAgreement];
+                params.extended_key_usages =
+                    vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+            }
+            Usage::Sign => {
+                params.key_usages = vec![KeyUsagePurpose::ContentCommitment];
+            }
+        }
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Issued {
+            cert_der: cert.der().to_vec(),
+            key_pkcs8: key.serialize_der(),
+        })
+    }
+}
+
+fn dn(cn: &str, org: &str) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CountryName, "JP");
+    dn.push(DnType::OrganizationName, org);
+    dn.push(DnType::CommonName, cn);
+    dn
+}
+
+enum KeyKind {
+    Ecdsa(EcdsaKeyPair),
+    Rsa(RsaKeyPair),
+}
+
+/// A software signing key with its certificate.
+pub struct SigningKey {
+    key: KeyKind,
+    cert_der: Vec<u8>,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SigningKey(<redacted>)")
+    }
+}
+
+impl SigningKey {
+    /// Loads a PKCS#8 ECDSA P-256 or RSA key for `cert_der`.
+    pub fn from_pkcs8(key_pkcs8: &[u8], cert_der: Vec<u8>) -> Result<Self, PkiError> {
+        let rng = SystemRandom::new();
+        let key = match EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, key_pkcs8, &rng) {
+            Ok(k) => KeyKind::Ecdsa(k),
+            Err(e) => {
+                KeyKind::Rsa(RsaKeyPair::from_pkcs8(key_pkcs8).map_err(|r| PkiError::BadKey(format!("{e}; {r}")))?)
+            }
+        };
+        Ok(Self { key, cert_der, rng })
+    }
+}
+
+impl xades::Signer for SigningKey {
+    fn algorithm(&self) -> &'static str {
+        match self.key {
+            KeyKind::Ecdsa(_) => xades::ECDSA_SHA256,
+            KeyKind::Rsa(_) => xades::RSA_SHA512,
+        }
+    }
+    fn sign(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        match &self.key {
+            KeyKind::Ecdsa(k) => k
+                .sign(&self.rng, data)
+                .map(|s| s.as_ref().to_vec())
+                .map_err(|e| e.to_string()),
+            KeyKind::Rsa(k) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(&RSA_PKCS1_SHA512, &self.rng, data, &mut sig)
+                    .map_err(|e| e.to_string())?;
+                Ok(sig)
+            }
+        }
+    }
+    fn certificate_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+}
+
+/// SHA-256 of a certificate's DER, lowercase hex: how Musubi's trust file
+/// names authentication certificates.
+pub fn cert_hash(cert_der: &[u8]) -> String {
+    ring::digest::digest(&ring::digest::SHA256, cert_der)
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks that `cert_der` was signed by `ca_der` and is valid at `now`.
+pub fn check_issued_by(cert_der: &[u8], ca_der: &[u8], now: OffsetDateTime) -> Result<(), PkiError> {
+    let (_, cert) =
+        x509_parser::parse_x509_certificate(cert_der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let (_, ca) = x509_parser::parse_x509_certificate(ca_der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let subject = cert.subject().to_string();
+    if cert.issuer() != ca.subject() {
+        return Err(PkiError::Untrusted {
+            subject,
+            reason: format!("issuer is {}", cert.issuer()),
+        });
+    }
+    cert.verify_signature(Some(ca.public_key()))
+        .map_err(|e| PkiError::Untrusted {
+            subject: subject.clone(),
+            reason: format!("signature: {e}"),
+        })?;
+    let t = x509_parser::time::ASN1Time::from_timestamp(now.unix_timestamp())
+        .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let v = cert.validity();
+    if t < v.not_before || t > v.not_after {
+        return Err(PkiError::Expired {
+            subject,
+            at: t.to_string(),
+            not_before: v.not_before.to_string(),
+            not_after: v.not_after.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use musubi_protocol::xades::{DataPart, Signer as _};
+
+    fn key_for(ca: &DevCa) -> SigningKey {
+        let issued = ca.issue("member", "Test Org", Usage::Sign, &[]).unwrap();
+        SigningKey::from_pkcs8(&issued.key_pkcs8, issued.cert_der).unwrap()
+    }
+
+    #[test]
+    fn signs_and_verifies_xades_over_raw_parts() {
+        let ca = DevCa::new("Test CA").unwrap();
+        let key = key_for(&ca);
+        let msg = b"<Envelope>\r\n a\xc3\xa4 </Envelope>";
+        let att = b"attachment bytes";
+        let parts = [
+            DataPart {
+                uri: "/message.xml",
+                bytes: msg,
+            },
+            DataPart {
+                uri: "/attachment1",
+                bytes: att,
+            },
+        ];
+        let sig = xades::sign(&key, &parts, "2026-11-24T10:00:00Z").unwrap();
+        let v = xades::verify(&sig, &parts).unwrap();
+        assert_eq!(v.certificate_der, key.certificate_der());
+        assert_eq!(v.signing_time, "2026-11-24T10:00:00Z");
+        check_issued_by(&v.certificate_der, ca.cert_der(), OffsetDateTime::now_utc()).unwrap();
+    }
+
+    #[test]
+    fn rejects_changed_message_and_changed_signed_properties() {
+        let ca = DevCa::new("Test CA").unwrap();
+        let key = key_for(&ca);
+        let parts = [DataPart {
+            uri: "/message.xml",
+            bytes: b"<a/>",
+        }];
+        let sig = xades::sign(&key, &parts, "2026-11-24T10:00:00Z").unwrap();
+        let other = [DataPart {
+            uri: "/message.xml",
+            bytes: b"<b/>",
+        }];
+        assert_eq!(
+            xades::verify(&sig, &other).unwrap_err().code,
+            musubi_protocol::Code::INVALID_REFERENCE
+        );
+        let tampered = String::from_utf8(sig.clone())
+            .unwrap()
+            .replace("2026-11-24T10:00:00Z", "2020-01-01T00:00:00Z");
+        assert_eq!(
+            xades::verify(tampered.as_bytes(), &parts).unwrap_err().code,
+            musubi_protocol::Code::INVALID_REFERENCE
+        );
+        // A signature value from another key does not verify.
+        let other_key = key_for(&ca);
+        let sig2 = String::from_utf8(xades::sign(&other_key, &parts, "2026-11-24T10:00:00Z").unwrap()).unwrap();
+        let value = |s: &str| {
+            s.split("signature-value\">")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+                .to_owned()
+        };
+        let original = String::from_utf8(sig).unwrap();
+        let swapped = original.replace(&value(&original), &value(&sig2));
+        assert_ne!(swapped, original);
+        assert_eq!(
+            xades::verify(swapped.as_bytes(), &parts).unwrap_err().code,
+            musubi_protocol::Code::INVALID_SIGNATURE_VALUE
+        );
+    }
+
+    #[test]
+    fn refuses_certificates_of_other_cas_and_expired_ones() {
+        let ca = DevCa::new("Test CA").unwrap();
+        let other = DevCa::new("Other CA").unwrap();
+        let issued = other.issue("x", "Org", Usage::Auth, &["127.0.0.2"]).unwrap();
+        assert!(check_issued_by(&issued.cert_der, ca.cert_der(), OffsetDateTime::now_utc()).is_err());
+        let old = ca
+            .issue_with_validity("x", "Org", Usage::Auth, &[], Duration::days(-10), Duration::days(-1))
+            .unwrap();
+        assert!(matches!(
+            check_issued_by(&old.cert_der, ca.cert_der(), OffsetDateTime::now_utc()),
+            Err(PkiError::Expired { .. })
+        ));
+    }
+}

@@ -17,6 +17,7 @@ pub mod identifiers;
 pub mod mime;
 pub mod package;
 pub mod soap;
+pub mod xades;
 
 pub use fault::{Code, Fault};
 pub use identifiers::{ClientId, GlobalGroupId, IdError, LocalGroupId, SecurityServerId, ServiceId};
