@@ -17,6 +17,7 @@ pub mod identifiers;
 pub mod mime;
 pub mod package;
 pub mod soap;
+pub mod transport;
 pub mod xades;
 
 pub use fault::{Code, Fault};

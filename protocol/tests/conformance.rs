@@ -193,3 +193,47 @@ fn header_values_match_x_road_soap_message_test() {
     assert_eq!(text.matches("requestHash algorithmId").count(), 1, "{text}");
     assert!(text.contains("</xroad:id><xroad:requestHash"), "{text}");
 }
+
+#[test]
+fn proxy_messages_decode_as_x_road_says() {
+    use musubi_protocol::transport;
+    let Some(dir) = conformance_dir() else { return };
+    let dir = dir.join("../proxy-core-proxymessages");
+    let ct = |b: &str| format!("multipart/mixed; boundary={b}");
+    let cases: &[(&str, &str, &str)] = &[
+        ("normal.request", "xtop1357783211hcn1yiro", "ok"),
+        ("normal-soapfault.request", "xtop1357783211hcn1yiro", "ok"),
+        ("attachment.request", "xtop569125687hcu8vfma", "ok"),
+        ("ocsp.request", "xtop1357783211hcn1yiro", "ok"),
+        ("fault-signature.request", "xtop1357783211hcn1yiro", "ok"),
+        ("extracontent.request", "xtop1357783211hcn1yiro", "invalid_message"),
+        (
+            "invalid-soap-contenttype.request",
+            "xtop1357783211hcn1yiro",
+            "invalid_content_type",
+        ),
+        (
+            "invalid-contenttype-signature.request",
+            "xtop1357783211hcn1yiro",
+            "invalid_content_type",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (file, boundary, expected) in cases {
+        let body = std::fs::read(dir.join(file)).unwrap();
+        let got = match transport::decode(&ct(boundary), &body) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code.0.to_owned(),
+        };
+        if got != *expected {
+            failures.push(format!("{file}: expected {expected}, got {got}"));
+        }
+    }
+    // ServerProxyProcessingError: a boundary that is not in the body.
+    let q = std::fs::read(dir.join("../proxy-core-queries/getstate.query")).unwrap();
+    match transport::decode("multipart/mixed; boundary=foobar", &q) {
+        Err(e) if e.code.0 == "missing_soap" => {}
+        other => failures.push(format!("boundary foobar: expected missing_soap, got {other:?}")),
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
