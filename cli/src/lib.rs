@@ -1,1 +1,7 @@
-//! placeholder
+//! The `musubi` command-line tool. For now it holds `musubi demo`: the whole
+//! network on one machine (a dev CA, two security servers, a provider), which
+//! the end-to-end tests start too.
+
+#![warn(missing_docs)]
+
+pub mod demo;

@@ -1,1 +1,256 @@
-//! placeholder
+//! The Musubi security server: a client proxy for information systems, a
+//! server proxy for peer security servers on 5500 (mutual TLS), XAdES-signed
+//! transport messages, and a message log written before any response is
+//! released.
+//!
+//! [`start`] takes a [`conf::ServerConf`], binds both listeners and returns a
+//! [`Handle`]; the binary, `musubi demo` and the tests all start servers the
+//! same way. Not here yet: OCSP, time stamps, archives, the admin API, and the
+//! central server's global configuration (a static trust file stands in, shaped
+//! like shared-params).
+
+#![warn(missing_docs)]
+
+pub mod conf;
+pub mod messagelog;
+mod proxy;
+mod tls;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, watch};
+use tokio::task::JoinSet;
+use tracing::{info, warn};
+
+use crate::conf::{ConfError, ServerConf, Trust};
+use crate::messagelog::MessageLog;
+
+/// A server that failed to start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Conf(#[from] ConfError),
+    /// A key or certificate problem.
+    #[error("{0}")]
+    Key(String),
+    /// The message log could not be opened.
+    #[error("cannot open the message log: {0}")]
+    Log(#[from] sqlx::Error),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// A running security server.
+pub struct Handle {
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    log: MessageLog,
+    /// Where the client proxy listens.
+    pub client_proxy_addr: SocketAddr,
+    /// Where the server proxy listens.
+    pub server_proxy_addr: SocketAddr,
+}
+
+impl Handle {
+    /// The message log (tests read it).
+    pub fn message_log(&self) -> &MessageLog {
+        &self.log
+    }
+
+    /// Stops accepting, lets in-flight exchanges finish (up to 30 s), closes the log.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        let drain = async { while self.tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
+            warn!("in-flight exchanges did not finish within 30 s");
+        }
+        self.log.close().await;
+    }
+}
+
+fn read_pem(path: &std::path::Path, label: &str) -> Result<Vec<u8>, StartError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| StartError::Key(format!("cannot read {}: {e}", path.display())))?;
+    musubi_pki::pem_decode(label, &text)
+        .ok_or_else(|| StartError::Key(format!("{} holds no {label} PEM block", path.display())))
+}
+
+/// Starts a security server with `conf`.
+pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
+    let trust = Arc::new(Trust::new(conf::read_toml(&conf.global_conf)?)?);
+    if trust.server(&conf.server_id).is_none() {
+        return Err(ConfError::Invalid(format!(
+            "{} is not in the global configuration {}",
+            conf.server_id,
+            conf.global_conf.display()
+        ))
+        .into());
+    }
+    let mut signing_keys = HashMap::new();
+    for k in &conf.signing_keys {
+        let key = read_pem(&k.key, "PRIVATE KEY")?;
+        let cert = read_pem(&k.cert, "CERTIFICATE")?;
+        let sk = musubi_pki::SigningKey::from_pkcs8(&key, cert).map_err(|e| StartError::Key(e.to_string()))?;
+        signing_keys.insert(k.member.member_id(), sk);
+    }
+    let auth_cert = CertificateDer::from(read_pem(&conf.auth_cert, "CERTIFICATE")?);
+    let auth_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read_pem(&conf.auth_key, "PRIVATE KEY")?));
+    let log = MessageLog::open(&conf.database).await?;
+    let tls_conf = tls::server_config(trust.clone(), auth_cert.clone(), auth_key.clone_key())
+        .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;
+
+    let cp = TcpListener::bind(conf.client_proxy_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: conf.client_proxy_listen,
+            source,
+        })?;
+    let sp = TcpListener::bind(conf.server_proxy_listen)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: conf.server_proxy_listen,
+            source,
+        })?;
+    let client_proxy_addr = cp.local_addr().map_err(|source| StartError::Bind {
+        addr: conf.client_proxy_listen,
+        source,
+    })?;
+    let server_proxy_addr = sp.local_addr().map_err(|source| StartError::Bind {
+        addr: conf.server_proxy_listen,
+        source,
+    })?;
+    let state = Arc::new(proxy::State {
+        conf,
+        trust,
+        log: log.clone(),
+        signing_keys,
+        auth_cert,
+        auth_key,
+        peers: Mutex::new(HashMap::new()),
+        provider_client: Mutex::new(HashMap::new()),
+    });
+    let (tx, rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
+    tasks.spawn(serve_server_proxy(sp, state, Arc::new(tls_conf), rx));
+    info!(%client_proxy_addr, %server_proxy_addr, "security server started");
+    Ok(Handle {
+        shutdown: tx,
+        tasks,
+        log,
+        client_proxy_addr,
+        server_proxy_addr,
+    })
+}
+
+/// Most connections served at once per listener.
+const MAX_CONNECTIONS: usize = 1024;
+
+async fn serve_client_proxy(listener: TcpListener, state: Arc<proxy::State>, mut stop: watch::Receiver<bool>) {
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                let state = state.clone();
+                let mut stop = stop.clone();
+                conns.spawn(async move {
+                    let _permit = permit;
+                    let svc = service_fn(move |req| {
+                        let state = state.clone();
+                        async move { Ok::<_, std::convert::Infallible>(proxy::client_proxy(state, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(tcp), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}
+
+async fn serve_server_proxy(
+    listener: TcpListener,
+    state: Arc<proxy::State>,
+    tls: Arc<rustls::ServerConfig>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer_addr)) = accepted else { continue };
+                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                let state = state.clone();
+                let acceptor = acceptor.clone();
+                let mut stop = stop.clone();
+                conns.spawn(async move {
+                    let _permit = permit;
+                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                        Ok(Ok(t)) => t,
+                        Ok(Err(e)) => {
+                            warn!(%peer_addr, "TLS handshake refused: {e}");
+                            return;
+                        }
+                        Err(_) => {
+                            warn!(%peer_addr, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let Some(hash) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| musubi_pki::cert_hash(c)) else {
+                        return;
+                    };
+                    let hash = Arc::new(hash);
+                    let svc = service_fn(move |req| {
+                        let (state, hash) = (state.clone(), hash.clone());
+                        async move { Ok::<_, std::convert::Infallible>(proxy::server_proxy(state, hash, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(tls), svc);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+        }
+    }
+    while conns.join_next().await.is_some() {}
+}

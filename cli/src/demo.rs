@@ -1,0 +1,313 @@
+//! `musubi demo`: a dev CA, a consumer's and a provider's security server on
+//! their own loopback addresses with the real ports (8080, 5500), and a small
+//! provider information system with one example service.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use musubi_pki::{DevCa, Issued, Usage};
+use musubi_protocol::soap::{self, Direction, Limits, Soap};
+use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
+use musubi_security_server::conf::{GlobalConf, Member, SecurityServer, ServerConf, Service, SigningKeyConf};
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// The instance identifier of the demo network.
+pub const INSTANCE: &str = "DEMO";
+
+/// What a demo network is made of.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Consumer's security server, provider's security server, provider IS.
+    pub ips: [Ipv4Addr; 3],
+    /// Whether to start the provider information system.
+    pub start_provider: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            ips: [
+                Ipv4Addr::new(127, 0, 0, 2),
+                Ipv4Addr::new(127, 0, 0, 3),
+                Ipv4Addr::new(127, 0, 0, 4),
+            ],
+            start_provider: true,
+        }
+    }
+}
+
+/// Facts about a running demo, written to `demo.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Facts {
+    /// Where information systems of the consumer send SOAP.
+    pub client_proxy_url: String,
+    /// The consumer's client identifier.
+    pub client: String,
+    /// The example service.
+    pub service: String,
+    /// A service the consumer has no access right for.
+    pub denied_service: String,
+    /// The example request file.
+    pub request_file: PathBuf,
+    /// The provider's security server proxy.
+    pub provider_server_proxy: String,
+    /// The provider information system.
+    pub provider_url: String,
+    /// Message log databases of both servers.
+    pub message_logs: [PathBuf; 2],
+}
+
+/// A running demo network.
+pub struct Network {
+    /// The consumer's security server.
+    pub consumer: musubi_security_server::Handle,
+    /// The provider's security server.
+    pub provider: musubi_security_server::Handle,
+    /// The CA that issued every certificate.
+    pub ca: DevCa,
+    /// The consumer's security server authentication certificate and key.
+    pub consumer_auth: Issued,
+    /// The consumer member's signing certificate and key.
+    pub consumer_sign: Issued,
+    /// Facts for people and scripts.
+    pub facts: Facts,
+    provider_stop: watch::Sender<bool>,
+}
+
+/// Identifiers used by the demo.
+pub fn ids() -> (ClientId, ClientId, ServiceId, ServiceId) {
+    fn ok<T>(r: Result<T, musubi_protocol::IdError>) -> T {
+        r.unwrap_or_else(|e| unreachable!("demo identifiers are valid: {e}"))
+    }
+    let consumer = ok(ClientId::subsystem(INSTANCE, "GOV", "1001", "care"));
+    let provider = ok(ClientId::subsystem(INSTANCE, "COM", "2002", "home"));
+    let service = ok(ServiceId::new(provider.clone(), "getRoomTemperature", None));
+    let denied = ok(ServiceId::new(provider.clone(), "getDoorLockState", None));
+    (consumer, provider, service, denied)
+}
+
+/// An example request of the consumer for `service`.
+pub fn example_request(service: &ServiceId, query_id: &str) -> String {
+    let (consumer, ..) = ids();
+    let body = format!(
+        "    <{0} xmlns=\"http://example.org/home\"><room>living</room></{0}>",
+        service.service_code()
+    );
+    soap::build_request(&consumer, service, query_id, Some("DEMO:care-worker-7"), &body)
+}
+
+fn write(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+}
+
+fn write_key(path: &Path, pem: &str) -> Result<()> {
+    write(path, pem)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(())
+}
+
+impl Network {
+    /// Writes keys and configuration into `dir` and starts everything.
+    pub async fn start(dir: &Path, opts: Options) -> Result<Self> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let [ip_a, ip_b, ip_p] = opts.ips;
+        let (consumer, provider, service, denied) = ids();
+        let ss_a = SecurityServerId::new(consumer.member_id(), "ss-consumer")?;
+        let ss_b = SecurityServerId::new(provider.member_id(), "ss-provider")?;
+        let ca = DevCa::new("Musubi Demo CA")?;
+        let auth_a = ca.issue("ss-consumer", "Demo City", Usage::Auth, &[&ip_a.to_string()])?;
+        let auth_b = ca.issue("ss-provider", "Demo Home Cloud", Usage::Auth, &[&ip_b.to_string()])?;
+        let sign_a = ca.issue("1001", "Demo City", Usage::Sign, &[])?;
+        let sign_b = ca.issue("2002", "Demo Home Cloud", Usage::Sign, &[])?;
+        let global = GlobalConf {
+            instance_identifier: INSTANCE.into(),
+            approved_cas: vec![musubi_pki::pem("CERTIFICATE", ca.cert_der())],
+            members: vec![
+                Member {
+                    id: consumer.member_id(),
+                    name: "Demo City".into(),
+                    subsystems: vec!["care".into()],
+                    signing_certs: vec![sign_a.cert_pem()],
+                },
+                Member {
+                    id: provider.member_id(),
+                    name: "Demo Home Cloud".into(),
+                    subsystems: vec!["home".into()],
+                    signing_certs: vec![sign_b.cert_pem()],
+                },
+            ],
+            security_servers: vec![
+                SecurityServer {
+                    id: ss_a.clone(),
+                    address: ip_a.to_string(),
+                    auth_cert_hashes: vec![musubi_pki::cert_hash(&auth_a.cert_der)],
+                    clients: vec![consumer.member_id(), consumer.clone()],
+                },
+                SecurityServer {
+                    id: ss_b.clone(),
+                    address: ip_b.to_string(),
+                    auth_cert_hashes: vec![musubi_pki::cert_hash(&auth_b.cert_der)],
+                    clients: vec![provider.member_id(), provider.clone()],
+                },
+            ],
+        };
+        let global_path = dir.join("global-conf.toml");
+        write(&global_path, &toml::to_string_pretty(&global)?)?;
+        let provider_url = format!("http://{ip_p}:8090/");
+        let mut confs = Vec::new();
+        for (name, id, ip, auth, sign, member, services) in [
+            ("consumer", &ss_a, ip_a, &auth_a, &sign_a, consumer.member_id(), vec![]),
+            (
+                "provider",
+                &ss_b,
+                ip_b,
+                &auth_b,
+                &sign_b,
+                provider.member_id(),
+                vec![
+                    Service {
+                        id: service.clone(),
+                        url: provider_url.clone(),
+                        timeout_secs: 10,
+                        enabled: true,
+                        allowed_clients: vec![consumer.clone()],
+                    },
+                    Service {
+                        id: denied.clone(),
+                        url: provider_url.clone(),
+                        timeout_secs: 10,
+                        enabled: true,
+                        allowed_clients: vec![],
+                    },
+                ],
+            ),
+        ] {
+            let d = dir.join(name);
+            std::fs::create_dir_all(&d)?;
+            write(&d.join("auth.pem"), &auth.cert_pem())?;
+            write_key(&d.join("auth.key"), &auth.key_pem())?;
+            write(&d.join("sign.pem"), &sign.cert_pem())?;
+            write_key(&d.join("sign.key"), &sign.key_pem())?;
+            let conf = ServerConf {
+                server_id: id.clone(),
+                global_conf: global_path.clone(),
+                client_proxy_listen: SocketAddr::new(ip.into(), 8080),
+                server_proxy_listen: SocketAddr::new(ip.into(), 5500),
+                database: d.join("messagelog.sqlite"),
+                auth_key: d.join("auth.key"),
+                auth_cert: d.join("auth.pem"),
+                signing_keys: vec![SigningKeyConf {
+                    member,
+                    key: d.join("sign.key"),
+                    cert: d.join("sign.pem"),
+                }],
+                services,
+                max_body_bytes: 32 * 1024 * 1024,
+            };
+            write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
+            confs.push(conf);
+        }
+        let request_file = dir.join("request.xml");
+        write(&request_file, &example_request(&service, "demo-query-1"))?;
+        let (provider_stop, stop_rx) = watch::channel(false);
+        if opts.start_provider {
+            let listener = tokio::net::TcpListener::bind((ip_p, 8090))
+                .await
+                .with_context(|| format!("cannot listen on {ip_p}:8090 for the provider"))?;
+            tokio::spawn(serve_provider(listener, stop_rx));
+        }
+        let mut confs = confs.into_iter();
+        let (Some(conf_a), Some(conf_b)) = (confs.next(), confs.next()) else {
+            unreachable!("two servers configured")
+        };
+        let logs = [conf_a.database.clone(), conf_b.database.clone()];
+        let consumer_handle = musubi_security_server::start(conf_a)
+            .await
+            .context("starting the consumer's security server")?;
+        let provider_handle = musubi_security_server::start(conf_b)
+            .await
+            .context("starting the provider's security server")?;
+        let facts = Facts {
+            client_proxy_url: format!("http://{}/", consumer_handle.client_proxy_addr),
+            client: consumer.to_string(),
+            service: service.to_string(),
+            denied_service: denied.to_string(),
+            request_file,
+            provider_server_proxy: provider_handle.server_proxy_addr.to_string(),
+            provider_url,
+            message_logs: logs,
+        };
+        write(&dir.join("demo.json"), &serde_json::to_string_pretty(&facts)?)?;
+        Ok(Self {
+            consumer: consumer_handle,
+            provider: provider_handle,
+            ca,
+            consumer_auth: auth_a,
+            consumer_sign: sign_a,
+            facts,
+            provider_stop,
+        })
+    }
+
+    /// Stops everything, finishing in-flight exchanges.
+    pub async fn shutdown(self) {
+        let _ = self.provider_stop.send(true);
+        self.consumer.shutdown().await;
+        self.provider.shutdown().await;
+    }
+}
+
+/// The demo provider: answers every X-Road request with a `…Response` that
+/// carries the same header, as a real provider information system does.
+async fn serve_provider(listener: tokio::net::TcpListener, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                        Ok::<_, std::convert::Infallible>(provider_answer(&body))
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        }
+    }
+}
+
+fn provider_answer(body: &[u8]) -> Response<Full<Bytes>> {
+    let reply = match soap::parse(body, Direction::Request, &Limits::default()) {
+        Ok(Soap::Message(m)) => {
+            let h = m.header();
+            let code = h.service.service_code();
+            let inner = format!(
+                "    <{code}Response xmlns=\"http://example.org/home\"><room>living</room><temperature unit=\"celsius\">22.5</temperature></{code}Response>"
+            );
+            soap::build_request(&h.client, &h.service, &h.id, h.user_id.as_deref(), &inner)
+        }
+        _ => musubi_protocol::Code::INVALID_SOAP
+            .client("the demo provider could not read the request")
+            .to_xml()
+            .into_iter()
+            .map(char::from)
+            .collect(),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(reply)));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/xml; charset=UTF-8"),
+    );
+    r
+}

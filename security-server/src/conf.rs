@@ -1,0 +1,258 @@
+//! Configuration of a security server: the trust file (shaped like X-Road's
+//! shared-params, so that the configuration client of the central-server issue
+//! replaces the loader, not the model) and the server's own settings.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
+use serde::{Deserialize, Serialize};
+
+/// Global configuration: who is in the network and whom to trust.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalConf {
+    /// The X-Road instance identifier.
+    pub instance_identifier: String,
+    /// Approved certification authorities (PEM).
+    pub approved_cas: Vec<String>,
+    /// Members of the network.
+    #[serde(default)]
+    pub members: Vec<Member>,
+    /// Security servers of the network.
+    #[serde(default)]
+    pub security_servers: Vec<SecurityServer>,
+}
+
+/// A member and its signing certificates.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Member {
+    /// `MEMBER:…` identifier.
+    pub id: ClientId,
+    /// Display name.
+    pub name: String,
+    /// Subsystem codes.
+    #[serde(default)]
+    pub subsystems: Vec<String>,
+    /// Signing certificates (PEM) the member signs messages with.
+    #[serde(default)]
+    pub signing_certs: Vec<String>,
+}
+
+/// A security server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecurityServer {
+    /// `SERVER:…` identifier.
+    pub id: SecurityServerId,
+    /// Host (and optional port; 5500 when absent) of its server proxy.
+    pub address: String,
+    /// SHA-256 hex hashes of its authentication certificates.
+    pub auth_cert_hashes: Vec<String>,
+    /// Clients (members and subsystems) it hosts.
+    #[serde(default)]
+    pub clients: Vec<ClientId>,
+}
+
+impl SecurityServer {
+    /// `host:port` of the server proxy.
+    pub fn proxy_address(&self) -> String {
+        if self.address.parse::<SocketAddr>().is_ok()
+            || self
+                .address
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+        {
+            self.address.clone()
+        } else {
+            format!("{}:5500", self.address)
+        }
+    }
+    /// Whether the server hosts `client` (a member hosts all its subsystems' requests only if listed).
+    pub fn hosts(&self, client: &ClientId) -> bool {
+        self.clients.iter().any(|c| c == client)
+    }
+}
+
+/// A service this server provides.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    /// `SERVICE:…` identifier.
+    pub id: ServiceId,
+    /// Provider URL the request is forwarded to.
+    pub url: String,
+    /// Timeout for the provider, seconds.
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+    /// Whether the service is enabled.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Clients allowed to call it (subsystems, or members for all their subsystems).
+    #[serde(default)]
+    pub allowed_clients: Vec<ClientId>,
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+fn yes() -> bool {
+    true
+}
+
+/// A signing key of a hosted member.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningKeyConf {
+    /// The member whose key it is.
+    pub member: ClientId,
+    /// PKCS#8 PEM key file.
+    pub key: PathBuf,
+    /// Certificate PEM file.
+    pub cert: PathBuf,
+}
+
+/// The settings of one security server.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConf {
+    /// This server's identifier.
+    pub server_id: SecurityServerId,
+    /// Path of the trust file.
+    pub global_conf: PathBuf,
+    /// Client proxy listen address (information systems).
+    pub client_proxy_listen: SocketAddr,
+    /// Server proxy listen address (peers, mTLS).
+    pub server_proxy_listen: SocketAddr,
+    /// SQLite database file of the message log.
+    pub database: PathBuf,
+    /// Authentication key (PKCS#8 PEM) for TLS on 5500.
+    pub auth_key: PathBuf,
+    /// Authentication certificate (PEM).
+    pub auth_cert: PathBuf,
+    /// Signing keys of hosted members.
+    #[serde(default)]
+    pub signing_keys: Vec<SigningKeyConf>,
+    /// Services provided through this server.
+    #[serde(default)]
+    pub services: Vec<Service>,
+    /// Largest request body accepted from an information system, bytes.
+    #[serde(default = "default_max_body")]
+    pub max_body_bytes: usize,
+}
+
+fn default_max_body() -> usize {
+    32 * 1024 * 1024
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML of the expected shape.
+    #[error("{path}: {source}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column.
+        source: Box<toml::de::Error>,
+    },
+    /// The contents are inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Reads and parses a TOML file (at most 4 MiB).
+pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfError::Read {
+        path: path.into(),
+        source,
+    })?;
+    if text.len() > 4 * 1024 * 1024 {
+        return Err(ConfError::Invalid(format!("{} is larger than 4 MiB", path.display())));
+    }
+    toml::from_str(&text).map_err(|source| ConfError::Parse {
+        path: path.into(),
+        source: Box::new(source),
+    })
+}
+
+/// The trust file in a form fit for lookups.
+#[derive(Debug)]
+pub struct Trust {
+    /// The configuration as read.
+    pub conf: GlobalConf,
+    /// CA certificates, DER.
+    pub ca_ders: Vec<Vec<u8>>,
+    /// Member → signing certificates (DER).
+    pub signing_certs: HashMap<ClientId, Vec<Vec<u8>>>,
+}
+
+impl Trust {
+    /// Builds lookups; refuses PEM that does not decode.
+    pub fn new(conf: GlobalConf) -> Result<Self, ConfError> {
+        let ca_ders = conf
+            .approved_cas
+            .iter()
+            .map(|p| {
+                musubi_pki::pem_decode("CERTIFICATE", p)
+                    .ok_or_else(|| ConfError::Invalid("an approved CA is not PEM".into()))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut signing_certs = HashMap::new();
+        for m in &conf.members {
+            let certs = m
+                .signing_certs
+                .iter()
+                .map(|p| {
+                    musubi_pki::pem_decode("CERTIFICATE", p)
+                        .ok_or_else(|| ConfError::Invalid(format!("a signing certificate of {} is not PEM", m.id)))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            signing_certs.insert(m.id.member_id(), certs);
+        }
+        Ok(Self {
+            conf,
+            ca_ders,
+            signing_certs,
+        })
+    }
+
+    /// The security server with `id`.
+    pub fn server(&self, id: &SecurityServerId) -> Option<&SecurityServer> {
+        self.conf.security_servers.iter().find(|s| &s.id == id)
+    }
+
+    /// Servers hosting `client`.
+    pub fn servers_hosting<'a>(&'a self, client: &'a ClientId) -> impl Iterator<Item = &'a SecurityServer> + 'a {
+        self.conf.security_servers.iter().filter(move |s| s.hosts(client))
+    }
+
+    /// The server whose authentication certificate has `hash`.
+    pub fn server_by_auth_hash(&self, hash: &str) -> Option<&SecurityServer> {
+        self.conf
+            .security_servers
+            .iter()
+            .find(|s| s.auth_cert_hashes.iter().any(|h| h.eq_ignore_ascii_case(hash)))
+    }
+
+    /// Whether the client (member or subsystem) is a known member of the network.
+    pub fn knows_client(&self, client: &ClientId) -> bool {
+        self.conf.members.iter().any(|m| {
+            m.id == client.member_id()
+                && client
+                    .subsystem_code()
+                    .is_none_or(|s| m.subsystems.iter().any(|x| x == s))
+        })
+    }
+}

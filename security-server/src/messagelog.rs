@@ -1,0 +1,98 @@
+//! The message log: every request and response, with its signature, stored in
+//! SQLite before the response is released (time stamps and archives come with
+//! the message-log issue). Writes use WAL with `synchronous=FULL`, so a record
+//! that was acknowledged survives a crash.
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// Which proxy wrote a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The client proxy (consumer's server).
+    Client,
+    /// The server proxy (provider's server).
+    Server,
+}
+
+/// One record to store.
+#[derive(Debug)]
+pub struct Record<'a> {
+    /// The query id.
+    pub query_id: &'a str,
+    /// Client identifier.
+    pub client: &'a str,
+    /// Service identifier.
+    pub service: &'a str,
+    /// Which proxy.
+    pub side: Side,
+    /// Request or response.
+    pub response: bool,
+    /// The SOAP message bytes.
+    pub message: &'a [u8],
+    /// The signature XML.
+    pub signature: &'a [u8],
+}
+
+/// The message log store.
+#[derive(Debug, Clone)]
+pub struct MessageLog {
+    pool: SqlitePool,
+}
+
+impl MessageLog {
+    /// Opens (creating if needed) the log at `path` and runs migrations.
+    pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Stores one record; returns only once it is durable.
+    pub async fn write(&self, r: &Record<'_>) -> Result<(), sqlx::Error> {
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        sqlx::query(
+            "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(r.query_id)
+        .bind(r.client)
+        .bind(r.service)
+        .bind(match r.side {
+            Side::Client => "client",
+            Side::Server => "server",
+        })
+        .bind(if r.response { "response" } else { "request" })
+        .bind(r.message)
+        .bind(r.signature)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// (direction, message) of every record of `query_id`, oldest first.
+    pub async fn find(&self, query_id: &str) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
+        sqlx::query_as("SELECT direction, message FROM message_log WHERE query_id = ? ORDER BY id")
+            .bind(query_id)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Closes the pool, flushing the log.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,668 @@
+//! The client proxy (information systems → this server, port 8080) and the
+//! server proxy (peer security servers → this server, port 5500), following
+//! PR-MESSTRANSP §3.2 and §3.3.
+//!
+//! Each handler turns every failure into the X-Road SOAP fault a real X-Road
+//! server gives, logs it with the query id, and keeps serving others.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use musubi_pki::SigningKey;
+use musubi_protocol::mime::{ContentType, MultipartWriter, Part};
+use musubi_protocol::package;
+use musubi_protocol::soap::{self, Direction, Limits, Soap, SoapMessage};
+use musubi_protocol::transport::{self, TransportMessage};
+use musubi_protocol::xades::{self, DataPart};
+use musubi_protocol::{ClientId, Code, Fault};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tokio::sync::Mutex;
+use tracing::{info, warn};
+
+use crate::conf::{SecurityServer, ServerConf, Trust};
+use crate::messagelog::{MessageLog, Record, Side};
+
+/// Shared state of both proxies.
+pub(crate) struct State {
+    pub(crate) conf: ServerConf,
+    pub(crate) trust: Arc<Trust>,
+    pub(crate) log: MessageLog,
+    pub(crate) signing_keys: HashMap<ClientId, SigningKey>,
+    pub(crate) auth_cert: CertificateDer<'static>,
+    pub(crate) auth_key: PrivateKeyDer<'static>,
+    pub(crate) peers: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    pub(crate) provider_client: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+}
+
+type Resp = Response<Full<Bytes>>;
+
+fn fault_response(fault: &Fault) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(fault.to_xml())));
+    *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/xml; charset=UTF-8"),
+    );
+    r
+}
+
+fn now_xsd() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn random_hex(n: usize) -> String {
+    let mut b = vec![0u8; n];
+    // A boundary or request id, not a secret: failure to get randomness is not fatal.
+    let _ = ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn read_body(body: Incoming, max: usize) -> Result<Bytes, String> {
+    Limited::new(body, max)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| e.to_string())
+}
+
+fn parts_of<'a>(soap: &'a [u8], attachments: &'a [Part<'a>], uris: &'a [String]) -> Vec<DataPart<'a>> {
+    std::iter::once(soap)
+        .chain(attachments.iter().map(|a| a.body))
+        .zip(uris)
+        .map(|(bytes, uri)| DataPart { uri, bytes })
+        .collect()
+}
+
+// ---------------------------------------------------------------- client proxy
+
+/// Handles one request from an information system.
+pub(crate) async fn client_proxy(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    match client_proxy_inner(&state, req).await {
+        Ok(r) => r,
+        Err((query_id, fault)) => {
+            warn!(query_id = %query_id, code = %fault.code, "client proxy refused request: {}", fault.string);
+            fault_response(&fault)
+        }
+    }
+}
+
+async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Resp, (String, Fault)> {
+    let nq = |f: Fault| (String::from("-"), f);
+    if req.method() != Method::POST {
+        return Err(nq(
+            Code::INVALID_HTTP_METHOD.client(format!("must use POST request method instead of {}", req.method()))
+        ));
+    }
+    let headers = req.headers().clone();
+    if let Some(action) = header_str(&headers, "soapaction") {
+        let a = action.trim();
+        if !a.is_empty() && !(a.len() >= 2 && a.starts_with('"') && a.ends_with('"')) {
+            return Err(nq(
+                Code::INVALID_SOAP_ACTION.client(format!("malformed SOAPAction header {action:?}; quote its value"))
+            ));
+        }
+    }
+    let content_type = header_str(&headers, "content-type").unwrap_or("").to_owned();
+    let body = read_body(req.into_body(), state.conf.max_body_bytes)
+        .await
+        .map_err(|e| nq(Code::INVALID_SOAP.client(format!("cannot read request: {e}"))))?;
+    let pkg = package::decode(&content_type, &body, Direction::Request, &Limits::default())
+        .map_err(|e| nq(e.code.client(e.message)))?;
+    let msg = match &pkg.soap {
+        Soap::Message(m) => m,
+        Soap::Fault(f) => {
+            return Err(nq(Fault::new(
+                format!("client.{}", f.code.to_lowercase()),
+                f.string.clone(),
+            )));
+        }
+    };
+    let h = msg.header().clone();
+    let qid = h.id.clone();
+    let err = |f: Fault| (qid.clone(), f);
+    let me = state
+        .trust
+        .server(&state.conf.server_id)
+        .ok_or_else(|| err(Code::INTERNAL_ERROR.client_proxy("this server is not in the global configuration")))?;
+    if !me.hosts(&h.client) {
+        return Err(err(Code::UNKNOWN_MEMBER.client_proxy(format!(
+            "client {} is not registered on this security server",
+            h.client
+        ))));
+    }
+    let key = state.signing_keys.get(&h.client.member_id()).ok_or_else(|| {
+        err(Code::UNKNOWN_MEMBER.client_proxy(format!("no signing key for member {}", h.client.member_id())))
+    })?;
+    let provider = h.service.provider().clone();
+    let mut targets: Vec<&SecurityServer> = state.trust.servers_hosting(&provider).collect();
+    if let Some(ss) = &h.security_server {
+        targets.retain(|s| &s.id == ss);
+    }
+    let target = *targets.first().ok_or_else(|| {
+        err(Code::UNKNOWN_MEMBER.client_proxy(format!("cannot find a security server for {provider}")))
+    })?;
+
+    // Sign the SOAP part and the attachments, log, send.
+    let uris = transport::part_uris(pkg.attachments.len());
+    let data = parts_of(pkg.soap_bytes, &pkg.attachments, &uris);
+    let signature =
+        xades::sign(key, &data, &now_xsd()).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.client_proxy(e.message)))?;
+    log(state, &h.id, msg, Side::Client, false, &signature)
+        .await
+        .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
+    let (body, ct) = transport::encode(
+        &random_hex(12),
+        &[],
+        &pkg.soap_headers,
+        pkg.soap_bytes,
+        &pkg.attachments,
+        &signature,
+    );
+    let mut out = Request::post(format!("https://{}/", target.proxy_address()))
+        .header(header::CONTENT_TYPE, ct)
+        .header(transport::ORIGINAL_CONTENT_TYPE, &pkg.content_type)
+        .header(transport::HASH_ALGORITHM, "SHA-512")
+        .header("x-road-request-id", random_hex(16));
+    if let Some(a) = header_str(&headers, "soapaction") {
+        out = out.header(transport::ORIGINAL_SOAP_ACTION, a);
+    }
+    let out = out
+        .body(Full::new(Bytes::from(body)))
+        .map_err(|e| err(Code::INTERNAL_ERROR.client_proxy(e.to_string())))?;
+    let (status, rheaders, rbody) = send_to_peer(state, target, out).await.map_err(err)?;
+
+    // The answer: a fault (text/xml) or a signed multipart/mixed response.
+    let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
+    let parsed_ct = ContentType::parse(&rct)
+        .map_err(|e| err(Code::INVALID_CONTENT_TYPE.client_proxy_service_failed(e.to_string())))?;
+    if parsed_ct.mime == "text/xml" {
+        return match soap::parse(&rbody, Direction::Response, &Limits::default()) {
+            Ok(Soap::Fault(_)) => {
+                let mut r = Response::new(Full::new(rbody));
+                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+                r.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/xml; charset=UTF-8"),
+                );
+                Ok(r)
+            }
+            _ => Err(err(Code::INVALID_MESSAGE.client_proxy_service_failed(format!(
+                "server proxy answered HTTP {status} with a non-fault text/xml body"
+            )))),
+        };
+    }
+    let tm = transport::decode(&rct, &rbody).map_err(|e| err(e.code.client_proxy_service_failed(e.message)))?;
+    let resp_msg = verify_transport(state, &tm, &provider, Direction::Response)
+        .map_err(|(code, m)| err(code.client_proxy_service_failed(m)))?;
+    if let Some(fault) = tm.fault {
+        return Err(err(Fault::new(
+            "server.clientproxy.service_failed",
+            String::from_utf8_lossy(fault).into_owned(),
+        )));
+    }
+    let rh = resp_msg.header();
+    if rh.client != h.client || rh.service != h.service || rh.id != h.id {
+        return Err(err(
+            Code::INCONSISTENT_RESPONSE.client_proxy_service_failed("response header does not match the request")
+        ));
+    }
+    let expected = xades::sha512_b64(pkg.soap_bytes);
+    match &rh.request_hash {
+        Some(rhash) if rhash.value == expected => {}
+        _ => {
+            return Err(err(
+                Code::INCONSISTENT_RESPONSE.client_proxy_service_failed("requestHash does not match the request")
+            ));
+        }
+    }
+    log(
+        state,
+        &h.id,
+        &resp_msg,
+        Side::Client,
+        true,
+        tm.signature.unwrap_or_default(),
+    )
+    .await
+    .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
+    let original_ct = header_str(&rheaders, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8");
+    info!(query_id = %h.id, client = %h.client, service = %h.service, "exchange completed");
+    Ok(package_response(
+        original_ct,
+        &tm.soap_headers,
+        tm.soap,
+        &tm.attachments,
+    ))
+}
+
+/// Rebuilds the package the other side's information system sent.
+fn package_response(original_ct: &str, soap_headers: &[(&str, &str)], soap: &[u8], attachments: &[Part<'_>]) -> Resp {
+    let (body, ct) = match ContentType::parse(original_ct) {
+        Ok(ct) if ct.is_multipart() => {
+            let boundary = ct.boundary().map(str::to_owned).unwrap_or_else(|_| random_hex(12));
+            let mut w = MultipartWriter::new(boundary);
+            w.part(soap_headers, soap);
+            for a in attachments {
+                w.part(&a.headers, a.body);
+            }
+            (w.finish(), original_ct.to_owned())
+        }
+        _ => (soap.to_vec(), original_ct.to_owned()),
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    if let Ok(v) = HeaderValue::from_str(&ct) {
+        r.headers_mut().insert(header::CONTENT_TYPE, v);
+    }
+    r
+}
+
+/// Verifies the signature of a transport message sent on behalf of `member`
+/// and parses its SOAP part.
+fn verify_transport(
+    state: &State,
+    tm: &TransportMessage<'_>,
+    signer: &ClientId,
+    direction: Direction,
+) -> Result<SoapMessage, (Code, String)> {
+    let msg = match soap::parse(tm.soap, direction, &Limits::default()).map_err(|e| (e.code, e.message))? {
+        Soap::Message(m) => m,
+        Soap::Fault(f) => return Err((Code::INVALID_MESSAGE, format!("unexpected fault {f}"))),
+    };
+    let Some(sig) = tm.signature else {
+        return Ok(msg);
+    };
+    let uris = transport::part_uris(tm.attachments.len());
+    let data = parts_of(tm.soap, &tm.attachments, &uris);
+    let verified = xades::verify(sig, &data).map_err(|e| (e.code, e.message))?;
+    let member = signer.member_id();
+    let registered = state
+        .trust
+        .signing_certs
+        .get(&member)
+        .is_some_and(|certs| certs.iter().any(|c| *c == verified.certificate_der));
+    if !registered {
+        return Err((
+            Code::INCORRECT_CERTIFICATE,
+            format!("the signing certificate does not belong to {member}"),
+        ));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    if !state
+        .trust
+        .ca_ders
+        .iter()
+        .any(|ca| musubi_pki::check_issued_by(&verified.certificate_der, ca, now).is_ok())
+    {
+        return Err((
+            Code::CERT_VALIDATION,
+            "the signing certificate is not valid or not issued by an approved CA".into(),
+        ));
+    }
+    Ok(msg)
+}
+
+async fn log(
+    state: &State,
+    query_id: &str,
+    msg: &SoapMessage,
+    side: Side,
+    response: bool,
+    signature: &[u8],
+) -> Result<(), String> {
+    let h = msg.header();
+    let rec = Record {
+        query_id,
+        client: &h.client.to_string(),
+        service: &h.service.to_string(),
+        side,
+        response,
+        message: msg.as_bytes(),
+        signature,
+    };
+    state.log.write(&rec).await.map_err(|e| {
+        warn!(query_id, "message log write failed: {e}");
+        "failed to write the message log; the exchange was stopped".to_owned()
+    })
+}
+
+async fn send_to_peer(
+    state: &State,
+    target: &SecurityServer,
+    req: Request<Full<Bytes>>,
+) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
+    let addr = target.proxy_address();
+    let mut sender = match take_ready(&state.peers, &addr).await {
+        Some(s) => s,
+        None => connect_peer(state, target).await?,
+    };
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| Code::NETWORK_ERROR.client_proxy(format!("exchange with {} failed: {e}", target.id)))?;
+    let (parts, body) = resp.into_parts();
+    let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| {
+        Code::IO_ERROR.client_proxy_service_failed(format!("reading the response of {} failed: {e}", target.id))
+    })?;
+    state.peers.lock().await.entry(addr).or_default().push(sender);
+    Ok((parts.status, parts.headers, body))
+}
+
+async fn take_ready(
+    pool: &Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    key: &str,
+) -> Option<SendRequest<Full<Bytes>>> {
+    let mut pool = pool.lock().await;
+    let list = pool.get_mut(key)?;
+    while let Some(mut s) = list.pop() {
+        if !s.is_closed() && s.ready().await.is_ok() {
+            return Some(s);
+        }
+    }
+    None
+}
+
+async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequest<Full<Bytes>>, Fault> {
+    let addr = target.proxy_address();
+    let net = |e: String| Code::NETWORK_ERROR.client_proxy(format!("cannot connect to {} at {addr}: {e}", target.id));
+    let config = crate::tls::client_config(
+        state.trust.clone(),
+        target.auth_cert_hashes.clone(),
+        state.auth_cert.clone(),
+        state.auth_key.clone_key(),
+    )
+    .map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.to_string()))?;
+    let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr))
+        .await
+        .map_err(|_| net("timed out".into()))?
+        .map_err(|e| net(e.to_string()))?;
+    let _ = tcp.set_nodelay(true);
+    let name = ServerName::try_from("security-server.invalid").map_err(|e| net(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+        .connect(name, tcp)
+        .await
+        .map_err(|e| {
+            let text = e.to_string();
+            if text.contains("certificate") || text.contains("Certificate") {
+                Code::SSL_AUTHENTICATION_FAILED.client_proxy(format!(
+                    "{} did not present a registered authentication certificate: {text}",
+                    target.id
+                ))
+            } else {
+                net(text)
+            }
+        })?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .map_err(|e| net(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+// ---------------------------------------------------------------- server proxy
+
+/// Handles one transport message from a peer whose TLS certificate hash is `peer_hash`.
+pub(crate) async fn server_proxy(state: Arc<State>, peer_hash: Arc<String>, req: Request<Incoming>) -> Resp {
+    match server_proxy_inner(&state, &peer_hash, req).await {
+        Ok(r) => r,
+        Err((query_id, fault)) => {
+            warn!(query_id = %query_id, code = %fault.code, "server proxy refused request: {}", fault.string);
+            fault_response(&fault)
+        }
+    }
+}
+
+async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incoming>) -> Result<Resp, (String, Fault)> {
+    let nq = |f: Fault| (String::from("-"), f);
+    if req.method() != Method::POST {
+        return Err(nq(Code::INVALID_HTTP_METHOD.server_proxy(format!(
+            "must use POST request method instead of {}",
+            req.method()
+        ))));
+    }
+    let headers = req.headers().clone();
+    let ct = header_str(&headers, "content-type").unwrap_or("").to_owned();
+    let original_ct = header_str(&headers, transport::ORIGINAL_CONTENT_TYPE)
+        .unwrap_or("text/xml; charset=UTF-8")
+        .to_owned();
+    let body = read_body(req.into_body(), state.conf.max_body_bytes)
+        .await
+        .map_err(|e| nq(Code::IO_ERROR.server_proxy(format!("cannot read request: {e}"))))?;
+    if ContentType::parse(&ct)
+        .map(|c| c.mime != "multipart/mixed")
+        .unwrap_or(true)
+    {
+        return Err(nq(Code::INVALID_CONTENT_TYPE.server_proxy_service_failed(format!(
+            "invalid content type {ct:?}; expected multipart/mixed"
+        ))));
+    }
+    let tm = transport::decode(&ct, &body).map_err(|e| nq(e.code.server_proxy(e.message)))?;
+    let request = match soap::parse(tm.soap, Direction::Request, &Limits::default()) {
+        Ok(Soap::Message(m)) => m,
+        Ok(Soap::Fault(_)) => return Err(nq(Code::INVALID_SOAP.server_proxy("a fault is not a request"))),
+        Err(e) => return Err(nq(e.code.server_proxy(e.message))),
+    };
+    let h = request.header().clone();
+    let qid = h.id.clone();
+    let err = |f: Fault| (qid.clone(), f);
+    // The sending server must host the client it speaks for.
+    let peer = state.trust.server_by_auth_hash(peer_hash);
+    if !peer.is_some_and(|p| p.hosts(&h.client)) {
+        return Err(err(Code::SSL_AUTHENTICATION_FAILED.server_proxy(format!(
+            "client {} is not hosted by the security server that sent the request",
+            h.client
+        ))));
+    }
+    if tm.signature.is_none() {
+        return Err(err(Code::MISSING_SIGNATURE.server_proxy("the request is not signed")));
+    }
+    verify_transport(state, &tm, &h.client, Direction::Request).map_err(|(code, m)| err(code.server_proxy(m)))?;
+    if !state.trust.knows_client(&h.client) {
+        return Err(err(
+            Code::UNKNOWN_MEMBER.server_proxy(format!("client {} is not a member of the network", h.client))
+        ));
+    }
+    let service = state
+        .conf
+        .services
+        .iter()
+        .find(|s| s.id == h.service)
+        .ok_or_else(|| err(Code::UNKNOWN_SERVICE.server_proxy(format!("unknown service {}", h.service))))?;
+    let allowed = service
+        .allowed_clients
+        .iter()
+        .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()));
+    if !allowed {
+        return Err(err(Code::ACCESS_DENIED.server_proxy(format!(
+            "request is not allowed: {} may not call {}",
+            h.client, h.service
+        ))));
+    }
+    if !service.enabled {
+        return Err(err(
+            Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))
+        ));
+    }
+    log(
+        state,
+        &h.id,
+        &request,
+        Side::Server,
+        false,
+        tm.signature.unwrap_or_default(),
+    )
+    .await
+    .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
+
+    // Forward the package as the client's information system sent it.
+    let (pbody, pct) = {
+        let r = package_response(&original_ct, &tm.soap_headers, tm.soap, &tm.attachments);
+        let ct = header_str(r.headers(), "content-type")
+            .unwrap_or("text/xml; charset=UTF-8")
+            .to_owned();
+        let b = r.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+        (b, ct)
+    };
+    let action = header_str(&headers, transport::ORIGINAL_SOAP_ACTION).map(str::to_owned);
+    let (status, rheaders, rbody) = forward(
+        state,
+        &service.url,
+        service.timeout_secs,
+        &pct,
+        action.as_deref(),
+        pbody,
+    )
+    .await
+    .map_err(err)?;
+    let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
+    let resp = package::decode(&rct, &rbody, Direction::Response, &Limits::default()).map_err(|e| {
+        if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {
+            err(Code::HTTP_ERROR.server_proxy_service_failed(format!("provider answered HTTP {status}")))
+        } else {
+            err(e.code.server_proxy_service_failed(e.message))
+        }
+    })?;
+    let rmsg = match &resp.soap {
+        Soap::Fault(_) => {
+            let mut r = Response::new(Full::new(Bytes::copy_from_slice(resp.soap_bytes)));
+            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/xml; charset=UTF-8"),
+            );
+            return Ok(r);
+        }
+        Soap::Message(m) => m,
+    };
+    let rh = rmsg.header();
+    if rh.client != h.client || rh.service != h.service || rh.id != h.id {
+        return Err(err(Code::INCONSISTENT_RESPONSE.server_proxy_service_failed(
+            "the provider's response header does not match the request",
+        )));
+    }
+    let with_hash = rmsg.with_request_hash(soap::SHA512_URI, &xades::sha512_b64(tm.soap));
+    let signed_msg = match soap::parse(&with_hash, Direction::Response, &Limits::default()) {
+        Ok(Soap::Message(m)) => m,
+        _ => return Err(err(Code::INTERNAL_ERROR.server_proxy("cannot insert requestHash"))),
+    };
+    let key = state
+        .signing_keys
+        .get(&h.service.provider().member_id())
+        .ok_or_else(|| {
+            err(Code::CANNOT_CREATE_SIGNATURE
+                .server_proxy(format!("no signing key for {}", h.service.provider().member_id())))
+        })?;
+    let uris = transport::part_uris(resp.attachments.len());
+    let data = parts_of(&with_hash, &resp.attachments, &uris);
+    let signature =
+        xades::sign(key, &data, &now_xsd()).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.server_proxy(e.message)))?;
+    log(state, &h.id, &signed_msg, Side::Server, true, &signature)
+        .await
+        .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
+    let soap_headers: Vec<(&str, &str)> = resp.soap_headers.clone();
+    let (body, ct) = transport::encode(
+        &random_hex(12),
+        &[],
+        &soap_headers,
+        &with_hash,
+        &resp.attachments,
+        &signature,
+    );
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&ct), HeaderValue::from_str(&resp.content_type)) {
+        r.headers_mut().insert(header::CONTENT_TYPE, a);
+        r.headers_mut().insert(transport::ORIGINAL_CONTENT_TYPE, b);
+    }
+    Ok(r)
+}
+
+async fn forward(
+    state: &State,
+    url: &str,
+    timeout_secs: u64,
+    content_type: &str,
+    soap_action: Option<&str>,
+    body: Bytes,
+) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
+    let failed = |code: Code, m: String| code.server_proxy_service_failed(m);
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| failed(Code::INTERNAL_ERROR, format!("bad service URL {url:?}: {e}")))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(failed(
+            Code::INTERNAL_ERROR,
+            format!("service URL {url:?}: only http:// providers are supported yet"),
+        ));
+    }
+    let host = uri.host().unwrap_or_default().to_owned();
+    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let mut req = Request::post(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+        .header(header::HOST, &addr)
+        .header(header::CONTENT_TYPE, content_type);
+    if let Some(a) = soap_action {
+        req = req.header("SOAPAction", a);
+    }
+    let req = req
+        .body(Full::new(body))
+        .map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
+    let work = async {
+        let mut sender = match take_ready(&state.provider_client, &addr).await {
+            Some(s) => s,
+            None => {
+                let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
+                    let code = if e.kind() == std::io::ErrorKind::InvalidInput {
+                        Code::UNKNOWN_HOST
+                    } else {
+                        Code::NETWORK_ERROR
+                    };
+                    failed(code, format!("cannot connect to the provider at {addr}: {e}"))
+                })?;
+                let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+                    .await
+                    .map_err(|e| failed(Code::NETWORK_ERROR, e.to_string()))?;
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+                s
+            }
+        };
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| failed(Code::NETWORK_ERROR, format!("provider at {addr}: {e}")))?;
+        let (parts, body) = resp.into_parts();
+        let body = read_body(body, state.conf.max_body_bytes)
+            .await
+            .map_err(|e| failed(Code::IO_ERROR, e))?;
+        state
+            .provider_client
+            .lock()
+            .await
+            .entry(addr.clone())
+            .or_default()
+            .push(sender);
+        Ok((parts.status, parts.headers, body))
+    };
+    tokio::time::timeout(Duration::from_secs(timeout_secs), work)
+        .await
+        .map_err(|_| {
+            failed(
+                Code::NETWORK_ERROR,
+                format!("the provider did not answer within {timeout_secs} s"),
+            )
+        })?
+}

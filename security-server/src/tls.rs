@@ -1,0 +1,154 @@
+//! TLS on port 5500: both sides present authentication certificates issued by
+//! an approved CA, and each side accepts the other only if the certificate's
+//! hash is registered for the expected security server. Peers are identified by
+//! certificate, never by host name.
+
+use std::sync::Arc;
+
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, WebPkiSupportedAlgorithms};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
+use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
+
+use crate::conf::Trust;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+fn algorithms() -> WebPkiSupportedAlgorithms {
+    rustls::crypto::ring::default_provider().signature_verification_algorithms
+}
+
+fn check_peer(trust: &Trust, cert: &CertificateDer<'_>, allowed: Option<&[String]>) -> Result<(), rustls::Error> {
+    let now = time::OffsetDateTime::now_utc();
+    let chained = trust
+        .ca_ders
+        .iter()
+        .any(|ca| musubi_pki::check_issued_by(cert, ca, now).is_ok());
+    if !chained {
+        return Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+    }
+    let hash = musubi_pki::cert_hash(cert);
+    let known = match allowed {
+        Some(list) => list.iter().any(|h| h.eq_ignore_ascii_case(&hash)),
+        None => trust.server_by_auth_hash(&hash).is_some(),
+    };
+    if known {
+        Ok(())
+    } else {
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::ApplicationVerificationFailure,
+        ))
+    }
+}
+
+/// Accepts TLS clients whose certificate is a registered authentication
+/// certificate of some security server.
+#[derive(Debug)]
+struct PeerClientVerifier {
+    trust: Arc<Trust>,
+}
+
+impl ClientCertVerifier for PeerClientVerifier {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        &[]
+    }
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        check_peer(&self.trust, end_entity, None)?;
+        Ok(ClientCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms())
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// Accepts a server only if its certificate is one of `allowed` hashes.
+#[derive(Debug)]
+struct PeerServerVerifier {
+    trust: Arc<Trust>,
+    allowed: Vec<String>,
+}
+
+impl ServerCertVerifier for PeerServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        check_peer(&self.trust, end_entity, Some(&self.allowed))?;
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &algorithms())
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms())
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// The server side of 5500.
+pub(crate) fn server_config(
+    trust: Arc<Trust>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ServerConfig, rustls::Error> {
+    rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_client_cert_verifier(Arc::new(PeerClientVerifier { trust }))
+        .with_single_cert(vec![cert], key)
+}
+
+/// The client side of 5500 towards a server whose auth certificate hashes are `allowed`.
+pub(crate) fn client_config(
+    trust: Arc<Trust>,
+    allowed: Vec<String>,
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PeerServerVerifier { trust, allowed }))
+        .with_client_auth_cert(vec![cert], key)
+}
