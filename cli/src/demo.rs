@@ -277,8 +277,9 @@ async fn serve_provider(listener: tokio::net::TcpListener, mut stop: watch::Rece
                 let Ok((tcp, _)) = accepted else { continue };
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                        let ct = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("text/xml").to_owned();
                         let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                        Ok::<_, std::convert::Infallible>(provider_answer(&body))
+                        Ok::<_, std::convert::Infallible>(provider_answer(&ct, &body))
                     });
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
                 });
@@ -287,13 +288,16 @@ async fn serve_provider(listener: tokio::net::TcpListener, mut stop: watch::Rece
     }
 }
 
-fn provider_answer(body: &[u8]) -> Response<Full<Bytes>> {
-    let reply = match soap::parse(body, Direction::Request, &Limits::default()) {
+fn provider_answer(content_type: &str, body: &[u8]) -> Response<Full<Bytes>> {
+    let parsed =
+        musubi_protocol::package::decode(content_type, body, Direction::Request, &Limits::default()).map(|p| p.soap);
+    let reply = match parsed {
         Ok(Soap::Message(m)) => {
             let h = m.header();
             let code = h.service.service_code();
             let inner = format!(
-                "    <{code}Response xmlns=\"http://example.org/home\"><room>living</room><temperature unit=\"celsius\">22.5</temperature></{code}Response>"
+                "    <{code}Response xmlns=\"http://example.org/home\"><room>living</room><temperature unit=\"celsius\">22.5</temperature><attachments>{n}</attachments></{code}Response>",
+                n = attachment_count(content_type, body)
             );
             soap::build_request(&h.client, &h.service, &h.id, h.user_id.as_deref(), &inner)
         }
@@ -310,4 +314,10 @@ fn provider_answer(body: &[u8]) -> Response<Full<Bytes>> {
         hyper::header::HeaderValue::from_static("text/xml; charset=UTF-8"),
     );
     r
+}
+
+fn attachment_count(content_type: &str, body: &[u8]) -> usize {
+    musubi_protocol::package::decode(content_type, body, Direction::Request, &Limits::default())
+        .map(|p| p.attachments.len())
+        .unwrap_or(0)
 }

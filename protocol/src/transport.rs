@@ -72,7 +72,7 @@ pub fn encode(
         w.part(&[("Content-Type", "text/xml; charset=UTF-8")], soap);
     }
     if !attachments.is_empty() {
-        let inner_boundary = format!("{boundary}-att");
+        let inner_boundary = format!("att-{boundary}");
         let mut inner = MultipartWriter::new(inner_boundary.clone());
         for a in attachments {
             inner.part(&a.headers, a.body);

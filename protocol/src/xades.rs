@@ -314,13 +314,12 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
             ));
         }
     }
-    if let Some(cd) = cert_digest {
-        if cd.split_whitespace().collect::<String>() != sha512_b64(&cert) {
-            return Err(err(
-                Code::INCORRECT_CERTIFICATE,
-                "SigningCertificate digest does not match the certificate",
-            ));
-        }
+    let cert_digest = cert_digest.ok_or_else(|| malformed("SignedProperties lack the SigningCertificate digest"))?;
+    if cert_digest.split_whitespace().collect::<String>() != sha512_b64(&cert) {
+        return Err(err(
+            Code::INCORRECT_CERTIFICATE,
+            "SigningCertificate digest does not match the certificate",
+        ));
     }
     verify_raw(&cert, &sig_alg, &si_c14n, &value).map_err(|e| {
         err(

@@ -109,7 +109,8 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     let headers = req.headers().clone();
     if let Some(action) = header_str(&headers, "soapaction") {
         let a = action.trim();
-        if !a.is_empty() && !(a.len() >= 2 && a.starts_with('"') && a.ends_with('"')) {
+        let quoted = a.len() >= 2 && a.starts_with('"') && a.ends_with('"');
+        if !a.is_empty() && !quoted {
             return Err(nq(
                 Code::INVALID_SOAP_ACTION.client(format!("malformed SOAPAction header {action:?}; quote its value"))
             ));
@@ -292,7 +293,7 @@ fn verify_transport(
         .trust
         .signing_certs
         .get(&member)
-        .is_some_and(|certs| certs.iter().any(|c| *c == verified.certificate_der));
+        .is_some_and(|certs| certs.contains(&verified.certificate_der));
     if !registered {
         return Err((
             Code::INCORRECT_CERTIFICATE,

@@ -1,0 +1,78 @@
+//! `musubi demo` as a person runs it: start the binary, take the curl command
+//! it prints, make that call, and stop it with Ctrl-C (SIGINT).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_hash() {
+    let dir = std::env::temp_dir().join(format!("musubi-demo-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_musubi"))
+        .args(["demo", "--dir"])
+        .arg(&dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("musubi demo starts");
+    // Readiness: the demo prints the curl command only once both servers listen.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let curl = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("demo printed its curl command");
+        if line.trim_start().starts_with("curl ") {
+            break line;
+        }
+    };
+    let words: Vec<&str> = curl.split_whitespace().collect();
+    let url = words
+        .iter()
+        .find(|w| w.starts_with("http://"))
+        .expect("curl command has a URL");
+    let file = words
+        .iter()
+        .find_map(|w| w.strip_prefix('@'))
+        .expect("curl command sends a file");
+    let body = std::fs::read(file).expect("request file exists");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
+    assert_eq!(json["client_proxy_url"].as_str(), Some(*url));
+
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post("/")
+        .header("host", addr)
+        .header("content-type", "text/xml; charset=UTF-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert!(text.contains("requestHash algorithmId="), "{text}");
+    assert!(text.contains("getRoomTemperatureResponse"), "{text}");
+
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "demo did not stop cleanly on Ctrl-C: {exit:?}");
+}

@@ -1,0 +1,215 @@
+//! Exchanges as an information system makes them, through the client proxy.
+
+use musubi::demo::{example_request, ids};
+use musubi_protocol::xades::sha512_b64;
+
+use crate::{conformance_query, http, network};
+
+const XML: &str = "text/xml; charset=UTF-8";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signed_exchange_goes_through_both_servers_and_both_logs_hold_it() {
+    let net = network("exchange", 10, true).await;
+    let (_, _, service, _) = ids();
+    let request = example_request(&service, "it-query-1");
+    let reply = http(
+        net.consumer.client_proxy_addr,
+        "POST",
+        XML,
+        request.clone().into_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.content_type.starts_with("text/xml"), "{}", reply.content_type);
+    assert!(
+        reply.body.contains("<temperature unit=\"celsius\">22.5</temperature>"),
+        "{}",
+        reply.body
+    );
+    let hash = format!(
+        "<xroad:requestHash algorithmId=\"http://www.w3.org/2001/04/xmlenc#sha512\">{}</xroad:requestHash>",
+        sha512_b64(request.as_bytes())
+    );
+    assert!(
+        reply.body.contains(&hash),
+        "requestHash of the request missing in {}",
+        reply.body
+    );
+
+    for (side, log) in [
+        ("consumer", net.consumer.message_log()),
+        ("provider", net.provider.message_log()),
+    ] {
+        let records = log.find("it-query-1").await.unwrap();
+        let directions: Vec<&str> = records.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(directions, ["request", "response"], "{side} log");
+        assert_eq!(
+            records[0].1,
+            request.as_bytes(),
+            "{side} logs the request as the IS sent it"
+        );
+        assert!(
+            String::from_utf8_lossy(&records[1].1).contains(&hash),
+            "{side} logs the response with its requestHash"
+        );
+    }
+
+    // The pooled connection is reused for the next exchange.
+    let again = http(
+        net.consumer.client_proxy_addr,
+        "POST",
+        XML,
+        example_request(&service, "it-query-2").into_bytes(),
+    )
+    .await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
+    let net = network("refusals", 11, true).await;
+    let (consumer, _, service, denied) = ids();
+    let cp = net.consumer.client_proxy_addr;
+
+    // A service without an access right.
+    let reply = http(cp, "POST", XML, example_request(&denied, "it-denied").into_bytes()).await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.serverproxy.access_denied"),
+        "{}",
+        reply.body
+    );
+
+    // A client that is not hosted on this security server.
+    let stranger = musubi_protocol::ClientId::subsystem("DEMO", "GOV", "1001", "stranger").unwrap();
+    let body = musubi_protocol::soap::build_request(&stranger, &service, "it-unknown", None, "<getRoomTemperature/>");
+    let reply = http(cp, "POST", XML, body.into_bytes()).await;
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.clientproxy.unknown_member"),
+        "{}",
+        reply.body
+    );
+
+    // A service unknown to the provider's server.
+    let unknown = musubi_protocol::ServiceId::new(service.provider().clone(), "getNothing", None).unwrap();
+    let reply = http(
+        cp,
+        "POST",
+        XML,
+        example_request(&unknown, "it-unknown-service").into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.serverproxy.unknown_service"),
+        "{}",
+        reply.body
+    );
+
+    // Bad input from the information system.
+    let reply = http(cp, "GET", XML, Vec::new()).await;
+    assert_eq!(reply.fault_code(), Some("client.invalid_http_method"));
+    let reply = http(cp, "POST", "text/html", example_request(&service, "x").into_bytes()).await;
+    assert_eq!(reply.fault_code(), Some("client.invalid_content_type"));
+    let reply = http(cp, "POST", XML, b"<SOAP-ENV:Envelope".to_vec()).await;
+    assert_eq!(reply.fault_code(), Some("client.invalid_xml"));
+    let doctype = example_request(&service, "x").replacen("?>", "?><!DOCTYPE x [<!ENTITY a \"b\">]>", 1);
+    let reply = http(cp, "POST", XML, doctype.into_bytes()).await;
+    assert_eq!(reply.fault_code(), Some("client.invalid_xml"));
+    let deep = example_request(&service, "x").replace("<room>living</room>", &"<a>".repeat(5000));
+    let reply = http(cp, "POST", XML, deep.into_bytes()).await;
+    assert!(
+        reply.fault_code().is_some_and(|c| c.starts_with("client.")),
+        "{}",
+        reply.body
+    );
+    if let Some(q) = conformance_query("faulty-header2.query") {
+        let reply = http(cp, "POST", XML, q).await;
+        assert_eq!(reply.fault_code(), Some("client.duplicate_header_field"));
+    }
+
+    // And a good request still works afterwards.
+    let reply = http(cp, "POST", XML, example_request(&service, "it-after").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(consumer.subsystem_code().is_some());
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_down_gives_service_failed() {
+    let net = network("provider-down", 12, false).await;
+    let (_, _, service, _) = ids();
+    let reply = http(
+        net.consumer.client_proxy_addr,
+        "POST",
+        XML,
+        example_request(&service, "it-down").into_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.serverproxy.service_failed.network_error"),
+        "{}",
+        reply.body
+    );
+    // The request was logged by both sides before it was forwarded; no response was released.
+    let records = net.provider.message_log().find("it-down").await.unwrap();
+    assert_eq!(records.len(), 1);
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachments_travel_signed_through_both_servers() {
+    let net = network("attachments", 13, true).await;
+    let (_, _, service, _) = ids();
+    let soap = example_request(&service, "it-attach");
+    let boundary = "jetty771207119h3h10dty";
+    let body = format!(
+        "--{boundary}\r\nContent-Type: text/xml; charset=UTF-8\r\n\r\n{soap}\r\n--{boundary}\r\nContent-Type: application/octet-stream\r\nClient-Header: FooBar\r\n\r\n\x01\x02binary\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\nsecond\r\n--{boundary}--\r\n"
+    );
+    let ct = format!("multipart/related; charset=UTF-8; boundary={boundary}");
+    let reply = http(net.consumer.client_proxy_addr, "POST", &ct, body.into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("<attachments>2</attachments>"),
+        "provider saw both attachments: {}",
+        reply.body
+    );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_log_that_cannot_be_written_stops_the_exchange() {
+    let net = network("logfail", 14, true).await;
+    let (_, _, service, _) = ids();
+    // Break the provider's log underneath the running server.
+    let path = net.facts.message_logs[1].clone();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE message_log").execute(&pool).await.unwrap();
+    pool.close().await;
+    let reply = http(
+        net.consumer.client_proxy_addr,
+        "POST",
+        XML,
+        example_request(&service, "it-logfail").into_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.serverproxy.logging_failed"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        !reply.body.contains("22.5"),
+        "no provider data may be released unlogged"
+    );
+    net.shutdown().await;
+}

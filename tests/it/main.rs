@@ -1,0 +1,99 @@
+//! End-to-end tests: an information system calls a service of another member
+//! through two security servers, over real sockets.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod exchange;
+mod peer;
+
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use musubi::demo::{Network, Options};
+
+/// A fresh folder for one test's network.
+pub(crate) fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("musubi-it-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Starts the demo network on 127.0.`net`.2/.3/.4.
+pub(crate) async fn network(name: &str, net: u8, start_provider: bool) -> Network {
+    let ips = [
+        Ipv4Addr::new(127, 0, net, 2),
+        Ipv4Addr::new(127, 0, net, 3),
+        Ipv4Addr::new(127, 0, net, 4),
+    ];
+    Network::start(&scratch(name), Options { ips, start_provider })
+        .await
+        .expect("demo network starts")
+}
+
+/// An HTTP response as the information system sees it.
+pub(crate) struct Reply {
+    pub(crate) status: u16,
+    pub(crate) content_type: String,
+    pub(crate) body: String,
+}
+
+impl Reply {
+    /// The `faultcode` of a SOAP fault reply.
+    pub(crate) fn fault_code(&self) -> Option<&str> {
+        let start = self.body.find("<faultcode>")? + "<faultcode>".len();
+        let end = start + self.body[start..].find("</faultcode>")?;
+        Some(&self.body[start..end])
+    }
+}
+
+/// Sends one HTTP request to `addr` over a new connection.
+pub(crate) async fn http(addr: std::net::SocketAddr, method: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    let tcp = tokio::net::TcpStream::connect(addr)
+        .await
+        .expect("connect to client proxy");
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::builder()
+        .method(method)
+        .uri("/")
+        .header("host", addr.to_string())
+        .header("content-type", content_type)
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = sender.send_request(req).await.expect("response from client proxy");
+    let status = resp.status().as_u16();
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+/// Reads `shared/conformance/xroad/soap/proxy-core-queries/<file>`, or reports a skip.
+pub(crate) fn conformance_query(file: &str) -> Option<Vec<u8>> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../shared/conformance/xroad/soap/proxy-core-queries")
+        .join(file);
+    match std::fs::read(&path) {
+        Ok(b) => Some(b),
+        Err(_) if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") => {
+            panic!(
+                "conformance file {} missing and MUSUBI_REQUIRE_CONFORMANCE=1",
+                path.display()
+            )
+        }
+        Err(_) => {
+            println!("skipped: conformance file {} not found", path.display());
+            None
+        }
+    }
+}
