@@ -90,6 +90,12 @@ pub fn encode(
 /// Decodes a transport message of content type `content_type`.
 pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage<'a>, TransportError> {
     let ct = ContentType::parse(content_type).map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
+    if ct.mime == "text/xml" {
+        return Err(terr(
+            Code::INVALID_MESSAGE,
+            "a text/xml body is not a transport message",
+        ));
+    }
     if ct.mime != "multipart/mixed" {
         return Err(terr(
             Code::INVALID_CONTENT_TYPE,
@@ -171,4 +177,49 @@ pub fn part_uris(attachments: usize) -> Vec<String> {
     std::iter::once("/message.xml".to_owned())
         .chain((1..=attachments).map(|i| format!("/attachment{i}")))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_message_with_attachments_and_ocsp() {
+        let att = [
+            Part {
+                headers: vec![
+                    ("Content-Type", "application/octet-stream"),
+                    ("Client-Header", "FooBar"),
+                ],
+                body: b"\x00\x01",
+            },
+            Part {
+                headers: vec![("Content-Type", "text/plain")],
+                body: b"two",
+            },
+        ];
+        let (body, ct) = encode("b1", &[b"ocsp-der"], &[], b"<soap/>", &att, b"<sig/>");
+        let m = decode(&ct, &body).unwrap();
+        assert_eq!(m.ocsp, [b"ocsp-der".as_slice()]);
+        assert_eq!(m.soap, b"<soap/>");
+        assert_eq!(m.attachments, att);
+        assert_eq!(m.signature, Some(b"<sig/>".as_slice()));
+        assert_eq!(part_uris(2), ["/message.xml", "/attachment1", "/attachment2"]);
+    }
+
+    #[test]
+    fn rejects_unsigned_and_plain_soap() {
+        let mut w = MultipartWriter::new("b");
+        w.part(&[("Content-Type", "text/xml")], b"<soap/>");
+        let body = w.finish();
+        assert_eq!(
+            decode("multipart/mixed; boundary=b", &body).unwrap_err().code,
+            Code::MISSING_SIGNATURE
+        );
+        assert_eq!(decode("text/xml", b"<soap/>").unwrap_err().code, Code::INVALID_MESSAGE);
+        assert_eq!(
+            decode("multipart/mixed", &body).unwrap_err().code,
+            Code::INVALID_CONTENT_TYPE
+        );
+    }
 }

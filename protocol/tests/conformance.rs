@@ -229,6 +229,41 @@ fn proxy_messages_decode_as_x_road_says() {
             failures.push(format!("{file}: expected {expected}, got {got}"));
         }
     }
+    // Files of proxy-core-queries that X-Road's tests read as proxy messages.
+    let queries = dir.join("../proxy-core-queries");
+    let more: &[(&str, &str, &str)] = &[
+        ("simple.query", "text/xml", "invalid_message"),
+        (
+            "no-signature.query",
+            "multipart/mixed; boundary=jetty42534330h7vzfqv2;charset=ISO-8859-1",
+            "missing_signature",
+        ),
+        (
+            "no-soap.query",
+            "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty",
+            "invalid_soap",
+        ),
+        (
+            "attachm.query",
+            "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty",
+            "missing_signature",
+        ),
+        (
+            "attachm-error.query",
+            "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty",
+            "invalid_content_type",
+        ),
+    ];
+    for (file, ct, expected) in more {
+        let body = std::fs::read(queries.join(file)).unwrap();
+        let got = match transport::decode(ct, &body) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code.0.to_owned(),
+        };
+        if got != *expected {
+            failures.push(format!("{file} as {ct}: expected {expected}, got {got}"));
+        }
+    }
     // ServerProxyProcessingError: a boundary that is not in the body.
     let q = std::fs::read(dir.join("../proxy-core-queries/getstate.query")).unwrap();
     match transport::decode("multipart/mixed; boundary=foobar", &q) {

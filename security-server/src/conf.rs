@@ -152,38 +152,46 @@ fn default_max_body() -> usize {
 #[non_exhaustive]
 pub enum ConfError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
         /// The I/O error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The file is not valid TOML of the expected shape.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Parse {
         /// The file.
         path: PathBuf,
         /// What is wrong, with line and column.
-        source: Box<toml::de::Error>,
+        error: Box<toml::de::Error>,
     },
     /// The contents are inconsistent.
     #[error("{0}")]
     Invalid(String),
 }
 
-/// Reads and parses a TOML file (at most 4 MiB).
+/// Largest configuration file accepted.
+pub const MAX_CONF_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Reads and parses a TOML file (at most [`MAX_CONF_BYTES`]).
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfError::Read {
+    let read_err = |error| ConfError::Read {
         path: path.into(),
-        source,
-    })?;
-    if text.len() > 4 * 1024 * 1024 {
-        return Err(ConfError::Invalid(format!("{} is larger than 4 MiB", path.display())));
+        error,
+    };
+    let len = std::fs::metadata(path).map_err(read_err)?.len();
+    if len > MAX_CONF_BYTES {
+        return Err(ConfError::Invalid(format!(
+            "{} is {len} bytes; configuration files are limited to {MAX_CONF_BYTES} bytes",
+            path.display()
+        )));
     }
-    toml::from_str(&text).map_err(|source| ConfError::Parse {
+    let text = std::fs::read_to_string(path).map_err(read_err)?;
+    toml::from_str(&text).map_err(|error| ConfError::Parse {
         path: path.into(),
-        source: Box::new(source),
+        error: Box::new(error),
     })
 }
 

@@ -339,6 +339,9 @@ async fn log(
     })
 }
 
+/// How long the client proxy waits for the provider's security server to answer.
+const PEER_TIMEOUT: Duration = Duration::from_secs(300);
+
 async fn send_to_peer(
     state: &State,
     target: &SecurityServer,
@@ -349,9 +352,15 @@ async fn send_to_peer(
         Some(s) => s,
         None => connect_peer(state, target).await?,
     };
-    let resp = sender
-        .send_request(req)
+    let resp = tokio::time::timeout(PEER_TIMEOUT, sender.send_request(req))
         .await
+        .map_err(|_| {
+            Code::NETWORK_ERROR.client_proxy(format!(
+                "{} did not answer within {} s",
+                target.id,
+                PEER_TIMEOUT.as_secs()
+            ))
+        })?
         .map_err(|e| Code::NETWORK_ERROR.client_proxy(format!("exchange with {} failed: {e}", target.id)))?;
     let (parts, body) = resp.into_parts();
     let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| {

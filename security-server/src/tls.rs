@@ -13,8 +13,19 @@ use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
 use crate::conf::Trust;
 
+/// ring with the suites Musubi speaks on 5500: TLS 1.3 between Musubi nodes,
+/// and for X-Road peers TLS 1.2 with ECDHE and AES-256-GCM only (X-Road's default
+/// CBC suites are not implemented by rustls, on purpose; see DESIGN.md).
 fn provider() -> Arc<CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    use rustls::crypto::ring::cipher_suite as cs;
+    let mut p = rustls::crypto::ring::default_provider();
+    p.cipher_suites = vec![
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    ];
+    Arc::new(p)
 }
 
 fn algorithms() -> WebPkiSupportedAlgorithms {
