@@ -178,18 +178,7 @@ async fn serve_client_proxy(listener: TcpListener, state: Arc<proxy::State>, mut
                         let state = state.clone();
                         async move { Ok::<_, std::convert::Infallible>(proxy::client_proxy(state, req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(tcp), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
+                    serve_http1(tcp, svc, &mut stop).await;
                 });
             }
         }
@@ -236,21 +225,35 @@ async fn serve_server_proxy(
                         let (state, hash) = (state.clone(), hash.clone());
                         async move { Ok::<_, std::convert::Infallible>(proxy::server_proxy(state, hash, req).await) }
                     });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(tls), svc);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = stop.changed() => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
-                        }
-                    }
+                    serve_http1(tls, svc, &mut stop).await;
                 });
             }
         }
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// Serves HTTP/1.1 on one connection until it closes or the server stops; on
+/// stop, the exchange in flight finishes before the connection closes.
+async fn serve_http1<I, S>(io: I, svc: S, stop: &mut watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }

@@ -44,7 +44,12 @@ pub(crate) struct State {
 type Resp = Response<Full<Bytes>>;
 
 fn fault_response(fault: &Fault) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(fault.to_xml())));
+    soap_fault_bytes(Bytes::from(fault.to_xml()))
+}
+
+/// A SOAP fault as HTTP 500 `text/xml`, as SOAP 1.1 over HTTP requires.
+fn soap_fault_bytes(xml: Bytes) -> Resp {
+    let mut r = Response::new(Full::new(xml));
     *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -191,15 +196,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         .map_err(|e| err(Code::INVALID_CONTENT_TYPE.client_proxy_service_failed(e.to_string())))?;
     if parsed_ct.mime == "text/xml" {
         return match soap::parse(&rbody, Direction::Response, &Limits::default()) {
-            Ok(Soap::Fault(_)) => {
-                let mut r = Response::new(Full::new(rbody));
-                *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-                r.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("text/xml; charset=UTF-8"),
-                );
-                Ok(r)
-            }
+            Ok(Soap::Fault(_)) => Ok(soap_fault_bytes(rbody)),
             _ => Err(err(Code::INVALID_MESSAGE.client_proxy_service_failed(format!(
                 "server proxy answered HTTP {status} with a non-fault text/xml body"
             )))),
@@ -548,13 +545,7 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     })?;
     let rmsg = match &resp.soap {
         Soap::Fault(_) => {
-            let mut r = Response::new(Full::new(Bytes::copy_from_slice(resp.soap_bytes)));
-            *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/xml; charset=UTF-8"),
-            );
-            return Ok(r);
+            return Ok(soap_fault_bytes(Bytes::copy_from_slice(resp.soap_bytes)));
         }
         Soap::Message(m) => m,
     };
