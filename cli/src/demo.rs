@@ -27,6 +27,9 @@ pub struct Options {
     pub ips: [Ipv4Addr; 3],
     /// Whether to start the provider information system.
     pub start_provider: bool,
+    /// A change to the trust file before it is written (tests use it to make
+    /// the network inconsistent on purpose).
+    pub edit_global: Option<fn(&mut GlobalConf)>,
 }
 
 impl Default for Options {
@@ -38,6 +41,7 @@ impl Default for Options {
                 Ipv4Addr::new(127, 0, 0, 4),
             ],
             start_provider: true,
+            edit_global: None,
         }
     }
 }
@@ -129,7 +133,7 @@ impl Network {
         let auth_b = ca.issue("ss-provider", "Demo Home Cloud", Usage::Auth, &[&ip_b.to_string()])?;
         let sign_a = ca.issue("1001", "Demo City", Usage::Sign, &[])?;
         let sign_b = ca.issue("2002", "Demo Home Cloud", Usage::Sign, &[])?;
-        let global = GlobalConf {
+        let mut global = GlobalConf {
             instance_identifier: INSTANCE.into(),
             approved_cas: vec![musubi_pki::pem("CERTIFICATE", ca.cert_der())],
             members: vec![
@@ -161,6 +165,9 @@ impl Network {
                 },
             ],
         };
+        if let Some(edit) = opts.edit_global {
+            edit(&mut global);
+        }
         let global_path = dir.join("global-conf.toml");
         write(&global_path, &toml::to_string_pretty(&global)?)?;
         let provider_url = format!("http://{ip_p}:8090/");

@@ -401,14 +401,17 @@ async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequ
         .connect(name, tcp)
         .await
         .map_err(|e| {
-            let text = e.to_string();
-            if text.contains("certificate") || text.contains("Certificate") {
+            let rejected_cert = e
+                .get_ref()
+                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+            if rejected_cert {
                 Code::SSL_AUTHENTICATION_FAILED.client_proxy(format!(
-                    "{} did not present a registered authentication certificate: {text}",
+                    "{} at {addr} did not present a registered authentication certificate: {e}",
                     target.id
                 ))
             } else {
-                net(text)
+                net(e.to_string())
             }
         })?;
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
@@ -536,13 +539,14 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     .await
     .map_err(err)?;
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
-    let resp = package::decode(&rct, &rbody, Direction::Response, &Limits::default()).map_err(|e| {
-        if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {
-            err(Code::HTTP_ERROR.server_proxy_service_failed(format!("provider answered HTTP {status}")))
-        } else {
-            err(e.code.server_proxy_service_failed(e.message))
-        }
-    })?;
+    // SOAP over HTTP answers 200, or 500 with a fault; anything else is an HTTP error.
+    if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {
+        return Err(err(
+            Code::HTTP_ERROR.server_proxy_service_failed(format!("the provider answered HTTP {status}"))
+        ));
+    }
+    let resp = package::decode(&rct, &rbody, Direction::Response, &Limits::default())
+        .map_err(|e| err(e.code.server_proxy_service_failed(e.message)))?;
     let rmsg = match &resp.soap {
         Soap::Fault(_) => {
             return Ok(soap_fault_bytes(Bytes::copy_from_slice(resp.soap_bytes)));

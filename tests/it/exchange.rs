@@ -3,7 +3,9 @@
 use musubi::demo::{example_request, ids};
 use musubi_protocol::xades::sha512_b64;
 
-use crate::{conformance_query, http, network};
+use musubi::demo::Options;
+
+use crate::{conformance_query, http, network, network_with};
 
 const XML: &str = "text/xml; charset=UTF-8";
 
@@ -211,5 +213,128 @@ async fn a_message_log_that_cannot_be_written_stops_the_exchange() {
         !reply.body.contains("22.5"),
         "no provider data may be released unlogged"
     );
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_server_with_an_unregistered_authentication_certificate_is_refused() {
+    // The trust file names another certificate for the provider's server than
+    // the one it presents: the client proxy must not send it the request.
+    let opts = Options {
+        edit_global: Some(|g| g.security_servers[1].auth_cert_hashes = vec!["00".repeat(32)]),
+        ..Options::default()
+    };
+    let net = network_with("impostor", 15, opts).await;
+    let (_, _, service, _) = ids();
+    let reply = http(
+        net.consumer.client_proxy_addr,
+        "POST",
+        XML,
+        example_request(&service, "it-impostor").into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.clientproxy.ssl_authentication_failed"),
+        "{}",
+        reply.body
+    );
+    let records = net.provider.message_log().find("it-impostor").await.unwrap();
+    assert!(records.is_empty(), "the request must not reach the provider's server");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_server_not_listening_gives_network_error() {
+    let opts = Options {
+        edit_global: Some(|g| g.security_servers[1].address = "127.0.16.9".into()),
+        ..Options::default()
+    };
+    let net = network_with("noserver", 16, opts).await;
+    let (_, _, service, _) = ids();
+    let reply = http(
+        net.consumer.client_proxy_addr,
+        "POST",
+        XML,
+        example_request(&service, "it-noserver").into_bytes(),
+    )
+    .await;
+    assert_eq!(
+        reply.fault_code(),
+        Some("server.clientproxy.network_error"),
+        "{}",
+        reply.body
+    );
+    net.shutdown().await;
+}
+
+/// A provider information system that answers every request with `answer(request)`.
+async fn custom_provider(ip: [u8; 4], answer: fn(&str) -> (u16, &'static str, String)) {
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 8090))
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
+                    use http_body_util::BodyExt;
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    let (status, ct, text) = answer(std::str::from_utf8(&body).unwrap());
+                    let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
+                    *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                    r.headers_mut()
+                        .insert("content-type", http::HeaderValue::from_static(ct));
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_provider_answers_get_service_failed_faults() {
+    let net = network("badprovider", 17, false).await;
+    custom_provider([127, 0, 17, 4], |req| {
+        let id = req.split("<xroad:id>").nth(1).unwrap().split('<').next().unwrap();
+        let (_, _, service, _) = ids();
+        match id {
+            "http-502" => (502, "text/plain", "bad gateway".into()),
+            "wrong-ct" => (200, "blah", "x".into()),
+            "empty" => (200, "text/xml", String::new()),
+            "other-query" => {
+                let body = "<getRoomTemperatureResponse/>";
+                (200, "text/xml", musubi_protocol::soap::build_request(&ids().0, &service, "not-the-same", None, body))
+            }
+            "no-header" => (
+                200,
+                "text/xml",
+                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><x/></s:Body></s:Envelope>".into(),
+            ),
+            _ => (
+                500,
+                "text/xml",
+                "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><s:Fault><faultcode>CODE</faultcode><faultstring>provider says no</faultstring></s:Fault></s:Body></s:Envelope>".into(),
+            ),
+        }
+    })
+    .await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    for (id, expected) in [
+        ("http-502", "server.serverproxy.service_failed.http_error"),
+        ("wrong-ct", "server.serverproxy.service_failed.invalid_content_type"),
+        ("empty", "server.serverproxy.service_failed.invalid_soap"),
+        ("other-query", "server.serverproxy.service_failed.inconsistent_response"),
+        ("no-header", "server.serverproxy.service_failed.missing_header"),
+        ("fault", "CODE"),
+    ] {
+        let reply = http(cp, "POST", XML, example_request(&service, id).into_bytes()).await;
+        assert_eq!(reply.status, 500, "{id}");
+        assert_eq!(reply.fault_code(), Some(expected), "{id}: {}", reply.body);
+    }
     net.shutdown().await;
 }

@@ -23,12 +23,25 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
 
 /// Starts the demo network on 127.0.`net`.2/.3/.4.
 pub(crate) async fn network(name: &str, net: u8, start_provider: bool) -> Network {
+    network_with(
+        name,
+        net,
+        Options {
+            start_provider,
+            ..Options::default()
+        },
+    )
+    .await
+}
+
+/// Starts the demo network on 127.0.`net`.2/.3/.4 with other options.
+pub(crate) async fn network_with(name: &str, net: u8, opts: Options) -> Network {
     let ips = [
         Ipv4Addr::new(127, 0, net, 2),
         Ipv4Addr::new(127, 0, net, 3),
         Ipv4Addr::new(127, 0, net, 4),
     ];
-    Network::start(&scratch(name), Options { ips, start_provider })
+    Network::start(&scratch(name), Options { ips, ..opts })
         .await
         .expect("demo network starts")
 }
