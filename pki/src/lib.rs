@@ -372,14 +372,14 @@ mod tests {
         }];
         assert_eq!(
             xades::verify(&sig, &other).unwrap_err().code,
-            musubi_protocol::Code::INVALID_REFERENCE
+            musubi_protocol::Code::INVALID_SIGNATURE_VALUE
         );
         let tampered = String::from_utf8(sig.clone())
             .unwrap()
             .replace("2026-11-24T10:00:00Z", "2020-01-01T00:00:00Z");
         assert_eq!(
             xades::verify(tampered.as_bytes(), &parts).unwrap_err().code,
-            musubi_protocol::Code::INVALID_REFERENCE
+            musubi_protocol::Code::INVALID_SIGNATURE_VALUE
         );
         // A signature value from another key does not verify.
         let other_key = key_for(&ca);

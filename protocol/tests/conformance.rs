@@ -272,3 +272,82 @@ fn proxy_messages_decode_as_x_road_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// X-Road's own XAdES signatures (README §3.2): references and signature
+/// values verify with our C14N and ring. Certificate chains and OCSP are the
+/// trust issue's; rows that need them are not here.
+#[test]
+fn x_road_signatures_verify_as_x_road_says() {
+    use musubi_protocol::xades::{self, DataPart};
+    let Some(dir) = conformance_dir() else { return };
+    let sigs = dir.join("../../signatures");
+    let read = |p: &str| std::fs::read(sigs.join(p)).unwrap();
+    let msg0 = read("common-test/message-0.xml");
+    let m0 = [DataPart {
+        uri: "/message.xml",
+        bytes: &msg0,
+    }];
+    let nb_msg = read("globalconf-impl/non-batch-sig/message.xml");
+    let nb_att = read("globalconf-impl/non-batch-sig/attachment1");
+    let nb = [
+        DataPart {
+            uri: "/message.xml",
+            bytes: &nb_msg,
+        },
+        DataPart {
+            uri: "/attachment1",
+            bytes: &nb_att,
+        },
+    ];
+    let nb_wrong = [
+        DataPart {
+            uri: "/message.xml",
+            bytes: &nb_msg,
+        },
+        DataPart {
+            uri: "/attachment1",
+            bytes: b"other",
+        },
+    ];
+    let wrong_msg = [DataPart {
+        uri: "/message.xml",
+        bytes: b"<other/>",
+    }];
+    let cases: Vec<(&str, &[DataPart<'_>], &str)> = vec![
+        ("common-test/sign-0.xml", &m0, "ok"),
+        ("common-test/sign-0-old-format.xml", &m0, "ok"),
+        ("common-test/sign-0.xml", &wrong_msg, "invalid_signature_value"),
+        ("globalconf-impl/non-batch-sig/signatures.xml", &nb, "ok"),
+        (
+            "globalconf-impl/non-batch-sig/signatures.xml",
+            &nb_wrong,
+            "invalid_signature_value",
+        ),
+        (
+            "globalconf-impl/sign-0-invalid-signature-value.xml",
+            &m0,
+            "invalid_signature_value",
+        ),
+        ("globalconf-impl/empty.xml", &m0, "invalid_xml"),
+        ("globalconf-impl/sign-0-malformed-xml.xml", &m0, "invalid_xml"),
+        ("globalconf-impl/sign-0-no-signature.xml", &m0, "malformed_signature"),
+        (
+            "globalconf-impl/sign-0-no-objectcontainer.xml",
+            &m0,
+            "malformed_signature",
+        ),
+        ("globalconf-impl/sign-0-schema-fail.xml", &m0, "malformed_signature"),
+        ("globalconf-impl/sign-0-no-signing-cert.xml", &m0, "malformed_signature"),
+    ];
+    let mut failures = Vec::new();
+    for (file, parts, expected) in cases {
+        let got = match xades::verify(&read(file), parts) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{} ({})", e.code.0, e.message),
+        };
+        if !got.starts_with(expected) {
+            failures.push(format!("{file}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

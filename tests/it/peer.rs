@@ -143,7 +143,7 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
         .into_bytes();
     let (body, ct) = encode(&tampered, Some(&sig));
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
-    assert_eq!(code, "server.serverproxy.invalid_reference");
+    assert_eq!(code, "server.serverproxy.invalid_signature_value");
 
     // A signature value that was changed.
     let sig = String::from_utf8(signed(&net.consumer_sign, &soap)).unwrap();
