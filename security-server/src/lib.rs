@@ -57,6 +57,7 @@ pub enum StartError {
 
 /// A running security server.
 pub struct Handle {
+    state: Arc<proxy::State>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     log: MessageLog,
@@ -70,6 +71,11 @@ impl Handle {
     /// The message log (tests read it).
     pub fn message_log(&self) -> &MessageLog {
         &self.log
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> StatsSnapshot {
+        self.state.stats.snapshot()
     }
 
     /// Stops accepting, lets in-flight exchanges finish (up to 30 s), closes the log.
@@ -143,19 +149,46 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         auth_key,
         peers: Mutex::new(HashMap::new()),
         provider_client: Mutex::new(HashMap::new()),
+        peer_tls: Mutex::new(HashMap::new()),
+        stats: Stats::default(),
     });
+    let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
     tasks.spawn(serve_server_proxy(sp, state, Arc::new(tls_conf), rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
     Ok(Handle {
+        state: stats_state,
         shutdown: tx,
         tasks,
         log,
         client_proxy_addr,
         server_proxy_addr,
     })
+}
+
+/// Counters of a running server (Prometheus metrics come with the admin API).
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    /// TLS connections opened to peer security servers.
+    pub(crate) peer_connections: std::sync::atomic::AtomicU64,
+}
+
+impl Stats {
+    fn snapshot(&self) -> StatsSnapshot {
+        StatsSnapshot {
+            peer_connections: self.peer_connections.load(std::sync::atomic::Ordering::Relaxed),
+        }
+    }
+}
+
+/// A copy of a server's counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StatsSnapshot {
+    /// TLS connections opened to peer security servers since start.
+    pub peer_connections: u64,
 }
 
 /// Most connections served at once per listener.

@@ -39,6 +39,9 @@ pub(crate) struct State {
     pub(crate) auth_key: PrivateKeyDer<'static>,
     pub(crate) peers: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
     pub(crate) provider_client: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    /// TLS client settings per peer server, kept so sessions can be resumed.
+    pub(crate) peer_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
+    pub(crate) stats: crate::Stats,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -381,9 +384,11 @@ async fn take_ready(
     None
 }
 
-async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequest<Full<Bytes>>, Fault> {
-    let addr = target.proxy_address();
-    let net = |e: String| Code::NETWORK_ERROR.client_proxy(format!("cannot connect to {} at {addr}: {e}", target.id));
+async fn peer_tls_config(state: &State, target: &SecurityServer) -> Result<Arc<rustls::ClientConfig>, Fault> {
+    let mut cache = state.peer_tls.lock().await;
+    if let Some(c) = cache.get(&target.proxy_address()) {
+        return Ok(c.clone());
+    }
     let config = crate::tls::client_config(
         state.trust.clone(),
         target.auth_cert_hashes.clone(),
@@ -391,13 +396,22 @@ async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequ
         state.auth_key.clone_key(),
     )
     .map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.to_string()))?;
+    let config = Arc::new(config);
+    cache.insert(target.proxy_address(), config.clone());
+    Ok(config)
+}
+
+async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequest<Full<Bytes>>, Fault> {
+    let addr = target.proxy_address();
+    let net = |e: String| Code::NETWORK_ERROR.client_proxy(format!("cannot connect to {} at {addr}: {e}", target.id));
+    let config = peer_tls_config(state, target).await?;
     let tcp = tokio::time::timeout(Duration::from_secs(10), tokio::net::TcpStream::connect(&addr))
         .await
         .map_err(|_| net("timed out".into()))?
         .map_err(|e| net(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from("security-server.invalid").map_err(|e| net(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+    let tls = tokio_rustls::TlsConnector::from(config)
         .connect(name, tcp)
         .await
         .map_err(|e| {
@@ -414,6 +428,10 @@ async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequ
                 net(e.to_string())
             }
         })?;
+    state
+        .stats
+        .peer_connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
         .await
         .map_err(|e| net(e.to_string()))?;

@@ -269,7 +269,7 @@ async fn provider_server_not_listening_gives_network_error() {
 }
 
 /// A provider information system that answers every request with `answer(request)`.
-async fn custom_provider(ip: [u8; 4], answer: fn(&str) -> (u16, &'static str, String)) {
+async fn custom_provider(ip: [u8; 4], answer: fn(&str, &str) -> (u16, &'static str, String)) {
     let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 8090))
         .await
         .unwrap();
@@ -279,8 +279,13 @@ async fn custom_provider(ip: [u8; 4], answer: fn(&str) -> (u16, &'static str, St
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
                     use http_body_util::BodyExt;
+                    let ct = req
+                        .headers()
+                        .get("content-type")
+                        .map(|v| v.to_str().unwrap().to_owned())
+                        .unwrap_or_default();
                     let body = req.into_body().collect().await.unwrap().to_bytes();
-                    let (status, ct, text) = answer(std::str::from_utf8(&body).unwrap());
+                    let (status, ct, text) = answer(&ct, std::str::from_utf8(&body).unwrap());
                     let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
                     *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
                     r.headers_mut()
@@ -298,7 +303,7 @@ async fn custom_provider(ip: [u8; 4], answer: fn(&str) -> (u16, &'static str, St
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_provider_answers_get_service_failed_faults() {
     let net = network("badprovider", 17, false).await;
-    custom_provider([127, 0, 17, 4], |req| {
+    custom_provider([127, 0, 17, 4], |_, req| {
         let id = req.split("<xroad:id>").nth(1).unwrap().split('<').next().unwrap();
         let (_, _, service, _) = ids();
         match id {
@@ -336,5 +341,54 @@ async fn bad_provider_answers_get_service_failed_faults() {
         assert_eq!(reply.status, 500, "{id}");
         assert_eq!(reply.fault_code(), Some(expected), "{id}: {}", reply.body);
     }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mtom_packages_reach_the_provider_and_come_back_unchanged() {
+    const REQ_CT: &str =
+        "Multipart/Related; start-info=\"application/soap+xml\"; type=\"application/xop+xml\"; boundary=\"mtom-b\"";
+    const RESP_CT: &str = "Multipart/Related; start-info=\"application/soap+xml\"; type=\"application/xop+xml\"; boundary=\"mtom-r\"; charset=UTF-8";
+    let net = network("mtom", 18, false).await;
+    custom_provider([127, 0, 18, 4], |ct, req| {
+        // The provider sees the client's content type, part headers and bytes.
+        let ok = ct == REQ_CT
+            && req.contains("Content-ID: <soap-part>")
+            && req.contains("Content-ID: <photo>")
+            && req.contains("Content-Type: image/png")
+            && req.contains("PNGDATA");
+        let id = req.split("<xroad:id>").nth(1).unwrap().split('<').next().unwrap();
+        let (client, _, service, _) = ids();
+        let soap = musubi_protocol::soap::build_request(
+            &client,
+            &service,
+            id,
+            None,
+            &format!("<getRoomTemperatureResponse><seen>{ok}</seen></getRoomTemperatureResponse>"),
+        );
+        let body = format!(
+            "--mtom-r\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"; charset=utf-8\r\nContent-ID: <resp>\r\n\r\n{soap}\r\n--mtom-r\r\nContent-Type: text/plain\r\nContent-ID: <r1>\r\n\r\nreply-attachment\r\n--mtom-r--\r\n"
+        );
+        (200, RESP_CT, body)
+    })
+    .await;
+    let (_, _, service, _) = ids();
+    let soap = example_request(&service, "it-mtom");
+    let body = format!(
+        "--mtom-b\r\nContent-Type: application/xop+xml; type=\"application/soap+xml\"; charset=utf-8\r\nContent-ID: <soap-part>\r\n\r\n{soap}\r\n--mtom-b\r\nContent-Type: image/png\r\nContent-ID: <photo>\r\n\r\nPNGDATA\r\n--mtom-b--\r\n"
+    );
+    let reply = http(net.consumer.client_proxy_addr, "POST", REQ_CT, body.into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.content_type, RESP_CT);
+    assert!(
+        reply.body.contains("<seen>true</seen>"),
+        "provider saw the package unchanged: {}",
+        reply.body
+    );
+    assert!(
+        reply.body.contains("Content-ID: <r1>") && reply.body.contains("reply-attachment"),
+        "{}",
+        reply.body
+    );
     net.shutdown().await;
 }
