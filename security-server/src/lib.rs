@@ -111,10 +111,54 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     for k in &conf.signing_keys {
         let key = read_pem(&k.key, "PRIVATE KEY")?;
         let cert = read_pem(&k.cert, "CERTIFICATE")?;
-        let sk = musubi_pki::SigningKey::from_pkcs8(&key, cert).map_err(|e| StartError::Key(e.to_string()))?;
+        let registered = trust
+            .signing_certs
+            .get(&k.member.member_id())
+            .is_some_and(|c| c.contains(&cert));
+        if !registered {
+            return Err(ConfError::Invalid(format!(
+                "the signing certificate {} is not registered for {} in the global configuration; \
+                 register it or point signing_keys at the registered one",
+                k.cert.display(),
+                k.member.member_id()
+            ))
+            .into());
+        }
+        let sk = musubi_pki::SigningKey::from_pkcs8(&key, cert)
+            .map_err(|e| StartError::Key(format!("{}: {e}", k.key.display())))?;
         signing_keys.insert(k.member.member_id(), sk);
     }
     let auth_cert = CertificateDer::from(read_pem(&conf.auth_cert, "CERTIFICATE")?);
+    let me = trust
+        .server(&conf.server_id)
+        .map(|s| s.auth_cert_hashes.clone())
+        .unwrap_or_default();
+    if !me
+        .iter()
+        .any(|h| h.eq_ignore_ascii_case(&musubi_pki::cert_hash(&auth_cert)))
+    {
+        return Err(ConfError::Invalid(format!(
+            "the authentication certificate {} is not registered for {} in the global configuration; \
+             peers would refuse this server",
+            conf.auth_cert.display(),
+            conf.server_id
+        ))
+        .into());
+    }
+    for service in &conf.services {
+        if !trust
+            .server(&conf.server_id)
+            .is_some_and(|s| s.hosts(service.id.provider()))
+        {
+            return Err(ConfError::Invalid(format!(
+                "service {} belongs to {}, which this server does not host; \
+                 add the client to the server's clients in the global configuration",
+                service.id,
+                service.id.provider()
+            ))
+            .into());
+        }
+    }
     let auth_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read_pem(&conf.auth_key, "PRIVATE KEY")?));
     let log = MessageLog::open(&conf.database).await?;
     let tls_conf = tls::server_config(trust.clone(), auth_cert.clone(), auth_key.clone_key())

@@ -61,6 +61,11 @@ fn soap_fault_bytes(xml: Bytes) -> Resp {
     r
 }
 
+/// `requestHash/@algorithmId` appears both as a URI and as a name in X-Road messages.
+fn is_sha512(algorithm: &str) -> bool {
+    algorithm == soap::SHA512_URI || algorithm.eq_ignore_ascii_case("SHA-512")
+}
+
 fn now_xsd() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
@@ -222,7 +227,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     }
     let expected = xades::sha512_b64(pkg.soap_bytes);
     match &rh.request_hash {
-        Some(rhash) if rhash.value == expected => {}
+        Some(rhash) if rhash.value == expected && is_sha512(&rhash.algorithm) => {}
         _ => {
             return Err(err(
                 Code::INCONSISTENT_RESPONSE.client_proxy_service_failed("requestHash does not match the request")

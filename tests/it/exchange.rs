@@ -218,13 +218,39 @@ async fn a_message_log_that_cannot_be_written_stops_the_exchange() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_server_with_an_unregistered_authentication_certificate_is_refused() {
-    // The trust file names another certificate for the provider's server than
-    // the one it presents: the client proxy must not send it the request.
+    // Something else answers at the provider server's address, with a certificate
+    // from the same CA that is not registered: the client proxy must not send it
+    // the request.
     let opts = Options {
-        edit_global: Some(|g| g.security_servers[1].auth_cert_hashes = vec!["00".repeat(32)]),
+        edit_global: Some(|g| g.security_servers[1].address = "127.0.15.9".into()),
         ..Options::default()
     };
     let net = network_with("impostor", 15, opts).await;
+    let impostor = net
+        .ca
+        .issue(
+            "ss-provider",
+            "Demo Home Cloud",
+            musubi_pki::Usage::Auth,
+            &["127.0.15.9"],
+        )
+        .unwrap();
+    let config =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![impostor.cert_der.clone().into()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(impostor.key_pkcs8.clone().into()),
+            )
+            .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.15.9:5500").await.unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let accepted = tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        acceptor.accept(tcp).await.is_ok()
+    });
     let (_, _, service, _) = ids();
     let reply = http(
         net.consumer.client_proxy_addr,
@@ -239,8 +265,10 @@ async fn provider_server_with_an_unregistered_authentication_certificate_is_refu
         "{}",
         reply.body
     );
-    let records = net.provider.message_log().find("it-impostor").await.unwrap();
-    assert!(records.is_empty(), "the request must not reach the provider's server");
+    assert!(
+        !accepted.await.unwrap(),
+        "the consumer's server must abort the handshake with the impostor"
+    );
     net.shutdown().await;
 }
 
@@ -391,4 +419,28 @@ async fn mtom_packages_reach_the_provider_and_come_back_unchanged() {
         reply.body
     );
     net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_whose_certificate_is_not_registered_refuses_to_start() {
+    let opts = Options {
+        edit_global: Some(|g| g.security_servers[0].auth_cert_hashes.clear()),
+        ..Options::default()
+    };
+    let result = musubi::demo::Network::start(
+        &crate::scratch("unregistered"),
+        Options {
+            ips: [[127, 0, 19, 2].into(), [127, 0, 19, 3].into(), [127, 0, 19, 4].into()],
+            ..opts
+        },
+    )
+    .await;
+    let Err(e) = result else {
+        panic!("a server with an unregistered authentication certificate started")
+    };
+    let text = format!("{e:#}");
+    assert!(
+        text.contains("authentication certificate") && text.contains("not registered"),
+        "{text}"
+    );
 }
