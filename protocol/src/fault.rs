@@ -57,7 +57,6 @@ impl Code {
     pub const UNKNOWN_MEMBER: Code = Code("unknown_member");
     pub const UNKNOWN_HOST: Code = Code("unknown_host");
     pub const MAINTENANCE_MODE: Code = Code("maintenance_mode");
-    pub const REQUEST_TOO_LARGE: Code = Code("request_too_large");
 }
 
 impl Code {

@@ -3,7 +3,7 @@
 //! Rows marked [conf] in that README need server state and are checked by the
 //! end-to-end tests instead.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::path::PathBuf;
 

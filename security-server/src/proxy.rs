@@ -83,6 +83,15 @@ fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
     h.get(name).and_then(|v| v.to_str().ok())
 }
 
+/// Refuses a declared `Content-Length` above `max` before reading anything.
+fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), String> {
+    match header_str(headers, "content-length").map(|v| v.trim().parse::<u64>()) {
+        Some(Ok(n)) if n > max as u64 => Err(format!("a body of {n} bytes exceeds the limit of {max} bytes")),
+        Some(Err(_)) => Err("the Content-Length header is not a number".into()),
+        _ => Ok(()),
+    }
+}
+
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, String> {
     Limited::new(body, max)
         .collect()
@@ -130,6 +139,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         }
     }
     let content_type = header_str(&headers, "content-type").unwrap_or("").to_owned();
+    check_declared_length(&headers, state.conf.max_body_bytes).map_err(|e| nq(Code::INVALID_SOAP.client(e)))?;
     let body = read_body(req.into_body(), state.conf.max_body_bytes)
         .await
         .map_err(|e| nq(Code::INVALID_SOAP.client(format!("cannot read request: {e}"))))?;
@@ -472,6 +482,7 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     let original_ct = header_str(&headers, transport::ORIGINAL_CONTENT_TYPE)
         .unwrap_or("text/xml; charset=UTF-8")
         .to_owned();
+    check_declared_length(&headers, state.conf.max_body_bytes).map_err(|e| nq(Code::IO_ERROR.server_proxy(e)))?;
     let body = read_body(req.into_body(), state.conf.max_body_bytes)
         .await
         .map_err(|e| nq(Code::IO_ERROR.server_proxy(format!("cannot read request: {e}"))))?;

@@ -133,6 +133,27 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
         assert_eq!(reply.fault_code(), Some("client.duplicate_header_field"));
     }
 
+    // A declared gigabyte is refused before anything is read.
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
+        let head = format!(
+            "POST / HTTP/1.1\r\nHost: {cp}\r\nContent-Type: text/xml\r\nContent-Length: 1073741824\r\n\r\n<SOAP"
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut buf = vec![0; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]);
+        assert!(text.starts_with("HTTP/1.1 500"), "{text}");
+        assert!(
+            text.contains("<faultcode>client.invalid_soap</faultcode>") && text.contains("exceeds the limit"),
+            "{text}"
+        );
+    }
+
     // And a good request still works afterwards.
     let reply = http(cp, "POST", XML, example_request(&service, "it-after").into_bytes()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
