@@ -107,6 +107,7 @@ const CASES: &[(&str, Direction, &str, &str)] = &[
         "invalid_message",
     ),
     ("xml.query", Rq, XML, "ok"),
+    ("proxyemulator.query", Rq, XML, "ok"),
 ];
 
 #[test]
@@ -158,6 +159,11 @@ fn header_values_match_x_road_soap_message_test() {
         return;
     }
     let m = parse_ok("simple.query", Rq);
+    // X-Road's shouldNotReencodeInputMessage: the message bytes are kept exactly.
+    assert_eq!(
+        m.as_bytes(),
+        std::fs::read(conformance_dir().unwrap().join("simple.query")).unwrap()
+    );
     let h = m.header();
     assert_eq!(h.service.service_code(), "testQuery");
     assert_eq!(h.user_id.as_deref(), Some("EE37702211234"));

@@ -132,6 +132,16 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
         let reply = http(cp, "POST", XML, q).await;
         assert_eq!(reply.fault_code(), Some("client.duplicate_header_field"));
     }
+    // A client that sends a SOAP fault as its request (X-Road's SoapFaultToClientProxy).
+    if let Some(q) = conformance_query("fault.query") {
+        let reply = http(cp, "POST", XML, q).await;
+        assert_eq!(reply.fault_code(), Some("client.code"));
+    }
+    let reply = http(cp, "POST", XML, example_request(&service, "x").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let quoted = example_request(&service, "x").into_bytes();
+    let reply = crate::http_with(cp, "POST", XML, &[("SOAPAction", "http://example.org/action")], quoted).await;
+    assert_eq!(reply.fault_code(), Some("client.invalid_soap_action"));
 
     // A declared gigabyte is refused before anything is read.
     {

@@ -64,18 +64,31 @@ impl Reply {
 
 /// Sends one HTTP request to `addr` over a new connection.
 pub(crate) async fn http(addr: std::net::SocketAddr, method: &str, content_type: &str, body: Vec<u8>) -> Reply {
+    http_with(addr, method, content_type, &[], body).await
+}
+
+/// Like [`http`] with extra headers.
+pub(crate) async fn http_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Reply {
     let tcp = tokio::net::TcpStream::connect(addr)
         .await
         .expect("connect to client proxy");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(conn);
-    let req = http::Request::builder()
+    let mut req = http::Request::builder()
         .method(method)
         .uri("/")
         .header("host", addr.to_string())
-        .header("content-type", content_type)
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
+        .header("content-type", content_type);
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    let req = req.body(Full::new(Bytes::from(body))).unwrap();
     let resp = sender.send_request(req).await.expect("response from client proxy");
     let status = resp.status().as_u16();
     let content_type = resp
