@@ -35,11 +35,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
-            ips: [
-                Ipv4Addr::new(127, 0, 0, 2),
-                Ipv4Addr::new(127, 0, 0, 3),
-                Ipv4Addr::new(127, 0, 0, 4),
-            ],
+            ips: [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3), Ipv4Addr::new(127, 0, 0, 4)],
             start_provider: true,
             edit_global: None,
         }
@@ -99,10 +95,7 @@ pub fn ids() -> (ClientId, ClientId, ServiceId, ServiceId) {
 /// An example request of the consumer for `service`.
 pub fn example_request(service: &ServiceId, query_id: &str) -> String {
     let (consumer, ..) = ids();
-    let body = format!(
-        "    <{0} xmlns=\"http://example.org/home\"><room>living</room></{0}>",
-        service.service_code()
-    );
+    let body = format!("    <{0} xmlns=\"http://example.org/home\"><room>living</room></{0}>", service.service_code());
     soap::build_request(&consumer, service, query_id, Some("DEMO:care-worker-7"), &body)
 }
 
@@ -213,11 +206,7 @@ impl Network {
                 database: d.join("messagelog.sqlite"),
                 auth_key: d.join("auth.key"),
                 auth_cert: d.join("auth.pem"),
-                signing_keys: vec![SigningKeyConf {
-                    member,
-                    key: d.join("sign.key"),
-                    cert: d.join("sign.pem"),
-                }],
+                signing_keys: vec![SigningKeyConf { member, key: d.join("sign.key"), cert: d.join("sign.pem") }],
                 services,
                 max_body_bytes: 32 * 1024 * 1024,
             };
@@ -234,16 +223,12 @@ impl Network {
             tokio::spawn(serve_provider(listener, stop_rx));
         }
         let mut confs = confs.into_iter();
-        let (Some(conf_a), Some(conf_b)) = (confs.next(), confs.next()) else {
-            unreachable!("two servers configured")
-        };
+        let (Some(conf_a), Some(conf_b)) = (confs.next(), confs.next()) else { unreachable!("two servers configured") };
         let logs = [conf_a.database.clone(), conf_b.database.clone()];
-        let consumer_handle = musubi_security_server::start(conf_a)
-            .await
-            .context("starting the consumer's security server")?;
-        let provider_handle = musubi_security_server::start(conf_b)
-            .await
-            .context("starting the provider's security server")?;
+        let consumer_handle =
+            musubi_security_server::start(conf_a).await.context("starting the consumer's security server")?;
+        let provider_handle =
+            musubi_security_server::start(conf_b).await.context("starting the provider's security server")?;
         let facts = Facts {
             client_proxy_url: format!("http://{}/", consumer_handle.client_proxy_addr),
             client: consumer.to_string(),
@@ -316,10 +301,8 @@ fn provider_answer(content_type: &str, body: &[u8]) -> Response<Full<Bytes>> {
             .collect(),
     };
     let mut r = Response::new(Full::new(Bytes::from(reply)));
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("text/xml; charset=UTF-8"),
-    );
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/xml; charset=UTF-8"));
     r
 }
 

@@ -36,10 +36,8 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
     let dir = match dir {
         Some(d) => d,
         None => {
-            let stamp = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0);
+            let stamp =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
             std::env::temp_dir().join(format!("musubi-demo-{stamp}"))
         }
     };
@@ -69,10 +67,7 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         f.client_proxy_url
     );
     println!();
-    println!(
-        "The same facts are in {}. Press Ctrl-C to stop.",
-        dir.join("demo.json").display()
-    );
+    println!("The same facts are in {}. Press Ctrl-C to stop.", dir.join("demo.json").display());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("stopping…");
     net.shutdown().await;

@@ -33,22 +33,14 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
         }
     });
     let curl = loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(120))
-            .expect("demo printed its curl command");
+        let line = rx.recv_timeout(Duration::from_secs(120)).expect("demo printed its curl command");
         if line.trim_start().starts_with("curl ") {
             break line;
         }
     };
     let words: Vec<&str> = curl.split_whitespace().collect();
-    let url = words
-        .iter()
-        .find(|w| w.starts_with("http://"))
-        .expect("curl command has a URL");
-    let file = words
-        .iter()
-        .find_map(|w| w.strip_prefix('@'))
-        .expect("curl command sends a file");
+    let url = words.iter().find(|w| w.starts_with("http://")).expect("curl command has a URL");
+    let file = words.iter().find_map(|w| w.strip_prefix('@')).expect("curl command sends a file");
     let body = std::fs::read(file).expect("request file exists");
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
     assert_eq!(json["client_proxy_url"].as_str(), Some(*url));
@@ -68,10 +60,7 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     assert!(text.contains("requestHash algorithmId="), "{text}");
     assert!(text.contains("getRoomTemperatureResponse"), "{text}");
 
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "demo did not stop cleanly on Ctrl-C: {exit:?}");

@@ -10,6 +10,8 @@
 
 #![warn(missing_docs)]
 
+pub mod ocsp;
+
 use std::net::IpAddr;
 
 use musubi_protocol::xades;
@@ -78,10 +80,7 @@ pub struct Issued {
 
 impl std::fmt::Debug for Issued {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Issued")
-            .field("cert_der", &self.cert_der.len())
-            .field("key_pkcs8", &"<redacted>")
-            .finish()
+        f.debug_struct("Issued").field("cert_der", &self.cert_der.len()).field("key_pkcs8", &"<redacted>").finish()
     }
 }
 
@@ -125,6 +124,11 @@ pub fn pem_decode(label: &str, text: &str) -> Option<Vec<u8>> {
 pub struct DevCa {
     issuer: Issuer<'static, KeyPair>,
     cert_der: Vec<u8>,
+    /// The CA key again, for ring: the OCSP responder signs with it.
+    ocsp_key: EcdsaKeyPair,
+    rng: SystemRandom,
+    /// Serials (hex) this CA issued, and the revocation time of revoked ones.
+    issued: std::sync::Mutex<std::collections::HashMap<String, Option<OffsetDateTime>>>,
 }
 
 impl DevCa {
@@ -134,20 +138,18 @@ impl DevCa {
         let mut params = CertificateParams::default();
         params.distinguished_name = dn(common_name, "Musubi dev CA");
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let now = OffsetDateTime::now_utc();
         params.not_before = now - Duration::hours(1);
         params.not_after = now + Duration::days(3650);
         let cert = params.self_signed(&key)?;
         let cert_der = cert.der().to_vec();
-        Ok(Self {
-            issuer: Issuer::new(params, key),
-            cert_der,
-        })
+        let rng = SystemRandom::new();
+        let ocsp_key =
+            EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
+                .map_err(|e| PkiError::BadKey(e.to_string()))?;
+        Ok(Self { issuer: Issuer::new(params, key), cert_der, ocsp_key, rng, issued: Default::default() })
     }
 
     /// The CA certificate, DER.
@@ -164,14 +166,7 @@ impl DevCa {
         usage: Usage,
         sans: &[&str],
     ) -> Result<Issued, PkiError> {
-        self.issue_with_validity(
-            common_name,
-            organization,
-            usage,
-            sans,
-            Duration::hours(-1),
-            Duration::days(365),
-        )
+        self.issue_with_validity(common_name, organization, usage, sans, Duration::hours(-1), Duration::days(365))
     }
 
     /// Like [`DevCa::issue`] with the validity period relative to now (tests
@@ -210,10 +205,51 @@ impl DevCa {
             }
         }
         let cert = params.signed_by(&key, &self.issuer)?;
-        Ok(Issued {
-            cert_der: cert.der().to_vec(),
-            key_pkcs8: key.serialize_der(),
-        })
+        let issued = Issued { cert_der: cert.der().to_vec(), key_pkcs8: key.serialize_der() };
+        self.record(&issued.cert_der);
+        Ok(issued)
+    }
+
+    fn record(&self, cert_der: &[u8]) {
+        if let Ok(serial) = ocsp::serial_hex(cert_der) {
+            self.issued.lock().unwrap_or_else(|p| p.into_inner()).insert(serial, None);
+        }
+    }
+
+    /// Revokes a certificate this CA issued (now). Returns false for unknown ones.
+    pub fn revoke(&self, cert_der: &[u8]) -> bool {
+        let Ok(serial) = ocsp::serial_hex(cert_der) else { return false };
+        let mut issued = self.issued.lock().unwrap_or_else(|p| p.into_inner());
+        match issued.get_mut(&serial) {
+            Some(state) => {
+                state.get_or_insert(OffsetDateTime::now_utc());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The status the CA's OCSP responder gives for a serial (hex, uppercase).
+    pub fn status(&self, serial_hex: &str) -> ocsp::Status {
+        match self.issued.lock().unwrap_or_else(|p| p.into_inner()).get(serial_hex) {
+            Some(None) => ocsp::Status::Good,
+            Some(Some(at)) => ocsp::Status::Revoked { at: *at },
+            None => ocsp::Status::Unknown,
+        }
+    }
+
+    /// Answers an OCSP request (DER) as this CA's responder, at `now`.
+    pub fn ocsp_respond(&self, request_der: &[u8], now: OffsetDateTime) -> Vec<u8> {
+        ocsp::respond(request_der, &self.cert_der, self, &|s| self.status(s), now, std::time::Duration::from_secs(3600))
+    }
+}
+
+impl ocsp::ResponderKey for DevCa {
+    fn certificate_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+    fn sign_ecdsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.ocsp_key.sign(&self.rng, data).map(|s| s.as_ref().to_vec()).map_err(|e| e.to_string())
     }
 }
 
@@ -266,14 +302,10 @@ impl xades::Signer for SigningKey {
     }
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>, String> {
         match &self.key {
-            KeyKind::Ecdsa(k) => k
-                .sign(&self.rng, data)
-                .map(|s| s.as_ref().to_vec())
-                .map_err(|e| e.to_string()),
+            KeyKind::Ecdsa(k) => k.sign(&self.rng, data).map(|s| s.as_ref().to_vec()).map_err(|e| e.to_string()),
             KeyKind::Rsa(k) => {
                 let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(&RSA_PKCS1_SHA512, &self.rng, data, &mut sig)
-                    .map_err(|e| e.to_string())?;
+                k.sign(&RSA_PKCS1_SHA512, &self.rng, data, &mut sig).map_err(|e| e.to_string())?;
                 Ok(sig)
             }
         }
@@ -286,11 +318,7 @@ impl xades::Signer for SigningKey {
 /// SHA-256 of a certificate's DER, lowercase hex: how Musubi's trust file
 /// names authentication certificates.
 pub fn cert_hash(cert_der: &[u8]) -> String {
-    ring::digest::digest(&ring::digest::SHA256, cert_der)
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    ring::digest::digest(&ring::digest::SHA256, cert_der).as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Checks that `cert_der` was signed by `ca_der` and is valid at `now`.
@@ -300,16 +328,10 @@ pub fn check_issued_by(cert_der: &[u8], ca_der: &[u8], now: OffsetDateTime) -> R
     let (_, ca) = x509_parser::parse_x509_certificate(ca_der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
     let subject = cert.subject().to_string();
     if cert.issuer() != ca.subject() {
-        return Err(PkiError::Untrusted {
-            subject,
-            reason: format!("issuer is {}", cert.issuer()),
-        });
+        return Err(PkiError::Untrusted { subject, reason: format!("issuer is {}", cert.issuer()) });
     }
     cert.verify_signature(Some(ca.public_key()))
-        .map_err(|e| PkiError::Untrusted {
-            subject: subject.clone(),
-            reason: format!("signature: {e}"),
-        })?;
+        .map_err(|e| PkiError::Untrusted { subject: subject.clone(), reason: format!("signature: {e}") })?;
     let t = x509_parser::time::ASN1Time::from_timestamp(now.unix_timestamp())
         .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
     let v = cert.validity();
@@ -340,16 +362,7 @@ mod tests {
         let key = key_for(&ca);
         let msg = b"<Envelope>\r\n a\xc3\xa4 </Envelope>";
         let att = b"attachment bytes";
-        let parts = [
-            DataPart {
-                uri: "/message.xml",
-                bytes: msg,
-            },
-            DataPart {
-                uri: "/attachment1",
-                bytes: att,
-            },
-        ];
+        let parts = [DataPart { uri: "/message.xml", bytes: msg }, DataPart { uri: "/attachment1", bytes: att }];
         let sig = xades::sign(&key, &parts, "2026-11-24T10:00:00Z").unwrap();
         let v = xades::verify(&sig, &parts).unwrap();
         assert_eq!(v.certificate_der, key.certificate_der());
@@ -361,22 +374,11 @@ mod tests {
     fn rejects_changed_message_and_changed_signed_properties() {
         let ca = DevCa::new("Test CA").unwrap();
         let key = key_for(&ca);
-        let parts = [DataPart {
-            uri: "/message.xml",
-            bytes: b"<a/>",
-        }];
+        let parts = [DataPart { uri: "/message.xml", bytes: b"<a/>" }];
         let sig = xades::sign(&key, &parts, "2026-11-24T10:00:00Z").unwrap();
-        let other = [DataPart {
-            uri: "/message.xml",
-            bytes: b"<b/>",
-        }];
-        assert_eq!(
-            xades::verify(&sig, &other).unwrap_err().code,
-            musubi_protocol::Code::INVALID_SIGNATURE_VALUE
-        );
-        let tampered = String::from_utf8(sig.clone())
-            .unwrap()
-            .replace("2026-11-24T10:00:00Z", "2020-01-01T00:00:00Z");
+        let other = [DataPart { uri: "/message.xml", bytes: b"<b/>" }];
+        assert_eq!(xades::verify(&sig, &other).unwrap_err().code, musubi_protocol::Code::INVALID_SIGNATURE_VALUE);
+        let tampered = String::from_utf8(sig.clone()).unwrap().replace("2026-11-24T10:00:00Z", "2020-01-01T00:00:00Z");
         assert_eq!(
             xades::verify(tampered.as_bytes(), &parts).unwrap_err().code,
             musubi_protocol::Code::INVALID_SIGNATURE_VALUE
@@ -384,15 +386,7 @@ mod tests {
         // A signature value from another key does not verify.
         let other_key = key_for(&ca);
         let sig2 = String::from_utf8(xades::sign(&other_key, &parts, "2026-11-24T10:00:00Z").unwrap()).unwrap();
-        let value = |s: &str| {
-            s.split("signature-value\">")
-                .nth(1)
-                .unwrap()
-                .split('<')
-                .next()
-                .unwrap()
-                .to_owned()
-        };
+        let value = |s: &str| s.split("signature-value\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
         let original = String::from_utf8(sig).unwrap();
         let swapped = original.replace(&value(&original), &value(&sig2));
         assert_ne!(swapped, original);
@@ -403,14 +397,70 @@ mod tests {
     }
 
     #[test]
+    fn ocsp_round_trip_good_revoked_unknown_stale_and_wrong_certificate() {
+        use std::time::Duration as StdDuration;
+        let ca = DevCa::new("OCSP CA").unwrap();
+        let leaf = ca.issue("leaf", "Org", Usage::Auth, &[]).unwrap();
+        let other = ca.issue("other", "Org", Usage::Auth, &[]).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let fresh = StdDuration::from_secs(3600);
+        let req = ocsp::build_request(&leaf.cert_der, ca.cert_der()).unwrap();
+        let resp = ca.ocsp_respond(&req, now);
+        let v = ocsp::verify_response(&resp, &leaf.cert_der, ca.cert_der(), now, fresh).unwrap();
+        assert_eq!(v.status, ocsp::Status::Good);
+        // The same answer is stale two hours later, and says nothing about another certificate.
+        let later = now + Duration::hours(2);
+        assert!(matches!(
+            ocsp::verify_response(&resp, &leaf.cert_der, ca.cert_der(), later, fresh),
+            Err(ocsp::OcspError::Stale { .. })
+        ));
+        assert!(matches!(
+            ocsp::verify_response(&resp, &other.cert_der, ca.cert_der(), now, fresh),
+            Err(ocsp::OcspError::NoStatusForCertificate { .. })
+        ));
+        // Revoked.
+        assert!(ca.revoke(&leaf.cert_der));
+        let resp = ca.ocsp_respond(&req, now);
+        let v = ocsp::verify_response(&resp, &leaf.cert_der, ca.cert_der(), now, fresh).unwrap();
+        assert!(matches!(v.status, ocsp::Status::Revoked { .. }));
+        // A certificate of another CA is unknown to this responder; and another CA
+        // cannot answer for this one.
+        let foreign_ca = DevCa::new("Foreign").unwrap();
+        let foreign = foreign_ca.issue("f", "Org", Usage::Auth, &[]).unwrap();
+        let freq = ocsp::build_request(&foreign.cert_der, foreign_ca.cert_der()).unwrap();
+        let fresp = ca.ocsp_respond(&freq, now);
+        assert!(matches!(
+            ocsp::verify_response(&fresp, &foreign.cert_der, foreign_ca.cert_der(), now, fresh),
+            Err(ocsp::OcspError::UnauthorizedResponder(_))
+        ));
+        let oresp = foreign_ca.ocsp_respond(&req, now);
+        let v = ocsp::verify_response(&oresp, &leaf.cert_der, ca.cert_der(), now, fresh);
+        assert!(matches!(v, Err(ocsp::OcspError::UnauthorizedResponder(_))), "{v:?}");
+        // Garbage and truncation are typed errors.
+        assert!(matches!(
+            ocsp::verify_response(b"garbage", &leaf.cert_der, ca.cert_der(), now, fresh),
+            Err(ocsp::OcspError::Malformed { .. })
+        ));
+        let resp = ca.ocsp_respond(&req, now);
+        for cut in [1, resp.len() / 2, resp.len() - 1] {
+            assert!(ocsp::verify_response(&resp[..cut], &leaf.cert_der, ca.cert_der(), now, fresh).is_err());
+        }
+        // A malformed request gets a malformedRequest answer.
+        let bad = ca.ocsp_respond(b"\x30\x03\x02\x01", now);
+        assert!(matches!(
+            ocsp::verify_response(&bad, &leaf.cert_der, ca.cert_der(), now, fresh),
+            Err(ocsp::OcspError::Unsuccessful(_))
+        ));
+    }
+
+    #[test]
     fn refuses_certificates_of_other_cas_and_expired_ones() {
         let ca = DevCa::new("Test CA").unwrap();
         let other = DevCa::new("Other CA").unwrap();
         let issued = other.issue("x", "Org", Usage::Auth, &["127.0.0.2"]).unwrap();
         assert!(check_issued_by(&issued.cert_der, ca.cert_der(), OffsetDateTime::now_utc()).is_err());
-        let old = ca
-            .issue_with_validity("x", "Org", Usage::Auth, &[], Duration::days(-10), Duration::days(-1))
-            .unwrap();
+        let old =
+            ca.issue_with_validity("x", "Org", Usage::Auth, &[], Duration::days(-10), Duration::days(-1)).unwrap();
         assert!(matches!(
             check_issued_by(&old.cert_der, ca.cert_der(), OffsetDateTime::now_utc()),
             Err(PkiError::Expired { .. })

@@ -106,12 +106,7 @@ pub struct Fault {
 impl Fault {
     /// A fault with the given code and message.
     pub fn new(code: impl Into<String>, string: impl Into<String>) -> Self {
-        Self {
-            code: code.into(),
-            string: string.into(),
-            actor: String::new(),
-            detail: String::new(),
-        }
+        Self { code: code.into(), string: string.into(), actor: String::new(), detail: String::new() }
     }
 
     /// Sets the `faultDetail` (X-Road puts a request id there).
@@ -175,18 +170,12 @@ mod tests {
     #[test]
     fn prefixes_codes_by_origin() {
         assert_eq!(Code::INVALID_SOAP.client("x").code, "client.invalid_soap");
-        assert_eq!(
-            Code::ACCESS_DENIED.server_proxy("x").code,
-            "server.serverproxy.access_denied"
-        );
+        assert_eq!(Code::ACCESS_DENIED.server_proxy("x").code, "server.serverproxy.access_denied");
         assert_eq!(
             Code::MISSING_HEADER.server_proxy_service_failed("x").code,
             "server.serverproxy.service_failed.missing_header"
         );
-        assert_eq!(
-            Code::NETWORK_ERROR.client_proxy("x").code,
-            "server.clientproxy.network_error"
-        );
+        assert_eq!(Code::NETWORK_ERROR.client_proxy("x").code, "server.clientproxy.network_error");
     }
 
     #[test]

@@ -66,18 +66,10 @@ pub fn validate_code(field: &'static str, value: &str) -> Result<(), IdError> {
     }
     let bad = |ch: char| matches!(ch, ':' | ';' | '/' | '\\' | '%') || ch.is_control();
     if let Some(ch) = value.chars().find(|&c| bad(c)) {
-        return Err(IdError::BadChar {
-            field,
-            value: value.to_owned(),
-            ch,
-        });
+        return Err(IdError::BadChar { field, value: value.to_owned(), ch });
     }
     if value.trim() != value {
-        return Err(IdError::BadChar {
-            field,
-            value: value.to_owned(),
-            ch: ' ',
-        });
+        return Err(IdError::BadChar { field, value: value.to_owned(), ch: ' ' });
     }
     Ok(())
 }
@@ -132,18 +124,11 @@ impl ClientId {
     }
     /// The member this client belongs to (itself for a member).
     pub fn member_id(&self) -> ClientId {
-        ClientId {
-            subsystem: None,
-            ..self.clone()
-        }
+        ClientId { subsystem: None, ..self.clone() }
     }
     /// `MEMBER` or `SUBSYSTEM`.
     pub fn object_type(&self) -> &'static str {
-        if self.subsystem.is_some() {
-            "SUBSYSTEM"
-        } else {
-            "MEMBER"
-        }
+        if self.subsystem.is_some() { "SUBSYSTEM" } else { "MEMBER" }
     }
     /// The path without the object type: `EE/BUSINESS/code[/sub]`.
     pub fn path(&self) -> String {
@@ -165,11 +150,7 @@ fn split_typed<'a>(
     kind: &'static str,
     expected: &'static str,
 ) -> Result<(&'a str, Vec<&'a str>), IdError> {
-    let malformed = || IdError::Malformed {
-        kind,
-        value: value.to_owned(),
-        expected,
-    };
+    let malformed = || IdError::Malformed { kind, value: value.to_owned(), expected };
     let (ty, rest) = value.split_once(':').ok_or_else(malformed)?;
     Ok((ty, rest.split('/').collect()))
 }
@@ -183,11 +164,7 @@ impl std::str::FromStr for ClientId {
         match (ty, parts.as_slice()) {
             ("MEMBER", [i, c, m]) => Self::member(i, c, m),
             ("SUBSYSTEM", [i, c, m, s]) => Self::subsystem(i, c, m, s),
-            _ => Err(IdError::Malformed {
-                kind: "client",
-                value: value.to_owned(),
-                expected: EXPECTED,
-            }),
+            _ => Err(IdError::Malformed { kind: "client", value: value.to_owned(), expected: EXPECTED }),
         }
     }
 }
@@ -220,11 +197,7 @@ impl ServiceId {
         if let Some(v) = version {
             validate_code("serviceVersion", v)?;
         }
-        Ok(Self {
-            provider,
-            service_code: service_code.to_owned(),
-            version: version.map(str::to_owned),
-        })
+        Ok(Self { provider, service_code: service_code.to_owned(), version: version.map(str::to_owned) })
     }
     /// The member or subsystem that provides the service.
     pub fn provider(&self) -> &ClientId {
@@ -258,11 +231,7 @@ impl std::str::FromStr for ServiceId {
     fn from_str(value: &str) -> Result<Self, IdError> {
         const EXPECTED: &str = "SERVICE:<instance>/<class>/<code>[/<subsystem>]/<service>[/<version>]";
         let (ty, p) = split_typed(value, "service", EXPECTED)?;
-        let bad = || IdError::Malformed {
-            kind: "service",
-            value: value.to_owned(),
-            expected: EXPECTED,
-        };
+        let bad = || IdError::Malformed { kind: "service", value: value.to_owned(), expected: EXPECTED };
         if ty != "SERVICE" {
             return Err(bad());
         }
@@ -298,10 +267,7 @@ impl SecurityServerId {
     /// The server `server_code` owned by member `owner`.
     pub fn new(owner: ClientId, server_code: &str) -> Result<Self, IdError> {
         validate_code("serverCode", server_code)?;
-        Ok(Self {
-            owner: owner.member_id(),
-            server_code: server_code.to_owned(),
-        })
+        Ok(Self { owner: owner.member_id(), server_code: server_code.to_owned() })
     }
     /// The owner member.
     pub fn owner(&self) -> &ClientId {
@@ -324,11 +290,7 @@ impl std::str::FromStr for SecurityServerId {
         let (ty, p) = split_typed(value, "security server", EXPECTED)?;
         match (ty, p.as_slice()) {
             ("SERVER", [i, c, m, s]) => Self::new(ClientId::member(i, c, m)?, s),
-            _ => Err(IdError::Malformed {
-                kind: "security server",
-                value: value.to_owned(),
-                expected: EXPECTED,
-            }),
+            _ => Err(IdError::Malformed { kind: "security server", value: value.to_owned(), expected: EXPECTED }),
         }
     }
 }
@@ -355,10 +317,7 @@ impl GlobalGroupId {
     pub fn new(instance: &str, group_code: &str) -> Result<Self, IdError> {
         validate_code("xRoadInstance", instance)?;
         validate_code("groupCode", group_code)?;
-        Ok(Self {
-            instance: instance.to_owned(),
-            group_code: group_code.to_owned(),
-        })
+        Ok(Self { instance: instance.to_owned(), group_code: group_code.to_owned() })
     }
     /// The group code.
     pub fn group_code(&self) -> &str {
@@ -380,9 +339,7 @@ impl LocalGroupId {
     /// The local group `group_code`.
     pub fn new(group_code: &str) -> Result<Self, IdError> {
         validate_code("groupCode", group_code)?;
-        Ok(Self {
-            group_code: group_code.to_owned(),
-        })
+        Ok(Self { group_code: group_code.to_owned() })
     }
 }
 impl fmt::Display for LocalGroupId {
@@ -400,22 +357,13 @@ mod tests {
         for s in ["MEMBER:EE/COMPANY/FOOBAR", "SUBSYSTEM:EE/COMPANY/FOOBAR/SUBSYSTEM"] {
             assert_eq!(s.parse::<ClientId>().unwrap().to_string(), s);
         }
-        for s in [
-            "SERVICE:EE/BUSINESS/JODA/getState",
-            "SERVICE:JP/GOV/1234/care/getTemp/v1",
-        ] {
+        for s in ["SERVICE:EE/BUSINESS/JODA/getState", "SERVICE:JP/GOV/1234/care/getTemp/v1"] {
             assert_eq!(s.parse::<ServiceId>().unwrap().to_string(), s);
         }
         let server: SecurityServerId = "SERVER:EE/BUSINESS/123456789/bambi".parse().unwrap();
         assert_eq!(server.to_string(), "SERVER:EE/BUSINESS/123456789/bambi");
-        assert_eq!(
-            GlobalGroupId::new("EE", "perearstid").unwrap().to_string(),
-            "GLOBALGROUP:EE/perearstid"
-        );
-        assert_eq!(
-            LocalGroupId::new("lokaalgrupp").unwrap().to_string(),
-            "LOCALGROUP:lokaalgrupp"
-        );
+        assert_eq!(GlobalGroupId::new("EE", "perearstid").unwrap().to_string(), "GLOBALGROUP:EE/perearstid");
+        assert_eq!(LocalGroupId::new("lokaalgrupp").unwrap().to_string(), "LOCALGROUP:lokaalgrupp");
     }
 
     #[test]
@@ -425,10 +373,7 @@ mod tests {
         }
         assert!(validate_code("memberCode", "株式会社-1.x_y").is_ok());
         let long = "x".repeat(MAX_CODE_LEN + 1);
-        assert!(matches!(
-            validate_code("memberCode", &long),
-            Err(IdError::TooLong { .. })
-        ));
+        assert!(matches!(validate_code("memberCode", &long), Err(IdError::TooLong { .. })));
     }
 
     #[test]

@@ -78,9 +78,7 @@ impl ContentType {
 
     /// The boundary of a multipart type.
     pub fn boundary(&self) -> Result<&str, MimeError> {
-        self.param("boundary")
-            .filter(|b| !b.is_empty())
-            .ok_or_else(|| MimeError::NoBoundary(self.to_string()))
+        self.param("boundary").filter(|b| !b.is_empty()).ok_or_else(|| MimeError::NoBoundary(self.to_string()))
     }
 }
 
@@ -95,8 +93,7 @@ impl fmt::Display for ContentType {
 }
 
 fn is_token(s: &str) -> bool {
-    s.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$&^_.+-".contains(&b))
 }
 
 /// Splits at `;` outside double quotes.
@@ -130,10 +127,7 @@ pub struct Part<'a> {
 impl Part<'_> {
     /// The first header named `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.trim())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
     }
     /// The part's content type (`text/plain` if absent, as RFC 2046 says).
     pub fn content_type(&self) -> Result<ContentType, MimeError> {
@@ -152,10 +146,7 @@ pub struct MultipartLimits {
 
 impl Default for MultipartLimits {
     fn default() -> Self {
-        Self {
-            max_parts: 256,
-            max_header_bytes: 16 * 1024,
-        }
+        Self { max_parts: 256, max_header_bytes: 16 * 1024 }
     }
 }
 
@@ -163,10 +154,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() || from > hay.len() {
         return None;
     }
-    hay[from..]
-        .windows(needle.len())
-        .position(|w| w == needle)
-        .map(|p| p + from)
+    hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
 }
 
 /// Splits a multipart body into parts. Data after the closing delimiter
@@ -197,10 +185,7 @@ pub fn parse_multipart<'a>(
         // A last delimiter without the closing "--" at the very end of the body:
         // senders such as Jetty's writer are tolerated here, as X-Road does.
         if !parts.is_empty() && body[pos..].iter().all(u8::is_ascii_whitespace) {
-            return Ok(Multipart {
-                parts,
-                epilogue: &body[body.len()..],
-            });
+            return Ok(Multipart { parts, epilogue: &body[body.len()..] });
         }
         let line_end =
             find(body, b"\n", pos).ok_or_else(|| MimeError::Malformed("delimiter line does not end".into()))?;
@@ -238,10 +223,7 @@ fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<Part<'a>, M
         (raw, &raw[raw.len()..])
     };
     if head.len() > limits.max_header_bytes {
-        return Err(MimeError::Malformed(format!(
-            "part headers exceed {} bytes",
-            limits.max_header_bytes
-        )));
+        return Err(MimeError::Malformed(format!("part headers exceed {} bytes", limits.max_header_bytes)));
     }
     let head = std::str::from_utf8(head).map_err(|_| MimeError::Malformed("part headers are not UTF-8".into()))?;
     let mut headers: Vec<(&str, &str)> = Vec::new();
@@ -252,13 +234,10 @@ fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<Part<'a>, M
         }
         if line.starts_with([' ', '\t']) {
             // Folded header lines are rare in practice; refuse rather than misread.
-            return Err(MimeError::Malformed(
-                "folded part header lines are not supported".into(),
-            ));
+            return Err(MimeError::Malformed("folded part header lines are not supported".into()));
         }
-        let (k, v) = line
-            .split_once(':')
-            .ok_or_else(|| MimeError::Malformed(format!("bad part header line {line:?}")))?;
+        let (k, v) =
+            line.split_once(':').ok_or_else(|| MimeError::Malformed(format!("bad part header line {line:?}")))?;
         headers.push((k.trim(), v.trim()));
     }
     Ok(Part { headers, body })
@@ -290,10 +269,7 @@ pub struct MultipartWriter {
 impl MultipartWriter {
     /// A writer with the given boundary.
     pub fn new(boundary: impl Into<String>) -> Self {
-        Self {
-            boundary: boundary.into(),
-            out: Vec::new(),
-        }
+        Self { boundary: boundary.into(), out: Vec::new() }
     }
     /// The boundary.
     pub fn boundary(&self) -> &str {
@@ -357,18 +333,9 @@ mod tests {
     #[test]
     fn rejects_missing_boundary_and_unclosed_parts() {
         let lim = MultipartLimits::default();
-        assert!(matches!(
-            parse_multipart(b"hello", "foobar", &lim),
-            Err(MimeError::BoundaryNotFound(_))
-        ));
+        assert!(matches!(parse_multipart(b"hello", "foobar", &lim), Err(MimeError::BoundaryNotFound(_))));
         assert!(parse_multipart(b"--b\r\nContent-Type: text/xml\r\n\r\n<a/>", "b", &lim).is_err());
-        let many: Vec<u8> = (0..300)
-            .flat_map(|_| b"--b\r\n\r\nx\r\n".to_vec())
-            .chain(b"--b--".to_vec())
-            .collect();
-        assert!(matches!(
-            parse_multipart(&many, "b", &lim),
-            Err(MimeError::TooManyParts(_))
-        ));
+        let many: Vec<u8> = (0..300).flat_map(|_| b"--b\r\n\r\nx\r\n".to_vec()).chain(b"--b--".to_vec()).collect();
+        assert!(matches!(parse_multipart(&many, "b", &lim), Err(MimeError::TooManyParts(_))));
     }
 }

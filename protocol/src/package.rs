@@ -24,10 +24,7 @@ pub struct Package<'a> {
 }
 
 fn ct_error(message: impl Into<String>) -> SoapError {
-    SoapError {
-        code: Code::INVALID_CONTENT_TYPE,
-        message: message.into(),
-    }
+    SoapError { code: Code::INVALID_CONTENT_TYPE, message: message.into() }
 }
 
 /// Decodes a package from its HTTP `Content-Type` and body.
@@ -58,23 +55,16 @@ pub fn decode<'a>(
     }
     let boundary = ct.boundary().map_err(|e| ct_error(e.to_string()))?;
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(SoapError {
-            code: Code::MISSING_SOAP,
-            message: "the multipart message holds no SOAP part".into(),
-        });
+        return Err(SoapError { code: Code::MISSING_SOAP, message: "the multipart message holds no SOAP part".into() });
     }
-    let mp = mime::parse_multipart(body, boundary, &MultipartLimits::default()).map_err(|e| SoapError {
-        code: Code::INVALID_MESSAGE,
-        message: e.to_string(),
-    })?;
+    let mp = mime::parse_multipart(body, boundary, &MultipartLimits::default())
+        .map_err(|e| SoapError { code: Code::INVALID_MESSAGE, message: e.to_string() })?;
     let mut parts = mp.parts.into_iter();
     let first = parts.next().ok_or_else(|| SoapError {
         code: Code::MISSING_SOAP,
         message: "the multipart message holds no SOAP part".into(),
     })?;
-    let soap_ct = first
-        .header("content-type")
-        .ok_or_else(|| ct_error("the SOAP part has no Content-Type header"))?;
+    let soap_ct = first.header("content-type").ok_or_else(|| ct_error("the SOAP part has no Content-Type header"))?;
     let soap_ct_parsed = ContentType::parse(soap_ct).map_err(|e| ct_error(e.to_string()))?;
     if !matches!(soap_ct_parsed.mime.as_str(), "text/xml" | "application/xop+xml") {
         return Err(ct_error(format!(

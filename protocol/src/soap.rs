@@ -42,10 +42,7 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self {
-            max_bytes: 16 * 1024 * 1024,
-            max_depth: 128,
-        }
+        Self { max_bytes: 16 * 1024 * 1024, max_depth: 128 }
     }
 }
 
@@ -61,10 +58,7 @@ pub struct SoapError {
 
 impl SoapError {
     fn new(code: Code, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            message: message.into(),
-        }
+        Self { code, message: message.into() }
     }
 }
 
@@ -143,10 +137,8 @@ impl SoapMessage {
     /// `id` as X-Road's server proxy does (a `requestHash` the provider wrote is
     /// removed).
     pub fn with_request_hash(&self, algorithm: &str, hash_b64: &str) -> Vec<u8> {
-        let element = format!(
-            "<{p}requestHash algorithmId=\"{algorithm}\">{hash_b64}</{p}requestHash>",
-            p = self.id_prefix
-        );
+        let element =
+            format!("<{p}requestHash algorithmId=\"{algorithm}\">{hash_b64}</{p}requestHash>", p = self.id_prefix);
         let mut out = Vec::with_capacity(self.raw.len() + element.len());
         match &self.request_hash_range {
             Some(r) if r.start < self.id_end => {
@@ -198,19 +190,15 @@ pub fn check_content_type(content_type: &str) -> Result<(), SoapError> {
     if ct.mime != "text/xml" {
         return Err(SoapError::new(
             Code::INVALID_CONTENT_TYPE,
-            format!(
-                "invalid content type {:?}; a SOAP message must be sent as text/xml",
-                ct.mime
-            ),
+            format!("invalid content type {:?}; a SOAP message must be sent as text/xml", ct.mime),
         ));
     }
     match ct.param("charset") {
         None => Ok(()),
         Some(cs) if cs.eq_ignore_ascii_case("utf-8") || cs.eq_ignore_ascii_case("utf8") => Ok(()),
-        Some(cs) => Err(SoapError::new(
-            Code::INVALID_CONTENT_TYPE,
-            format!("charset {cs:?} is not supported; send UTF-8"),
-        )),
+        Some(cs) => {
+            Err(SoapError::new(Code::INVALID_CONTENT_TYPE, format!("charset {cs:?} is not supported; send UTF-8")))
+        }
     }
 }
 
@@ -219,11 +207,7 @@ pub fn parse(bytes: &[u8], direction: Direction, limits: &Limits) -> Result<Soap
     if bytes.len() > limits.max_bytes {
         return Err(SoapError::new(
             Code::INVALID_SOAP,
-            format!(
-                "SOAP message of {} bytes exceeds the limit of {} bytes",
-                bytes.len(),
-                limits.max_bytes
-            ),
+            format!("SOAP message of {} bytes exceeds the limit of {} bytes", bytes.len(), limits.max_bytes),
         ));
     }
     let (offset, text) = match bytes.strip_prefix(UTF8_BOM) {
@@ -231,10 +215,7 @@ pub fn parse(bytes: &[u8], direction: Direction, limits: &Limits) -> Result<Soap
         None => (0, bytes),
     };
     let text = std::str::from_utf8(text).map_err(|e| {
-        SoapError::new(
-            Code::INVALID_XML,
-            format!("message is not valid UTF-8 at byte {}", e.valid_up_to() + offset),
-        )
+        SoapError::new(Code::INVALID_XML, format!("message is not valid UTF-8 at byte {}", e.valid_up_to() + offset))
     })?;
     if text.trim().is_empty() {
         return Err(invalid_soap("the message is empty"));
@@ -298,10 +279,7 @@ struct HeaderBuilder {
 }
 
 fn missing(field: &str) -> SoapError {
-    SoapError::new(
-        Code::MISSING_HEADER_FIELD,
-        format!("required field '{field}' is missing from the X-Road header"),
-    )
+    SoapError::new(Code::MISSING_HEADER_FIELD, format!("required field '{field}' is missing from the X-Road header"))
 }
 
 impl HeaderBuilder {
@@ -493,10 +471,7 @@ impl<'a> Parser<'a> {
                             }
                         },
                         Err(e) => {
-                            return Err(SoapError::new(
-                                Code::INVALID_XML,
-                                format!("bad character reference: {e}"),
-                            ));
+                            return Err(SoapError::new(Code::INVALID_XML, format!("bad character reference: {e}")));
                         }
                     };
                     self.text_content(&resolved)?;
@@ -508,10 +483,7 @@ impl<'a> Parser<'a> {
             return Err(invalid_soap("the message has no root element"));
         }
         if !self.seen_body {
-            return Err(SoapError::new(
-                Code::MISSING_BODY,
-                "malformed SOAP message: body missing",
-            ));
+            return Err(SoapError::new(Code::MISSING_BODY, "malformed SOAP message: body missing"));
         }
         if self.is_fault {
             let f = std::mem::take(&mut self.fault);
@@ -523,10 +495,7 @@ impl<'a> Parser<'a> {
             }));
         }
         if !self.seen_header {
-            return Err(SoapError::new(
-                Code::MISSING_HEADER,
-                "malformed SOAP message: header missing",
-            ));
+            return Err(SoapError::new(Code::MISSING_HEADER, "malformed SOAP message: header missing"));
         }
         if self.body_children != 1 {
             return Err(SoapError::new(
@@ -542,21 +511,14 @@ impl<'a> Parser<'a> {
 
     fn element_info(&self, e: &BytesStart<'_>) -> Result<(String, String, Attrs), SoapError> {
         let name = e.local_name().into_inner().to_owned();
-        let prefix = e
-            .name()
-            .prefix()
-            .map(|p| format!("{}:", p.into_inner()))
-            .unwrap_or_default();
+        let prefix = e.name().prefix().map(|p| format!("{}:", p.into_inner())).unwrap_or_default();
         let mut attrs = Vec::new();
         for a in e.attributes() {
             let a =
                 a.map_err(|err| SoapError::new(Code::INVALID_XML, format!("malformed attribute on <{name}>: {err}")))?;
             let (ns, local) = self.reader.resolver().resolve_attribute(a.key);
             let value = a.normalized_value(quick_xml::XmlVersion::Explicit1_0).map_err(|err| {
-                SoapError::new(
-                    Code::INVALID_XML,
-                    format!("malformed attribute value on <{name}>: {err}"),
-                )
+                SoapError::new(Code::INVALID_XML, format!("malformed attribute value on <{name}>: {err}"))
             })?;
             attrs.push((ns_str(&ns), local.into_inner().to_owned(), value.into_owned()));
         }
@@ -725,10 +687,7 @@ impl<'a> Parser<'a> {
                     if slot.replace(value).is_some() {
                         return Err(SoapError::new(
                             Code::INVALID_XML,
-                            format!(
-                                "element <{}> appears twice in header field '{}'",
-                                self.id_field, self.field
-                            ),
+                            format!("element <{}> appears twice in header field '{}'", self.id_field, self.field),
                         ));
                     }
                 }
@@ -746,12 +705,8 @@ impl<'a> Parser<'a> {
     fn finish_field(&mut self) -> Result<(), SoapError> {
         let field = std::mem::take(&mut self.field);
         let text = std::mem::take(&mut self.text);
-        let dup = || {
-            SoapError::new(
-                Code::DUPLICATE_HEADER_FIELD,
-                format!("header field '{field}' appears more than once"),
-            )
-        };
+        let dup =
+            || SoapError::new(Code::DUPLICATE_HEADER_FIELD, format!("header field '{field}' appears more than once"));
         let here = self.pos();
         let h = &mut self.header;
         match field.as_str() {
@@ -787,13 +742,7 @@ impl<'a> Parser<'a> {
             "requestHash" => {
                 self.request_hash_range = Some(self.field_start..here);
                 let algorithm = self.request_hash_alg.take().unwrap_or_default();
-                if h.request_hash
-                    .replace(RequestHash {
-                        algorithm,
-                        value: text.trim().to_owned(),
-                    })
-                    .is_some()
-                {
+                if h.request_hash.replace(RequestHash { algorithm, value: text.trim().to_owned() }).is_some() {
                     return Err(dup());
                 }
             }
@@ -818,9 +767,7 @@ fn ns_str(ns: &ResolveResult<'_>) -> Option<String> {
 }
 
 fn has_encoding_style(attrs: &[(Option<String>, String, String)]) -> bool {
-    attrs
-        .iter()
-        .any(|(ns, local, _)| ns.as_deref() == Some(SOAP_ENV_NS) && local == "encodingStyle")
+    attrs.iter().any(|(ns, local, _)| ns.as_deref() == Some(SOAP_ENV_NS) && local == "encodingStyle")
 }
 
 fn id_err(field: &str, e: IdError) -> SoapError {
@@ -828,8 +775,7 @@ fn id_err(field: &str, e: IdError) -> SoapError {
 }
 
 fn required<'a>(v: &'a Option<String>, field: &str, part: &str) -> Result<&'a str, SoapError> {
-    v.as_deref()
-        .ok_or_else(|| SoapError::new(Code::INVALID_XML, format!("header field '{field}' lacks <id:{part}>")))
+    v.as_deref().ok_or_else(|| SoapError::new(Code::INVALID_XML, format!("header field '{field}' lacks <id:{part}>")))
 }
 
 fn client_id(id: &IdFields, field: &str) -> Result<ClientId, SoapError> {
@@ -851,10 +797,9 @@ fn client_id(id: &IdFields, field: &str) -> Result<ClientId, SoapError> {
             Code::INVALID_XML,
             format!("header field '{field}' has objectType {other:?}; expected MEMBER or SUBSYSTEM"),
         )),
-        (None, _) => Err(SoapError::new(
-            Code::INVALID_XML,
-            format!("header field '{field}' lacks the id:objectType attribute"),
-        )),
+        (None, _) => {
+            Err(SoapError::new(Code::INVALID_XML, format!("header field '{field}' lacks the id:objectType attribute")))
+        }
     }
 }
 
@@ -868,10 +813,7 @@ fn service_id(id: &IdFields) -> Result<ServiceId, SoapError> {
             ));
         }
         None => {
-            return Err(SoapError::new(
-                Code::INVALID_XML,
-                "header field 'service' lacks the id:objectType attribute",
-            ));
+            return Err(SoapError::new(Code::INVALID_XML, "header field 'service' lacks the id:objectType attribute"));
         }
     }
     let instance = required(&id.instance, "service", "xRoadInstance")?;
@@ -888,10 +830,7 @@ fn service_id(id: &IdFields) -> Result<ServiceId, SoapError> {
 
 fn server_id(id: &IdFields) -> Result<SecurityServerId, SoapError> {
     if id.object_type.as_deref() != Some("SERVER") {
-        return Err(SoapError::new(
-            Code::INVALID_XML,
-            "header field 'securityServer' must have objectType SERVER",
-        ));
+        return Err(SoapError::new(Code::INVALID_XML, "header field 'securityServer' must have objectType SERVER"));
     }
     let instance = required(&id.instance, "securityServer", "xRoadInstance")?;
     let class = required(&id.member_class, "securityServer", "memberClass")?;
@@ -918,13 +857,7 @@ pub fn build_request(
     s.push_str("  <SOAP-ENV:Header>\n");
     s.push_str(&id_xml("client", client.object_type(), client, None, None));
     let p = service.provider();
-    s.push_str(&id_xml(
-        "service",
-        "SERVICE",
-        p,
-        Some(service.service_code()),
-        service.version(),
-    ));
+    s.push_str(&id_xml("service", "SERVICE", p, Some(service.service_code()), service.version()));
     if let Some(u) = user_id {
         s.push_str(&format!("    <xroad:userId>{}</xroad:userId>\n", e(u)));
     }
@@ -939,18 +872,9 @@ pub fn build_request(
 fn id_xml(field: &str, ty: &str, c: &ClientId, service: Option<&str>, version: Option<&str>) -> String {
     use crate::fault::escape_text as e;
     let mut s = format!("    <xroad:{field} id:objectType=\"{ty}\">\n");
-    s.push_str(&format!(
-        "      <id:xRoadInstance>{}</id:xRoadInstance>\n",
-        e(c.instance())
-    ));
-    s.push_str(&format!(
-        "      <id:memberClass>{}</id:memberClass>\n",
-        e(c.member_class())
-    ));
-    s.push_str(&format!(
-        "      <id:memberCode>{}</id:memberCode>\n",
-        e(c.member_code())
-    ));
+    s.push_str(&format!("      <id:xRoadInstance>{}</id:xRoadInstance>\n", e(c.instance())));
+    s.push_str(&format!("      <id:memberClass>{}</id:memberClass>\n", e(c.member_class())));
+    s.push_str(&format!("      <id:memberCode>{}</id:memberCode>\n", e(c.member_code())));
     if let Some(sub) = c.subsystem_code() {
         s.push_str(&format!("      <id:subsystemCode>{}</id:subsystemCode>\n", e(sub)));
     }
@@ -970,12 +894,8 @@ mod tests {
 
     fn request(body: &str) -> String {
         let client = ClientId::member("JP", "GOV", "123").unwrap();
-        let service = ServiceId::new(
-            ClientId::subsystem("JP", "COM", "456", "home").unwrap(),
-            "getTemp",
-            None,
-        )
-        .unwrap();
+        let service =
+            ServiceId::new(ClientId::subsystem("JP", "COM", "456", "home").unwrap(), "getTemp", None).unwrap();
         build_request(&client, &service, "q-1", Some("JP:care"), body)
     }
 
@@ -1008,21 +928,11 @@ mod tests {
 
     #[test]
     fn rejects_too_deep_and_too_large() {
-        let deep = request(&format!(
-            "<getTemp>{}{}</getTemp>",
-            "<a>".repeat(10_000),
-            "</a>".repeat(10_000)
-        ));
+        let deep = request(&format!("<getTemp>{}{}</getTemp>", "<a>".repeat(10_000), "</a>".repeat(10_000)));
         assert_eq!(code_of(deep.as_bytes()), "invalid_soap");
-        let small = Limits {
-            max_bytes: 100,
-            ..Limits::default()
-        };
+        let small = Limits { max_bytes: 100, ..Limits::default() };
         let xml = request("<getTemp/>");
-        assert_eq!(
-            parse(xml.as_bytes(), Direction::Request, &small).unwrap_err().code,
-            Code::INVALID_SOAP
-        );
+        assert_eq!(parse(xml.as_bytes(), Direction::Request, &small).unwrap_err().code, Code::INVALID_SOAP);
     }
 
     #[test]

@@ -47,10 +47,7 @@ pub struct TransportError {
 }
 
 fn terr(code: Code, message: impl Into<String>) -> TransportError {
-    TransportError {
-        code,
-        message: message.into(),
-    }
+    TransportError { code, message: message.into() }
 }
 
 /// Encodes a transport message; returns the body and its content type.
@@ -81,42 +78,28 @@ pub fn encode(
         w.part(&[("Content-Type", &ct)], &inner.finish());
     }
     w.part(&[("Content-Type", SIGNATURE_CT)], signature);
-    (
-        w.finish(),
-        format!("multipart/mixed; charset=UTF-8; boundary={boundary}"),
-    )
+    (w.finish(), format!("multipart/mixed; charset=UTF-8; boundary={boundary}"))
 }
 
 /// Decodes a transport message of content type `content_type`.
 pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage<'a>, TransportError> {
     let ct = ContentType::parse(content_type).map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
     if ct.mime == "text/xml" {
-        return Err(terr(
-            Code::INVALID_MESSAGE,
-            "a text/xml body is not a transport message",
-        ));
+        return Err(terr(Code::INVALID_MESSAGE, "a text/xml body is not a transport message"));
     }
     if ct.mime != "multipart/mixed" {
         return Err(terr(
             Code::INVALID_CONTENT_TYPE,
-            format!(
-                "invalid content type {:?}; a transport message is multipart/mixed",
-                ct.mime
-            ),
+            format!("invalid content type {:?}; a transport message is multipart/mixed", ct.mime),
         ));
     }
-    let boundary = ct
-        .boundary()
-        .map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
+    let boundary = ct.boundary().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
     let mp = mime::parse_multipart(body, boundary, &MultipartLimits::default()).map_err(|e| match e {
         mime::MimeError::BoundaryNotFound(_) => terr(Code::MISSING_SOAP, "the transport message holds no SOAP part"),
         other => terr(Code::INVALID_MESSAGE, other.to_string()),
     })?;
     if mp.has_trailing_data() {
-        return Err(terr(
-            Code::INVALID_MESSAGE,
-            "data after the last part of the transport message",
-        ));
+        return Err(terr(Code::INVALID_MESSAGE, "data after the last part of the transport message"));
     }
     let mut msg = TransportMessage {
         ocsp: Vec::new(),
@@ -129,9 +112,7 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
     let mut have_soap = false;
     let n = mp.parts.len();
     for (i, part) in mp.parts.into_iter().enumerate() {
-        let pct = part
-            .content_type()
-            .map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
+        let pct = part.content_type().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
         if msg.signature.is_some() || msg.fault.is_some() {
             return Err(terr(Code::INVALID_MESSAGE, "parts after the signature"));
         }
@@ -147,9 +128,7 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
             }
             "text/xml" if i + 1 == n => msg.fault = Some(part.body),
             "multipart/mixed" if have_soap && msg.attachments.is_empty() => {
-                let b = pct
-                    .boundary()
-                    .map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
+                let b = pct.boundary().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
                 let inner = mime::parse_multipart(part.body, b, &MultipartLimits::default())
                     .map_err(|e| terr(Code::INVALID_MESSAGE, format!("attachments: {e}")))?;
                 msg.attachments = inner.parts;
@@ -174,9 +153,7 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
 
 /// The URIs under which the signature covers the SOAP part and attachments.
 pub fn part_uris(attachments: usize) -> Vec<String> {
-    std::iter::once("/message.xml".to_owned())
-        .chain((1..=attachments).map(|i| format!("/attachment{i}")))
-        .collect()
+    std::iter::once("/message.xml".to_owned()).chain((1..=attachments).map(|i| format!("/attachment{i}"))).collect()
 }
 
 #[cfg(test)]
@@ -187,16 +164,10 @@ mod tests {
     fn round_trips_message_with_attachments_and_ocsp() {
         let att = [
             Part {
-                headers: vec![
-                    ("Content-Type", "application/octet-stream"),
-                    ("Client-Header", "FooBar"),
-                ],
+                headers: vec![("Content-Type", "application/octet-stream"), ("Client-Header", "FooBar")],
                 body: b"\x00\x01",
             },
-            Part {
-                headers: vec![("Content-Type", "text/plain")],
-                body: b"two",
-            },
+            Part { headers: vec![("Content-Type", "text/plain")], body: b"two" },
         ];
         let (body, ct) = encode("b1", &[b"ocsp-der"], &[], b"<soap/>", &att, b"<sig/>");
         let m = decode(&ct, &body).unwrap();
@@ -212,14 +183,8 @@ mod tests {
         let mut w = MultipartWriter::new("b");
         w.part(&[("Content-Type", "text/xml")], b"<soap/>");
         let body = w.finish();
-        assert_eq!(
-            decode("multipart/mixed; boundary=b", &body).unwrap_err().code,
-            Code::MISSING_SIGNATURE
-        );
+        assert_eq!(decode("multipart/mixed; boundary=b", &body).unwrap_err().code, Code::MISSING_SIGNATURE);
         assert_eq!(decode("text/xml", b"<soap/>").unwrap_err().code, Code::INVALID_MESSAGE);
-        assert_eq!(
-            decode("multipart/mixed", &body).unwrap_err().code,
-            Code::INVALID_CONTENT_TYPE
-        );
+        assert_eq!(decode("multipart/mixed", &body).unwrap_err().code, Code::INVALID_CONTENT_TYPE);
     }
 }

@@ -53,10 +53,7 @@ pub struct SignatureError {
 }
 
 fn err(code: Code, message: impl Into<String>) -> SignatureError {
-    SignatureError {
-        code,
-        message: message.into(),
-    }
+    SignatureError { code, message: message.into() }
 }
 
 fn malformed(message: impl Into<String>) -> SignatureError {
@@ -94,9 +91,7 @@ fn digest_b64(uri: &str, data: &[u8]) -> Result<String, SignatureError> {
         "http://www.w3.org/2001/04/xmldsig-more#sha384" => &digest::SHA384,
         "http://www.w3.org/2001/04/xmlenc#sha256" => &digest::SHA256,
         other => {
-            return Err(malformed(format!(
-                "digest method {other:?} is not supported; use SHA-256, -384 or -512"
-            )));
+            return Err(malformed(format!("digest method {other:?} is not supported; use SHA-256, -384 or -512")));
         }
     };
     Ok(B64.encode(digest::digest(alg, data)))
@@ -146,19 +141,14 @@ xmlns:ds=\"{DS_NS}\" xmlns:xades=\"{XADES_NS}\"><ds:Signature Id=\"signature\"><
     let sp_c14n = canonical_subtree(&draft, XADES_NS, "SignedProperties", EXC_C14N)?;
     let with_digest = build(&sha512_b64(&sp_c14n), "");
     let si_c14n = canonical_subtree(&with_digest, DS_NS, "SignedInfo", EXC_C14N)?;
-    let value = signer
-        .sign(&si_c14n)
-        .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE, format!("signing failed: {e}")))?;
+    let value =
+        signer.sign(&si_c14n).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE, format!("signing failed: {e}")))?;
     Ok(build(&sha512_b64(&sp_c14n), &B64.encode(value)).into_bytes())
 }
 
 fn issuer_serial(cert: &[u8]) -> Result<(String, String), SignatureError> {
-    let (_, c) = x509_parser::parse_x509_certificate(cert).map_err(|e| {
-        err(
-            Code::INCORRECT_CERTIFICATE,
-            format!("signing certificate does not parse: {e}"),
-        )
-    })?;
+    let (_, c) = x509_parser::parse_x509_certificate(cert)
+        .map_err(|e| err(Code::INCORRECT_CERTIFICATE, format!("signing certificate does not parse: {e}")))?;
     Ok((c.issuer().to_string(), c.tbs_certificate.serial.to_string()))
 }
 
@@ -214,10 +204,7 @@ struct Reference {
 /// embedded certificate, whose digest must match `SigningCertificate`.
 pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSignature, SignatureError> {
     if signature_xml.len() > MAX_SIGNATURE_BYTES {
-        return Err(malformed(format!(
-            "signature of {} bytes exceeds {MAX_SIGNATURE_BYTES}",
-            signature_xml.len()
-        )));
+        return Err(malformed(format!("signature of {} bytes exceeds {MAX_SIGNATURE_BYTES}", signature_xml.len())));
     }
     let text = std::str::from_utf8(signature_xml).map_err(|_| malformed("signature is not UTF-8"))?;
     if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
@@ -248,23 +235,13 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
             .ok_or_else(|| malformed("SignedInfo has no SignatureMethod"))?
             .to_owned();
         let mut refs = Vec::new();
-        for r in si
-            .children()
-            .filter(|n| n.is_element() && n.tag_name().name() == "Reference")
-        {
+        for r in si.children().filter(|n| n.is_element() && n.tag_name().name() == "Reference") {
             let sub = |name: &str| r.descendants().find(|n| n.is_element() && n.tag_name().name() == name);
             refs.push(Reference {
                 uri: r.attribute("URI").unwrap_or_default().to_owned(),
-                transform: sub("Transform")
-                    .and_then(|t| t.attribute("Algorithm"))
-                    .map(str::to_owned),
-                digest_alg: sub("DigestMethod")
-                    .and_then(|t| t.attribute("Algorithm"))
-                    .unwrap_or_default()
-                    .to_owned(),
-                digest: sub("DigestValue")
-                    .map(|n| n.children().filter_map(|c| c.text()).collect())
-                    .unwrap_or_default(),
+                transform: sub("Transform").and_then(|t| t.attribute("Algorithm")).map(str::to_owned),
+                digest_alg: sub("DigestMethod").and_then(|t| t.attribute("Algorithm")).unwrap_or_default().to_owned(),
+                digest: sub("DigestValue").map(|n| n.children().filter_map(|c| c.text()).collect()).unwrap_or_default(),
             });
         }
         let value = text_of("SignatureValue", DS_NS).ok_or_else(|| malformed("signature has no SignatureValue"))?;
@@ -272,22 +249,14 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
         let time = text_of("SigningTime", XADES_NS).unwrap_or_default();
         let cert_digest = el("CertDigest", XADES_NS).map(|n| {
             let child = |name: &str| n.descendants().find(|c| c.is_element() && c.tag_name().name() == name);
-            let alg = child("DigestMethod")
-                .and_then(|m| m.attribute("Algorithm"))
-                .unwrap_or(SHA512)
-                .to_owned();
+            let alg = child("DigestMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or(SHA512).to_owned();
             let value = child("DigestValue").map(|v| v.children().filter_map(|c| c.text()).collect::<String>());
             (alg, value.unwrap_or_default())
         });
         let mut si_c14n = Vec::new();
         let si_id = si.id();
-        canonicalize(
-            d,
-            Some(&|n| n.ancestors().any(|a| a.id() == si_id)),
-            &c14n_algorithm(&c14n_alg)?,
-            &mut si_c14n,
-        )
-        .map_err(|e| malformed(format!("cannot canonicalize SignedInfo: {e}")))?;
+        canonicalize(d, Some(&|n| n.ancestors().any(|a| a.id() == si_id)), &c14n_algorithm(&c14n_alg)?, &mut si_c14n)
+            .map_err(|e| malformed(format!("cannot canonicalize SignedInfo: {e}")))?;
         Ok::<_, SignatureError>((c14n_alg, sig_alg, refs, value, cert, time, cert_digest, si_c14n))
     })?;
     let (_c14n, sig_alg, refs, value, cert_b64, signing_time, cert_digest, si_c14n) = found;
@@ -300,10 +269,7 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
 
     for part in parts {
         if !refs.iter().any(|r| r.uri == part.uri) {
-            return Err(err(
-                Code::INVALID_REFERENCE,
-                format!("the signature does not cover {}", part.uri),
-            ));
+            return Err(err(Code::INVALID_REFERENCE, format!("the signature does not cover {}", part.uri)));
         }
     }
     // X-Road reports a reference whose digest does not match as an invalid
@@ -330,21 +296,11 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
     let (cd_alg, cd_value) =
         cert_digest.ok_or_else(|| malformed("SignedProperties lack the SigningCertificate digest"))?;
     if cd_value.split_whitespace().collect::<String>() != digest_b64(&cd_alg, &cert)? {
-        return Err(err(
-            Code::INCORRECT_CERTIFICATE,
-            "SigningCertificate digest does not match the certificate",
-        ));
+        return Err(err(Code::INCORRECT_CERTIFICATE, "SigningCertificate digest does not match the certificate"));
     }
-    verify_raw(&cert, &sig_alg, &si_c14n, &value).map_err(|e| {
-        err(
-            Code::INVALID_SIGNATURE_VALUE,
-            format!("signature value does not verify: {e}"),
-        )
-    })?;
-    Ok(VerifiedSignature {
-        certificate_der: cert,
-        signing_time,
-    })
+    verify_raw(&cert, &sig_alg, &si_c14n, &value)
+        .map_err(|e| err(Code::INVALID_SIGNATURE_VALUE, format!("signature value does not verify: {e}")))?;
+    Ok(VerifiedSignature { certificate_der: cert, signing_time })
 }
 
 /// Verifies `sig` over `data` with the public key of `cert_der`, for the
@@ -359,7 +315,5 @@ pub fn verify_raw(cert_der: &[u8], alg: &str, data: &[u8], sig: &[u8]) -> Result
         "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => &ring::signature::RSA_PKCS1_2048_8192_SHA256,
         other => return Err(format!("signature algorithm {other:?} is not supported")),
     };
-    ring::signature::UnparsedPublicKey::new(algorithm, spki)
-        .verify(data, sig)
-        .map_err(|_| "bad signature".to_owned())
+    ring::signature::UnparsedPublicKey::new(algorithm, spki).verify(data, sig).map_err(|_| "bad signature".to_owned())
 }

@@ -16,10 +16,7 @@ fn conformance_dir() -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") {
-        panic!(
-            "conformance data missing at {}; MUSUBI_REQUIRE_CONFORMANCE=1",
-            dir.display()
-        );
+        panic!("conformance data missing at {}; MUSUBI_REQUIRE_CONFORMANCE=1", dir.display());
     }
     println!("skipped: conformance data not found at {}", dir.display());
     None
@@ -132,22 +129,13 @@ fn proxy_core_queries_parse_as_x_road_says() {
             failures.push(format!("{file} ({direction:?}, {ct}): expected {expected}, got {got}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} of {} vectors differ:\n{}",
-        failures.len(),
-        CASES.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} of {} vectors differ:\n{}", failures.len(), CASES.len(), failures.join("\n"));
 }
 
 fn parse_ok(file: &str, direction: Direction) -> musubi_protocol::soap::SoapMessage {
     let dir = conformance_dir().expect("checked by caller");
     let bytes = std::fs::read(dir.join(file)).unwrap();
-    match package::decode(XML, &bytes, direction, &Limits::default())
-        .unwrap()
-        .soap
-    {
+    match package::decode(XML, &bytes, direction, &Limits::default()).unwrap().soap {
         Soap::Message(m) => m,
         Soap::Fault(f) => panic!("{file}: unexpected fault {f}"),
     }
@@ -160,32 +148,20 @@ fn header_values_match_x_road_soap_message_test() {
     }
     let m = parse_ok("simple.query", Rq);
     // X-Road's shouldNotReencodeInputMessage: the message bytes are kept exactly.
-    assert_eq!(
-        m.as_bytes(),
-        std::fs::read(conformance_dir().unwrap().join("simple.query")).unwrap()
-    );
+    assert_eq!(m.as_bytes(), std::fs::read(conformance_dir().unwrap().join("simple.query")).unwrap());
     let h = m.header();
     assert_eq!(h.service.service_code(), "testQuery");
     assert_eq!(h.user_id.as_deref(), Some("EE37702211234"));
     assert_eq!(h.id, "1234567890");
     assert!(parse_ok("simple-rpc.query", Rq).is_rpc());
-    assert_eq!(
-        parse_ok("simple-representedparty.query", Rq).header().issue.as_deref(),
-        Some("issue-1")
-    );
-    assert_eq!(
-        parse_ok("split-header.query", Rq).header().issue.as_deref(),
-        Some("w\naa\nww\n")
-    );
+    assert_eq!(parse_ok("simple-representedparty.query", Rq).header().issue.as_deref(), Some("issue-1"));
+    assert_eq!(parse_ok("split-header.query", Rq).header().issue.as_deref(), Some("w\naa\nww\n"));
     assert_eq!(
         parse_ok("xmlencoded.query", Rq).header().user_id.as_deref(),
         Some("<\"EE37702211234\" & 'xml encoded'>")
     );
     let sub = parse_ok("getstate-subsystem.query", Rq);
-    assert_eq!(
-        sub.header().client.to_string(),
-        "SUBSYSTEM:EE/BUSINESS/consumer/subsys1"
-    );
+    assert_eq!(sub.header().client.to_string(), "SUBSYSTEM:EE/BUSINESS/consumer/subsys1");
     let rh = parse_ok("requesthash.answer", Rs);
     assert_eq!(rh.header().request_hash.as_ref().map(|r| r.value.as_str()), Some("foo"));
     // The server proxy's rewrite: the provider's hash is replaced, ours follows `id`.
@@ -213,16 +189,8 @@ fn proxy_messages_decode_as_x_road_says() {
         ("ocsp.request", "xtop1357783211hcn1yiro", "ok"),
         ("fault-signature.request", "xtop1357783211hcn1yiro", "ok"),
         ("extracontent.request", "xtop1357783211hcn1yiro", "invalid_message"),
-        (
-            "invalid-soap-contenttype.request",
-            "xtop1357783211hcn1yiro",
-            "invalid_content_type",
-        ),
-        (
-            "invalid-contenttype-signature.request",
-            "xtop1357783211hcn1yiro",
-            "invalid_content_type",
-        ),
+        ("invalid-soap-contenttype.request", "xtop1357783211hcn1yiro", "invalid_content_type"),
+        ("invalid-contenttype-signature.request", "xtop1357783211hcn1yiro", "invalid_content_type"),
     ];
     let mut failures = Vec::new();
     for (file, boundary, expected) in cases {
@@ -244,16 +212,8 @@ fn proxy_messages_decode_as_x_road_says() {
             "multipart/mixed; boundary=jetty42534330h7vzfqv2;charset=ISO-8859-1",
             "missing_signature",
         ),
-        (
-            "no-soap.query",
-            "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty",
-            "invalid_soap",
-        ),
-        (
-            "attachm.query",
-            "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty",
-            "missing_signature",
-        ),
+        ("no-soap.query", "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty", "invalid_soap"),
+        ("attachm.query", "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty", "missing_signature"),
         (
             "attachm-error.query",
             "multipart/mixed; charset=UTF-8; boundary=jetty771207119h3h10dty",
@@ -289,59 +249,24 @@ fn x_road_signatures_verify_as_x_road_says() {
     let sigs = dir.join("../../signatures");
     let read = |p: &str| std::fs::read(sigs.join(p)).unwrap();
     let msg0 = read("common-test/message-0.xml");
-    let m0 = [DataPart {
-        uri: "/message.xml",
-        bytes: &msg0,
-    }];
+    let m0 = [DataPart { uri: "/message.xml", bytes: &msg0 }];
     let nb_msg = read("globalconf-impl/non-batch-sig/message.xml");
     let nb_att = read("globalconf-impl/non-batch-sig/attachment1");
-    let nb = [
-        DataPart {
-            uri: "/message.xml",
-            bytes: &nb_msg,
-        },
-        DataPart {
-            uri: "/attachment1",
-            bytes: &nb_att,
-        },
-    ];
-    let nb_wrong = [
-        DataPart {
-            uri: "/message.xml",
-            bytes: &nb_msg,
-        },
-        DataPart {
-            uri: "/attachment1",
-            bytes: b"other",
-        },
-    ];
-    let wrong_msg = [DataPart {
-        uri: "/message.xml",
-        bytes: b"<other/>",
-    }];
+    let nb = [DataPart { uri: "/message.xml", bytes: &nb_msg }, DataPart { uri: "/attachment1", bytes: &nb_att }];
+    let nb_wrong =
+        [DataPart { uri: "/message.xml", bytes: &nb_msg }, DataPart { uri: "/attachment1", bytes: b"other" }];
+    let wrong_msg = [DataPart { uri: "/message.xml", bytes: b"<other/>" }];
     let cases: Vec<(&str, &[DataPart<'_>], &str)> = vec![
         ("common-test/sign-0.xml", &m0, "ok"),
         ("common-test/sign-0-old-format.xml", &m0, "ok"),
         ("common-test/sign-0.xml", &wrong_msg, "invalid_signature_value"),
         ("globalconf-impl/non-batch-sig/signatures.xml", &nb, "ok"),
-        (
-            "globalconf-impl/non-batch-sig/signatures.xml",
-            &nb_wrong,
-            "invalid_signature_value",
-        ),
-        (
-            "globalconf-impl/sign-0-invalid-signature-value.xml",
-            &m0,
-            "invalid_signature_value",
-        ),
+        ("globalconf-impl/non-batch-sig/signatures.xml", &nb_wrong, "invalid_signature_value"),
+        ("globalconf-impl/sign-0-invalid-signature-value.xml", &m0, "invalid_signature_value"),
         ("globalconf-impl/empty.xml", &m0, "invalid_xml"),
         ("globalconf-impl/sign-0-malformed-xml.xml", &m0, "invalid_xml"),
         ("globalconf-impl/sign-0-no-signature.xml", &m0, "malformed_signature"),
-        (
-            "globalconf-impl/sign-0-no-objectcontainer.xml",
-            &m0,
-            "malformed_signature",
-        ),
+        ("globalconf-impl/sign-0-no-objectcontainer.xml", &m0, "malformed_signature"),
         ("globalconf-impl/sign-0-schema-fail.xml", &m0, "malformed_signature"),
         ("globalconf-impl/sign-0-no-signing-cert.xml", &m0, "malformed_signature"),
     ];

@@ -60,10 +60,7 @@ impl SecurityServer {
     /// `host:port` of the server proxy.
     pub fn proxy_address(&self) -> String {
         if self.address.parse::<SocketAddr>().is_ok()
-            || self
-                .address
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            || self.address.rsplit_once(':').is_some_and(|(_, p)| p.parse::<u16>().is_ok())
         {
             self.address.clone()
         } else {
@@ -177,10 +174,7 @@ pub const MAX_CONF_BYTES: u64 = 4 * 1024 * 1024;
 
 /// Reads and parses a TOML file (at most [`MAX_CONF_BYTES`]).
 pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfError> {
-    let read_err = |error| ConfError::Read {
-        path: path.into(),
-        error,
-    };
+    let read_err = |error| ConfError::Read { path: path.into(), error };
     let len = std::fs::metadata(path).map_err(read_err)?.len();
     if len > MAX_CONF_BYTES {
         return Err(ConfError::Invalid(format!(
@@ -189,10 +183,7 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfE
         )));
     }
     let text = std::fs::read_to_string(path).map_err(read_err)?;
-    toml::from_str(&text).map_err(|error| ConfError::Parse {
-        path: path.into(),
-        error: Box::new(error),
-    })
+    toml::from_str(&text).map_err(|error| ConfError::Parse { path: path.into(), error: Box::new(error) })
 }
 
 /// The trust file in a form fit for lookups.
@@ -229,11 +220,7 @@ impl Trust {
                 .collect::<Result<Vec<_>, _>>()?;
             signing_certs.insert(m.id.member_id(), certs);
         }
-        Ok(Self {
-            conf,
-            ca_ders,
-            signing_certs,
-        })
+        Ok(Self { conf, ca_ders, signing_certs })
     }
 
     /// The security server with `id`.
@@ -248,19 +235,13 @@ impl Trust {
 
     /// The server whose authentication certificate has `hash`.
     pub fn server_by_auth_hash(&self, hash: &str) -> Option<&SecurityServer> {
-        self.conf
-            .security_servers
-            .iter()
-            .find(|s| s.auth_cert_hashes.iter().any(|h| h.eq_ignore_ascii_case(hash)))
+        self.conf.security_servers.iter().find(|s| s.auth_cert_hashes.iter().any(|h| h.eq_ignore_ascii_case(hash)))
     }
 
     /// Whether the client (member or subsystem) is a known member of the network.
     pub fn knows_client(&self, client: &ClientId) -> bool {
         self.conf.members.iter().any(|m| {
-            m.id == client.member_id()
-                && client
-                    .subsystem_code()
-                    .is_none_or(|s| m.subsystems.iter().any(|x| x == s))
+            m.id == client.member_id() && client.subsystem_code().is_none_or(|s| m.subsystems.iter().any(|x| x == s))
         })
     }
 }

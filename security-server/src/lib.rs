@@ -111,10 +111,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     for k in &conf.signing_keys {
         let key = read_pem(&k.key, "PRIVATE KEY")?;
         let cert = read_pem(&k.cert, "CERTIFICATE")?;
-        let registered = trust
-            .signing_certs
-            .get(&k.member.member_id())
-            .is_some_and(|c| c.contains(&cert));
+        let registered = trust.signing_certs.get(&k.member.member_id()).is_some_and(|c| c.contains(&cert));
         if !registered {
             return Err(ConfError::Invalid(format!(
                 "the signing certificate {} is not registered for {} in the global configuration; \
@@ -129,14 +126,8 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         signing_keys.insert(k.member.member_id(), sk);
     }
     let auth_cert = CertificateDer::from(read_pem(&conf.auth_cert, "CERTIFICATE")?);
-    let me = trust
-        .server(&conf.server_id)
-        .map(|s| s.auth_cert_hashes.clone())
-        .unwrap_or_default();
-    if !me
-        .iter()
-        .any(|h| h.eq_ignore_ascii_case(&musubi_pki::cert_hash(&auth_cert)))
-    {
+    let me = trust.server(&conf.server_id).map(|s| s.auth_cert_hashes.clone()).unwrap_or_default();
+    if !me.iter().any(|h| h.eq_ignore_ascii_case(&musubi_pki::cert_hash(&auth_cert))) {
         return Err(ConfError::Invalid(format!(
             "the authentication certificate {} is not registered for {} in the global configuration; \
              peers would refuse this server",
@@ -146,10 +137,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         .into());
     }
     for service in &conf.services {
-        if !trust
-            .server(&conf.server_id)
-            .is_some_and(|s| s.hosts(service.id.provider()))
-        {
+        if !trust.server(&conf.server_id).is_some_and(|s| s.hosts(service.id.provider())) {
             return Err(ConfError::Invalid(format!(
                 "service {} belongs to {}, which this server does not host; \
                  add the client to the server's clients in the global configuration",
@@ -166,24 +154,14 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
 
     let cp = TcpListener::bind(conf.client_proxy_listen)
         .await
-        .map_err(|source| StartError::Bind {
-            addr: conf.client_proxy_listen,
-            source,
-        })?;
+        .map_err(|source| StartError::Bind { addr: conf.client_proxy_listen, source })?;
     let sp = TcpListener::bind(conf.server_proxy_listen)
         .await
-        .map_err(|source| StartError::Bind {
-            addr: conf.server_proxy_listen,
-            source,
-        })?;
-    let client_proxy_addr = cp.local_addr().map_err(|source| StartError::Bind {
-        addr: conf.client_proxy_listen,
-        source,
-    })?;
-    let server_proxy_addr = sp.local_addr().map_err(|source| StartError::Bind {
-        addr: conf.server_proxy_listen,
-        source,
-    })?;
+        .map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
+    let client_proxy_addr =
+        cp.local_addr().map_err(|source| StartError::Bind { addr: conf.client_proxy_listen, source })?;
+    let server_proxy_addr =
+        sp.local_addr().map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
     let state = Arc::new(proxy::State {
         conf,
         trust,
@@ -202,14 +180,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
     tasks.spawn(serve_server_proxy(sp, state, Arc::new(tls_conf), rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
-    Ok(Handle {
-        state: stats_state,
-        shutdown: tx,
-        tasks,
-        log,
-        client_proxy_addr,
-        server_proxy_addr,
-    })
+    Ok(Handle { state: stats_state, shutdown: tx, tasks, log, client_proxy_addr, server_proxy_addr })
 }
 
 /// Counters of a running server (Prometheus metrics come with the admin API).
@@ -221,9 +192,7 @@ pub(crate) struct Stats {
 
 impl Stats {
     fn snapshot(&self) -> StatsSnapshot {
-        StatsSnapshot {
-            peer_connections: self.peer_connections.load(std::sync::atomic::Ordering::Relaxed),
-        }
+        StatsSnapshot { peer_connections: self.peer_connections.load(std::sync::atomic::Ordering::Relaxed) }
     }
 }
 

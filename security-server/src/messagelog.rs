@@ -50,19 +50,15 @@ impl MessageLog {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(options)
-            .await?;
+        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
         sqlx::migrate!("./migrations").run(&pool).await?;
         Ok(Self { pool })
     }
 
     /// Stores one record; returns only once it is durable.
     pub async fn write(&self, r: &Record<'_>) -> Result<(), sqlx::Error> {
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
+        let now =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         sqlx::query(
             "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, created_at) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?)",

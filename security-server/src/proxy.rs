@@ -54,10 +54,7 @@ fn fault_response(fault: &Fault) -> Resp {
 fn soap_fault_bytes(xml: Bytes) -> Resp {
     let mut r = Response::new(Full::new(xml));
     *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
-    r.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/xml; charset=UTF-8"),
-    );
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=UTF-8"));
     r
 }
 
@@ -67,9 +64,7 @@ fn is_sha512(algorithm: &str) -> bool {
 }
 
 fn now_xsd() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
 }
 
 fn random_hex(n: usize) -> String {
@@ -93,11 +88,7 @@ fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), String> 
 }
 
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, String> {
-    Limited::new(body, max)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| e.to_string())
+    Limited::new(body, max).collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string())
 }
 
 fn parts_of<'a>(soap: &'a [u8], attachments: &'a [Part<'a>], uris: &'a [String]) -> Vec<DataPart<'a>> {
@@ -148,10 +139,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     let msg = match &pkg.soap {
         Soap::Message(m) => m,
         Soap::Fault(f) => {
-            return Err(nq(Fault::new(
-                format!("client.{}", f.code.to_lowercase()),
-                f.string.clone(),
-            )));
+            return Err(nq(Fault::new(format!("client.{}", f.code.to_lowercase()), f.string.clone())));
         }
     };
     let h = msg.header().clone();
@@ -162,10 +150,9 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         .server(&state.conf.server_id)
         .ok_or_else(|| err(Code::INTERNAL_ERROR.client_proxy("this server is not in the global configuration")))?;
     if !me.hosts(&h.client) {
-        return Err(err(Code::UNKNOWN_MEMBER.client_proxy(format!(
-            "client {} is not registered on this security server",
-            h.client
-        ))));
+        return Err(err(
+            Code::UNKNOWN_MEMBER.client_proxy(format!("client {} is not registered on this security server", h.client))
+        ));
     }
     let key = state.signing_keys.get(&h.client.member_id()).ok_or_else(|| {
         err(Code::UNKNOWN_MEMBER.client_proxy(format!("no signing key for member {}", h.client.member_id())))
@@ -187,14 +174,8 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     log(state, &h.id, msg, Side::Client, false, &signature)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
-    let (body, ct) = transport::encode(
-        &random_hex(12),
-        &[],
-        &pkg.soap_headers,
-        pkg.soap_bytes,
-        &pkg.attachments,
-        &signature,
-    );
+    let (body, ct) =
+        transport::encode(&random_hex(12), &[], &pkg.soap_headers, pkg.soap_bytes, &pkg.attachments, &signature);
     let mut out = Request::post(format!("https://{}/", target.proxy_address()))
         .header(header::CONTENT_TYPE, ct)
         .header(transport::ORIGINAL_CONTENT_TYPE, &pkg.content_type)
@@ -203,9 +184,8 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     if let Some(a) = header_str(&headers, "soapaction") {
         out = out.header(transport::ORIGINAL_SOAP_ACTION, a);
     }
-    let out = out
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| err(Code::INTERNAL_ERROR.client_proxy(e.to_string())))?;
+    let out =
+        out.body(Full::new(Bytes::from(body))).map_err(|e| err(Code::INTERNAL_ERROR.client_proxy(e.to_string())))?;
     let (status, rheaders, rbody) = send_to_peer(state, target, out).await.map_err(err)?;
 
     // The answer: a fault (text/xml) or a signed multipart/mixed response.
@@ -224,10 +204,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     let resp_msg = verify_transport(state, &tm, &provider, Direction::Response)
         .map_err(|(code, m)| err(code.client_proxy_service_failed(m)))?;
     if let Some(fault) = tm.fault {
-        return Err(err(Fault::new(
-            "server.clientproxy.service_failed",
-            String::from_utf8_lossy(fault).into_owned(),
-        )));
+        return Err(err(Fault::new("server.clientproxy.service_failed", String::from_utf8_lossy(fault).into_owned())));
     }
     let rh = resp_msg.header();
     if rh.client != h.client || rh.service != h.service || rh.id != h.id {
@@ -244,24 +221,12 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
             ));
         }
     }
-    log(
-        state,
-        &h.id,
-        &resp_msg,
-        Side::Client,
-        true,
-        tm.signature.unwrap_or_default(),
-    )
-    .await
-    .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
+    log(state, &h.id, &resp_msg, Side::Client, true, tm.signature.unwrap_or_default())
+        .await
+        .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
     let original_ct = header_str(&rheaders, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8");
     info!(query_id = %h.id, client = %h.client, service = %h.service, "exchange completed");
-    Ok(package_response(
-        original_ct,
-        &tm.soap_headers,
-        tm.soap,
-        &tm.attachments,
-    ))
+    Ok(package_response(original_ct, &tm.soap_headers, tm.soap, &tm.attachments))
 }
 
 /// Rebuilds the package the other side's information system sent.
@@ -304,24 +269,13 @@ fn verify_transport(
     let data = parts_of(tm.soap, &tm.attachments, &uris);
     let verified = xades::verify(sig, &data).map_err(|e| (e.code, e.message))?;
     let member = signer.member_id();
-    let registered = state
-        .trust
-        .signing_certs
-        .get(&member)
-        .is_some_and(|certs| certs.contains(&verified.certificate_der));
+    let registered =
+        state.trust.signing_certs.get(&member).is_some_and(|certs| certs.contains(&verified.certificate_der));
     if !registered {
-        return Err((
-            Code::INCORRECT_CERTIFICATE,
-            format!("the signing certificate does not belong to {member}"),
-        ));
+        return Err((Code::INCORRECT_CERTIFICATE, format!("the signing certificate does not belong to {member}")));
     }
     let now = time::OffsetDateTime::now_utc();
-    if !state
-        .trust
-        .ca_ders
-        .iter()
-        .any(|ca| musubi_pki::check_issued_by(&verified.certificate_der, ca, now).is_ok())
-    {
+    if !state.trust.ca_ders.iter().any(|ca| musubi_pki::check_issued_by(&verified.certificate_der, ca, now).is_ok()) {
         return Err((
             Code::CERT_VALIDATION,
             "the signing certificate is not valid or not issued by an approved CA".into(),
@@ -426,30 +380,23 @@ async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequ
         .map_err(|e| net(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
     let name = ServerName::try_from("security-server.invalid").map_err(|e| net(e.to_string()))?;
-    let tls = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| {
-            let rejected_cert = e
-                .get_ref()
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-                .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
-            if rejected_cert {
-                Code::SSL_AUTHENTICATION_FAILED.client_proxy(format!(
-                    "{} at {addr} did not present a registered authentication certificate: {e}",
-                    target.id
-                ))
-            } else {
-                net(e.to_string())
-            }
-        })?;
-    state
-        .stats
-        .peer_connections
-        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| net(e.to_string()))?;
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+        let rejected_cert = e
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .is_some_and(|r| matches!(r, rustls::Error::InvalidCertificate(_)));
+        if rejected_cert {
+            Code::SSL_AUTHENTICATION_FAILED.client_proxy(format!(
+                "{} at {addr} did not present a registered authentication certificate: {e}",
+                target.id
+            ))
+        } else {
+            net(e.to_string())
+        }
+    })?;
+    state.stats.peer_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| net(e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -472,27 +419,21 @@ pub(crate) async fn server_proxy(state: Arc<State>, peer_hash: Arc<String>, req:
 async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incoming>) -> Result<Resp, (String, Fault)> {
     let nq = |f: Fault| (String::from("-"), f);
     if req.method() != Method::POST {
-        return Err(nq(Code::INVALID_HTTP_METHOD.server_proxy(format!(
-            "must use POST request method instead of {}",
-            req.method()
-        ))));
+        return Err(nq(
+            Code::INVALID_HTTP_METHOD.server_proxy(format!("must use POST request method instead of {}", req.method()))
+        ));
     }
     let headers = req.headers().clone();
     let ct = header_str(&headers, "content-type").unwrap_or("").to_owned();
-    let original_ct = header_str(&headers, transport::ORIGINAL_CONTENT_TYPE)
-        .unwrap_or("text/xml; charset=UTF-8")
-        .to_owned();
+    let original_ct =
+        header_str(&headers, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8").to_owned();
     check_declared_length(&headers, state.conf.max_body_bytes).map_err(|e| nq(Code::IO_ERROR.server_proxy(e)))?;
     let body = read_body(req.into_body(), state.conf.max_body_bytes)
         .await
         .map_err(|e| nq(Code::IO_ERROR.server_proxy(format!("cannot read request: {e}"))))?;
-    if ContentType::parse(&ct)
-        .map(|c| c.mime != "multipart/mixed")
-        .unwrap_or(true)
-    {
-        return Err(nq(Code::INVALID_CONTENT_TYPE.server_proxy_service_failed(format!(
-            "invalid content type {ct:?}; expected multipart/mixed"
-        ))));
+    if ContentType::parse(&ct).map(|c| c.mime != "multipart/mixed").unwrap_or(true) {
+        return Err(nq(Code::INVALID_CONTENT_TYPE
+            .server_proxy_service_failed(format!("invalid content type {ct:?}; expected multipart/mixed"))));
     }
     let tm = transport::decode(&ct, &body).map_err(|e| nq(e.code.server_proxy(e.message)))?;
     let request = match soap::parse(tm.soap, Direction::Request, &Limits::default()) {
@@ -506,10 +447,8 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     // The sending server must host the client it speaks for.
     let peer = state.trust.server_by_auth_hash(peer_hash);
     if !peer.is_some_and(|p| p.hosts(&h.client)) {
-        return Err(err(Code::SSL_AUTHENTICATION_FAILED.server_proxy(format!(
-            "client {} is not hosted by the security server that sent the request",
-            h.client
-        ))));
+        return Err(err(Code::SSL_AUTHENTICATION_FAILED
+            .server_proxy(format!("client {} is not hosted by the security server that sent the request", h.client))));
     }
     if tm.signature.is_none() {
         return Err(err(Code::MISSING_SIGNATURE.server_proxy("the request is not signed")));
@@ -531,53 +470,30 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
         .iter()
         .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()));
     if !allowed {
-        return Err(err(Code::ACCESS_DENIED.server_proxy(format!(
-            "request is not allowed: {} may not call {}",
-            h.client, h.service
-        ))));
+        return Err(err(Code::ACCESS_DENIED
+            .server_proxy(format!("request is not allowed: {} may not call {}", h.client, h.service))));
     }
     if !service.enabled {
-        return Err(err(
-            Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))
-        ));
+        return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
     }
-    log(
-        state,
-        &h.id,
-        &request,
-        Side::Server,
-        false,
-        tm.signature.unwrap_or_default(),
-    )
-    .await
-    .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
+    log(state, &h.id, &request, Side::Server, false, tm.signature.unwrap_or_default())
+        .await
+        .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
 
     // Forward the package as the client's information system sent it.
     let (pbody, pct) = {
         let r = package_response(&original_ct, &tm.soap_headers, tm.soap, &tm.attachments);
-        let ct = header_str(r.headers(), "content-type")
-            .unwrap_or("text/xml; charset=UTF-8")
-            .to_owned();
+        let ct = header_str(r.headers(), "content-type").unwrap_or("text/xml; charset=UTF-8").to_owned();
         let b = r.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
         (b, ct)
     };
     let action = header_str(&headers, transport::ORIGINAL_SOAP_ACTION).map(str::to_owned);
-    let (status, rheaders, rbody) = forward(
-        state,
-        &service.url,
-        service.timeout_secs,
-        &pct,
-        action.as_deref(),
-        pbody,
-    )
-    .await
-    .map_err(err)?;
+    let (status, rheaders, rbody) =
+        forward(state, &service.url, service.timeout_secs, &pct, action.as_deref(), pbody).await.map_err(err)?;
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
     // SOAP over HTTP answers 200, or 500 with a fault; anything else is an HTTP error.
     if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {
-        return Err(err(
-            Code::HTTP_ERROR.server_proxy_service_failed(format!("the provider answered HTTP {status}"))
-        ));
+        return Err(err(Code::HTTP_ERROR.server_proxy_service_failed(format!("the provider answered HTTP {status}"))));
     }
     let resp = package::decode(&rct, &rbody, Direction::Response, &Limits::default())
         .map_err(|e| err(e.code.server_proxy_service_failed(e.message)))?;
@@ -589,22 +505,18 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     };
     let rh = rmsg.header();
     if rh.client != h.client || rh.service != h.service || rh.id != h.id {
-        return Err(err(Code::INCONSISTENT_RESPONSE.server_proxy_service_failed(
-            "the provider's response header does not match the request",
-        )));
+        return Err(err(Code::INCONSISTENT_RESPONSE
+            .server_proxy_service_failed("the provider's response header does not match the request")));
     }
     let with_hash = rmsg.with_request_hash(soap::SHA512_URI, &xades::sha512_b64(tm.soap));
     let signed_msg = match soap::parse(&with_hash, Direction::Response, &Limits::default()) {
         Ok(Soap::Message(m)) => m,
         _ => return Err(err(Code::INTERNAL_ERROR.server_proxy("cannot insert requestHash"))),
     };
-    let key = state
-        .signing_keys
-        .get(&h.service.provider().member_id())
-        .ok_or_else(|| {
-            err(Code::CANNOT_CREATE_SIGNATURE
-                .server_proxy(format!("no signing key for {}", h.service.provider().member_id())))
-        })?;
+    let key = state.signing_keys.get(&h.service.provider().member_id()).ok_or_else(|| {
+        err(Code::CANNOT_CREATE_SIGNATURE
+            .server_proxy(format!("no signing key for {}", h.service.provider().member_id())))
+    })?;
     let uris = transport::part_uris(resp.attachments.len());
     let data = parts_of(&with_hash, &resp.attachments, &uris);
     let signature =
@@ -613,14 +525,7 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
     let soap_headers: Vec<(&str, &str)> = resp.soap_headers.clone();
-    let (body, ct) = transport::encode(
-        &random_hex(12),
-        &[],
-        &soap_headers,
-        &with_hash,
-        &resp.attachments,
-        &signature,
-    );
+    let (body, ct) = transport::encode(&random_hex(12), &[], &soap_headers, &with_hash, &resp.attachments, &signature);
     let mut r = Response::new(Full::new(Bytes::from(body)));
     if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&ct), HeaderValue::from_str(&resp.content_type)) {
         r.headers_mut().insert(header::CONTENT_TYPE, a);
@@ -638,9 +543,8 @@ async fn forward(
     body: Bytes,
 ) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
     let failed = |code: Code, m: String| code.server_proxy_service_failed(m);
-    let uri: http::Uri = url
-        .parse()
-        .map_err(|e| failed(Code::INTERNAL_ERROR, format!("bad service URL {url:?}: {e}")))?;
+    let uri: http::Uri =
+        url.parse().map_err(|e| failed(Code::INTERNAL_ERROR, format!("bad service URL {url:?}: {e}")))?;
     if uri.scheme_str() != Some("http") {
         return Err(failed(
             Code::INTERNAL_ERROR,
@@ -655,9 +559,7 @@ async fn forward(
     if let Some(a) = soap_action {
         req = req.header("SOAPAction", a);
     }
-    let req = req
-        .body(Full::new(body))
-        .map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
+    let req = req.body(Full::new(body)).map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
     let work = async {
         let mut sender = match take_ready(&state.provider_client, &addr).await {
             Some(s) => s,
@@ -684,24 +586,11 @@ async fn forward(
             .await
             .map_err(|e| failed(Code::NETWORK_ERROR, format!("provider at {addr}: {e}")))?;
         let (parts, body) = resp.into_parts();
-        let body = read_body(body, state.conf.max_body_bytes)
-            .await
-            .map_err(|e| failed(Code::IO_ERROR, e))?;
-        state
-            .provider_client
-            .lock()
-            .await
-            .entry(addr.clone())
-            .or_default()
-            .push(sender);
+        let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| failed(Code::IO_ERROR, e))?;
+        state.provider_client.lock().await.entry(addr.clone()).or_default().push(sender);
         Ok((parts.status, parts.headers, body))
     };
     tokio::time::timeout(Duration::from_secs(timeout_secs), work)
         .await
-        .map_err(|_| {
-            failed(
-                Code::NETWORK_ERROR,
-                format!("the provider did not answer within {timeout_secs} s"),
-            )
-        })?
+        .map_err(|_| failed(Code::NETWORK_ERROR, format!("the provider did not answer within {timeout_secs} s")))?
 }

@@ -50,14 +50,9 @@ fn tls13(
 
 fn check_peer(trust: &Trust, cert: &CertificateDer<'_>, allowed: Option<&[String]>) -> Result<(), rustls::Error> {
     let now = time::OffsetDateTime::now_utc();
-    let chained = trust
-        .ca_ders
-        .iter()
-        .any(|ca| musubi_pki::check_issued_by(cert, ca, now).is_ok());
+    let chained = trust.ca_ders.iter().any(|ca| musubi_pki::check_issued_by(cert, ca, now).is_ok());
     if !chained {
-        return Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::UnknownIssuer,
-        ));
+        return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
     }
     let hash = musubi_pki::cert_hash(cert);
     let known = match allowed {
@@ -67,9 +62,7 @@ fn check_peer(trust: &Trust, cert: &CertificateDer<'_>, allowed: Option<&[String
     if known {
         Ok(())
     } else {
-        Err(rustls::Error::InvalidCertificate(
-            rustls::CertificateError::ApplicationVerificationFailure,
-        ))
+        Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
     }
 }
 

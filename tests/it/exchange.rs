@@ -14,42 +14,21 @@ async fn signed_exchange_goes_through_both_servers_and_both_logs_hold_it() {
     let net = network("exchange", 10, true).await;
     let (_, _, service, _) = ids();
     let request = example_request(&service, "it-query-1");
-    let reply = http(
-        net.consumer.client_proxy_addr,
-        "POST",
-        XML,
-        request.clone().into_bytes(),
-    )
-    .await;
+    let reply = http(net.consumer.client_proxy_addr, "POST", XML, request.clone().into_bytes()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.content_type.starts_with("text/xml"), "{}", reply.content_type);
-    assert!(
-        reply.body.contains("<temperature unit=\"celsius\">22.5</temperature>"),
-        "{}",
-        reply.body
-    );
+    assert!(reply.body.contains("<temperature unit=\"celsius\">22.5</temperature>"), "{}", reply.body);
     let hash = format!(
         "<xroad:requestHash algorithmId=\"http://www.w3.org/2001/04/xmlenc#sha512\">{}</xroad:requestHash>",
         sha512_b64(request.as_bytes())
     );
-    assert!(
-        reply.body.contains(&hash),
-        "requestHash of the request missing in {}",
-        reply.body
-    );
+    assert!(reply.body.contains(&hash), "requestHash of the request missing in {}", reply.body);
 
-    for (side, log) in [
-        ("consumer", net.consumer.message_log()),
-        ("provider", net.provider.message_log()),
-    ] {
+    for (side, log) in [("consumer", net.consumer.message_log()), ("provider", net.provider.message_log())] {
         let records = log.find("it-query-1").await.unwrap();
         let directions: Vec<&str> = records.iter().map(|(d, _)| d.as_str()).collect();
         assert_eq!(directions, ["request", "response"], "{side} log");
-        assert_eq!(
-            records[0].1,
-            request.as_bytes(),
-            "{side} logs the request as the IS sent it"
-        );
+        assert_eq!(records[0].1, request.as_bytes(), "{side} logs the request as the IS sent it");
         assert!(
             String::from_utf8_lossy(&records[1].1).contains(&hash),
             "{side} logs the response with its requestHash"
@@ -57,13 +36,8 @@ async fn signed_exchange_goes_through_both_servers_and_both_logs_hold_it() {
     }
 
     // The pooled connection is reused for the next exchange.
-    let again = http(
-        net.consumer.client_proxy_addr,
-        "POST",
-        XML,
-        example_request(&service, "it-query-2").into_bytes(),
-    )
-    .await;
+    let again =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-query-2").into_bytes()).await;
     assert_eq!(again.status, 200, "{}", again.body);
     net.shutdown().await;
 }
@@ -77,39 +51,18 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
     // A service without an access right.
     let reply = http(cp, "POST", XML, example_request(&denied, "it-denied").into_bytes()).await;
     assert_eq!(reply.status, 500);
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.serverproxy.access_denied"),
-        "{}",
-        reply.body
-    );
+    assert_eq!(reply.fault_code(), Some("server.serverproxy.access_denied"), "{}", reply.body);
 
     // A client that is not hosted on this security server.
     let stranger = musubi_protocol::ClientId::subsystem("DEMO", "GOV", "1001", "stranger").unwrap();
     let body = musubi_protocol::soap::build_request(&stranger, &service, "it-unknown", None, "<getRoomTemperature/>");
     let reply = http(cp, "POST", XML, body.into_bytes()).await;
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.clientproxy.unknown_member"),
-        "{}",
-        reply.body
-    );
+    assert_eq!(reply.fault_code(), Some("server.clientproxy.unknown_member"), "{}", reply.body);
 
     // A service unknown to the provider's server.
     let unknown = musubi_protocol::ServiceId::new(service.provider().clone(), "getNothing", None).unwrap();
-    let reply = http(
-        cp,
-        "POST",
-        XML,
-        example_request(&unknown, "it-unknown-service").into_bytes(),
-    )
-    .await;
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.serverproxy.unknown_service"),
-        "{}",
-        reply.body
-    );
+    let reply = http(cp, "POST", XML, example_request(&unknown, "it-unknown-service").into_bytes()).await;
+    assert_eq!(reply.fault_code(), Some("server.serverproxy.unknown_service"), "{}", reply.body);
 
     // Bad input from the information system.
     let reply = http(cp, "GET", XML, Vec::new()).await;
@@ -123,11 +76,7 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
     assert_eq!(reply.fault_code(), Some("client.invalid_xml"));
     let deep = example_request(&service, "x").replace("<room>living</room>", &"<a>".repeat(5000));
     let reply = http(cp, "POST", XML, deep.into_bytes()).await;
-    assert!(
-        reply.fault_code().is_some_and(|c| c.starts_with("client.")),
-        "{}",
-        reply.body
-    );
+    assert!(reply.fault_code().is_some_and(|c| c.starts_with("client.")), "{}", reply.body);
     if let Some(q) = conformance_query("faulty-header2.query") {
         let reply = http(cp, "POST", XML, q).await;
         assert_eq!(reply.fault_code(), Some("client.duplicate_header_field"));
@@ -152,10 +101,7 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
         );
         tcp.write_all(head.as_bytes()).await.unwrap();
         let mut buf = vec![0; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf)).await.unwrap().unwrap();
         let text = String::from_utf8_lossy(&buf[..n]);
         assert!(text.starts_with("HTTP/1.1 500"), "{text}");
         assert!(
@@ -175,20 +121,10 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
 async fn provider_down_gives_service_failed() {
     let net = network("provider-down", 12, false).await;
     let (_, _, service, _) = ids();
-    let reply = http(
-        net.consumer.client_proxy_addr,
-        "POST",
-        XML,
-        example_request(&service, "it-down").into_bytes(),
-    )
-    .await;
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-down").into_bytes()).await;
     assert_eq!(reply.status, 500);
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.serverproxy.service_failed.network_error"),
-        "{}",
-        reply.body
-    );
+    assert_eq!(reply.fault_code(), Some("server.serverproxy.service_failed.network_error"), "{}", reply.body);
     // The request was logged by both sides before it was forwarded; no response was released.
     let records = net.provider.message_log().find("it-down").await.unwrap();
     assert_eq!(records.len(), 1);
@@ -207,11 +143,7 @@ async fn attachments_travel_signed_through_both_servers() {
     let ct = format!("multipart/related; charset=UTF-8; boundary={boundary}");
     let reply = http(net.consumer.client_proxy_addr, "POST", &ct, body.into_bytes()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
-    assert!(
-        reply.body.contains("<attachments>2</attachments>"),
-        "provider saw both attachments: {}",
-        reply.body
-    );
+    assert!(reply.body.contains("<attachments>2</attachments>"), "provider saw both attachments: {}", reply.body);
     net.shutdown().await;
 }
 
@@ -221,29 +153,14 @@ async fn a_message_log_that_cannot_be_written_stops_the_exchange() {
     let (_, _, service, _) = ids();
     // Break the provider's log underneath the running server.
     let path = net.facts.message_logs[1].clone();
-    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
     sqlx::query("DROP TABLE message_log").execute(&pool).await.unwrap();
     pool.close().await;
-    let reply = http(
-        net.consumer.client_proxy_addr,
-        "POST",
-        XML,
-        example_request(&service, "it-logfail").into_bytes(),
-    )
-    .await;
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-logfail").into_bytes()).await;
     assert_eq!(reply.status, 500);
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.serverproxy.logging_failed"),
-        "{}",
-        reply.body
-    );
-    assert!(
-        !reply.body.contains("22.5"),
-        "no provider data may be released unlogged"
-    );
+    assert_eq!(reply.fault_code(), Some("server.serverproxy.logging_failed"), "{}", reply.body);
+    assert!(!reply.body.contains("22.5"), "no provider data may be released unlogged");
     net.shutdown().await;
 }
 
@@ -252,20 +169,10 @@ async fn provider_server_with_an_unregistered_authentication_certificate_is_refu
     // Something else answers at the provider server's address, with a certificate
     // from the same CA that is not registered: the client proxy must not send it
     // the request.
-    let opts = Options {
-        edit_global: Some(|g| g.security_servers[1].address = "127.0.15.9".into()),
-        ..Options::default()
-    };
+    let opts =
+        Options { edit_global: Some(|g| g.security_servers[1].address = "127.0.15.9".into()), ..Options::default() };
     let net = network_with("impostor", 15, opts).await;
-    let impostor = net
-        .ca
-        .issue(
-            "ss-provider",
-            "Demo Home Cloud",
-            musubi_pki::Usage::Auth,
-            &["127.0.15.9"],
-        )
-        .unwrap();
+    let impostor = net.ca.issue("ss-provider", "Demo Home Cloud", musubi_pki::Usage::Auth, &["127.0.15.9"]).unwrap();
     let config =
         rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
@@ -283,72 +190,41 @@ async fn provider_server_with_an_unregistered_authentication_certificate_is_refu
         acceptor.accept(tcp).await.is_ok()
     });
     let (_, _, service, _) = ids();
-    let reply = http(
-        net.consumer.client_proxy_addr,
-        "POST",
-        XML,
-        example_request(&service, "it-impostor").into_bytes(),
-    )
-    .await;
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.clientproxy.ssl_authentication_failed"),
-        "{}",
-        reply.body
-    );
-    assert!(
-        !accepted.await.unwrap(),
-        "the consumer's server must abort the handshake with the impostor"
-    );
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-impostor").into_bytes()).await;
+    assert_eq!(reply.fault_code(), Some("server.clientproxy.ssl_authentication_failed"), "{}", reply.body);
+    assert!(!accepted.await.unwrap(), "the consumer's server must abort the handshake with the impostor");
     net.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn provider_server_not_listening_gives_network_error() {
-    let opts = Options {
-        edit_global: Some(|g| g.security_servers[1].address = "127.0.16.9".into()),
-        ..Options::default()
-    };
+    let opts =
+        Options { edit_global: Some(|g| g.security_servers[1].address = "127.0.16.9".into()), ..Options::default() };
     let net = network_with("noserver", 16, opts).await;
     let (_, _, service, _) = ids();
-    let reply = http(
-        net.consumer.client_proxy_addr,
-        "POST",
-        XML,
-        example_request(&service, "it-noserver").into_bytes(),
-    )
-    .await;
-    assert_eq!(
-        reply.fault_code(),
-        Some("server.clientproxy.network_error"),
-        "{}",
-        reply.body
-    );
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-noserver").into_bytes()).await;
+    assert_eq!(reply.fault_code(), Some("server.clientproxy.network_error"), "{}", reply.body);
     net.shutdown().await;
 }
 
 /// A provider information system that answers every request with `answer(request)`.
 async fn custom_provider(ip: [u8; 4], answer: fn(&str, &str) -> (u16, &'static str, String)) {
-    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 8090))
-        .await
-        .unwrap();
+    let listener = tokio::net::TcpListener::bind((std::net::Ipv4Addr::from(ip), 8090)).await.unwrap();
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| async move {
                     use http_body_util::BodyExt;
-                    let ct = req
-                        .headers()
-                        .get("content-type")
-                        .map(|v| v.to_str().unwrap().to_owned())
-                        .unwrap_or_default();
+                    let ct =
+                        req.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
                     let body = req.into_body().collect().await.unwrap().to_bytes();
                     let (status, ct, text) = answer(&ct, std::str::from_utf8(&body).unwrap());
                     let mut r = http::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
                     *r.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                    r.headers_mut()
-                        .insert("content-type", http::HeaderValue::from_static(ct));
+                    r.headers_mut().insert("content-type", http::HeaderValue::from_static(ct));
                     Ok::<_, std::convert::Infallible>(r)
                 });
                 let _ = hyper::server::conn::http1::Builder::new()
@@ -439,39 +315,20 @@ async fn mtom_packages_reach_the_provider_and_come_back_unchanged() {
     let reply = http(net.consumer.client_proxy_addr, "POST", REQ_CT, body.into_bytes()).await;
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert_eq!(reply.content_type, RESP_CT);
-    assert!(
-        reply.body.contains("<seen>true</seen>"),
-        "provider saw the package unchanged: {}",
-        reply.body
-    );
-    assert!(
-        reply.body.contains("Content-ID: <r1>") && reply.body.contains("reply-attachment"),
-        "{}",
-        reply.body
-    );
+    assert!(reply.body.contains("<seen>true</seen>"), "provider saw the package unchanged: {}", reply.body);
+    assert!(reply.body.contains("Content-ID: <r1>") && reply.body.contains("reply-attachment"), "{}", reply.body);
     net.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_whose_certificate_is_not_registered_refuses_to_start() {
-    let opts = Options {
-        edit_global: Some(|g| g.security_servers[0].auth_cert_hashes.clear()),
-        ..Options::default()
-    };
+    let opts = Options { edit_global: Some(|g| g.security_servers[0].auth_cert_hashes.clear()), ..Options::default() };
     let result = musubi::demo::Network::start(
         &crate::scratch("unregistered"),
-        Options {
-            ips: [[127, 0, 19, 2].into(), [127, 0, 19, 3].into(), [127, 0, 19, 4].into()],
-            ..opts
-        },
+        Options { ips: [[127, 0, 19, 2].into(), [127, 0, 19, 3].into(), [127, 0, 19, 4].into()], ..opts },
     )
     .await;
-    let Err(e) = result else {
-        panic!("a server with an unregistered authentication certificate started")
-    };
+    let Err(e) = result else { panic!("a server with an unregistered authentication certificate started") };
     let text = format!("{e:#}");
-    assert!(
-        text.contains("authentication certificate") && text.contains("not registered"),
-        "{text}"
-    );
+    assert!(text.contains("authentication certificate") && text.contains("not registered"), "{text}");
 }

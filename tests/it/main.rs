@@ -23,27 +23,13 @@ pub(crate) fn scratch(name: &str) -> PathBuf {
 
 /// Starts the demo network on 127.0.`net`.2/.3/.4.
 pub(crate) async fn network(name: &str, net: u8, start_provider: bool) -> Network {
-    network_with(
-        name,
-        net,
-        Options {
-            start_provider,
-            ..Options::default()
-        },
-    )
-    .await
+    network_with(name, net, Options { start_provider, ..Options::default() }).await
 }
 
 /// Starts the demo network on 127.0.`net`.2/.3/.4 with other options.
 pub(crate) async fn network_with(name: &str, net: u8, opts: Options) -> Network {
-    let ips = [
-        Ipv4Addr::new(127, 0, net, 2),
-        Ipv4Addr::new(127, 0, net, 3),
-        Ipv4Addr::new(127, 0, net, 4),
-    ];
-    Network::start(&scratch(name), Options { ips, ..opts })
-        .await
-        .expect("demo network starts")
+    let ips = [Ipv4Addr::new(127, 0, net, 2), Ipv4Addr::new(127, 0, net, 3), Ipv4Addr::new(127, 0, net, 4)];
+    Network::start(&scratch(name), Options { ips, ..opts }).await.expect("demo network starts")
 }
 
 /// An HTTP response as the information system sees it.
@@ -75,9 +61,7 @@ pub(crate) async fn http_with(
     extra: &[(&str, &str)],
     body: Vec<u8>,
 ) -> Reply {
-    let tcp = tokio::net::TcpStream::connect(addr)
-        .await
-        .expect("connect to client proxy");
+    let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect to client proxy");
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(conn);
     let mut req = http::Request::builder()
@@ -91,17 +75,9 @@ pub(crate) async fn http_with(
     let req = req.body(Full::new(Bytes::from(body))).unwrap();
     let resp = sender.send_request(req).await.expect("response from client proxy");
     let status = resp.status().as_u16();
-    let content_type = resp
-        .headers()
-        .get("content-type")
-        .map(|v| v.to_str().unwrap().to_owned())
-        .unwrap_or_default();
+    let content_type = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
     let body = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    Reply {
-        status,
-        content_type,
-        body,
-    }
+    Reply { status, content_type, body }
 }
 
 /// Reads `shared/conformance/xroad/soap/proxy-core-queries/<file>`, or reports a skip.
@@ -112,10 +88,7 @@ pub(crate) fn conformance_query(file: &str) -> Option<Vec<u8>> {
     match std::fs::read(&path) {
         Ok(b) => Some(b),
         Err(_) if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") => {
-            panic!(
-                "conformance file {} missing and MUSUBI_REQUIRE_CONFORMANCE=1",
-                path.display()
-            )
+            panic!("conformance file {} missing and MUSUBI_REQUIRE_CONFORMANCE=1", path.display())
         }
         Err(_) => {
             println!("skipped: conformance file {} not found", path.display());

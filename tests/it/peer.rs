@@ -50,9 +50,7 @@ impl ServerCertVerifier for AnyServer {
         rustls::crypto::verify_tls13_signature(m, c, d, &algs)
     }
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        rustls::crypto::ring::default_provider()
-            .signature_verification_algorithms
-            .supported_schemes()
+        rustls::crypto::ring::default_provider().signature_verification_algorithms.supported_schemes()
     }
 }
 
@@ -74,9 +72,8 @@ async fn send(addr: std::net::SocketAddr, auth: &Issued, body: Vec<u8>, ct: &str
         .connect(ServerName::try_from("peer.invalid").unwrap(), tcp)
         .await
         .map_err(|e| e.to_string())?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-        .await
-        .map_err(|e| e.to_string())?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| e.to_string())?;
     tokio::spawn(conn);
     let req = http::Request::post("/")
         .header("host", addr.to_string())
@@ -87,26 +84,13 @@ async fn send(addr: std::net::SocketAddr, auth: &Issued, body: Vec<u8>, ct: &str
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let body =
         String::from_utf8_lossy(&resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes()).into_owned();
-    let code = body
-        .split("<faultcode>")
-        .nth(1)
-        .and_then(|s| s.split("</faultcode>").next())
-        .unwrap_or("ok")
-        .to_owned();
+    let code = body.split("<faultcode>").nth(1).and_then(|s| s.split("</faultcode>").next()).unwrap_or("ok").to_owned();
     Ok((code, body))
 }
 
 fn signed(key: &Issued, soap: &[u8]) -> Vec<u8> {
     let signer = SigningKey::from_pkcs8(&key.key_pkcs8, key.cert_der.clone()).unwrap();
-    xades::sign(
-        &signer,
-        &[DataPart {
-            uri: "/message.xml",
-            bytes: soap,
-        }],
-        "2026-11-24T00:00:00Z",
-    )
-    .unwrap()
+    xades::sign(&signer, &[DataPart { uri: "/message.xml", bytes: soap }], "2026-11-24T00:00:00Z").unwrap()
 }
 
 fn encode(soap: &[u8], signature: Option<&[u8]>) -> (Vec<u8>, String) {
@@ -129,32 +113,20 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
 
     // The genuine consumer server, correctly signed: served.
     let (body, ct) = encode(&soap, Some(&signed(&net.consumer_sign, &soap)));
-    let (code, text) = send(sp, &net.consumer_auth, body, &ct)
-        .await
-        .expect("registered peer is served");
+    let (code, text) = send(sp, &net.consumer_auth, body, &ct).await.expect("registered peer is served");
     assert_eq!(code, "ok", "{text}");
     assert!(text.contains("22.5"), "{text}");
 
     // A message changed after signing.
     let sig = signed(&net.consumer_sign, &soap);
-    let tampered = String::from_utf8(soap.clone())
-        .unwrap()
-        .replace("living", "bedroom")
-        .into_bytes();
+    let tampered = String::from_utf8(soap.clone()).unwrap().replace("living", "bedroom").into_bytes();
     let (body, ct) = encode(&tampered, Some(&sig));
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
     assert_eq!(code, "server.serverproxy.invalid_signature_value");
 
     // A signature value that was changed.
     let sig = String::from_utf8(signed(&net.consumer_sign, &soap)).unwrap();
-    let value = sig
-        .split("signature-value\">")
-        .nth(1)
-        .unwrap()
-        .split('<')
-        .next()
-        .unwrap()
-        .to_owned();
+    let value = sig.split("signature-value\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
     let mut flipped = value.clone().into_bytes();
     flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
     let broken = sig.replace(&value, std::str::from_utf8(&flipped).unwrap());
@@ -175,26 +147,16 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
     assert_eq!(code, "server.serverproxy.missing_signature");
 
     // A plain SOAP message sent straight to the server proxy.
-    let (code, _) = send(sp, &net.consumer_auth, soap.clone(), "text/xml; charset=UTF-8")
-        .await
-        .unwrap();
+    let (code, _) = send(sp, &net.consumer_auth, soap.clone(), "text/xml; charset=UTF-8").await.unwrap();
     assert_eq!(code, "server.serverproxy.service_failed.invalid_content_type");
 
     // TLS clients whose certificate is not a registered authentication certificate.
-    let unregistered = net
-        .ca
-        .issue("impostor", "Demo City", Usage::Auth, &["127.0.20.9"])
-        .unwrap();
+    let unregistered = net.ca.issue("impostor", "Demo City", Usage::Auth, &["127.0.20.9"]).unwrap();
     let (body, ct) = encode(&soap, Some(&signed(&net.consumer_sign, &soap)));
     let refused = send(sp, &unregistered, body.clone(), &ct).await;
-    assert!(
-        refused.is_err(),
-        "unregistered authentication certificate was served: {refused:?}"
-    );
+    assert!(refused.is_err(), "unregistered authentication certificate was served: {refused:?}");
     let other_ca = DevCa::new("Other CA").unwrap();
-    let foreign = other_ca
-        .issue("ss-consumer", "Demo City", Usage::Auth, &["127.0.20.2"])
-        .unwrap();
+    let foreign = other_ca.issue("ss-consumer", "Demo City", Usage::Auth, &["127.0.20.2"]).unwrap();
     let refused = send(sp, &foreign, body.clone(), &ct).await;
     assert!(refused.is_err(), "certificate of an unknown CA was served: {refused:?}");
 
