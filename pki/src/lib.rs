@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod http;
 pub mod ocsp;
 
 use std::net::IpAddr;
@@ -67,6 +68,8 @@ pub enum Usage {
     Sign,
     /// TLS certificate of an information system or a provider endpoint.
     Tls,
+    /// A delegated OCSP responder of the CA (id-kp-OCSPSigning).
+    OcspSigning,
 }
 
 /// A certificate with its private key (PKCS#8 DER), as issued by [`DevCa`].
@@ -157,6 +160,12 @@ impl DevCa {
         &self.cert_der
     }
 
+    /// The CA's private key as PKCS#8 PEM, for handing the dev CA to another
+    /// tool (the OpenSSL interop tests). Dev CA only: its key is no secret.
+    pub fn key_pem(&self) -> String {
+        pem("PRIVATE KEY", &self.issuer.key().serialize_der())
+    }
+
     /// Issues a certificate for `common_name` of `organization`, with the
     /// given IP addresses / DNS names as subject alternative names.
     pub fn issue(
@@ -202,6 +211,10 @@ impl DevCa {
             }
             Usage::Sign => {
                 params.key_usages = vec![KeyUsagePurpose::ContentCommitment];
+            }
+            Usage::OcspSigning => {
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
             }
         }
         let cert = params.signed_by(&key, &self.issuer)?;

@@ -1,0 +1,148 @@
+//! OCSP over HTTP (RFC 6960 Appendix A): a small client that fetches a
+//! response, and the dev CA's responder. Both bound their inputs.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::sync::watch;
+
+use crate::DevCa;
+use crate::ocsp::MAX_RESPONSE_BYTES;
+
+/// Why a fetch failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FetchError {
+    /// The URL is not `http://host:port/path`.
+    #[error("OCSP responder URL {0:?} is not an http:// URL")]
+    BadUrl(String),
+    /// Connecting or talking to the responder failed.
+    #[error("OCSP responder {url}: {detail}")]
+    Network {
+        /// The responder.
+        url: String,
+        /// What failed.
+        detail: String,
+    },
+    /// The responder answered with an HTTP error.
+    #[error("OCSP responder {url} answered HTTP {status}")]
+    Http {
+        /// The responder.
+        url: String,
+        /// The status.
+        status: u16,
+    },
+}
+
+/// POSTs `request_der` to the responder at `url` and returns the raw answer
+/// (at most [`MAX_RESPONSE_BYTES`]); verification is the caller's.
+pub async fn fetch_ocsp(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    let uri: hyper::Uri = url.parse().map_err(|_| FetchError::BadUrl(url.to_owned()))?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return Err(FetchError::BadUrl(url.to_owned()));
+    }
+    let host = uri.host().unwrap_or_default().to_owned();
+    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let net = |detail: String| FetchError::Network { url: url.to_owned(), detail };
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| net(e.to_string()))?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| net(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = Request::post(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+            .header("host", &addr)
+            .header("content-type", "application/ocsp-request")
+            .body(Full::new(Bytes::copy_from_slice(request_der)))
+            .map_err(|e| net(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| net(e.to_string()))?;
+        if resp.status() != StatusCode::OK {
+            return Err(FetchError::Http { url: url.to_owned(), status: resp.status().as_u16() });
+        }
+        let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+            .collect()
+            .await
+            .map_err(|e| net(format!("reading the answer: {e}")))?;
+        Ok(body.to_bytes().to_vec())
+    };
+    tokio::time::timeout(timeout, work).await.map_err(|_| net(format!("no answer within {} s", timeout.as_secs())))?
+}
+
+/// Serves the dev CA's OCSP responder on `listener` until `stop` turns true.
+/// Accepts POST with the DER request as body and GET with the request
+/// base64-encoded in the path.
+pub async fn serve_ocsp(listener: tokio::net::TcpListener, ca: Arc<DevCa>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let ca = ca.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let ca = ca.clone();
+                        async move { Ok::<_, std::convert::Infallible>(answer(&ca, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        }
+    }
+}
+
+async fn answer(ca: &DevCa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    use base64::Engine as _;
+    let request = match *req.method() {
+        Method::POST => Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes().to_vec()).ok(),
+        Method::GET => {
+            let path = req.uri().path().trim_start_matches('/');
+            let decoded = percent_decode(path);
+            base64::engine::general_purpose::STANDARD.decode(decoded).ok()
+        }
+        _ => None,
+    };
+    let Some(request) = request else {
+        let mut r = Response::new(Full::new(Bytes::new()));
+        *r.status_mut() = StatusCode::BAD_REQUEST;
+        return r;
+    };
+    let der = ca.ocsp_respond(&request, time::OffsetDateTime::now_utc());
+    let mut r = Response::new(Full::new(Bytes::from(der)));
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/ocsp-response"));
+    r
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Starts the dev CA's responder on `addr`; returns the bound address and a
+/// stop handle.
+pub async fn start_ocsp_responder(
+    ca: Arc<DevCa>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, watch::Sender<bool>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(serve_ocsp(listener, ca, rx));
+    Ok((bound, tx))
+}

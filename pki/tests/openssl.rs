@@ -1,0 +1,179 @@
+//! OCSP proven against an independent implementation: OpenSSL's command line
+//! as responder for our client, and as client of our responder.
+//!
+//! These tests need the `openssl` binary. Without it they print
+//! `skipped: …`, and fail when `MUSUBI_REQUIRE_PEERS=1` (as in CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Duration;
+
+use musubi_pki::ocsp::{self, OcspError, Status};
+use musubi_pki::{DevCa, Issued, Usage};
+use time::OffsetDateTime;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const FRESH: Duration = Duration::from_secs(3600);
+
+fn openssl_available() -> bool {
+    let ok = std::process::Command::new("openssl").arg("version").output().is_ok_and(|o| o.status.success());
+    if !ok {
+        if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("the openssl command is missing and MUSUBI_REQUIRE_PEERS=1; install Debian's openssl package");
+        }
+        println!("skipped: the openssl command is not installed");
+    }
+    ok
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("musubi-openssl-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write_pair(dir: &Path, name: &str, issued: &Issued) {
+    std::fs::write(dir.join(format!("{name}.pem")), issued.cert_pem()).unwrap();
+    std::fs::write(dir.join(format!("{name}.key")), issued.key_pem()).unwrap();
+}
+
+/// An OpenSSL index line: V or R, expiry, revocation time, serial, file, subject.
+fn index_line(cert: &Issued, revoked: bool) -> String {
+    let serial = ocsp::serial_hex(&cert.cert_der).unwrap();
+    // OpenSSL writes serials as BN_bn2hex does: no leading zero byte.
+    let serial = serial.strip_prefix("00").unwrap_or(&serial).to_owned();
+    let (flag, rev) = if revoked { ("R", "240101000000Z") } else { ("V", "") };
+    format!("{flag}\t391231235959Z\t{rev}\t{serial}\tunknown\t/CN=x\n")
+}
+
+/// Runs `openssl ocsp` as a responder until the returned child is dropped.
+async fn openssl_responder(dir: &Path, signer: &str, port: u16) -> tokio::process::Child {
+    let mut child = tokio::process::Command::new("openssl")
+        .current_dir(dir)
+        .args(["ocsp", "-index", "index.txt", "-port", &port.to_string(), "-CA", "ca.pem", "-ndays", "1"])
+        .args(["-rsigner", &format!("{signer}.pem"), "-rkey", &format!("{signer}.key")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("openssl ocsp starts");
+    // Readiness: OpenSSL says so once it listens.
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("waiting for OCSP client connections") {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "openssl ocsp did not start");
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+async fn ask(port: u16, cert: &Issued, ca: &DevCa) -> Vec<u8> {
+    let req = ocsp::build_request(&cert.cert_der, ca.cert_der()).unwrap();
+    musubi_pki::http::fetch_ocsp(&format!("http://127.0.0.1:{port}/"), &req, Duration::from_secs(10)).await.unwrap()
+}
+
+#[tokio::test]
+async fn our_client_verifies_answers_of_the_openssl_responder() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = scratch("responder");
+    let ca = DevCa::new("Interop CA").unwrap();
+    let good = ca.issue("good", "Org", Usage::Auth, &[]).unwrap();
+    let revoked = ca.issue("revoked", "Org", Usage::Auth, &[]).unwrap();
+    let unknown = ca.issue("unknown", "Org", Usage::Auth, &[]).unwrap();
+    let delegated = ca.issue("responder", "Org", Usage::OcspSigning, &[]).unwrap();
+    let stranger_ca = DevCa::new("Stranger CA").unwrap();
+    let stranger = stranger_ca.issue("stranger", "Org", Usage::OcspSigning, &[]).unwrap();
+    std::fs::write(dir.join("ca.pem"), musubi_pki::pem("CERTIFICATE", ca.cert_der())).unwrap();
+    std::fs::write(dir.join("ca.key"), ca.key_pem()).unwrap();
+    write_pair(&dir, "delegated", &delegated);
+    write_pair(&dir, "stranger", &stranger);
+    std::fs::write(dir.join("index.txt"), index_line(&good, false) + &index_line(&revoked, true)).unwrap();
+    let now = OffsetDateTime::now_utc();
+
+    // The CA answers itself.
+    let port = free_port();
+    let _responder = openssl_responder(&dir, "ca", port).await;
+    let good_resp = ask(port, &good, &ca).await;
+    let v = ocsp::verify_response(&good_resp, &good.cert_der, ca.cert_der(), now, FRESH).unwrap();
+    assert_eq!(v.status, Status::Good);
+    let r = ask(port, &revoked, &ca).await;
+    let v = ocsp::verify_response(&r, &revoked.cert_der, ca.cert_der(), now, FRESH).unwrap();
+    assert!(matches!(v.status, Status::Revoked { .. }), "{v:?}");
+    let r = ask(port, &unknown, &ca).await;
+    assert_eq!(
+        ocsp::verify_response(&r, &unknown.cert_der, ca.cert_der(), now, FRESH).unwrap().status,
+        Status::Unknown
+    );
+    // Older than the freshness limit, and an answer about another certificate.
+    let later = now + time::Duration::hours(2);
+    assert!(matches!(
+        ocsp::verify_response(&good_resp, &good.cert_der, ca.cert_der(), later, FRESH),
+        Err(OcspError::Stale { .. })
+    ));
+    assert!(matches!(
+        ocsp::verify_response(&good_resp, &revoked.cert_der, ca.cert_der(), now, FRESH),
+        Err(OcspError::NoStatusForCertificate { .. })
+    ));
+
+    // A delegated responder with id-kp-OCSPSigning issued by the CA is authorised.
+    let port = free_port();
+    let _delegated = openssl_responder(&dir, "delegated", port).await;
+    let r = ask(port, &good, &ca).await;
+    assert_eq!(ocsp::verify_response(&r, &good.cert_der, ca.cert_der(), now, FRESH).unwrap().status, Status::Good);
+
+    // A responder key the CA never authorised is refused.
+    let port = free_port();
+    let _stranger = openssl_responder(&dir, "stranger", port).await;
+    let r = ask(port, &good, &ca).await;
+    assert!(matches!(
+        ocsp::verify_response(&r, &good.cert_der, ca.cert_der(), now, FRESH),
+        Err(OcspError::UnauthorizedResponder(_))
+    ));
+}
+
+#[tokio::test]
+async fn the_openssl_client_accepts_our_responder() {
+    if !openssl_available() {
+        return;
+    }
+    let dir = scratch("client");
+    let ca = Arc::new(DevCa::new("Responder CA").unwrap());
+    let good = ca.issue("good", "Org", Usage::Auth, &[]).unwrap();
+    let revoked = ca.issue("revoked", "Org", Usage::Auth, &[]).unwrap();
+    assert!(ca.revoke(&revoked.cert_der));
+    std::fs::write(dir.join("ca.pem"), musubi_pki::pem("CERTIFICATE", ca.cert_der())).unwrap();
+    write_pair(&dir, "good", &good);
+    write_pair(&dir, "revoked", &revoked);
+    let (addr, _stop) =
+        musubi_pki::http::start_ocsp_responder(ca.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    for (name, expected) in [("good", "good.pem: good"), ("revoked", "revoked.pem: revoked")] {
+        let out = tokio::process::Command::new("openssl")
+            .current_dir(&dir)
+            .args(["ocsp", "-issuer", "ca.pem", "-CAfile", "ca.pem", "-no_nonce"])
+            .args(["-cert", &format!("{name}.pem"), "-url", &format!("http://{addr}/")])
+            .output()
+            .await
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "openssl ocsp failed: {stdout}{stderr}");
+        assert!(stderr.contains("Response verify OK"), "{stdout}{stderr}");
+        assert!(stdout.contains(expected), "{stdout}{stderr}");
+    }
+}
