@@ -94,6 +94,15 @@ pub async fn serve_ocsp(listener: tokio::net::TcpListener, ca: Arc<DevCa>, mut s
     }
 }
 
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decodes_base64_paths() {
+        assert_eq!(super::percent_decode("MEow%2BTA%3D%3D"), "MEow+TA==");
+        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
+}
+
 async fn answer(ca: &DevCa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     use base64::Engine as _;
     let request = match *req.method() {
@@ -121,15 +130,17 @@ fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
                 out.push(v);
                 i += 3;
-                continue;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
             }
         }
-        out.push(bytes[i]);
-        i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
 }
