@@ -94,15 +94,6 @@ pub async fn serve_ocsp(listener: tokio::net::TcpListener, ca: Arc<DevCa>, mut s
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn percent_decodes_base64_paths() {
-        assert_eq!(super::percent_decode("MEow%2BTA%3D%3D"), "MEow+TA==");
-        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
-    }
-}
-
 async fn answer(ca: &DevCa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
     use base64::Engine as _;
     let request = match *req.method() {
@@ -156,4 +147,13 @@ pub async fn start_ocsp_responder(
     let (tx, rx) = watch::channel(false);
     tokio::spawn(serve_ocsp(listener, ca, rx));
     Ok((bound, tx))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn percent_decodes_base64_paths() {
+        assert_eq!(super::percent_decode("MEow%2BTA%3D%3D"), "MEow+TA==");
+        assert_eq!(super::percent_decode("%zz%4"), "%zz%4");
+    }
 }
