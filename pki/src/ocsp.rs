@@ -262,23 +262,46 @@ fn responder_matches(id: &ResponderId, cert: &Certificate) -> bool {
         ResponderId::ByKey(hash) => {
             hash.as_bytes() == digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, key_bytes(cert)).as_ref()
         }
-        ResponderId::ByName(name) => {
-            let attrs = |n: &x509_cert::name::Name| {
-                let mut v: Vec<Vec<u8>> =
-                    n.0.iter().flat_map(|rdn| rdn.0.iter()).filter_map(|a| a.to_der().ok()).collect();
-                v.sort();
-                v
-            };
-            attrs(name) == attrs(&cert.tbs_certificate.subject)
-        }
+        ResponderId::ByName(name) => name_key(name) == name_key(&cert.tbs_certificate.subject),
     }
 }
 
+/// A name as a sorted list of (attribute type, normalised value): string types
+/// and RDN order vary between implementations (BouncyCastle compares the same way).
+fn name_key(name: &x509_cert::name::Name) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = name
+        .0
+        .iter()
+        .flat_map(|rdn| rdn.0.iter())
+        .map(|a| {
+            let text = String::from_utf8_lossy(a.value.value()).to_lowercase();
+            (a.oid.to_string(), text.split_whitespace().collect::<Vec<_>>().join(" "))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 /// Verifies an OCSP response for `cert_der` issued by `issuer_der` at `now`.
+/// The CA itself and responders it delegated (id-kp-OCSPSigning) may sign.
 pub fn verify_response(
     response_der: &[u8],
     cert_der: &[u8],
     issuer_der: &[u8],
+    now: OffsetDateTime,
+    freshness: Duration,
+) -> Result<VerifiedOcsp, OcspError> {
+    verify_response_with_responders(response_der, cert_der, issuer_der, &[], now, freshness)
+}
+
+/// Like [`verify_response`], also accepting responses signed by one of
+/// `approved_responders` (DER): the OCSP responder certificates the global
+/// configuration lists for the CA, as X-Road does.
+pub fn verify_response_with_responders(
+    response_der: &[u8],
+    cert_der: &[u8],
+    issuer_der: &[u8],
+    approved_responders: &[&[u8]],
     now: OffsetDateTime,
     freshness: Duration,
 ) -> Result<VerifiedOcsp, OcspError> {
@@ -307,7 +330,9 @@ pub fn verify_response(
 
     // The CA itself, or a delegated responder it issued with id-kp-OCSPSigning.
     let data = &basic.tbs_response_data;
+    let approved = approved_responders.iter().map(|d| parse_cert(d)).collect::<Result<Vec<_>, _>>()?;
     let mut candidates: Vec<&Certificate> = vec![&issuer];
+    candidates.extend(approved.iter());
     let delegated: Vec<&Certificate> = basic
         .certs
         .iter()

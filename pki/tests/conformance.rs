@@ -1,0 +1,72 @@
+//! OCSP responses from X-Road's own signature vectors
+//! (`shared/conformance/xroad/signatures`, README §3.2 and §10).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use base64::Engine as _;
+use musubi_pki::ocsp::{self, OcspError, Status};
+use time::macros::datetime;
+
+fn dir() -> Option<PathBuf> {
+    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/xroad");
+    if d.is_dir() {
+        return Some(d);
+    }
+    if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") {
+        panic!("conformance data missing at {}; MUSUBI_REQUIRE_CONFORMANCE=1", d.display());
+    }
+    println!("skipped: conformance data not found at {}", d.display());
+    None
+}
+
+/// The base64 text of the first `<…:name …>` element.
+fn element(xml: &str, name: &str) -> Vec<u8> {
+    let start = xml.find(&format!(":{name}")).unwrap();
+    let body = &xml[start..];
+    let body = &body[body.find('>').unwrap() + 1..];
+    let text: String = body[..body.find('<').unwrap()].split_whitespace().collect();
+    base64::engine::general_purpose::STANDARD.decode(text.replace("&#13;", "")).unwrap()
+}
+
+fn pem(path: PathBuf) -> Vec<u8> {
+    musubi_pki::pem_decode("CERTIFICATE", &std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn ocsp_responses_inside_x_road_signatures_verify() {
+    let Some(d) = dir() else { return };
+    let fresh = Duration::from_secs(3600);
+
+    // sign-0: EE trust, responder = the OCSP signer of globalconf_good_v4, SHA1withRSA,
+    // ResponderID by name with the RDNs reversed; validation date 2014-10-30.
+    let xml = std::fs::read_to_string(d.join("signatures/common-test/sign-0.xml")).unwrap();
+    let (resp, cert) = (element(&xml, "EncapsulatedOCSPValue"), element(&xml, "X509Certificate"));
+    let ca = pem(d.join("certs/derived/ee-root-ca-cyber.pem"));
+    let signer = pem(d.join("certs/derived/ee-ocsp-signer.pem"));
+    let at = datetime!(2014-10-30 00:00 UTC);
+    let v = ocsp::verify_response_with_responders(&resp, &cert, &ca, &[&signer], at, fresh).unwrap();
+    assert_eq!(v.status, Status::Good);
+    // Without the approved responder, the same answer is not trusted.
+    assert!(matches!(ocsp::verify_response(&resp, &cert, &ca, at, fresh), Err(OcspError::UnauthorizedResponder(_))));
+
+    // non-batch-sig: DEV trust, SHA256withRSA, at 2024-07-09.
+    let xml = std::fs::read_to_string(d.join("signatures/globalconf-impl/non-batch-sig/signatures.xml")).unwrap();
+    let (resp, cert) = (element(&xml, "EncapsulatedOCSPValue"), element(&xml, "X509Certificate"));
+    let ca = pem(d.join("certs/derived/dev-test-ca.pem"));
+    let signer = pem(d.join("certs/derived/dev-test-ocsp.pem"));
+    let at = datetime!(2024-07-09 08:00 UTC);
+    let v = ocsp::verify_response_with_responders(&resp, &cert, &ca, &[&signer], at, fresh).unwrap();
+    assert_eq!(v.status, Status::Good);
+    // An hour and a half later it is older than ocspFreshnessSeconds.
+    let later = datetime!(2024-07-09 09:30 UTC);
+    assert!(matches!(
+        ocsp::verify_response_with_responders(&resp, &cert, &ca, &[&signer], later, fresh),
+        Err(OcspError::Stale { .. })
+    ));
+    // Under another CA the CertID does not match.
+    let other_ca = pem(d.join("certs/derived/ee-root-ca-cyber.pem"));
+    assert!(ocsp::verify_response_with_responders(&resp, &cert, &other_ca, &[&signer], at, fresh).is_err());
+}
