@@ -11,7 +11,9 @@
 #![warn(missing_docs)]
 
 pub mod http;
+mod legacy_rsa;
 pub mod ocsp;
+pub mod tsp;
 
 use std::net::IpAddr;
 
@@ -70,6 +72,8 @@ pub enum Usage {
     Tls,
     /// A delegated OCSP responder of the CA (id-kp-OCSPSigning).
     OcspSigning,
+    /// A time-stamping authority (id-kp-timeStamping, critical, as RFC 3161 §2.3 asks).
+    TimeStamping,
 }
 
 /// A certificate with its private key (PKCS#8 DER), as issued by [`DevCa`].
@@ -216,6 +220,14 @@ impl DevCa {
                 params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
                 params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
             }
+            Usage::TimeStamping => {
+                params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+                // extKeyUsage = SEQUENCE { id-kp-timeStamping }, marked critical.
+                let eku = [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+                let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 37], eku.to_vec());
+                ext.set_criticality(true);
+                params.custom_extensions.push(ext);
+            }
         }
         let cert = params.signed_by(&key, &self.issuer)?;
         let issued = Issued { cert_der: cert.der().to_vec(), key_pkcs8: key.serialize_der() };
@@ -254,6 +266,51 @@ impl DevCa {
     /// Answers an OCSP request (DER) as this CA's responder, at `now`.
     pub fn ocsp_respond(&self, request_der: &[u8], now: OffsetDateTime) -> Vec<u8> {
         ocsp::respond(request_der, &self.cert_der, self, &|s| self.status(s), now, std::time::Duration::from_secs(3600))
+    }
+}
+
+/// A development time-stamping authority: a TSA certificate from a [`DevCa`]
+/// and its key. Demo and tests only.
+pub struct DevTsa {
+    cert_der: Vec<u8>,
+    key: EcdsaKeyPair,
+    rng: SystemRandom,
+    serial: std::sync::atomic::AtomicU64,
+}
+
+impl DevTsa {
+    /// A TSA named `common_name` with a certificate from `ca`.
+    pub fn new(ca: &DevCa, common_name: &str) -> Result<Self, PkiError> {
+        let issued = ca.issue(common_name, "Musubi dev TSA", Usage::TimeStamping, &[])?;
+        Self::from_issued(issued)
+    }
+
+    /// A TSA using an issued certificate and its ECDSA P-256 key.
+    pub fn from_issued(issued: Issued) -> Result<Self, PkiError> {
+        let rng = SystemRandom::new();
+        let key = EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &issued.key_pkcs8, &rng)
+            .map_err(|e| PkiError::BadKey(e.to_string()))?;
+        Ok(Self { cert_der: issued.cert_der, key, rng, serial: std::sync::atomic::AtomicU64::new(1) })
+    }
+
+    /// The TSA certificate, DER.
+    pub fn cert_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+
+    /// Answers a TimeStampReq (DER) at `now`.
+    pub fn respond(&self, request_der: &[u8], now: OffsetDateTime) -> Vec<u8> {
+        let serial = self.serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        tsp::respond(request_der, self, now, serial)
+    }
+}
+
+impl tsp::TsaKey for DevTsa {
+    fn certificate_der(&self) -> &[u8] {
+        &self.cert_der
+    }
+    fn sign_ecdsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, String> {
+        self.key.sign(&self.rng, data).map(|s| s.as_ref().to_vec()).map_err(|e| e.to_string())
     }
 }
 
@@ -464,6 +521,46 @@ mod tests {
             ocsp::verify_response(&bad, &leaf.cert_der, ca.cert_der(), now, fresh),
             Err(ocsp::OcspError::Unsuccessful(_))
         ));
+    }
+
+    #[test]
+    fn time_stamps_round_trip_and_refuse_other_data_other_tsas_and_garbage() {
+        let ca = DevCa::new("TSA CA").unwrap();
+        let tsa = DevTsa::new(&ca, "Test TSA").unwrap();
+        let data = b"hash chain result";
+        let req = tsp::build_request(tsp::DigestAlg::Sha512, data).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let token = tsp::parse_response(&tsa.respond(&req, now)).unwrap();
+        let v = tsp::verify_token(&token, data, &[tsa.cert_der()]).unwrap();
+        assert_eq!(v.gen_time.unix_timestamp(), now.unix_timestamp());
+        assert_eq!(v.policy, tsp::DEV_POLICY.to_string());
+        assert_eq!(tsp::verify_token(&token, b"other data", &[tsa.cert_der()]), Err(tsp::TspError::ImprintMismatch));
+        let other = DevTsa::new(&ca, "Other TSA").unwrap();
+        assert_eq!(tsp::verify_token(&token, data, &[other.cert_der()]), Err(tsp::TspError::UnknownTsa));
+        // A flipped byte anywhere never panics and never changes what the token
+        // vouches for (bytes outside the signed parts, such as the unsigned list
+        // of digest algorithms, may change without effect).
+        for i in 0..token.len() {
+            let mut t = token.clone();
+            t[i] ^= 0x01;
+            if let Ok(w) = tsp::verify_token(&t, data, &[tsa.cert_der()]) {
+                assert_eq!((w.gen_time, &w.serial, &w.policy), (v.gen_time, &v.serial, &v.policy), "byte {i}");
+            }
+        }
+        assert!(tsp::parse_response(b"\x30\x03\x02\x01").is_err());
+        assert!(matches!(
+            tsp::parse_response(&tsa.respond(b"garbage", now)),
+            Err(tsp::TspError::Rejected { status: 2 })
+        ));
+    }
+
+    #[test]
+    fn ber_indefinite_lengths_become_der() {
+        // SEQUENCE (indefinite) { OCTET STRING (constructed, indefinite) { "ab", "c" } }
+        let ber = [0x30, 0x80, 0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00, 0x00, 0x00];
+        assert_eq!(tsp::ber_to_der(&ber).unwrap(), [0x30, 0x05, 0x04, 0x03, b'a', b'b', b'c']);
+        assert!(tsp::ber_to_der(&[0x30, 0x80, 0x04, 0x01]).is_err());
+        assert!(tsp::ber_to_der(&[0x30, 0x02, 0x04]).is_err());
     }
 
     #[test]

@@ -70,3 +70,31 @@ fn ocsp_responses_inside_x_road_signatures_verify() {
     let other_ca = pem(d.join("certs/derived/ee-root-ca-cyber.pem"));
     assert!(ocsp::verify_response_with_responders(&resp, &cert, &other_ca, &[&signer], at, fresh).is_err());
 }
+
+#[test]
+fn x_road_time_stamps_verify_as_x_road_says() {
+    use musubi_pki::tsp::{self, TspError};
+    let Some(d) = dir() else { return };
+    let ts = d.join("timestamps");
+    let token = std::fs::read(ts.join("globalconf-impl/valid")).unwrap();
+    let data = std::fs::read(ts.join("globalconf-impl/stamped-data")).unwrap();
+    let tsa = pem(d.join("certs/derived/ee-tsa-timestamp1.pem"));
+
+    // TimestampVerifierTest.validTimestamp (BER, SHA-256 imprint, 1024-bit RSA TSA).
+    let v = tsp::verify_token(&token, &data, &[&tsa]).unwrap();
+    assert_eq!(v.gen_time, datetime!(2012-11-29 13:10:04 UTC));
+    // Byte 42 of the data changed: the imprint does not match.
+    let mut changed = data.clone();
+    changed[42] = 0x01;
+    assert_eq!(tsp::verify_token(&token, &changed, &[&tsa]), Err(TspError::ImprintMismatch));
+    // invalid-signature: the signature does not verify.
+    let bad = std::fs::read(ts.join("globalconf-impl/invalid-signature")).unwrap();
+    assert!(matches!(tsp::verify_token(&bad, &data, &[&tsa]), Err(TspError::BadSignature(_))));
+    // wrongCertificate: the OCSP responder certificates are not TSAs.
+    let ocsp_signer = pem(d.join("certs/derived/ee-ocsp-signer.pem"));
+    assert_eq!(tsp::verify_token(&token, &data, &[&ocsp_signer]), Err(TspError::UnknownTsa));
+    // tsp.response: a full TimeStampResp whose signature verifies; its data is not in the set.
+    let resp = std::fs::read(ts.join("tsp.response")).unwrap();
+    let token = tsp::parse_response(&resp).unwrap();
+    assert_eq!(tsp::verify_token(&token, b"unknown data", &[&tsa]), Err(TspError::ImprintMismatch));
+}

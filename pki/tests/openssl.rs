@@ -177,3 +177,72 @@ async fn the_openssl_client_accepts_our_responder() {
         assert!(stdout.contains(expected), "{stdout}{stderr}");
     }
 }
+
+#[test]
+fn time_stamps_interoperate_with_openssl_ts() {
+    use musubi_pki::DevTsa;
+    use musubi_pki::tsp::{self, DigestAlg, TspError};
+    use std::process::Command;
+    if !openssl_available() {
+        return;
+    }
+    let dir = scratch("ts");
+    let ca = DevCa::new("TS CA").unwrap();
+    let issued = ca.issue("Interop TSA", "Org", Usage::TimeStamping, &[]).unwrap();
+    write_pair(&dir, "tsa", &issued);
+    let tsa = DevTsa::from_issued(issued).unwrap();
+    std::fs::write(dir.join("ca.pem"), musubi_pki::pem("CERTIFICATE", ca.cert_der())).unwrap();
+    let data = b"ts-hashchainresult bytes";
+    std::fs::write(dir.join("data.bin"), data).unwrap();
+    let now = OffsetDateTime::now_utc();
+
+    // openssl ts -verify accepts our TSA's answer to our request.
+    let req = tsp::build_request(DigestAlg::Sha512, data).unwrap();
+    std::fs::write(dir.join("ours.tsq"), &req).unwrap();
+    std::fs::write(dir.join("ours.tsr"), tsa.respond(&req, now)).unwrap();
+    let out = Command::new("openssl")
+        .current_dir(&dir)
+        .args(["ts", "-verify", "-data", "data.bin", "-in", "ours.tsr", "-CAfile", "ca.pem"])
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("Verification: OK"), "openssl ts -verify: {text}");
+    // … and refuses it for other data.
+    std::fs::write(dir.join("other.bin"), b"other").unwrap();
+    let out = Command::new("openssl")
+        .current_dir(&dir)
+        .args(["ts", "-verify", "-data", "other.bin", "-in", "ours.tsr", "-CAfile", "ca.pem"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "openssl accepted a token for other data");
+
+    // Our verifier accepts what `openssl ts -reply` makes for our request.
+    std::fs::write(
+        dir.join("tsa.cnf"),
+        "[ tsa ]\ndefault_tsa = tsa1\n[ tsa1 ]\nserial = ./serial\nsigner_cert = ./tsa.pem\nsigner_key = ./tsa.key\n\
+         signer_digest = sha256\ndefault_policy = 1.2.3.4.1\ndigests = sha256, sha384, sha512\n\
+         ess_cert_id_alg = sha256\naccuracy = secs:1\nordering = no\ntsa_name = no\ness_cert_id_chain = no\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("serial"), "01\n").unwrap();
+    let out = Command::new("openssl")
+        .current_dir(&dir)
+        .args(["ts", "-reply", "-config", "tsa.cnf", "-queryfile", "ours.tsq", "-out", "theirs.tsr"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl ts -reply: {}", String::from_utf8_lossy(&out.stderr));
+    let resp = std::fs::read(dir.join("theirs.tsr")).unwrap();
+    let token = tsp::parse_response(&resp).unwrap();
+    let v = tsp::verify_token(&token, data, &[tsa.cert_der()]).unwrap();
+    assert_eq!(v.policy, "1.2.3.4.1");
+    assert!((v.gen_time - now).whole_seconds().abs() < 60);
+    assert_eq!(tsp::verify_token(&token, b"other", &[tsa.cert_der()]), Err(TspError::ImprintMismatch));
+    // Tampered: the last byte is the end of the signature value.
+    let mut bad = token.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x01;
+    assert!(matches!(tsp::verify_token(&bad, data, &[tsa.cert_der()]), Err(TspError::BadSignature(_))));
+    // A TSA certificate that is not trusted.
+    let stranger = DevTsa::new(&ca, "Stranger").unwrap();
+    assert_eq!(tsp::verify_token(&token, data, &[stranger.cert_der()]), Err(TspError::UnknownTsa));
+}
