@@ -13,8 +13,11 @@ use hyper_util::rt::TokioIo;
 use musubi_pki::{DevCa, Issued, Usage};
 use musubi_protocol::soap::{self, Direction, Limits, Soap};
 use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
-use musubi_security_server::conf::{GlobalConf, Member, SecurityServer, ServerConf, Service, SigningKeyConf};
+use musubi_security_server::conf::{
+    ApprovedCa, GlobalConf, Member, OcspResponder, SecurityServer, ServerConf, Service, SigningKeyConf,
+};
 use serde::Serialize;
+use std::sync::Arc;
 use tokio::sync::watch;
 
 /// The instance identifier of the demo network.
@@ -25,6 +28,14 @@ pub const INSTANCE: &str = "DEMO";
 pub struct Options {
     /// Consumer's security server, provider's security server, provider IS.
     pub ips: [Ipv4Addr; 3],
+    /// Where the dev CA's OCSP responder listens (port 8888).
+    pub pki_ip: Ipv4Addr,
+    /// How often the servers fetch OCSP responses for their certificates, seconds.
+    pub ocsp_fetch_interval_secs: u64,
+    /// How soon a failed OCSP fetch is retried, seconds.
+    pub ocsp_retry_secs: u64,
+    /// How old an OCSP response may be (the global `ocspFreshnessSeconds`).
+    pub ocsp_freshness_seconds: u64,
     /// Whether to start the provider information system.
     pub start_provider: bool,
     /// A change to the trust file before it is written (tests use it to make
@@ -36,6 +47,10 @@ impl Default for Options {
     fn default() -> Self {
         Self {
             ips: [Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3), Ipv4Addr::new(127, 0, 0, 4)],
+            pki_ip: Ipv4Addr::new(127, 0, 0, 5),
+            ocsp_fetch_interval_secs: 1200,
+            ocsp_retry_secs: 60,
+            ocsp_freshness_seconds: 3600,
             start_provider: true,
             edit_global: None,
         }
@@ -59,6 +74,8 @@ pub struct Facts {
     pub provider_server_proxy: String,
     /// The provider information system.
     pub provider_url: String,
+    /// The dev CA's OCSP responder.
+    pub ocsp_responder_url: String,
     /// Message log databases of both servers.
     pub message_logs: [PathBuf; 2],
 }
@@ -69,8 +86,10 @@ pub struct Network {
     pub consumer: musubi_security_server::Handle,
     /// The provider's security server.
     pub provider: musubi_security_server::Handle,
-    /// The CA that issued every certificate.
-    pub ca: DevCa,
+    /// The CA that issued every certificate; its OCSP responder runs with the network.
+    pub ca: Arc<DevCa>,
+    /// The provider's security server authentication certificate and key.
+    pub provider_auth: Issued,
     /// The consumer's security server authentication certificate and key.
     pub consumer_auth: Issued,
     /// The consumer member's signing certificate and key.
@@ -78,6 +97,7 @@ pub struct Network {
     /// Facts for people and scripts.
     pub facts: Facts,
     provider_stop: watch::Sender<bool>,
+    ocsp_stop: watch::Sender<bool>,
 }
 
 /// Identifiers used by the demo.
@@ -121,14 +141,24 @@ impl Network {
         let (consumer, provider, service, denied) = ids();
         let ss_a = SecurityServerId::new(consumer.member_id(), "ss-consumer")?;
         let ss_b = SecurityServerId::new(provider.member_id(), "ss-provider")?;
-        let ca = DevCa::new("Musubi Demo CA")?;
+        let ca = Arc::new(DevCa::new("Musubi Demo CA")?);
+        let (ocsp_addr, ocsp_stop) =
+            musubi_pki::http::start_ocsp_responder(ca.clone(), SocketAddr::new(opts.pki_ip.into(), 8888))
+                .await
+                .with_context(|| format!("cannot start the OCSP responder on {}:8888", opts.pki_ip))?;
+        let ocsp_responder_url = format!("http://{ocsp_addr}/");
         let auth_a = ca.issue("ss-consumer", "Demo City", Usage::Auth, &[&ip_a.to_string()])?;
         let auth_b = ca.issue("ss-provider", "Demo Home Cloud", Usage::Auth, &[&ip_b.to_string()])?;
         let sign_a = ca.issue("1001", "Demo City", Usage::Sign, &[])?;
         let sign_b = ca.issue("2002", "Demo Home Cloud", Usage::Sign, &[])?;
         let mut global = GlobalConf {
             instance_identifier: INSTANCE.into(),
-            approved_cas: vec![musubi_pki::pem("CERTIFICATE", ca.cert_der())],
+            approved_cas: vec![ApprovedCa {
+                name: "Musubi Demo CA".into(),
+                cert: musubi_pki::pem("CERTIFICATE", ca.cert_der()),
+                ocsp: vec![OcspResponder { url: ocsp_responder_url.clone(), cert: None }],
+            }],
+            ocsp_freshness_seconds: opts.ocsp_freshness_seconds,
             members: vec![
                 Member {
                     id: consumer.member_id(),
@@ -208,6 +238,10 @@ impl Network {
                 auth_cert: d.join("auth.pem"),
                 signing_keys: vec![SigningKeyConf { member, key: d.join("sign.key"), cert: d.join("sign.pem") }],
                 services,
+                ocsp_listen: SocketAddr::new(ip.into(), 5577),
+                state_dir: d.join("state"),
+                ocsp_fetch_interval_secs: opts.ocsp_fetch_interval_secs,
+                ocsp_retry_secs: opts.ocsp_retry_secs,
                 max_body_bytes: 32 * 1024 * 1024,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
@@ -237,6 +271,7 @@ impl Network {
             request_file,
             provider_server_proxy: provider_handle.server_proxy_addr.to_string(),
             provider_url,
+            ocsp_responder_url,
             message_logs: logs,
         };
         write(&dir.join("demo.json"), &serde_json::to_string_pretty(&facts)?)?;
@@ -244,11 +279,32 @@ impl Network {
             consumer: consumer_handle,
             provider: provider_handle,
             ca,
+            provider_auth: auth_b,
             consumer_auth: auth_a,
             consumer_sign: sign_a,
             facts,
             provider_stop,
+            ocsp_stop,
         })
+    }
+
+    /// Stops the dev CA's OCSP responder (to test a responder outage).
+    pub fn stop_ocsp_responder(&self) {
+        let _ = self.ocsp_stop.send(true);
+    }
+
+    /// Starts the OCSP responder again at the same address.
+    pub async fn restart_ocsp_responder(&mut self) -> Result<()> {
+        let addr: SocketAddr = self
+            .facts
+            .ocsp_responder_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .context("OCSP responder address")?;
+        let (_, stop) = musubi_pki::http::start_ocsp_responder(self.ca.clone(), addr).await?;
+        self.ocsp_stop = stop;
+        Ok(())
     }
 
     /// Stops everything, finishing in-flight exchanges.
@@ -256,6 +312,7 @@ impl Network {
         let _ = self.provider_stop.send(true);
         self.consumer.shutdown().await;
         self.provider.shutdown().await;
+        let _ = self.ocsp_stop.send(true);
     }
 }
 

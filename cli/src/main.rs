@@ -56,6 +56,7 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         net.provider.client_proxy_addr, net.provider.server_proxy_addr
     );
     println!("  provider information system  {}", f.provider_url);
+    println!("  dev CA OCSP responder        {} (live OCSP: every certificate is checked)", f.ocsp_responder_url);
     println!("  client   {}", f.client);
     println!("  service  {}", f.service);
     println!();

@@ -437,6 +437,9 @@ mod tests {
         let v = xades::verify(&sig, &parts).unwrap();
         assert_eq!(v.certificate_der, key.certificate_der());
         assert_eq!(v.signing_time, "2026-11-24T10:00:00Z");
+        assert!(v.ocsp_responses.is_empty());
+        let with_ocsp = xades::sign_with_ocsp(&key, &parts, "2026-11-24T10:00:00Z", Some(b"ocsp der")).unwrap();
+        assert_eq!(xades::verify(&with_ocsp, &parts).unwrap().ocsp_responses, [b"ocsp der".to_vec()]);
         check_issued_by(&v.certificate_der, ca.cert_der(), OffsetDateTime::now_utc()).unwrap();
     }
 

@@ -99,7 +99,27 @@ fn digest_b64(uri: &str, data: &[u8]) -> Result<String, SignatureError> {
 
 /// Creates a signature over `parts`. `signing_time` is an xsd:dateTime.
 pub fn sign(signer: &dyn Signer, parts: &[DataPart<'_>], signing_time: &str) -> Result<Vec<u8>, SignatureError> {
+    sign_with_ocsp(signer, parts, signing_time, None)
+}
+
+/// Like [`sign`], embedding the OCSP response (DER) of the signing certificate
+/// in the unsigned properties (`RevocationValues/OCSPValues`), as X-Road does.
+pub fn sign_with_ocsp(
+    signer: &dyn Signer,
+    parts: &[DataPart<'_>],
+    signing_time: &str,
+    ocsp: Option<&[u8]>,
+) -> Result<Vec<u8>, SignatureError> {
     let cert = signer.certificate_der();
+    let unsigned = match ocsp {
+        Some(der) => format!(
+            "<xades:UnsignedProperties><xades:UnsignedSignatureProperties><xades:RevocationValues><xades:OCSPValues>\
+<xades:EncapsulatedOCSPValue Id=\"ocsp-response-1\">{}</xades:EncapsulatedOCSPValue></xades:OCSPValues>\
+</xades:RevocationValues></xades:UnsignedSignatureProperties></xades:UnsignedProperties>",
+            B64.encode(der)
+        ),
+        None => String::new(),
+    };
     let (issuer, serial) = issuer_serial(cert)?;
     let props = format!(
         "<xades:SignedProperties Id=\"signed-properties\"><xades:SignedSignatureProperties>\
@@ -131,7 +151,7 @@ xmlns:ds=\"{DS_NS}\" xmlns:xades=\"{XADES_NS}\"><ds:Signature Id=\"signature\"><
 <ds:DigestValue>{sp_digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>\
 <ds:SignatureValue Id=\"signature-value\">{sig_value}</ds:SignatureValue><ds:KeyInfo><ds:X509Data>\
 <ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><ds:Object>\
-<xades:QualifyingProperties Target=\"#signature\">{props}</xades:QualifyingProperties></ds:Object></ds:Signature>\
+<xades:QualifyingProperties Target=\"#signature\">{props}{unsigned}</xades:QualifyingProperties></ds:Object></ds:Signature>\
 </asic:XAdESSignatures>",
             alg = signer.algorithm(),
             cert = B64.encode(cert),
@@ -188,8 +208,22 @@ fn canonical_subtree(xml: &str, ns: &str, local: &str, alg: &str) -> Result<Vec<
 pub struct VerifiedSignature {
     /// The signing certificate (DER) from `KeyInfo`.
     pub certificate_der: Vec<u8>,
+    /// OCSP responses (DER) embedded in the unsigned properties.
+    pub ocsp_responses: Vec<Vec<u8>>,
     /// The signing time from `SignedProperties`.
     pub signing_time: String,
+}
+
+/// What the signature document holds, read in one pass.
+struct Found {
+    sig_alg: String,
+    refs: Vec<Reference>,
+    value: String,
+    cert: String,
+    time: String,
+    cert_digest: Option<(String, String)>,
+    si_c14n: Vec<u8>,
+    ocsp: Vec<String>,
 }
 
 struct Reference {
@@ -247,6 +281,15 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
         let value = text_of("SignatureValue", DS_NS).ok_or_else(|| malformed("signature has no SignatureValue"))?;
         let cert = text_of("X509Certificate", DS_NS).ok_or_else(|| malformed("signature has no X509Certificate"))?;
         let time = text_of("SigningTime", XADES_NS).unwrap_or_default();
+        let ocsp: Vec<String> = d
+            .descendants()
+            .filter(|n| {
+                n.is_element()
+                    && n.tag_name().name() == "EncapsulatedOCSPValue"
+                    && n.tag_name().namespace() == Some(XADES_NS)
+            })
+            .map(|n| n.children().filter_map(|c| c.text()).collect())
+            .collect();
         let cert_digest = el("CertDigest", XADES_NS).map(|n| {
             let child = |name: &str| n.descendants().find(|c| c.is_element() && c.tag_name().name() == name);
             let alg = child("DigestMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or(SHA512).to_owned();
@@ -257,9 +300,9 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
         let si_id = si.id();
         canonicalize(d, Some(&|n| n.ancestors().any(|a| a.id() == si_id)), &c14n_algorithm(&c14n_alg)?, &mut si_c14n)
             .map_err(|e| malformed(format!("cannot canonicalize SignedInfo: {e}")))?;
-        Ok::<_, SignatureError>((c14n_alg, sig_alg, refs, value, cert, time, cert_digest, si_c14n))
+        Ok::<_, SignatureError>(Found { sig_alg, refs, value, cert, time, cert_digest, si_c14n, ocsp })
     })?;
-    let (_c14n, sig_alg, refs, value, cert_b64, signing_time, cert_digest, si_c14n) = found;
+    let Found { sig_alg, refs, value, cert: cert_b64, time: signing_time, cert_digest, si_c14n, ocsp } = found;
     let b64 = |s: &str| {
         let clean: String = s.split_whitespace().collect::<String>().replace("&#13;", "");
         B64.decode(clean.as_bytes())
@@ -300,7 +343,11 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
     }
     verify_raw(&cert, &sig_alg, &si_c14n, &value)
         .map_err(|e| err(Code::INVALID_SIGNATURE_VALUE, format!("signature value does not verify: {e}")))?;
-    Ok(VerifiedSignature { certificate_der: cert, signing_time })
+    let ocsp_responses = ocsp
+        .iter()
+        .map(|o| b64(o).map_err(|_| malformed("EncapsulatedOCSPValue is not base64")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(VerifiedSignature { certificate_der: cert, ocsp_responses, signing_time })
 }
 
 /// Verifies `sig` over `data` with the public key of `cert_der`, for the

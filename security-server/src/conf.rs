@@ -15,14 +15,45 @@ use serde::{Deserialize, Serialize};
 pub struct GlobalConf {
     /// The X-Road instance identifier.
     pub instance_identifier: String,
-    /// Approved certification authorities (PEM).
-    pub approved_cas: Vec<String>,
+    /// Approved certification authorities with their OCSP responders.
+    pub approved_cas: Vec<ApprovedCa>,
+    /// How old an OCSP response may be, seconds (X-Road's `ocspFreshnessSeconds`).
+    #[serde(default = "default_freshness")]
+    pub ocsp_freshness_seconds: u64,
     /// Members of the network.
     #[serde(default)]
     pub members: Vec<Member>,
     /// Security servers of the network.
     #[serde(default)]
     pub security_servers: Vec<SecurityServer>,
+}
+
+fn default_freshness() -> u64 {
+    3600
+}
+
+/// An approved certification authority (shared-params `approvedCA`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedCa {
+    /// Display name.
+    pub name: String,
+    /// The CA certificate (PEM).
+    pub cert: String,
+    /// Its OCSP responders, tried in order.
+    #[serde(default)]
+    pub ocsp: Vec<OcspResponder>,
+}
+
+/// An OCSP responder of an approved CA.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OcspResponder {
+    /// `http://` URL.
+    pub url: String,
+    /// The responder's certificate (PEM) when it is not the CA itself.
+    #[serde(default)]
+    pub cert: Option<String>,
 }
 
 /// A member and its signing certificates.
@@ -67,6 +98,13 @@ impl SecurityServer {
             format!("{}:5500", self.address)
         }
     }
+    /// `host:5577`, where the server serves the OCSP responses of its certificates.
+    pub fn ocsp_address(&self) -> String {
+        let proxy = self.proxy_address();
+        let host = proxy.rsplit_once(':').map(|(h, _)| h).unwrap_or(&proxy);
+        format!("{host}:5577")
+    }
+
     /// Whether the server hosts `client` (a member hosts all its subsystems' requests only if listed).
     pub fn hosts(&self, client: &ClientId) -> bool {
         self.clients.iter().any(|c| c == client)
@@ -135,9 +173,26 @@ pub struct ServerConf {
     /// Services provided through this server.
     #[serde(default)]
     pub services: Vec<Service>,
+    /// Where peers fetch this server's OCSP responses (X-Road: port 5577).
+    pub ocsp_listen: SocketAddr,
+    /// Folder for state kept across restarts (cached OCSP responses).
+    pub state_dir: PathBuf,
+    /// How often the server fetches OCSP responses for its certificates, seconds.
+    #[serde(default = "default_fetch_interval")]
+    pub ocsp_fetch_interval_secs: u64,
+    /// How soon a failed OCSP fetch is retried, seconds.
+    #[serde(default = "default_retry")]
+    pub ocsp_retry_secs: u64,
     /// Largest request body accepted from an information system, bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+}
+
+fn default_fetch_interval() -> u64 {
+    1200
+}
+fn default_retry() -> u64 {
+    60
 }
 
 fn default_max_body() -> usize {
@@ -193,6 +248,8 @@ pub struct Trust {
     pub conf: GlobalConf,
     /// CA certificates, DER.
     pub ca_ders: Vec<Vec<u8>>,
+    /// Per CA (same order as `ca_ders`): responder URLs and approved responder certificates.
+    pub ocsp: Vec<(Vec<String>, Vec<Vec<u8>>)>,
     /// Member → signing certificates (DER).
     pub signing_certs: HashMap<ClientId, Vec<Vec<u8>>>,
 }
@@ -200,14 +257,22 @@ pub struct Trust {
 impl Trust {
     /// Builds lookups; refuses PEM that does not decode.
     pub fn new(conf: GlobalConf) -> Result<Self, ConfError> {
-        let ca_ders = conf
-            .approved_cas
-            .iter()
-            .map(|p| {
-                musubi_pki::pem_decode("CERTIFICATE", p)
-                    .ok_or_else(|| ConfError::Invalid("an approved CA is not PEM".into()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+        let pem = |p: &str, what: &str| {
+            musubi_pki::pem_decode("CERTIFICATE", p).ok_or_else(|| ConfError::Invalid(format!("{what} is not PEM")))
+        };
+        let mut ca_ders = Vec::new();
+        let mut ocsp = Vec::new();
+        for ca in &conf.approved_cas {
+            ca_ders.push(pem(&ca.cert, &format!("the certificate of CA {:?}", ca.name))?);
+            let urls = ca.ocsp.iter().map(|o| o.url.clone()).collect();
+            let certs = ca
+                .ocsp
+                .iter()
+                .filter_map(|o| o.cert.as_deref())
+                .map(|c| pem(c, &format!("an OCSP responder certificate of CA {:?}", ca.name)))
+                .collect::<Result<Vec<_>, _>>()?;
+            ocsp.push((urls, certs));
+        }
         let mut signing_certs = HashMap::new();
         for m in &conf.members {
             let certs = m
@@ -220,7 +285,21 @@ impl Trust {
                 .collect::<Result<Vec<_>, _>>()?;
             signing_certs.insert(m.id.member_id(), certs);
         }
-        Ok(Self { conf, ca_ders, signing_certs })
+        Ok(Self { conf, ca_ders, ocsp, signing_certs })
+    }
+
+    /// The approved CA that issued `cert_der` (by signature), with its index.
+    pub fn issuer_of(&self, cert_der: &[u8]) -> Option<(usize, &[u8])> {
+        let now = time::OffsetDateTime::now_utc();
+        self.ca_ders.iter().enumerate().find_map(|(i, ca)| match musubi_pki::check_issued_by(cert_der, ca, now) {
+            Ok(()) | Err(musubi_pki::PkiError::Expired { .. }) => Some((i, ca.as_slice())),
+            Err(_) => None,
+        })
+    }
+
+    /// The OCSP freshness limit.
+    pub fn ocsp_freshness(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.conf.ocsp_freshness_seconds)
     }
 
     /// The security server with `id`.

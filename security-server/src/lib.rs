@@ -13,6 +13,7 @@
 
 pub mod conf;
 pub mod messagelog;
+mod ocsp;
 mod proxy;
 mod tls;
 
@@ -76,6 +77,16 @@ impl Handle {
     /// Counters since start.
     pub fn stats(&self) -> StatsSnapshot {
         self.state.stats.snapshot()
+    }
+
+    /// The OCSP status of one of this server's certificates, as last fetched.
+    pub fn own_ocsp_status(&self, cert_der: &[u8]) -> Option<musubi_pki::ocsp::Status> {
+        self.state.ocsp.own_status(cert_der)
+    }
+
+    /// Changes after every OCSP fetch round of this server.
+    pub fn ocsp_updates(&self) -> watch::Receiver<u64> {
+        self.state.ocsp.updates()
     }
 
     /// Stops accepting, lets in-flight exchanges finish (up to 30 s), closes the log.
@@ -152,6 +163,33 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let tls_conf = tls::server_config(trust.clone(), auth_cert.clone(), auth_key.clone_key())
         .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;
 
+    // OCSP: responses saved by an earlier run, then one fetch round before
+    // serving (bounded), then the fetcher keeps them fresh.
+    let mut own_certs = vec![auth_cert.to_vec()];
+    own_certs.extend(signing_keys.values().map(|k| musubi_protocol::xades::Signer::certificate_der(k).to_vec()));
+    for c in &own_certs {
+        if trust.issuer_of(c).is_none() {
+            return Err(ConfError::Invalid(format!(
+                "certificate {} is not issued by an approved CA of the global configuration",
+                ocsp::describe(c)
+            ))
+            .into());
+        }
+    }
+    let ocsp_cache = Arc::new(
+        ocsp::OcspCache::new(trust.clone(), own_certs, conf.state_dir.join("ocsp"))
+            .map_err(|e| StartError::Key(format!("state folder {}: {e}", conf.state_dir.display())))?,
+    );
+    ocsp_cache.load_saved();
+    if tokio::time::timeout(Duration::from_secs(10), ocsp_cache.refresh()).await != Ok(true) {
+        warn!("not every certificate has a fresh OCSP response yet; exchanges wait for the fetcher");
+    }
+    let ocsp_listener = TcpListener::bind(conf.ocsp_listen)
+        .await
+        .map_err(|source| StartError::Bind { addr: conf.ocsp_listen, source })?;
+    let fetch_interval = Duration::from_secs(conf.ocsp_fetch_interval_secs.max(1));
+    let fetch_retry = Duration::from_secs(conf.ocsp_retry_secs.max(1));
+
     let cp = TcpListener::bind(conf.client_proxy_listen)
         .await
         .map_err(|source| StartError::Bind { addr: conf.client_proxy_listen, source })?;
@@ -173,12 +211,15 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         provider_client: Mutex::new(HashMap::new()),
         peer_tls: Mutex::new(HashMap::new()),
         stats: Stats::default(),
+        ocsp: ocsp_cache.clone(),
     });
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
-    tasks.spawn(serve_server_proxy(sp, state, Arc::new(tls_conf), rx));
+    tasks.spawn(serve_server_proxy(sp, state, Arc::new(tls_conf), rx.clone()));
+    tasks.spawn(ocsp::serve_responses(ocsp_listener, ocsp_cache.clone(), rx.clone()));
+    tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
     Ok(Handle { state: stats_state, shutdown: tx, tasks, log, client_proxy_addr, server_proxy_addr })
 }
@@ -263,13 +304,12 @@ async fn serve_server_proxy(
                             return;
                         }
                     };
-                    let Some(hash) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| musubi_pki::cert_hash(c)) else {
+                    let Some(cert) = tls.get_ref().1.peer_certificates().and_then(|c| c.first()).map(|c| Arc::new(c.to_vec())) else {
                         return;
                     };
-                    let hash = Arc::new(hash);
                     let svc = service_fn(move |req| {
-                        let (state, hash) = (state.clone(), hash.clone());
-                        async move { Ok::<_, std::convert::Infallible>(proxy::server_proxy(state, hash, req).await) }
+                        let (state, cert) = (state.clone(), cert.clone());
+                        async move { Ok::<_, std::convert::Infallible>(proxy::server_proxy(state, cert, req).await) }
                     });
                     serve_http1(tls, svc, &mut stop).await;
                 });

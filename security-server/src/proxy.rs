@@ -20,7 +20,7 @@ use musubi_protocol::mime::{ContentType, MultipartWriter, Part};
 use musubi_protocol::package;
 use musubi_protocol::soap::{self, Direction, Limits, Soap, SoapMessage};
 use musubi_protocol::transport::{self, TransportMessage};
-use musubi_protocol::xades::{self, DataPart};
+use musubi_protocol::xades::{self, DataPart, Signer as _};
 use musubi_protocol::{ClientId, Code, Fault};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::Mutex;
@@ -37,11 +37,14 @@ pub(crate) struct State {
     pub(crate) signing_keys: HashMap<ClientId, SigningKey>,
     pub(crate) auth_cert: CertificateDer<'static>,
     pub(crate) auth_key: PrivateKeyDer<'static>,
-    pub(crate) peers: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
-    pub(crate) provider_client: Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
+    /// Pooled connections to peer servers, with the peer's certificate.
+    pub(crate) peers: Pool<Arc<Vec<u8>>>,
+    /// Pooled connections to providers.
+    pub(crate) provider_client: Pool<()>,
     /// TLS client settings per peer server, kept so sessions can be resumed.
     pub(crate) peer_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
     pub(crate) stats: crate::Stats,
+    pub(crate) ocsp: Arc<crate::ocsp::OcspCache>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -166,16 +169,27 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         err(Code::UNKNOWN_MEMBER.client_proxy(format!("cannot find a security server for {provider}")))
     })?;
 
+    // This server's own certificates must have fresh good OCSP responses.
+    let auth_ocsp = state.ocsp.own_good(&state.auth_cert).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
+    let sign_ocsp =
+        state.ocsp.own_good(key.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
+
     // Sign the SOAP part and the attachments, log, send.
     let uris = transport::part_uris(pkg.attachments.len());
     let data = parts_of(pkg.soap_bytes, &pkg.attachments, &uris);
-    let signature =
-        xades::sign(key, &data, &now_xsd()).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.client_proxy(e.message)))?;
+    let signature = xades::sign_with_ocsp(key, &data, &now_xsd(), Some(&sign_ocsp))
+        .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.client_proxy(e.message)))?;
     log(state, &h.id, msg, Side::Client, false, &signature)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
-    let (body, ct) =
-        transport::encode(&random_hex(12), &[], &pkg.soap_headers, pkg.soap_bytes, &pkg.attachments, &signature);
+    let (body, ct) = transport::encode(
+        &random_hex(12),
+        &[&auth_ocsp],
+        &pkg.soap_headers,
+        pkg.soap_bytes,
+        &pkg.attachments,
+        &signature,
+    );
     let mut out = Request::post(format!("https://{}/", target.proxy_address()))
         .header(header::CONTENT_TYPE, ct)
         .header(transport::ORIGINAL_CONTENT_TYPE, &pkg.content_type)
@@ -281,6 +295,8 @@ fn verify_transport(
             "the signing certificate is not valid or not issued by an approved CA".into(),
         ));
     }
+    let embedded: Vec<&[u8]> = verified.ocsp_responses.iter().map(Vec::as_slice).collect();
+    state.ocsp.check_peer(&verified.certificate_der, &embedded).map_err(|e| (Code::CERT_VALIDATION, e))?;
     Ok(msg)
 }
 
@@ -317,10 +333,19 @@ async fn send_to_peer(
     req: Request<Full<Bytes>>,
 ) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
     let addr = target.proxy_address();
-    let mut sender = match take_ready(&state.peers, &addr).await {
+    let (mut sender, peer_cert) = match take_ready(&state.peers, &addr).await {
         Some(s) => s,
         None => connect_peer(state, target).await?,
     };
+    // The peer's authentication certificate needs a fresh good OCSP response:
+    // cached, or downloaded from the peer itself (never from a CA on this path).
+    if !state.ocsp.peer_cached(&peer_cert) {
+        let responses = crate::ocsp::fetch_from_peer(&target.ocsp_address(), &peer_cert)
+            .await
+            .map_err(|e| Code::CERT_VALIDATION.client_proxy(e))?;
+        let refs: Vec<&[u8]> = responses.iter().map(Vec::as_slice).collect();
+        state.ocsp.check_peer(&peer_cert, &refs).map_err(|e| Code::CERT_VALIDATION.client_proxy(e))?;
+    }
     let resp = tokio::time::timeout(PEER_TIMEOUT, sender.send_request(req))
         .await
         .map_err(|_| {
@@ -335,19 +360,19 @@ async fn send_to_peer(
     let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| {
         Code::IO_ERROR.client_proxy_service_failed(format!("reading the response of {} failed: {e}", target.id))
     })?;
-    state.peers.lock().await.entry(addr).or_default().push(sender);
+    state.peers.lock().await.entry(addr).or_default().push((sender, peer_cert));
     Ok((parts.status, parts.headers, body))
 }
 
-async fn take_ready(
-    pool: &Mutex<HashMap<String, Vec<SendRequest<Full<Bytes>>>>>,
-    key: &str,
-) -> Option<SendRequest<Full<Bytes>>> {
+/// Idle HTTP/1.1 connections by `host:port`, each with something learned when it was opened.
+pub(crate) type Pool<T> = Mutex<HashMap<String, Vec<(SendRequest<Full<Bytes>>, T)>>>;
+
+async fn take_ready<T>(pool: &Pool<T>, key: &str) -> Option<(SendRequest<Full<Bytes>>, T)> {
     let mut pool = pool.lock().await;
     let list = pool.get_mut(key)?;
-    while let Some(mut s) = list.pop() {
+    while let Some((mut s, extra)) = list.pop() {
         if !s.is_closed() && s.ready().await.is_ok() {
-            return Some(s);
+            return Some((s, extra));
         }
     }
     None
@@ -370,7 +395,10 @@ async fn peer_tls_config(state: &State, target: &SecurityServer) -> Result<Arc<r
     Ok(config)
 }
 
-async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequest<Full<Bytes>>, Fault> {
+async fn connect_peer(
+    state: &State,
+    target: &SecurityServer,
+) -> Result<(SendRequest<Full<Bytes>>, Arc<Vec<u8>>), Fault> {
     let addr = target.proxy_address();
     let net = |e: String| Code::NETWORK_ERROR.client_proxy(format!("cannot connect to {} at {addr}: {e}", target.id));
     let config = peer_tls_config(state, target).await?;
@@ -395,19 +423,26 @@ async fn connect_peer(state: &State, target: &SecurityServer) -> Result<SendRequ
         }
     })?;
     state.stats.peer_connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let peer_cert = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|c| c.first())
+        .map(|c| Arc::new(c.to_vec()))
+        .ok_or_else(|| net("the peer presented no certificate".into()))?;
     let (sender, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| net(e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
-    Ok(sender)
+    Ok((sender, peer_cert))
 }
 
 // ---------------------------------------------------------------- server proxy
 
-/// Handles one transport message from a peer whose TLS certificate hash is `peer_hash`.
-pub(crate) async fn server_proxy(state: Arc<State>, peer_hash: Arc<String>, req: Request<Incoming>) -> Resp {
-    match server_proxy_inner(&state, &peer_hash, req).await {
+/// Handles one transport message from a peer whose TLS certificate is `peer_cert`.
+pub(crate) async fn server_proxy(state: Arc<State>, peer_cert: Arc<Vec<u8>>, req: Request<Incoming>) -> Resp {
+    match server_proxy_inner(&state, &peer_cert, req).await {
         Ok(r) => r,
         Err((query_id, fault)) => {
             warn!(query_id = %query_id, code = %fault.code, "server proxy refused request: {}", fault.string);
@@ -416,7 +451,7 @@ pub(crate) async fn server_proxy(state: Arc<State>, peer_hash: Arc<String>, req:
     }
 }
 
-async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incoming>) -> Result<Resp, (String, Fault)> {
+async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incoming>) -> Result<Resp, (String, Fault)> {
     let nq = |f: Fault| (String::from("-"), f);
     if req.method() != Method::POST {
         return Err(nq(
@@ -444,12 +479,16 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     let h = request.header().clone();
     let qid = h.id.clone();
     let err = |f: Fault| (qid.clone(), f);
-    // The sending server must host the client it speaks for.
-    let peer = state.trust.server_by_auth_hash(peer_hash);
+    // This server must itself hold a good authentication certificate.
+    state.ocsp.own_good(&state.auth_cert).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
+    // The sending server must host the client it speaks for, and its
+    // authentication certificate must have a fresh good OCSP response.
+    let peer = state.trust.server_by_auth_hash(&musubi_pki::cert_hash(peer_cert));
     if !peer.is_some_and(|p| p.hosts(&h.client)) {
         return Err(err(Code::SSL_AUTHENTICATION_FAILED
             .server_proxy(format!("client {} is not hosted by the security server that sent the request", h.client))));
     }
+    state.ocsp.check_peer(peer_cert, &tm.ocsp).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
     if tm.signature.is_none() {
         return Err(err(Code::MISSING_SIGNATURE.server_proxy("the request is not signed")));
     }
@@ -519,8 +558,10 @@ async fn server_proxy_inner(state: &State, peer_hash: &str, req: Request<Incomin
     })?;
     let uris = transport::part_uris(resp.attachments.len());
     let data = parts_of(&with_hash, &resp.attachments, &uris);
-    let signature =
-        xades::sign(key, &data, &now_xsd()).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.server_proxy(e.message)))?;
+    let sign_ocsp =
+        state.ocsp.own_good(key.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
+    let signature = xades::sign_with_ocsp(key, &data, &now_xsd(), Some(&sign_ocsp))
+        .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.server_proxy(e.message)))?;
     log(state, &h.id, &signed_msg, Side::Server, true, &signature)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
@@ -562,7 +603,7 @@ async fn forward(
     let req = req.body(Full::new(body)).map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
     let work = async {
         let mut sender = match take_ready(&state.provider_client, &addr).await {
-            Some(s) => s,
+            Some((s, ())) => s,
             None => {
                 let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
                     let code = if e.kind() == std::io::ErrorKind::InvalidInput {
@@ -587,7 +628,7 @@ async fn forward(
             .map_err(|e| failed(Code::NETWORK_ERROR, format!("provider at {addr}: {e}")))?;
         let (parts, body) = resp.into_parts();
         let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| failed(Code::IO_ERROR, e))?;
-        state.provider_client.lock().await.entry(addr.clone()).or_default().push(sender);
+        state.provider_client.lock().await.entry(addr.clone()).or_default().push((sender, ()));
         Ok((parts.status, parts.headers, body))
     };
     tokio::time::timeout(Duration::from_secs(timeout_secs), work)

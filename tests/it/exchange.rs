@@ -325,10 +325,92 @@ async fn a_server_whose_certificate_is_not_registered_refuses_to_start() {
     let opts = Options { edit_global: Some(|g| g.security_servers[0].auth_cert_hashes.clear()), ..Options::default() };
     let result = musubi::demo::Network::start(
         &crate::scratch("unregistered"),
-        Options { ips: [[127, 0, 19, 2].into(), [127, 0, 19, 3].into(), [127, 0, 19, 4].into()], ..opts },
+        Options {
+            ips: [[127, 0, 19, 2].into(), [127, 0, 19, 3].into(), [127, 0, 19, 4].into()],
+            pki_ip: [127, 0, 19, 5].into(),
+            ..opts
+        },
     )
     .await;
     let Err(e) = result else { panic!("a server with an unregistered authentication certificate started") };
     let text = format!("{e:#}");
     assert!(text.contains("authentication certificate") && text.contains("not registered"), "{text}");
+}
+
+/// Waits (bounded) for the next OCSP fetch rounds of `handle` until `done` holds.
+async fn until_ocsp(handle: &musubi_security_server::Handle, done: impl Fn() -> bool) {
+    let mut updates = handle.ocsp_updates();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !done() {
+            updates.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("OCSP state reached within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revoking_the_provider_authentication_certificate_stops_the_exchange() {
+    let net = network_with("revoke", 21, Options { ocsp_fetch_interval_secs: 1, ..Options::default() }).await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    let reply = http(cp, "POST", XML, example_request(&service, "it-before").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    assert!(net.ca.revoke(&net.provider_auth.cert_der));
+    let cert = net.provider_auth.cert_der.clone();
+    until_ocsp(&net.provider, || {
+        matches!(net.provider.own_ocsp_status(&cert), Some(musubi_pki::ocsp::Status::Revoked { .. }))
+    })
+    .await;
+    let reply = http(cp, "POST", XML, example_request(&service, "it-after").into_bytes()).await;
+    assert_eq!(reply.fault_code(), Some("server.serverproxy.cert_validation"), "{}", reply.body);
+    assert!(
+        reply.body.contains("ss-provider") && reply.body.contains("revoked"),
+        "the fault names the certificate: {}",
+        reply.body
+    );
+    assert!(net.provider.message_log().find("it-after").await.unwrap().is_empty(), "nothing is forwarded");
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ocsp_outage_stops_traffic_when_responses_go_stale_and_traffic_resumes_by_itself() {
+    let opts =
+        Options { ocsp_fetch_interval_secs: 1, ocsp_retry_secs: 1, ocsp_freshness_seconds: 2, ..Options::default() };
+    let mut net = network_with("outage", 22, opts).await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    let reply = http(cp, "POST", XML, example_request(&service, "it-ok").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    // Responder down: cached responses serve until they are older than the
+    // freshness limit, then traffic stops with a fault naming the certificate.
+    net.stop_ocsp_responder();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stopped = loop {
+        let reply = http(cp, "POST", XML, example_request(&service, "it-outage").into_bytes()).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "traffic never stopped during the OCSP outage");
+        let mut updates = net.consumer.ocsp_updates();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), updates.changed()).await;
+    };
+    assert_eq!(stopped.fault_code(), Some("server.clientproxy.cert_validation"), "{}", stopped.body);
+    assert!(stopped.body.contains("no longer fresh"), "{}", stopped.body);
+
+    // Responder back: the fetcher recovers and traffic resumes without a restart.
+    net.restart_ocsp_responder().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let reply = http(cp, "POST", XML, example_request(&service, "it-resumed").into_bytes()).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "traffic did not resume: {}", reply.body);
+        let mut updates = net.consumer.ocsp_updates();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), updates.changed()).await;
+    }
+    net.shutdown().await;
 }

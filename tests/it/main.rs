@@ -29,7 +29,8 @@ pub(crate) async fn network(name: &str, net: u8, start_provider: bool) -> Networ
 /// Starts the demo network on 127.0.`net`.2/.3/.4 with other options.
 pub(crate) async fn network_with(name: &str, net: u8, opts: Options) -> Network {
     let ips = [Ipv4Addr::new(127, 0, net, 2), Ipv4Addr::new(127, 0, net, 3), Ipv4Addr::new(127, 0, net, 4)];
-    Network::start(&scratch(name), Options { ips, ..opts }).await.expect("demo network starts")
+    let pki_ip = Ipv4Addr::new(127, 0, net, 5);
+    Network::start(&scratch(name), Options { ips, pki_ip, ..opts }).await.expect("demo network starts")
 }
 
 /// An HTTP response as the information system sees it.

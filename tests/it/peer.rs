@@ -88,16 +88,30 @@ async fn send(addr: std::net::SocketAddr, auth: &Issued, body: Vec<u8>, ct: &str
     Ok((code, body))
 }
 
-fn signed(key: &Issued, soap: &[u8]) -> Vec<u8> {
-    let signer = SigningKey::from_pkcs8(&key.key_pkcs8, key.cert_der.clone()).unwrap();
-    xades::sign(&signer, &[DataPart { uri: "/message.xml", bytes: soap }], "2026-11-24T00:00:00Z").unwrap()
+/// A fresh OCSP response for `cert` from the network's CA.
+fn ocsp_for(ca: &DevCa, cert: &Issued) -> Vec<u8> {
+    let req = musubi_pki::ocsp::build_request(&cert.cert_der, ca.cert_der()).unwrap();
+    ca.ocsp_respond(&req, time::OffsetDateTime::now_utc())
 }
 
-fn encode(soap: &[u8], signature: Option<&[u8]>) -> (Vec<u8>, String) {
+fn signed(ca: &DevCa, key: &Issued, soap: &[u8]) -> Vec<u8> {
+    let signer = SigningKey::from_pkcs8(&key.key_pkcs8, key.cert_der.clone()).unwrap();
+    let ocsp = ocsp_for(ca, key);
+    xades::sign_with_ocsp(
+        &signer,
+        &[DataPart { uri: "/message.xml", bytes: soap }],
+        "2026-11-24T00:00:00Z",
+        Some(&ocsp),
+    )
+    .unwrap()
+}
+
+fn encode(soap: &[u8], signature: Option<&[u8]>, auth_ocsp: &[u8]) -> (Vec<u8>, String) {
     match signature {
-        Some(sig) => transport::encode("it-boundary", &[], &[], soap, &[], sig),
+        Some(sig) => transport::encode("it-boundary", &[auth_ocsp], &[], soap, &[], sig),
         None => {
             let mut w = musubi_protocol::mime::MultipartWriter::new("it-boundary");
+            w.part(&[("Content-Type", "application/ocsp-response")], auth_ocsp);
             w.part(&[("Content-Type", "text/xml; charset=UTF-8")], soap);
             (w.finish(), "multipart/mixed; boundary=it-boundary".to_owned())
         }
@@ -110,41 +124,60 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
     let sp = net.provider.server_proxy_addr;
     let (_, _, service, _) = ids();
     let soap = example_request(&service, "it-peer").into_bytes();
+    let auth_ocsp = ocsp_for(&net.ca, &net.consumer_auth);
 
     // The genuine consumer server, correctly signed: served.
-    let (body, ct) = encode(&soap, Some(&signed(&net.consumer_sign, &soap)));
+    let (body, ct) = encode(&soap, Some(&signed(&net.ca, &net.consumer_sign, &soap)), &auth_ocsp);
     let (code, text) = send(sp, &net.consumer_auth, body, &ct).await.expect("registered peer is served");
     assert_eq!(code, "ok", "{text}");
     assert!(text.contains("22.5"), "{text}");
 
     // A message changed after signing.
-    let sig = signed(&net.consumer_sign, &soap);
+    let sig = signed(&net.ca, &net.consumer_sign, &soap);
     let tampered = String::from_utf8(soap.clone()).unwrap().replace("living", "bedroom").into_bytes();
-    let (body, ct) = encode(&tampered, Some(&sig));
+    let (body, ct) = encode(&tampered, Some(&sig), &auth_ocsp);
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
     assert_eq!(code, "server.serverproxy.invalid_signature_value");
 
     // A signature value that was changed.
-    let sig = String::from_utf8(signed(&net.consumer_sign, &soap)).unwrap();
+    let sig = String::from_utf8(signed(&net.ca, &net.consumer_sign, &soap)).unwrap();
     let value = sig.split("signature-value\">").nth(1).unwrap().split('<').next().unwrap().to_owned();
     let mut flipped = value.clone().into_bytes();
     flipped[10] = if flipped[10] == b'A' { b'B' } else { b'A' };
     let broken = sig.replace(&value, std::str::from_utf8(&flipped).unwrap());
     assert_ne!(broken, sig);
-    let (body, ct) = encode(&soap, Some(broken.as_bytes()));
+    let (body, ct) = encode(&soap, Some(broken.as_bytes()), &auth_ocsp);
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
     assert_eq!(code, "server.serverproxy.invalid_signature_value");
 
     // Signed with a key that is not the member's registered signing key.
     let rogue = net.ca.issue("1001", "Demo City", Usage::Sign, &[]).unwrap();
-    let (body, ct) = encode(&soap, Some(&signed(&rogue, &soap)));
+    let (body, ct) = encode(&soap, Some(&signed(&net.ca, &rogue, &soap)), &auth_ocsp);
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
     assert_eq!(code, "server.serverproxy.incorrect_certificate");
 
     // Not signed at all.
-    let (body, ct) = encode(&soap, None);
+    let (body, ct) = encode(&soap, None, &auth_ocsp);
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
     assert_eq!(code, "server.serverproxy.missing_signature");
+
+    // No OCSP response for the sending server's authentication certificate,
+    // or one about another certificate.
+    let sig = signed(&net.ca, &net.consumer_sign, &soap);
+    let (body, ct) = transport::encode("it-boundary", &[], &[], &soap, &[], &sig);
+    let (code, text) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "server.serverproxy.cert_validation", "{text}");
+    assert!(text.contains("ss-consumer"), "the fault names the certificate: {text}");
+    let other = ocsp_for(&net.ca, &net.consumer_sign);
+    let (body, ct) = encode(&soap, Some(&sig), &other);
+    let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "server.serverproxy.cert_validation");
+    // A signature without the signer's OCSP response.
+    let signer = SigningKey::from_pkcs8(&net.consumer_sign.key_pkcs8, net.consumer_sign.cert_der.clone()).unwrap();
+    let bare = xades::sign(&signer, &[DataPart { uri: "/message.xml", bytes: &soap }], "2026-11-24T00:00:00Z").unwrap();
+    let (body, ct) = encode(&soap, Some(&bare), &auth_ocsp);
+    let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "server.serverproxy.cert_validation");
 
     // A plain SOAP message sent straight to the server proxy.
     let (code, _) = send(sp, &net.consumer_auth, soap.clone(), "text/xml; charset=UTF-8").await.unwrap();
@@ -152,7 +185,7 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
 
     // TLS clients whose certificate is not a registered authentication certificate.
     let unregistered = net.ca.issue("impostor", "Demo City", Usage::Auth, &["127.0.20.9"]).unwrap();
-    let (body, ct) = encode(&soap, Some(&signed(&net.consumer_sign, &soap)));
+    let (body, ct) = encode(&soap, Some(&signed(&net.ca, &net.consumer_sign, &soap)), &auth_ocsp);
     let refused = send(sp, &unregistered, body.clone(), &ct).await;
     assert!(refused.is_err(), "unregistered authentication certificate was served: {refused:?}");
     let other_ca = DevCa::new("Other CA").unwrap();
