@@ -42,6 +42,23 @@ pub enum FetchError {
 /// POSTs `request_der` to the responder at `url` and returns the raw answer
 /// (at most [`MAX_RESPONSE_BYTES`]); verification is the caller's.
 pub async fn fetch_ocsp(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    post(url, "application/ocsp-request", request_der, MAX_RESPONSE_BYTES, timeout).await
+}
+
+/// POSTs a TimeStampReq to the TSA at `url` (RFC 3161 §3.4) and returns the
+/// raw TimeStampResp; [`crate::tsp::parse_response`] and
+/// [`crate::tsp::verify_token`] check it.
+pub async fn fetch_timestamp(url: &str, request_der: &[u8], timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    post(url, "application/timestamp-query", request_der, crate::tsp::MAX_RESPONSE_BYTES, timeout).await
+}
+
+async fn post(
+    url: &str,
+    content_type: &str,
+    body: &[u8],
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
     let uri: hyper::Uri = url.parse().map_err(|_| FetchError::BadUrl(url.to_owned()))?;
     if uri.scheme_str() != Some("http") || uri.host().is_none() {
         return Err(FetchError::BadUrl(url.to_owned()));
@@ -56,14 +73,14 @@ pub async fn fetch_ocsp(url: &str, request_der: &[u8], timeout: Duration) -> Res
         tokio::spawn(conn);
         let req = Request::post(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
             .header("host", &addr)
-            .header("content-type", "application/ocsp-request")
-            .body(Full::new(Bytes::copy_from_slice(request_der)))
+            .header("content-type", content_type)
+            .body(Full::new(Bytes::copy_from_slice(body)))
             .map_err(|e| net(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|e| net(e.to_string()))?;
         if resp.status() != StatusCode::OK {
             return Err(FetchError::Http { url: url.to_owned(), status: resp.status().as_u16() });
         }
-        let body = Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
+        let body = Limited::new(resp.into_body(), limit)
             .collect()
             .await
             .map_err(|e| net(format!("reading the answer: {e}")))?;
@@ -134,6 +151,55 @@ fn percent_decode(s: &str) -> String {
         }
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Serves the dev TSA on `listener` until `stop` turns true (POST of a
+/// TimeStampReq, answered with a TimeStampResp).
+pub async fn serve_tsa(listener: tokio::net::TcpListener, tsa: Arc<crate::DevTsa>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let tsa = tsa.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let tsa = tsa.clone();
+                        async move {
+                            let body = if req.method() == Method::POST {
+                                Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes().to_vec()).ok()
+                            } else {
+                                None
+                            };
+                            let mut r = match body {
+                                Some(b) => Response::new(Full::new(Bytes::from(tsa.respond(&b, time::OffsetDateTime::now_utc())))),
+                                None => {
+                                    let mut r = Response::new(Full::new(Bytes::new()));
+                                    *r.status_mut() = StatusCode::BAD_REQUEST;
+                                    r
+                                }
+                            };
+                            r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/timestamp-reply"));
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        }
+    }
+}
+
+/// Starts the dev TSA on `addr`; returns the bound address and a stop handle.
+pub async fn start_tsa(
+    tsa: Arc<crate::DevTsa>,
+    addr: SocketAddr,
+) -> std::io::Result<(SocketAddr, watch::Sender<bool>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(serve_tsa(listener, tsa, rx));
+    Ok((bound, tx))
 }
 
 /// Starts the dev CA's responder on `addr`; returns the bound address and a
