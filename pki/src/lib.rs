@@ -10,6 +10,7 @@
 
 #![warn(missing_docs)]
 
+pub mod csr;
 pub mod http;
 mod legacy_rsa;
 pub mod ocsp;
@@ -207,32 +208,28 @@ impl DevCa {
                 Err(_) => Ok(SanType::DnsName((*s).try_into()?)),
             })
             .collect::<Result<_, rcgen::Error>>()?;
-        match usage {
-            Usage::Auth | Usage::Tls => {
-                params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyAgreement];
-                params.extended_key_usages =
-                    vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
-            }
-            Usage::Sign => {
-                params.key_usages = vec![KeyUsagePurpose::ContentCommitment];
-            }
-            Usage::OcspSigning => {
-                params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-                params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
-            }
-            Usage::TimeStamping => {
-                params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
-                // extKeyUsage = SEQUENCE { id-kp-timeStamping }, marked critical.
-                let eku = [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
-                let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 37], eku.to_vec());
-                ext.set_criticality(true);
-                params.custom_extensions.push(ext);
-            }
-        }
+        apply_usage(&mut params, usage);
         let cert = params.signed_by(&key, &self.issuer)?;
         let issued = Issued { cert_der: cert.der().to_vec(), key_pkcs8: key.serialize_der() };
         self.record(&issued.cert_der);
         Ok(issued)
+    }
+
+    /// Issues a certificate for a PKCS#10 request (DER) after checking its
+    /// signature; the subject comes from the request, the validity (a year) and
+    /// key usage from `usage`.
+    pub fn sign_csr(&self, csr_der: &[u8], usage: Usage) -> Result<Vec<u8>, PkiError> {
+        let der = rustls_pki_types::CertificateSigningRequestDer::from(csr_der.to_vec());
+        let mut req = rcgen::CertificateSigningRequestParams::from_der(&der)?;
+        let now = OffsetDateTime::now_utc();
+        req.params.not_before = now - Duration::hours(1);
+        req.params.not_after = now + Duration::days(365);
+        req.params.is_ca = IsCa::ExplicitNoCa;
+        apply_usage(&mut req.params, usage);
+        let cert = req.signed_by(&self.issuer)?;
+        let der = cert.der().to_vec();
+        self.record(&der);
+        Ok(der)
     }
 
     fn record(&self, cert_der: &[u8]) {
@@ -320,6 +317,30 @@ impl ocsp::ResponderKey for DevCa {
     }
     fn sign_ecdsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, String> {
         self.ocsp_key.sign(&self.rng, data).map(|s| s.as_ref().to_vec()).map_err(|e| e.to_string())
+    }
+}
+
+fn apply_usage(params: &mut CertificateParams, usage: Usage) {
+    match usage {
+        Usage::Auth | Usage::Tls => {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyAgreement];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        }
+        Usage::Sign => {
+            params.key_usages = vec![KeyUsagePurpose::ContentCommitment];
+        }
+        Usage::OcspSigning => {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+            params.extended_key_usages = vec![ExtendedKeyUsagePurpose::OcspSigning];
+        }
+        Usage::TimeStamping => {
+            params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::ContentCommitment];
+            // extKeyUsage = SEQUENCE { id-kp-timeStamping }, marked critical.
+            let eku = [0x30, 0x0a, 0x06, 0x08, 0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x08];
+            let mut ext = rcgen::CustomExtension::from_oid_content(&[2, 5, 29, 37], eku.to_vec());
+            ext.set_criticality(true);
+            params.custom_extensions.push(ext);
+        }
     }
 }
 
@@ -564,6 +585,33 @@ mod tests {
         assert_eq!(tsp::ber_to_der(&ber).unwrap(), [0x30, 0x05, 0x04, 0x03, b'a', b'b', b'c']);
         assert!(tsp::ber_to_der(&[0x30, 0x80, 0x04, 0x01]).is_err());
         assert!(tsp::ber_to_der(&[0x30, 0x02, 0x04]).is_err());
+    }
+
+    #[test]
+    fn csr_flow_issues_certificates_that_map_back_to_the_member() {
+        use musubi_protocol::{ClientId, SecurityServerId};
+        let ca = DevCa::new("CSR CA").unwrap();
+        let member = ClientId::member("JP", "GOV", "1001").unwrap();
+        let key = rcgen::KeyPair::generate().unwrap().serialize_der();
+        let csr = csr::create(&key, &csr::Subject::Sign(member.clone())).unwrap();
+        let cert = ca.sign_csr(&csr, Usage::Sign).unwrap();
+        csr::matches_key(&cert, &key).unwrap();
+        check_issued_by(&cert, ca.cert_der(), OffsetDateTime::now_utc()).unwrap();
+        assert_eq!(csr::member_of_signing_cert(&cert), Some(member));
+        // The CA's OCSP responder knows certificates it issued from requests.
+        assert_eq!(ca.status(&ocsp::serial_hex(&cert).unwrap()), ocsp::Status::Good);
+        // A certificate is not imported for another key.
+        let other = rcgen::KeyPair::generate().unwrap().serialize_der();
+        assert!(csr::matches_key(&cert, &other).is_err());
+        // A request whose signature was tampered with is refused.
+        let mut bad = csr.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0x01;
+        assert!(ca.sign_csr(&bad, Usage::Sign).is_err());
+        let server = SecurityServerId::new(ClientId::member("JP", "GOV", "1001").unwrap(), "ss1").unwrap();
+        let auth = ca.sign_csr(&csr::create(&key, &csr::Subject::Auth(server)).unwrap(), Usage::Auth).unwrap();
+        let (_, parsed) = x509_parser::parse_x509_certificate(&auth).unwrap();
+        assert_eq!(parsed.subject().to_string(), "C=JP, O=1001, CN=ss1");
     }
 
     #[test]

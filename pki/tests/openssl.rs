@@ -246,3 +246,39 @@ fn time_stamps_interoperate_with_openssl_ts() {
     let stranger = DevTsa::new(&ca, "Stranger").unwrap();
     assert_eq!(tsp::verify_token(&token, data, &[stranger.cert_der()]), Err(TspError::UnknownTsa));
 }
+
+#[test]
+fn csrs_interoperate_with_openssl_req_and_x509() {
+    use musubi_pki::csr;
+    use musubi_protocol::ClientId;
+    use std::process::Command;
+    if !openssl_available() {
+        return;
+    }
+    let dir = scratch("csr");
+    let ca = DevCa::new("CSR Interop CA").unwrap();
+    std::fs::write(dir.join("ca.pem"), musubi_pki::pem("CERTIFICATE", ca.cert_der())).unwrap();
+    std::fs::write(dir.join("ca.key"), ca.key_pem()).unwrap();
+    let member = ClientId::member("JP", "COM", "2002").unwrap();
+    let key = rcgen::KeyPair::generate().unwrap().serialize_der();
+    let request = csr::create(&key, &csr::Subject::Sign(member.clone())).unwrap();
+    std::fs::write(dir.join("req.pem"), musubi_pki::pem("CERTIFICATE REQUEST", &request)).unwrap();
+
+    // openssl req -verify accepts our request.
+    let out = Command::new("openssl").current_dir(&dir).args(["req", "-in", "req.pem", "-verify", "-noout"]).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.to_lowercase().contains("verify ok"), "openssl req -verify: {text}");
+
+    // openssl x509 -req issues a certificate from it, which imports.
+    let out = Command::new("openssl")
+        .current_dir(&dir)
+        .args(["x509", "-req", "-in", "req.pem", "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", "4097"])
+        .args(["-days", "30", "-out", "cert.pem"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl x509 -req: {}", String::from_utf8_lossy(&out.stderr));
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &std::fs::read_to_string(dir.join("cert.pem")).unwrap()).unwrap();
+    csr::matches_key(&cert, &key).unwrap();
+    musubi_pki::check_issued_by(&cert, ca.cert_der(), OffsetDateTime::now_utc()).unwrap();
+    assert_eq!(csr::member_of_signing_cert(&cert), Some(member));
+}
