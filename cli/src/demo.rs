@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use musubi_pki::{DevCa, Issued, Usage};
+use musubi_pki::{DevCa, Issued, Usage, csr};
 use musubi_protocol::soap::{self, Direction, Limits, Soap};
 use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
 use musubi_security_server::conf::{
@@ -133,6 +133,15 @@ fn write_key(path: &Path, pem: &str) -> Result<()> {
     Ok(())
 }
 
+/// Key generation → CSR → the dev CA → import.
+fn enroll(ca: &DevCa, subject: csr::Subject, usage: Usage) -> Result<Issued> {
+    let key = musubi_pki::generate_ecdsa_key()?;
+    let request = csr::create(&key, &subject)?;
+    let cert = ca.sign_csr(&request, usage)?;
+    csr::matches_key(&cert, &key)?;
+    Ok(Issued { cert_der: cert, key_pkcs8: key })
+}
+
 impl Network {
     /// Writes keys and configuration into `dir` and starts everything.
     pub async fn start(dir: &Path, opts: Options) -> Result<Self> {
@@ -147,10 +156,12 @@ impl Network {
                 .await
                 .with_context(|| format!("cannot start the OCSP responder on {}:8888", opts.pki_ip))?;
         let ocsp_responder_url = format!("http://{ocsp_addr}/");
-        let auth_a = ca.issue("ss-consumer", "Demo City", Usage::Auth, &[&ip_a.to_string()])?;
-        let auth_b = ca.issue("ss-provider", "Demo Home Cloud", Usage::Auth, &[&ip_b.to_string()])?;
-        let sign_a = ca.issue("1001", "Demo City", Usage::Sign, &[])?;
-        let sign_b = ca.issue("2002", "Demo Home Cloud", Usage::Sign, &[])?;
+        // Every certificate the way an operator gets one: a key generated on the
+        // server, a CSR, the CA's answer, and the import check.
+        let auth_a = enroll(&ca, csr::Subject::Auth(ss_a.clone()), Usage::Auth)?;
+        let auth_b = enroll(&ca, csr::Subject::Auth(ss_b.clone()), Usage::Auth)?;
+        let sign_a = enroll(&ca, csr::Subject::Sign(consumer.member_id()), Usage::Sign)?;
+        let sign_b = enroll(&ca, csr::Subject::Sign(provider.member_id()), Usage::Sign)?;
         let mut global = GlobalConf {
             instance_identifier: INSTANCE.into(),
             approved_cas: vec![ApprovedCa {

@@ -32,12 +32,17 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
             }
         }
     });
+    let mut printed = Vec::new();
     let curl = loop {
         let line = rx.recv_timeout(Duration::from_secs(120)).expect("demo printed its curl command");
         if line.trim_start().starts_with("curl ") {
             break line;
         }
+        printed.push(line);
     };
+    let printed = printed.join("\n");
+    assert!(printed.contains("live OCSP"), "the demo says it runs with live OCSP:\n{printed}");
+    assert!(printed.contains("CSRs signed by the dev CA"), "{printed}");
     let words: Vec<&str> = curl.split_whitespace().collect();
     let url = words.iter().find(|w| w.starts_with("http://")).expect("curl command has a URL");
     let file = words.iter().find_map(|w| w.strip_prefix('@')).expect("curl command sends a file");

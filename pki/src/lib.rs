@@ -103,6 +103,11 @@ impl Issued {
     }
 }
 
+/// A new ECDSA P-256 private key, PKCS#8 DER (the default key type).
+pub fn generate_ecdsa_key() -> Result<Vec<u8>, PkiError> {
+    Ok(KeyPair::generate()?.serialize_der())
+}
+
 /// PEM-encodes DER.
 pub fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;

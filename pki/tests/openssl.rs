@@ -265,7 +265,11 @@ fn csrs_interoperate_with_openssl_req_and_x509() {
     std::fs::write(dir.join("req.pem"), musubi_pki::pem("CERTIFICATE REQUEST", &request)).unwrap();
 
     // openssl req -verify accepts our request.
-    let out = Command::new("openssl").current_dir(&dir).args(["req", "-in", "req.pem", "-verify", "-noout"]).output().unwrap();
+    let out = Command::new("openssl")
+        .current_dir(&dir)
+        .args(["req", "-in", "req.pem", "-verify", "-noout"])
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && text.to_lowercase().contains("verify ok"), "openssl req -verify: {text}");
 
