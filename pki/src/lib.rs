@@ -14,6 +14,7 @@ pub mod csr;
 pub mod http;
 mod legacy_rsa;
 pub mod ocsp;
+pub mod token;
 pub mod tsp;
 
 use std::net::IpAddr;

@@ -286,3 +286,31 @@ fn csrs_interoperate_with_openssl_req_and_x509() {
     musubi_pki::check_issued_by(&cert, ca.cert_der(), OffsetDateTime::now_utc()).unwrap();
     assert_eq!(csr::member_of_signing_cert(&cert), Some(member));
 }
+
+#[tokio::test]
+async fn openssl_reads_token_keys_with_the_pin_only() {
+    use musubi_pki::token::{KeyAlgorithm, KeyRole, SoftToken, TokenOptions};
+    use std::process::Command;
+    if !openssl_available() {
+        return;
+    }
+    let dir = scratch("token");
+    let token = SoftToken::init(&dir.join("token"), "pin-123456", TokenOptions::default()).unwrap();
+    let info = token.generate(KeyRole::Sign, "k", KeyAlgorithm::EcdsaP256).unwrap();
+    let file = dir.join("token").join("keys").join(format!("{}.p8", info.id));
+    let run = |pass: &str| {
+        Command::new("openssl")
+            .args(["pkcs8", "-inform", "DER", "-in"])
+            .arg(&file)
+            .args(["-passin", &format!("pass:{pass}"), "-nocrypt", "-topk8", "-outform", "DER"])
+            .output()
+            .unwrap()
+    };
+    // The key file is standard encrypted PKCS#8 (scrypt + AES-256-CBC): OpenSSL
+    // opens it with the PIN and gets exactly the token's key …
+    let out = run("pin-123456");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout, token.private_key(&info.id).unwrap().to_vec());
+    // … and not without it.
+    assert!(!run("wrong").status.success());
+}
