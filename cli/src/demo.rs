@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use musubi_pki::token::{KeyAlgorithm, KeyRole, SoftToken, TokenOptions};
 use musubi_pki::{DevCa, Issued, Usage, csr};
 use musubi_protocol::soap::{self, Direction, Limits, Soap};
 use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
@@ -133,13 +134,29 @@ fn write_key(path: &Path, pem: &str) -> Result<()> {
     Ok(())
 }
 
-/// Key generation → CSR → the dev CA → import.
-fn enroll(ca: &DevCa, subject: csr::Subject, usage: Usage) -> Result<Issued> {
-    let key = musubi_pki::generate_ecdsa_key()?;
+/// Key generation in the server's token → CSR → the dev CA → import check.
+fn enroll(token: &SoftToken, ca: &DevCa, subject: csr::Subject, role: KeyRole) -> Result<Issued> {
+    let (label, usage) = match role {
+        KeyRole::Auth => ("authentication", Usage::Auth),
+        KeyRole::Sign => ("signing", Usage::Sign),
+    };
+    let info = token.generate(role, label, KeyAlgorithm::EcdsaP256)?;
+    let key = token.private_key(&info.id)?;
     let request = csr::create(&key, &subject)?;
     let cert = ca.sign_csr(&request, usage)?;
     csr::matches_key(&cert, &key)?;
-    Ok(Issued { cert_der: cert, key_pkcs8: key })
+    Ok(Issued { cert_der: cert, key_pkcs8: key.to_vec() })
+}
+
+/// A new token in `dir` with a random PIN written to `dir/../pin` (mode 0600).
+fn new_token(server_dir: &Path) -> Result<SoftToken> {
+    use ring::rand::SecureRandom as _;
+    let mut raw = [0u8; 12];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness for the PIN"))?;
+    let pin: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::create_dir_all(server_dir)?;
+    write_key(&server_dir.join("pin"), &pin)?;
+    Ok(SoftToken::init(&server_dir.join("token"), &pin, TokenOptions::default())?)
 }
 
 impl Network {
@@ -158,10 +175,13 @@ impl Network {
         let ocsp_responder_url = format!("http://{ocsp_addr}/");
         // Every certificate the way an operator gets one: a key generated on the
         // server, a CSR, the CA's answer, and the import check.
-        let auth_a = enroll(&ca, csr::Subject::Auth(ss_a.clone()), Usage::Auth)?;
-        let auth_b = enroll(&ca, csr::Subject::Auth(ss_b.clone()), Usage::Auth)?;
-        let sign_a = enroll(&ca, csr::Subject::Sign(consumer.member_id()), Usage::Sign)?;
-        let sign_b = enroll(&ca, csr::Subject::Sign(provider.member_id()), Usage::Sign)?;
+        let token_a = new_token(&dir.join("consumer"))?;
+        let token_b = new_token(&dir.join("provider"))?;
+        let auth_a = enroll(&token_a, &ca, csr::Subject::Auth(ss_a.clone()), KeyRole::Auth)?;
+        let auth_b = enroll(&token_b, &ca, csr::Subject::Auth(ss_b.clone()), KeyRole::Auth)?;
+        let sign_a = enroll(&token_a, &ca, csr::Subject::Sign(consumer.member_id()), KeyRole::Sign)?;
+        let sign_b = enroll(&token_b, &ca, csr::Subject::Sign(provider.member_id()), KeyRole::Sign)?;
+        drop((token_a, token_b));
         let mut global = GlobalConf {
             instance_identifier: INSTANCE.into(),
             approved_cas: vec![ApprovedCa {
@@ -236,18 +256,17 @@ impl Network {
             let d = dir.join(name);
             std::fs::create_dir_all(&d)?;
             write(&d.join("auth.pem"), &auth.cert_pem())?;
-            write_key(&d.join("auth.key"), &auth.key_pem())?;
             write(&d.join("sign.pem"), &sign.cert_pem())?;
-            write_key(&d.join("sign.key"), &sign.key_pem())?;
             let conf = ServerConf {
                 server_id: id.clone(),
                 global_conf: global_path.clone(),
                 client_proxy_listen: SocketAddr::new(ip.into(), 8080),
                 server_proxy_listen: SocketAddr::new(ip.into(), 5500),
                 database: d.join("messagelog.sqlite"),
-                auth_key: d.join("auth.key"),
+                token_dir: d.join("token"),
+                pin_file: Some(d.join("pin")),
                 auth_cert: d.join("auth.pem"),
-                signing_keys: vec![SigningKeyConf { member, key: d.join("sign.key"), cert: d.join("sign.pem") }],
+                signing_keys: vec![SigningKeyConf { member, cert: d.join("sign.pem") }],
                 services,
                 ocsp_listen: SocketAddr::new(ip.into(), 5577),
                 state_dir: d.join("state"),

@@ -137,14 +137,13 @@ fn yes() -> bool {
     true
 }
 
-/// A signing key of a hosted member.
+/// A signing certificate of a hosted member; its key is the token key with
+/// the certificate's public key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningKeyConf {
     /// The member whose key it is.
     pub member: ClientId,
-    /// PKCS#8 PEM key file.
-    pub key: PathBuf,
     /// Certificate PEM file.
     pub cert: PathBuf,
 }
@@ -163,9 +162,13 @@ pub struct ServerConf {
     pub server_proxy_listen: SocketAddr,
     /// SQLite database file of the message log.
     pub database: PathBuf,
-    /// Authentication key (PKCS#8 PEM) for TLS on 5500.
-    pub auth_key: PathBuf,
-    /// Authentication certificate (PEM).
+    /// The software token holding this server's keys.
+    pub token_dir: PathBuf,
+    /// A file holding the token PIN (mode 0600). Without it the PIN comes from
+    /// the environment variable `MUSUBI_TOKEN_PIN`; never from the command line.
+    #[serde(default)]
+    pub pin_file: Option<PathBuf>,
+    /// Authentication certificate (PEM); its key is the token's authentication key.
     pub auth_cert: PathBuf,
     /// Signing keys of hosted members.
     #[serde(default)]

@@ -32,6 +32,7 @@ use tracing::{info, warn};
 
 use crate::conf::{ConfError, ServerConf, Trust};
 use crate::messagelog::MessageLog;
+use musubi_pki::token::{KeyRole, SoftToken, TokenOptions};
 
 /// A server that failed to start.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +101,18 @@ impl Handle {
     }
 }
 
+/// The token PIN from `pin_file`, or else from `MUSUBI_TOKEN_PIN`.
+fn read_pin(conf: &ServerConf) -> Result<zeroize::Zeroizing<String>, StartError> {
+    let pin = match &conf.pin_file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| StartError::Key(format!("cannot read the PIN file {}: {e}", path.display())))?,
+        None => std::env::var("MUSUBI_TOKEN_PIN").map_err(|_| {
+            StartError::Key("no token PIN: set pin_file in the configuration or MUSUBI_TOKEN_PIN".into())
+        })?,
+    };
+    Ok(zeroize::Zeroizing::new(pin.trim_end_matches(['\r', '\n']).to_owned()))
+}
+
 fn read_pem(path: &std::path::Path, label: &str) -> Result<Vec<u8>, StartError> {
     let text =
         std::fs::read_to_string(path).map_err(|e| StartError::Key(format!("cannot read {}: {e}", path.display())))?;
@@ -118,9 +131,26 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         ))
         .into());
     }
+    // The token: log in with the PIN, which unlocks the keys for this run.
+    let pin = read_pin(&conf)?;
+    let token =
+        SoftToken::open(&conf.token_dir, TokenOptions::default()).map_err(|e| StartError::Key(e.to_string()))?;
+    token.login(&pin).await.map_err(|e| StartError::Key(format!("token {}: {e}", conf.token_dir.display())))?;
+    drop(pin);
+    let key_for = |cert_der: &[u8], role: KeyRole| -> Result<String, StartError> {
+        let spki = x509_parser::parse_x509_certificate(cert_der)
+            .map(|(_, c)| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, c.public_key().raw))
+            .map_err(|e| StartError::Key(e.to_string()))?;
+        token.list().into_iter().find(|k| k.public_key == spki && k.role == role).map(|k| k.id).ok_or_else(|| {
+            StartError::Key(format!(
+                "the token in {} holds no {role:?} key for certificate {}",
+                conf.token_dir.display(),
+                ocsp::describe(cert_der)
+            ))
+        })
+    };
     let mut signing_keys = HashMap::new();
     for k in &conf.signing_keys {
-        let key = read_pem(&k.key, "PRIVATE KEY")?;
         let cert = read_pem(&k.cert, "CERTIFICATE")?;
         let registered = trust.signing_certs.get(&k.member.member_id()).is_some_and(|c| c.contains(&cert));
         if !registered {
@@ -132,8 +162,8 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
             ))
             .into());
         }
-        let sk = musubi_pki::SigningKey::from_pkcs8(&key, cert)
-            .map_err(|e| StartError::Key(format!("{}: {e}", k.key.display())))?;
+        let id = key_for(&cert, KeyRole::Sign)?;
+        let sk = token.signing_key(&id, cert).map_err(|e| StartError::Key(format!("{}: {e}", k.cert.display())))?;
         signing_keys.insert(k.member.member_id(), sk);
     }
     let auth_cert = CertificateDer::from(read_pem(&conf.auth_cert, "CERTIFICATE")?);
@@ -158,7 +188,10 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
             .into());
         }
     }
-    let auth_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(read_pem(&conf.auth_key, "PRIVATE KEY")?));
+    let auth_id = key_for(&auth_cert, KeyRole::Auth)?;
+    let auth_pkcs8 = token.private_key(&auth_id).map_err(|e| StartError::Key(e.to_string()))?;
+    let auth_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(auth_pkcs8.to_vec()));
+    token.logout();
     let log = MessageLog::open(&conf.database).await?;
     let tls_conf = tls::server_config(trust.clone(), auth_cert.clone(), auth_key.clone_key())
         .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;

@@ -414,3 +414,20 @@ async fn an_ocsp_outage_stops_traffic_when_responses_go_stale_and_traffic_resume
     }
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_token_pin_keeps_the_server_from_starting() {
+    let net = network("pin", 23, false).await;
+    let dir = net.facts.request_file.parent().unwrap().to_owned();
+    net.shutdown().await;
+    let conf_path = dir.join("consumer").join("security-server.toml");
+    let conf: musubi_security_server::conf::ServerConf = musubi_security_server::conf::read_toml(&conf_path).unwrap();
+    let pin_file = conf.pin_file.clone().unwrap();
+    let right = std::fs::read_to_string(&pin_file).unwrap();
+    std::fs::write(&pin_file, "not-the-pin").unwrap();
+    let Err(e) = musubi_security_server::start(conf.clone()).await else { panic!("started with a wrong PIN") };
+    assert!(e.to_string().contains("wrong PIN"), "{e}");
+    // With the right PIN the same configuration starts (and is shut down again).
+    std::fs::write(&pin_file, right).unwrap();
+    musubi_security_server::start(conf).await.unwrap().shutdown().await;
+}
