@@ -187,6 +187,7 @@ impl Network {
             approved_cas: vec![ApprovedCa {
                 name: "Musubi Demo CA".into(),
                 cert: musubi_pki::pem("CERTIFICATE", ca.cert_der()),
+                intermediates: vec![],
                 ocsp: vec![OcspResponder { url: ocsp_responder_url.clone(), cert: None }],
             }],
             ocsp_freshness_seconds: opts.ocsp_freshness_seconds,

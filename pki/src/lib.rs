@@ -171,6 +171,27 @@ impl DevCa {
         &self.cert_der
     }
 
+    /// An intermediate CA whose certificate this CA signs.
+    pub fn new_intermediate(&self, common_name: &str) -> Result<DevCa, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name = dn(common_name, "Musubi dev CA");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let now = OffsetDateTime::now_utc();
+        params.not_before = now - Duration::hours(1);
+        params.not_after = now + Duration::days(1825);
+        let cert = params.signed_by(&key, &self.issuer)?;
+        let cert_der = cert.der().to_vec();
+        self.record(&cert_der);
+        let rng = SystemRandom::new();
+        let ocsp_key =
+            EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
+                .map_err(|e| PkiError::BadKey(e.to_string()))?;
+        Ok(Self { issuer: Issuer::new(params, key), cert_der, ocsp_key, rng, issued: Default::default() })
+    }
+
     /// The CA's private key as PKCS#8 PEM, for handing the dev CA to another
     /// tool (the OpenSSL interop tests). Dev CA only: its key is no secret.
     pub fn key_pem(&self) -> String {
@@ -443,6 +464,83 @@ pub fn check_issued_by(cert_der: &[u8], ca_der: &[u8], now: OffsetDateTime) -> R
     Ok(())
 }
 
+/// Longest certificate path [`build_chain`] follows.
+pub const MAX_CHAIN_LEN: usize = 8;
+
+/// Builds the path from `cert_der` through `intermediates` to one of the
+/// `anchors` (approved CAs), checking each signature and validity at `now`.
+/// Returns the path, leaf first, anchor last.
+pub fn build_chain(
+    cert_der: &[u8],
+    intermediates: &[&[u8]],
+    anchors: &[&[u8]],
+    now: OffsetDateTime,
+) -> Result<Vec<Vec<u8>>, PkiError> {
+    let mut chain = vec![cert_der.to_vec()];
+    let mut current = cert_der.to_vec();
+    for _ in 0..MAX_CHAIN_LEN {
+        if let Some(anchor) = anchors.iter().find(|a| check_issued_by(&current, a, now).is_ok()) {
+            check_valid_at(anchor, now)?;
+            chain.push(anchor.to_vec());
+            return Ok(chain);
+        }
+        let next = intermediates
+            .iter()
+            .find(|i| {
+                is_ca(i) && !chain.iter().any(|c| c.as_slice() == **i) && check_issued_by(&current, i, now).is_ok()
+            })
+            .ok_or_else(|| {
+                let subject = x509_parser::parse_x509_certificate(&current)
+                    .map(|(_, c)| c.subject().to_string())
+                    .unwrap_or_default();
+                PkiError::Untrusted {
+                    subject,
+                    reason: "no valid path to an approved CA; import the intermediate CA certificates".into(),
+                }
+            })?;
+        chain.push(next.to_vec());
+        current = next.to_vec();
+    }
+    Err(PkiError::Untrusted { subject: String::new(), reason: format!("certificate path longer than {MAX_CHAIN_LEN}") })
+}
+
+fn is_ca(der: &[u8]) -> bool {
+    x509_parser::parse_x509_certificate(der)
+        .ok()
+        .and_then(|(_, c)| c.basic_constraints().ok().flatten().map(|b| b.value.ca))
+        .unwrap_or(false)
+}
+
+fn check_valid_at(der: &[u8], now: OffsetDateTime) -> Result<(), PkiError> {
+    let (_, c) = x509_parser::parse_x509_certificate(der).map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let t = x509_parser::time::ASN1Time::from_timestamp(now.unix_timestamp())
+        .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
+    let v = c.validity();
+    if t < v.not_before || t > v.not_after {
+        return Err(PkiError::Expired {
+            subject: c.subject().to_string(),
+            at: t.to_string(),
+            not_before: v.not_before.to_string(),
+            not_after: v.not_after.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// A warning when `cert_der` expires within `within` of `now` (or has expired).
+pub fn expiry_warning(cert_der: &[u8], now: OffsetDateTime, within: Duration) -> Option<String> {
+    let (_, c) = x509_parser::parse_x509_certificate(cert_der).ok()?;
+    let not_after = OffsetDateTime::from_unix_timestamp(c.validity().not_after.timestamp()).ok()?;
+    if not_after < now {
+        Some(format!("certificate {} expired on {not_after}; request a new one", c.subject()))
+    } else if not_after - now < within {
+        let days = (not_after - now).whole_days();
+        Some(format!("certificate {} expires on {not_after} (in {days} days); request a new one", c.subject()))
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,6 +716,32 @@ mod tests {
         let auth = ca.sign_csr(&csr::create(&key, &csr::Subject::Auth(server)).unwrap(), Usage::Auth).unwrap();
         let (_, parsed) = x509_parser::parse_x509_certificate(&auth).unwrap();
         assert_eq!(parsed.subject().to_string(), "C=JP, O=1001, CN=ss1");
+    }
+
+    #[test]
+    fn builds_chains_through_intermediates_and_warns_before_expiry() {
+        let root = DevCa::new("Root").unwrap();
+        let mid = root.new_intermediate("Intermediate").unwrap();
+        let leaf = mid.issue("leaf", "Org", Usage::Auth, &[]).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let chain = build_chain(&leaf.cert_der, &[mid.cert_der()], &[root.cert_der()], now).unwrap();
+        assert_eq!(chain.len(), 3);
+        assert_eq!(chain[2], root.cert_der());
+        // Without the intermediate, or under another root, there is no path.
+        assert!(build_chain(&leaf.cert_der, &[], &[root.cert_der()], now).is_err());
+        let other = DevCa::new("Other").unwrap();
+        assert!(build_chain(&leaf.cert_der, &[mid.cert_der()], &[other.cert_der()], now).is_err());
+        // A leaf certificate cannot stand in for an intermediate CA.
+        let fake = mid.issue("Intermediate", "Musubi dev CA", Usage::Auth, &[]).unwrap();
+        assert!(build_chain(&leaf.cert_der, &[&fake.cert_der], &[root.cert_der()], now).is_err());
+        // Expiry warnings.
+        assert!(expiry_warning(&leaf.cert_der, now, Duration::days(30)).is_none());
+        let soon = expiry_warning(&leaf.cert_der, now, Duration::days(400)).unwrap();
+        assert!(soon.contains("expires on"), "{soon}");
+        let old =
+            mid.issue_with_validity("old", "Org", Usage::Auth, &[], Duration::days(-10), Duration::days(-1)).unwrap();
+        assert!(expiry_warning(&old.cert_der, now, Duration::days(30)).unwrap().contains("expired"));
+        assert!(build_chain(&old.cert_der, &[mid.cert_der()], &[root.cert_der()], now).is_err());
     }
 
     #[test]

@@ -40,6 +40,9 @@ pub struct ApprovedCa {
     pub name: String,
     /// The CA certificate (PEM).
     pub cert: String,
+    /// Intermediate CA certificates under it (PEM), for certificate paths.
+    #[serde(default)]
+    pub intermediates: Vec<String>,
     /// Its OCSP responders, tried in order.
     #[serde(default)]
     pub ocsp: Vec<OcspResponder>,
@@ -253,6 +256,8 @@ pub struct Trust {
     pub ca_ders: Vec<Vec<u8>>,
     /// Per CA (same order as `ca_ders`): responder URLs and approved responder certificates.
     pub ocsp: Vec<(Vec<String>, Vec<Vec<u8>>)>,
+    /// Intermediate CAs with the index of the approved CA they belong to.
+    pub intermediates: Vec<(usize, Vec<u8>)>,
     /// Member → signing certificates (DER).
     pub signing_certs: HashMap<ClientId, Vec<Vec<u8>>>,
 }
@@ -265,8 +270,12 @@ impl Trust {
         };
         let mut ca_ders = Vec::new();
         let mut ocsp = Vec::new();
-        for ca in &conf.approved_cas {
+        let mut intermediates = Vec::new();
+        for (index, ca) in conf.approved_cas.iter().enumerate() {
             ca_ders.push(pem(&ca.cert, &format!("the certificate of CA {:?}", ca.name))?);
+            for i in &ca.intermediates {
+                intermediates.push((index, pem(i, &format!("an intermediate certificate of CA {:?}", ca.name))?));
+            }
             let urls = ca.ocsp.iter().map(|o| o.url.clone()).collect();
             let certs = ca
                 .ocsp
@@ -288,16 +297,30 @@ impl Trust {
                 .collect::<Result<Vec<_>, _>>()?;
             signing_certs.insert(m.id.member_id(), certs);
         }
-        Ok(Self { conf, ca_ders, ocsp, signing_certs })
+        Ok(Self { conf, ca_ders, ocsp, intermediates, signing_certs })
     }
 
-    /// The approved CA that issued `cert_der` (by signature), with its index.
+    /// The CA certificate that issued `cert_der` (an approved CA or one of its
+    /// intermediates, by signature), with the index of the approved CA.
     pub fn issuer_of(&self, cert_der: &[u8]) -> Option<(usize, &[u8])> {
         let now = time::OffsetDateTime::now_utc();
-        self.ca_ders.iter().enumerate().find_map(|(i, ca)| match musubi_pki::check_issued_by(cert_der, ca, now) {
-            Ok(()) | Err(musubi_pki::PkiError::Expired { .. }) => Some((i, ca.as_slice())),
-            Err(_) => None,
-        })
+        let signed = |ca: &[u8]| {
+            matches!(musubi_pki::check_issued_by(cert_der, ca, now), Ok(()) | Err(musubi_pki::PkiError::Expired { .. }))
+        };
+        self.ca_ders
+            .iter()
+            .enumerate()
+            .find(|(_, ca)| signed(ca))
+            .map(|(i, ca)| (i, ca.as_slice()))
+            .or_else(|| self.intermediates.iter().find(|(_, ca)| signed(ca)).map(|(i, ca)| (*i, ca.as_slice())))
+    }
+
+    /// Checks that `cert_der` has a valid path to an approved CA at `now`.
+    pub fn check_path(&self, cert_der: &[u8], extra: &[&[u8]], now: time::OffsetDateTime) -> Result<(), String> {
+        let anchors: Vec<&[u8]> = self.ca_ders.iter().map(Vec::as_slice).collect();
+        let mut intermediates: Vec<&[u8]> = self.intermediates.iter().map(|(_, d)| d.as_slice()).collect();
+        intermediates.extend_from_slice(extra);
+        musubi_pki::build_chain(cert_der, &intermediates, &anchors, now).map(|_| ()).map_err(|e| e.to_string())
     }
 
     /// The OCSP freshness limit.

@@ -118,9 +118,13 @@ impl OcspCache {
     }
 
     /// Fetches fresh responses for every own certificate; true when all succeeded.
+    /// Also warns about own certificates that expire within 30 days.
     pub(crate) async fn refresh(&self) -> bool {
         let mut all = true;
         for own in &self.own {
+            if let Some(w) = musubi_pki::expiry_warning(&own.der, OffsetDateTime::now_utc(), time::Duration::days(30)) {
+                warn!("{w}");
+            }
             match self.fetch_one(own).await {
                 Ok(v) => {
                     if v.status != Status::Good {

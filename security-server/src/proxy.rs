@@ -289,12 +289,12 @@ fn verify_transport(
         return Err((Code::INCORRECT_CERTIFICATE, format!("the signing certificate does not belong to {member}")));
     }
     let now = time::OffsetDateTime::now_utc();
-    if !state.trust.ca_ders.iter().any(|ca| musubi_pki::check_issued_by(&verified.certificate_der, ca, now).is_ok()) {
-        return Err((
+    state.trust.check_path(&verified.certificate_der, &[], now).map_err(|e| {
+        (
             Code::CERT_VALIDATION,
-            "the signing certificate is not valid or not issued by an approved CA".into(),
-        ));
-    }
+            format!("signing certificate {}: {e}", crate::ocsp::describe(&verified.certificate_der)),
+        )
+    })?;
     let embedded: Vec<&[u8]> = verified.ocsp_responses.iter().map(Vec::as_slice).collect();
     state.ocsp.check_peer(&verified.certificate_der, &embedded).map_err(|e| (Code::CERT_VALIDATION, e))?;
     Ok(msg)

@@ -48,10 +48,15 @@ fn tls13(
     rustls::crypto::verify_tls13_signature(message, cert, dss, &algorithms())
 }
 
-fn check_peer(trust: &Trust, cert: &CertificateDer<'_>, allowed: Option<&[String]>) -> Result<(), rustls::Error> {
+fn check_peer(
+    trust: &Trust,
+    cert: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    allowed: Option<&[String]>,
+) -> Result<(), rustls::Error> {
     let now = time::OffsetDateTime::now_utc();
-    let chained = trust.ca_ders.iter().any(|ca| musubi_pki::check_issued_by(cert, ca, now).is_ok());
-    if !chained {
+    let extra: Vec<&[u8]> = intermediates.iter().map(|c| c.as_ref()).collect();
+    if trust.check_path(cert, &extra, now).is_err() {
         return Err(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer));
     }
     let hash = musubi_pki::cert_hash(cert);
@@ -80,10 +85,10 @@ impl ClientCertVerifier for PeerClientVerifier {
     fn verify_client_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        check_peer(&self.trust, end_entity, None)?;
+        check_peer(&self.trust, end_entity, intermediates, None)?;
         Ok(ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -118,12 +123,12 @@ impl ServerCertVerifier for PeerServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        check_peer(&self.trust, end_entity, Some(&self.allowed))?;
+        check_peer(&self.trust, end_entity, intermediates, Some(&self.allowed))?;
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
