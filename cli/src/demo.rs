@@ -37,6 +37,8 @@ pub struct Options {
     pub ocsp_retry_secs: u64,
     /// How old an OCSP response may be (the global `ocspFreshnessSeconds`).
     pub ocsp_freshness_seconds: u64,
+    /// How often the servers look for a changed trust file or renewed certificates, seconds.
+    pub conf_check_secs: u64,
     /// Whether to start the provider information system.
     pub start_provider: bool,
     /// A change to the trust file before it is written (tests use it to make
@@ -52,6 +54,7 @@ impl Default for Options {
             ocsp_fetch_interval_secs: 1200,
             ocsp_retry_secs: 60,
             ocsp_freshness_seconds: 3600,
+            conf_check_secs: 10,
             start_provider: true,
             edit_global: None,
         }
@@ -273,6 +276,7 @@ impl Network {
                 state_dir: d.join("state"),
                 ocsp_fetch_interval_secs: opts.ocsp_fetch_interval_secs,
                 ocsp_retry_secs: opts.ocsp_retry_secs,
+                conf_check_secs: opts.conf_check_secs,
                 max_body_bytes: 32 * 1024 * 1024,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
 use serde::{Deserialize, Serialize};
@@ -189,6 +190,10 @@ pub struct ServerConf {
     /// How soon a failed OCSP fetch is retried, seconds.
     #[serde(default = "default_retry")]
     pub ocsp_retry_secs: u64,
+    /// How often the server looks for a changed trust file or renewed
+    /// certificates, seconds.
+    #[serde(default = "default_conf_check")]
+    pub conf_check_secs: u64,
     /// Largest request body accepted from an information system, bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -199,6 +204,10 @@ fn default_fetch_interval() -> u64 {
 }
 fn default_retry() -> u64 {
     60
+}
+
+fn default_conf_check() -> u64 {
+    10
 }
 
 fn default_max_body() -> usize {
@@ -245,6 +254,26 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfE
     }
     let text = std::fs::read_to_string(path).map_err(read_err)?;
     toml::from_str(&text).map_err(|error| ConfError::Parse { path: path.into(), error: Box::new(error) })
+}
+
+/// The current trust, replaced as a whole when the trust file changes; every
+/// check takes the trust that is current when it starts.
+#[derive(Debug, Clone)]
+pub struct SharedTrust(Arc<std::sync::RwLock<Arc<Trust>>>);
+
+impl SharedTrust {
+    /// Shares `trust`.
+    pub fn new(trust: Trust) -> Self {
+        Self(Arc::new(std::sync::RwLock::new(Arc::new(trust))))
+    }
+    /// The current trust.
+    pub fn get(&self) -> Arc<Trust> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    /// Replaces the trust.
+    pub fn replace(&self, trust: Trust) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(trust);
+    }
 }
 
 /// The trust file in a form fit for lookups.

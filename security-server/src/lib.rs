@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
 use tracing::{info, warn};
 
-use crate::conf::{ConfError, ServerConf, Trust};
+use crate::conf::{ConfError, ServerConf, SharedTrust, Trust};
 use crate::messagelog::MessageLog;
 use musubi_pki::token::{KeyRole, SoftToken, TokenOptions};
 
@@ -60,6 +60,7 @@ pub enum StartError {
 /// A running security server.
 pub struct Handle {
     state: Arc<proxy::State>,
+    conf_updates: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
     log: MessageLog,
@@ -83,6 +84,12 @@ impl Handle {
     /// The OCSP status of one of this server's certificates, as last fetched.
     pub fn own_ocsp_status(&self, cert_der: &[u8]) -> Option<musubi_pki::ocsp::Status> {
         self.state.ocsp.own_status(cert_der)
+    }
+
+    /// Changes each time the server has taken a changed trust file or
+    /// certificate into use.
+    pub fn conf_updates(&self) -> watch::Receiver<u64> {
+        self.conf_updates.subscribe()
     }
 
     /// Changes after every OCSP fetch round of this server.
@@ -120,9 +127,25 @@ fn read_pem(path: &std::path::Path, label: &str) -> Result<Vec<u8>, StartError> 
         .ok_or_else(|| StartError::Key(format!("{} holds no {label} PEM block", path.display())))
 }
 
-/// Starts a security server with `conf`.
-pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
-    let trust = Arc::new(Trust::new(conf::read_toml(&conf.global_conf)?)?);
+/// What this server proves itself with: its authentication certificate and
+/// key, its members' signing keys, all checked against the trust file.
+struct Identity {
+    auth_cert: CertificateDer<'static>,
+    auth_key: PrivateKeyDer<'static>,
+    signing_keys: HashMap<musubi_protocol::ClientId, musubi_pki::SigningKey>,
+}
+
+impl Identity {
+    fn own_certs(&self) -> Vec<Vec<u8>> {
+        let mut own = vec![self.auth_cert.to_vec()];
+        own.extend(self.signing_keys.values().map(|k| musubi_protocol::xades::Signer::certificate_der(k).to_vec()));
+        own
+    }
+}
+
+/// Reads the trust file and checks that it names this server.
+fn load_trust(conf: &ServerConf) -> Result<Trust, StartError> {
+    let trust = Trust::new(conf::read_toml(&conf.global_conf)?)?;
     if trust.server(&conf.server_id).is_none() {
         return Err(ConfError::Invalid(format!(
             "{} is not in the global configuration {}",
@@ -131,8 +154,24 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         ))
         .into());
     }
-    // The token: log in with the PIN, which unlocks the keys for this run.
-    let pin = read_pin(&conf)?;
+    for service in &conf.services {
+        if !trust.server(&conf.server_id).is_some_and(|s| s.hosts(service.id.provider())) {
+            return Err(ConfError::Invalid(format!(
+                "service {} belongs to {}, which this server does not host; \
+                 add the client to the server's clients in the global configuration",
+                service.id,
+                service.id.provider()
+            ))
+            .into());
+        }
+    }
+    Ok(trust)
+}
+
+/// Logs in to the token with the PIN and loads the keys of the configured
+/// certificates, refusing certificates the trust file does not register.
+async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, StartError> {
+    let pin = read_pin(conf)?;
     let token =
         SoftToken::open(&conf.token_dir, TokenOptions::default()).map_err(|e| StartError::Key(e.to_string()))?;
     token.login(&pin).await.map_err(|e| StartError::Key(format!("token {}: {e}", conf.token_dir.display())))?;
@@ -177,30 +216,12 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         ))
         .into());
     }
-    for service in &conf.services {
-        if !trust.server(&conf.server_id).is_some_and(|s| s.hosts(service.id.provider())) {
-            return Err(ConfError::Invalid(format!(
-                "service {} belongs to {}, which this server does not host; \
-                 add the client to the server's clients in the global configuration",
-                service.id,
-                service.id.provider()
-            ))
-            .into());
-        }
-    }
     let auth_id = key_for(&auth_cert, KeyRole::Auth)?;
     let auth_pkcs8 = token.private_key(&auth_id).map_err(|e| StartError::Key(e.to_string()))?;
     let auth_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(auth_pkcs8.to_vec()));
     token.logout();
-    let log = MessageLog::open(&conf.database).await?;
-    let tls_conf = tls::server_config(trust.clone(), auth_cert.clone(), auth_key.clone_key())
-        .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;
-
-    // OCSP: responses saved by an earlier run, then one fetch round before
-    // serving (bounded), then the fetcher keeps them fresh.
-    let mut own_certs = vec![auth_cert.to_vec()];
-    own_certs.extend(signing_keys.values().map(|k| musubi_protocol::xades::Signer::certificate_der(k).to_vec()));
-    for c in &own_certs {
+    let identity = Identity { auth_cert, auth_key, signing_keys };
+    for c in &identity.own_certs() {
         if trust.issuer_of(c).is_none() {
             return Err(ConfError::Invalid(format!(
                 "certificate {} is not issued by an approved CA of the global configuration",
@@ -209,6 +230,22 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
             .into());
         }
     }
+    Ok(identity)
+}
+
+/// Starts a security server with `conf`.
+pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
+    let trust = load_trust(&conf)?;
+    let identity = load_identity(&conf, &trust).await?;
+    let trust = SharedTrust::new(trust);
+    let log = MessageLog::open(&conf.database).await?;
+    let tls_conf = tls::server_config(trust.clone(), identity.auth_cert.clone(), identity.auth_key.clone_key())
+        .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;
+    let tls_conf = Arc::new(std::sync::RwLock::new(Arc::new(tls_conf)));
+
+    // OCSP: responses saved by an earlier run, then one fetch round before
+    // serving (bounded), then the fetcher keeps them fresh.
+    let own_certs = identity.own_certs();
     let ocsp_cache = Arc::new(
         ocsp::OcspCache::new(trust.clone(), own_certs, conf.state_dir.join("ocsp"))
             .map_err(|e| StartError::Key(format!("state folder {}: {e}", conf.state_dir.display())))?,
@@ -233,13 +270,13 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         cp.local_addr().map_err(|source| StartError::Bind { addr: conf.client_proxy_listen, source })?;
     let server_proxy_addr =
         sp.local_addr().map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
+    let conf_check = Duration::from_secs(conf.conf_check_secs.max(1));
     let state = Arc::new(proxy::State {
         conf,
         trust,
         log: log.clone(),
-        signing_keys,
-        auth_cert,
-        auth_key,
+        signing_keys: std::sync::RwLock::new(Arc::new(identity.signing_keys)),
+        auth: std::sync::RwLock::new(Arc::new((identity.auth_cert, identity.auth_key))),
         peers: Mutex::new(HashMap::new()),
         provider_client: Mutex::new(HashMap::new()),
         peer_tls: Mutex::new(HashMap::new()),
@@ -250,11 +287,13 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
-    tasks.spawn(serve_server_proxy(sp, state, Arc::new(tls_conf), rx.clone()));
+    let (conf_updates, _) = watch::channel(0u64);
+    tasks.spawn(watch_configuration(state.clone(), tls_conf.clone(), conf_check, conf_updates.clone(), rx.clone()));
+    tasks.spawn(serve_server_proxy(sp, state, tls_conf, rx.clone()));
     tasks.spawn(ocsp::serve_responses(ocsp_listener, ocsp_cache.clone(), rx.clone()));
     tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
-    Ok(Handle { state: stats_state, shutdown: tx, tasks, log, client_proxy_addr, server_proxy_addr })
+    Ok(Handle { conf_updates, state: stats_state, shutdown: tx, tasks, log, client_proxy_addr, server_proxy_addr })
 }
 
 /// Counters of a running server (Prometheus metrics come with the admin API).
@@ -309,10 +348,9 @@ async fn serve_client_proxy(listener: TcpListener, state: Arc<proxy::State>, mut
 async fn serve_server_proxy(
     listener: TcpListener,
     state: Arc<proxy::State>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();
     loop {
@@ -322,7 +360,8 @@ async fn serve_server_proxy(
                 let Ok((tcp, peer_addr)) = accepted else { continue };
                 let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
                 let state = state.clone();
-                let acceptor = acceptor.clone();
+                // The configuration current at accept time (the certificate may be renewed).
+                let acceptor = tokio_rustls::TlsAcceptor::from(tls.read().unwrap_or_else(|p| p.into_inner()).clone());
                 let mut stop = stop.clone();
                 conns.spawn(async move {
                     let _permit = permit;
@@ -374,5 +413,71 @@ where
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Takes a changed trust file or renewed certificates into use without a
+/// restart: checked every `every`; a configuration that does not check out is
+/// logged and the running one kept.
+async fn watch_configuration(
+    state: Arc<proxy::State>,
+    tls: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
+    every: Duration,
+    updates: watch::Sender<u64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let stamp = |conf: &ServerConf| {
+        let mut files =
+            vec![modified(&conf.global_conf), modified(&conf.auth_cert), modified(&conf.token_dir.join("token.toml"))];
+        files.extend(conf.signing_keys.iter().map(|k| modified(&k.cert)));
+        files
+    };
+    let mut last = stamp(&state.conf);
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            _ = tokio::time::sleep(every) => {}
+        }
+        let now = stamp(&state.conf);
+        if now == last {
+            continue;
+        }
+        last = now;
+        let loaded = async {
+            let trust = load_trust(&state.conf)?;
+            let identity = load_identity(&state.conf, &trust).await?;
+            Ok::<_, StartError>((trust, identity))
+        }
+        .await;
+        let (trust, identity) = match loaded {
+            Ok(x) => x,
+            Err(e) => {
+                warn!("changed configuration not taken into use, the running one stays: {e}");
+                continue;
+            }
+        };
+        let config =
+            match tls::server_config(state.trust.clone(), identity.auth_cert.clone(), identity.auth_key.clone_key()) {
+                Ok(c) => c,
+                Err(e) => {
+                    warn!("renewed authentication certificate not usable: {e}");
+                    continue;
+                }
+            };
+        state.trust.replace(trust);
+        state.ocsp.set_own(identity.own_certs());
+        *state.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new((identity.auth_cert, identity.auth_key));
+        *state.signing_keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identity.signing_keys);
+        *tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        // Connections and TLS settings made under the old trust are not reused.
+        state.peers.lock().await.clear();
+        state.peer_tls.lock().await.clear();
+        state.ocsp.refresh().await;
+        info!("configuration reloaded: trust file and certificates taken into use");
+        updates.send_modify(|n| *n += 1);
     }
 }

@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::conf::Trust;
+use crate::conf::{SharedTrust, Trust};
 
 /// Lowercase hex SHA-1 of a certificate: how X-Road names certificates on 5577.
 pub(crate) fn cert_sha1(der: &[u8]) -> String {
@@ -71,8 +71,8 @@ struct Own {
 
 /// OCSP responses of this server's certificates and of its peers'.
 pub(crate) struct OcspCache {
-    trust: Arc<Trust>,
-    own: Vec<Own>,
+    trust: SharedTrust,
+    own: RwLock<Vec<Arc<Own>>>,
     own_responses: RwLock<HashMap<String, (Vec<u8>, VerifiedOcsp)>>,
     peers: RwLock<HashMap<String, (Vec<u8>, VerifiedOcsp)>>,
     dir: PathBuf,
@@ -81,9 +81,9 @@ pub(crate) struct OcspCache {
 
 impl OcspCache {
     /// A cache for `own` certificates, persisted in `dir`.
-    pub(crate) fn new(trust: Arc<Trust>, own: Vec<Vec<u8>>, dir: PathBuf) -> std::io::Result<Self> {
+    pub(crate) fn new(trust: SharedTrust, own: Vec<Vec<u8>>, dir: PathBuf) -> std::io::Result<Self> {
         std::fs::create_dir_all(&dir)?;
-        let own = own.into_iter().map(|der| Own { sha1: cert_sha1(&der), der }).collect();
+        let own = RwLock::new(own.into_iter().map(|der| Arc::new(Own { sha1: cert_sha1(&der), der })).collect());
         let (updated, _) = watch::channel(0);
         Ok(Self {
             trust,
@@ -95,10 +95,22 @@ impl OcspCache {
         })
     }
 
+    /// Replaces the list of own certificates (after a certificate was renewed)
+    /// and forgets what was learnt about peers under the old trust.
+    pub(crate) fn set_own(&self, own: Vec<Vec<u8>>) {
+        *self.own.write().unwrap_or_else(|p| p.into_inner()) =
+            own.into_iter().map(|der| Arc::new(Own { sha1: cert_sha1(&der), der })).collect();
+        self.peers.write().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    fn own_list(&self) -> Vec<Arc<Own>> {
+        self.own.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     /// Loads responses saved by an earlier run that still verify.
     pub(crate) fn load_saved(&self) {
         let now = OffsetDateTime::now_utc();
-        for own in &self.own {
+        for own in &self.own_list() {
             let path = self.dir.join(format!("{}.der", own.sha1));
             let Ok(bytes) = std::fs::read(&path) else { continue };
             match self.verify_own(own, &bytes, now) {
@@ -111,9 +123,10 @@ impl OcspCache {
     }
 
     fn verify_own(&self, own: &Own, bytes: &[u8], now: OffsetDateTime) -> Result<VerifiedOcsp, String> {
-        let (index, ca) = self.trust.issuer_of(&own.der).ok_or("not issued by an approved CA")?;
-        let approved: Vec<&[u8]> = self.trust.ocsp[index].1.iter().map(Vec::as_slice).collect();
-        ocsp::verify_response_with_responders(bytes, &own.der, ca, &approved, now, self.trust.ocsp_freshness())
+        let trust = self.trust.get();
+        let (index, ca) = trust.issuer_of(&own.der).ok_or("not issued by an approved CA")?;
+        let approved: Vec<&[u8]> = trust.ocsp[index].1.iter().map(Vec::as_slice).collect();
+        ocsp::verify_response_with_responders(bytes, &own.der, ca, &approved, now, trust.ocsp_freshness())
             .map_err(|e| e.to_string())
     }
 
@@ -121,7 +134,7 @@ impl OcspCache {
     /// Also warns about own certificates that expire within 30 days.
     pub(crate) async fn refresh(&self) -> bool {
         let mut all = true;
-        for own in &self.own {
+        for own in &self.own_list() {
             if let Some(w) = musubi_pki::expiry_warning(&own.der, OffsetDateTime::now_utc(), time::Duration::days(30)) {
                 warn!("{w}");
             }
@@ -142,9 +155,10 @@ impl OcspCache {
     }
 
     async fn fetch_one(&self, own: &Own) -> Result<VerifiedOcsp, String> {
-        let (index, ca) = self.trust.issuer_of(&own.der).ok_or("not issued by an approved CA")?;
+        let trust = self.trust.get();
+        let (index, ca) = trust.issuer_of(&own.der).ok_or("not issued by an approved CA")?;
         let request = ocsp::build_request(&own.der, ca).map_err(|e| e.to_string())?;
-        let urls = &self.trust.ocsp[index].0;
+        let urls = &trust.ocsp[index].0;
         if urls.is_empty() {
             return Err("the CA has no OCSP responder in the global configuration".into());
         }
@@ -192,7 +206,7 @@ impl OcspCache {
         if v.status != Status::Good {
             return Err(format!("this server's certificate {} is {}", describe(der), status_text(&v.status)));
         }
-        let fresh = v.this_update >= now - time::Duration::seconds(self.trust.conf.ocsp_freshness_seconds as i64)
+        let fresh = v.this_update >= now - time::Duration::seconds(self.trust.get().conf.ocsp_freshness_seconds as i64)
             && v.next_update.is_none_or(|n| n >= now);
         if !fresh {
             return Err(format!(
@@ -219,7 +233,7 @@ impl OcspCache {
     pub(crate) fn peer_cached(&self, der: &[u8]) -> bool {
         let now = OffsetDateTime::now_utc();
         let map = self.peers.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&cert_sha1(der)).is_some_and(|(bytes, _)| check_response(&self.trust, der, &[bytes], now).is_ok())
+        map.get(&cert_sha1(der)).is_some_and(|(bytes, _)| check_response(&self.trust.get(), der, &[bytes], now).is_ok())
     }
 
     /// Checks `responses` for a peer's certificate and caches a good one.
@@ -227,7 +241,7 @@ impl OcspCache {
         let now = OffsetDateTime::now_utc();
         let mut last = format!("no OCSP response for certificate {}", describe(der));
         for r in responses {
-            match check_response(&self.trust, der, &[r], now) {
+            match check_response(&self.trust.get(), der, &[r], now) {
                 Ok(v) => {
                     self.peers.write().unwrap_or_else(|p| p.into_inner()).insert(cert_sha1(der), (r.to_vec(), v));
                     return Ok(());

@@ -26,17 +26,17 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
-use crate::conf::{SecurityServer, ServerConf, Trust};
+use crate::conf::{SecurityServer, ServerConf, SharedTrust};
 use crate::messagelog::{MessageLog, Record, Side};
 
 /// Shared state of both proxies.
 pub(crate) struct State {
     pub(crate) conf: ServerConf,
-    pub(crate) trust: Arc<Trust>,
+    pub(crate) trust: SharedTrust,
     pub(crate) log: MessageLog,
-    pub(crate) signing_keys: HashMap<ClientId, SigningKey>,
-    pub(crate) auth_cert: CertificateDer<'static>,
-    pub(crate) auth_key: PrivateKeyDer<'static>,
+    pub(crate) signing_keys: std::sync::RwLock<Arc<HashMap<ClientId, SigningKey>>>,
+    /// The authentication certificate and key (replaced when the certificate is renewed).
+    pub(crate) auth: std::sync::RwLock<Arc<(CertificateDer<'static>, PrivateKeyDer<'static>)>>,
     /// Pooled connections to peer servers, with the peer's certificate.
     pub(crate) peers: Pool<Arc<Vec<u8>>>,
     /// Pooled connections to providers.
@@ -48,6 +48,18 @@ pub(crate) struct State {
 }
 
 type Resp = Response<Full<Bytes>>;
+
+impl State {
+    /// The current signing keys of hosted members.
+    pub(crate) fn signing_keys(&self) -> Arc<HashMap<ClientId, SigningKey>> {
+        self.signing_keys.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// The current authentication certificate and key.
+    pub(crate) fn auth(&self) -> Arc<(CertificateDer<'static>, PrivateKeyDer<'static>)> {
+        self.auth.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
 
 fn fault_response(fault: &Fault) -> Resp {
     soap_fault_bytes(Bytes::from(fault.to_xml()))
@@ -148,8 +160,8 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     let h = msg.header().clone();
     let qid = h.id.clone();
     let err = |f: Fault| (qid.clone(), f);
-    let me = state
-        .trust
+    let trust = state.trust.get();
+    let me = trust
         .server(&state.conf.server_id)
         .ok_or_else(|| err(Code::INTERNAL_ERROR.client_proxy("this server is not in the global configuration")))?;
     if !me.hosts(&h.client) {
@@ -157,11 +169,12 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
             Code::UNKNOWN_MEMBER.client_proxy(format!("client {} is not registered on this security server", h.client))
         ));
     }
-    let key = state.signing_keys.get(&h.client.member_id()).ok_or_else(|| {
+    let keys = state.signing_keys();
+    let key = keys.get(&h.client.member_id()).ok_or_else(|| {
         err(Code::UNKNOWN_MEMBER.client_proxy(format!("no signing key for member {}", h.client.member_id())))
     })?;
     let provider = h.service.provider().clone();
-    let mut targets: Vec<&SecurityServer> = state.trust.servers_hosting(&provider).collect();
+    let mut targets: Vec<&SecurityServer> = trust.servers_hosting(&provider).collect();
     if let Some(ss) = &h.security_server {
         targets.retain(|s| &s.id == ss);
     }
@@ -170,7 +183,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     })?;
 
     // This server's own certificates must have fresh good OCSP responses.
-    let auth_ocsp = state.ocsp.own_good(&state.auth_cert).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
+    let auth_ocsp = state.ocsp.own_good(&state.auth().0).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
     let sign_ocsp =
         state.ocsp.own_good(key.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
 
@@ -284,12 +297,12 @@ fn verify_transport(
     let verified = xades::verify(sig, &data).map_err(|e| (e.code, e.message))?;
     let member = signer.member_id();
     let registered =
-        state.trust.signing_certs.get(&member).is_some_and(|certs| certs.contains(&verified.certificate_der));
+        state.trust.get().signing_certs.get(&member).is_some_and(|certs| certs.contains(&verified.certificate_der));
     if !registered {
         return Err((Code::INCORRECT_CERTIFICATE, format!("the signing certificate does not belong to {member}")));
     }
     let now = time::OffsetDateTime::now_utc();
-    state.trust.check_path(&verified.certificate_der, &[], now).map_err(|e| {
+    state.trust.get().check_path(&verified.certificate_der, &[], now).map_err(|e| {
         (
             Code::CERT_VALIDATION,
             format!("signing certificate {}: {e}", crate::ocsp::describe(&verified.certificate_der)),
@@ -383,11 +396,12 @@ async fn peer_tls_config(state: &State, target: &SecurityServer) -> Result<Arc<r
     if let Some(c) = cache.get(&target.proxy_address()) {
         return Ok(c.clone());
     }
+    let auth = state.auth();
     let config = crate::tls::client_config(
         state.trust.clone(),
         target.auth_cert_hashes.clone(),
-        state.auth_cert.clone(),
-        state.auth_key.clone_key(),
+        auth.0.clone(),
+        auth.1.clone_key(),
     )
     .map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.to_string()))?;
     let config = Arc::new(config);
@@ -480,10 +494,11 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     let qid = h.id.clone();
     let err = |f: Fault| (qid.clone(), f);
     // This server must itself hold a good authentication certificate.
-    state.ocsp.own_good(&state.auth_cert).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
+    state.ocsp.own_good(&state.auth().0).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
     // The sending server must host the client it speaks for, and its
     // authentication certificate must have a fresh good OCSP response.
-    let peer = state.trust.server_by_auth_hash(&musubi_pki::cert_hash(peer_cert));
+    let trust = state.trust.get();
+    let peer = trust.server_by_auth_hash(&musubi_pki::cert_hash(peer_cert));
     if !peer.is_some_and(|p| p.hosts(&h.client)) {
         return Err(err(Code::SSL_AUTHENTICATION_FAILED
             .server_proxy(format!("client {} is not hosted by the security server that sent the request", h.client))));
@@ -493,7 +508,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         return Err(err(Code::MISSING_SIGNATURE.server_proxy("the request is not signed")));
     }
     verify_transport(state, &tm, &h.client, Direction::Request).map_err(|(code, m)| err(code.server_proxy(m)))?;
-    if !state.trust.knows_client(&h.client) {
+    if !trust.knows_client(&h.client) {
         return Err(err(
             Code::UNKNOWN_MEMBER.server_proxy(format!("client {} is not a member of the network", h.client))
         ));
@@ -552,7 +567,8 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         Ok(Soap::Message(m)) => m,
         _ => return Err(err(Code::INTERNAL_ERROR.server_proxy("cannot insert requestHash"))),
     };
-    let key = state.signing_keys.get(&h.service.provider().member_id()).ok_or_else(|| {
+    let keys = state.signing_keys();
+    let key = keys.get(&h.service.provider().member_id()).ok_or_else(|| {
         err(Code::CANNOT_CREATE_SIGNATURE
             .server_proxy(format!("no signing key for {}", h.service.provider().member_id())))
     })?;

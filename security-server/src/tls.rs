@@ -11,7 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::{DigitallySignedStruct, DistinguishedName, SignatureScheme};
 
-use crate::conf::Trust;
+use crate::conf::{SharedTrust, Trust};
 
 /// ring with the suites Musubi speaks on 5500: TLS 1.3 between Musubi nodes,
 /// and for X-Road peers TLS 1.2 with ECDHE and AES-256-GCM only (X-Road's default
@@ -75,7 +75,7 @@ fn check_peer(
 /// certificate of some security server.
 #[derive(Debug)]
 struct PeerClientVerifier {
-    trust: Arc<Trust>,
+    trust: SharedTrust,
 }
 
 impl ClientCertVerifier for PeerClientVerifier {
@@ -88,7 +88,7 @@ impl ClientCertVerifier for PeerClientVerifier {
         intermediates: &[CertificateDer<'_>],
         _now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        check_peer(&self.trust, end_entity, intermediates, None)?;
+        check_peer(&self.trust.get(), end_entity, intermediates, None)?;
         Ok(ClientCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -115,7 +115,7 @@ impl ClientCertVerifier for PeerClientVerifier {
 /// Accepts a server only if its certificate is one of `allowed` hashes.
 #[derive(Debug)]
 struct PeerServerVerifier {
-    trust: Arc<Trust>,
+    trust: SharedTrust,
     allowed: Vec<String>,
 }
 
@@ -128,7 +128,7 @@ impl ServerCertVerifier for PeerServerVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        check_peer(&self.trust, end_entity, intermediates, Some(&self.allowed))?;
+        check_peer(&self.trust.get(), end_entity, intermediates, Some(&self.allowed))?;
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -154,7 +154,7 @@ impl ServerCertVerifier for PeerServerVerifier {
 
 /// The server side of 5500.
 pub(crate) fn server_config(
-    trust: Arc<Trust>,
+    trust: SharedTrust,
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, rustls::Error> {
@@ -166,7 +166,7 @@ pub(crate) fn server_config(
 
 /// The client side of 5500 towards a server whose auth certificate hashes are `allowed`.
 pub(crate) fn client_config(
-    trust: Arc<Trust>,
+    trust: SharedTrust,
     allowed: Vec<String>,
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,

@@ -4,6 +4,7 @@ use musubi::demo::{example_request, ids};
 use musubi_protocol::xades::sha512_b64;
 
 use musubi::demo::Options;
+use musubi_pki::token::{KeyAlgorithm, KeyRole, SoftToken, TokenOptions};
 
 use crate::{conformance_query, http, network, network_with};
 
@@ -350,8 +351,9 @@ async fn until_ocsp(handle: &musubi_security_server::Handle, done: impl Fn() -> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn revoking_the_provider_authentication_certificate_stops_the_exchange() {
-    let net = network_with("revoke", 21, Options { ocsp_fetch_interval_secs: 1, ..Options::default() }).await;
+async fn revoking_the_provider_authentication_certificate_stops_the_exchange_and_reissuing_restores_it() {
+    let opts = Options { ocsp_fetch_interval_secs: 1, conf_check_secs: 1, ..Options::default() };
+    let net = network_with("revoke", 21, opts).await;
     let (_, _, service, _) = ids();
     let cp = net.consumer.client_proxy_addr;
     let reply = http(cp, "POST", XML, example_request(&service, "it-before").into_bytes()).await;
@@ -371,6 +373,36 @@ async fn revoking_the_provider_authentication_certificate_stops_the_exchange() {
         reply.body
     );
     assert!(net.provider.message_log().find("it-after").await.unwrap().is_empty(), "nothing is forwarded");
+
+    // Re-issuing restores traffic, without restarting anything: the provider's
+    // operator replaces the key and certificate in its token, the trust file
+    // registers the new certificate, and both servers take them into use.
+    let dir = net.facts.request_file.parent().unwrap().join("provider");
+    let pin = std::fs::read_to_string(dir.join("pin")).unwrap();
+    let token = SoftToken::open(&dir.join("token"), TokenOptions::default()).unwrap();
+    token.login(&pin).await.unwrap();
+    let old = token.list().into_iter().find(|k| k.role == KeyRole::Auth).unwrap();
+    token.delete(&old.id).unwrap();
+    let new = token.generate(KeyRole::Auth, "renewed", KeyAlgorithm::EcdsaP256).unwrap();
+    let key = token.private_key(&new.id).unwrap();
+    let server = musubi_protocol::SecurityServerId::new(ids().1.member_id(), "ss-provider").unwrap();
+    let request = musubi_pki::csr::create(&key, &musubi_pki::csr::Subject::Auth(server)).unwrap();
+    let cert = net.ca.sign_csr(&request, musubi_pki::Usage::Auth).unwrap();
+    std::fs::write(dir.join("auth.pem"), musubi_pki::pem("CERTIFICATE", &cert)).unwrap();
+    let global_path = dir.parent().unwrap().join("global-conf.toml");
+    let mut global: musubi_security_server::conf::GlobalConf =
+        musubi_security_server::conf::read_toml(&global_path).unwrap();
+    global.security_servers[1].auth_cert_hashes = vec![musubi_pki::cert_hash(&cert)];
+    let (mut consumer_updates, mut provider_updates) = (net.consumer.conf_updates(), net.provider.conf_updates());
+    std::fs::write(&global_path, toml::to_string_pretty(&global).unwrap()).unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        consumer_updates.changed().await.unwrap();
+        provider_updates.changed().await.unwrap();
+    })
+    .await
+    .expect("both servers took the new trust file into use");
+    let reply = http(cp, "POST", XML, example_request(&service, "it-reissued").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
     net.shutdown().await;
 }
 
