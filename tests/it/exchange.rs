@@ -463,3 +463,20 @@ async fn a_wrong_token_pin_keeps_the_server_from_starting() {
     std::fs::write(&pin_file, right).unwrap();
     musubi_security_server::start(conf).await.unwrap().shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_needs_no_ocsp_responder_while_saved_responses_are_fresh() {
+    let net = network("restart", 24, true).await;
+    let dir = net.facts.request_file.parent().unwrap().to_owned();
+    let auth = net.consumer_auth.cert_der.clone();
+    net.shutdown().await; // stops the OCSP responder too
+    let conf: musubi_security_server::conf::ServerConf =
+        musubi_security_server::conf::read_toml(&dir.join("consumer").join("security-server.toml")).unwrap();
+    let handle = musubi_security_server::start(conf).await.unwrap();
+    assert_eq!(
+        handle.own_ocsp_status(&auth),
+        Some(musubi_pki::ocsp::Status::Good),
+        "the saved response is used while the responder is down"
+    );
+    handle.shutdown().await;
+}
