@@ -65,6 +65,42 @@ pub struct KeyInfo {
     pub public_key: String,
 }
 
+/// Where a certificate is in its life (X-Road's certificate states).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertStatus {
+    /// Imported, not yet registered at the central server.
+    Saved,
+    /// A registration request was sent.
+    RegistrationInProgress,
+    /// Registered in the global configuration.
+    Registered,
+    /// A deletion request was sent.
+    DeletionInProgress,
+}
+
+/// A certificate held in the token for one of its keys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CertInfo {
+    /// SHA-256 of the certificate, hex (as in the trust file).
+    pub hash: String,
+    /// The key it certifies.
+    pub key_id: String,
+    /// The certificate, base64 DER.
+    pub cert: String,
+    /// Registration state.
+    pub status: CertStatus,
+    /// Whether the certificate is in use (active) or disabled by the operator.
+    pub active: bool,
+}
+
+impl CertInfo {
+    /// The certificate, DER.
+    pub fn der(&self) -> Vec<u8> {
+        B64.decode(&self.cert).unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Meta {
@@ -72,6 +108,8 @@ struct Meta {
     pin_check: String,
     #[serde(default)]
     keys: Vec<KeyInfo>,
+    #[serde(default)]
+    certs: Vec<CertInfo>,
 }
 
 /// Token errors. None of them carries key material.
@@ -114,6 +152,25 @@ pub enum TokenError {
         path: PathBuf,
         /// The error.
         error: std::io::Error,
+    },
+    /// No key of the token matches the certificate.
+    #[error("no key in the token matches certificate {0}; import a certificate issued for one of the token's keys")]
+    NoKeyForCertificate(String),
+    /// The certificate is already in the token.
+    #[error("certificate {0} is already in the token")]
+    CertificateExists(String),
+    /// No certificate with that hash.
+    #[error("no certificate {0} in the token")]
+    NoSuchCertificate(String),
+    /// A certificate state change that X-Road does not allow.
+    #[error("certificate {hash} cannot go from {from:?} to {to:?}")]
+    BadTransition {
+        /// The certificate.
+        hash: String,
+        /// Its state.
+        from: CertStatus,
+        /// The requested state.
+        to: CertStatus,
     },
     /// Key generation or encryption failed.
     #[error("key operation failed: {0}")]
@@ -177,7 +234,7 @@ impl SoftToken {
         }
         std::fs::create_dir_all(dir.join("keys")).map_err(io(dir))?;
         let check = encrypt(CHECK_PLAINTEXT, pin, options.scrypt_log_n)?;
-        let meta = Meta { version: 1, pin_check: B64.encode(check), keys: Vec::new() };
+        let meta = Meta { version: 1, pin_check: B64.encode(check), keys: Vec::new(), certs: Vec::new() };
         let token = Self {
             dir: dir.to_owned(),
             options,
@@ -301,12 +358,90 @@ impl SoftToken {
         Ok(info)
     }
 
+    /// Imports a certificate issued for one of the token's keys (state
+    /// `saved`, active). The certificate must certify the key's public key.
+    pub fn import_certificate(&self, cert_der: &[u8]) -> Result<CertInfo, TokenError> {
+        let spki = x509_parser::parse_x509_certificate(cert_der)
+            .map(|(_, c)| B64.encode(c.public_key().raw))
+            .map_err(|e| TokenError::Crypto(format!("certificate does not parse: {e}")))?;
+        let hash = crate::cert_hash(cert_der);
+        let mut meta = lock(&self.meta);
+        let key = meta
+            .keys
+            .iter()
+            .find(|k| k.public_key == spki)
+            .ok_or_else(|| TokenError::NoKeyForCertificate(hash.clone()))?;
+        if meta.certs.iter().any(|c| c.hash == hash) {
+            return Err(TokenError::CertificateExists(hash));
+        }
+        let info = CertInfo {
+            hash,
+            key_id: key.id.clone(),
+            cert: B64.encode(cert_der),
+            status: CertStatus::Saved,
+            active: true,
+        };
+        meta.certs.push(info.clone());
+        drop(meta);
+        self.save_meta()?;
+        Ok(info)
+    }
+
+    /// The token's certificates.
+    pub fn certificates(&self) -> Vec<CertInfo> {
+        lock(&self.meta).certs.clone()
+    }
+
+    /// Moves a certificate to `to`, along X-Road's path: saved → registration
+    /// in progress → registered → deletion in progress (and back to saved
+    /// when a request is refused).
+    pub fn set_status(&self, hash: &str, to: CertStatus) -> Result<(), TokenError> {
+        use CertStatus::*;
+        {
+            let mut meta = lock(&self.meta);
+            let cert = meta
+                .certs
+                .iter_mut()
+                .find(|c| c.hash == hash)
+                .ok_or_else(|| TokenError::NoSuchCertificate(hash.into()))?;
+            let allowed = matches!(
+                (cert.status, to),
+                (Saved, RegistrationInProgress)
+                    | (RegistrationInProgress, Registered)
+                    | (RegistrationInProgress, Saved)
+                    | (Registered, DeletionInProgress)
+                    | (DeletionInProgress, Saved)
+                    | (Saved, Registered)
+            );
+            if !allowed {
+                return Err(TokenError::BadTransition { hash: hash.into(), from: cert.status, to });
+            }
+            cert.status = to;
+        }
+        self.save_meta()
+    }
+
+    /// Activates or disables a certificate.
+    pub fn set_active(&self, hash: &str, active: bool) -> Result<(), TokenError> {
+        {
+            let mut meta = lock(&self.meta);
+            let cert = meta
+                .certs
+                .iter_mut()
+                .find(|c| c.hash == hash)
+                .ok_or_else(|| TokenError::NoSuchCertificate(hash.into()))?;
+            cert.active = active;
+        }
+        self.save_meta()
+    }
+
     /// Deletes a key (its encrypted file too).
     pub fn delete(&self, id: &str) -> Result<(), TokenError> {
         let removed = {
             let mut meta = lock(&self.meta);
             let before = meta.keys.len();
             meta.keys.retain(|k| k.id != id);
+            meta.certs.retain(|c| c.key_id != id);
             meta.keys.len() != before
         };
         if !removed {

@@ -117,3 +117,39 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test]
+async fn certificates_are_imported_for_their_key_and_follow_x_road_states() {
+    use musubi_pki::token::CertStatus;
+    let dir = scratch("certs");
+    let token = SoftToken::init(&dir, "123456", OPTS).unwrap();
+    let key = token.generate(KeyRole::Sign, "k", KeyAlgorithm::EcdsaP256).unwrap();
+    let ca = DevCa::new("States CA").unwrap();
+    let member = ClientId::member("JP", "GOV", "1001").unwrap();
+    let pkcs8 = token.private_key(&key.id).unwrap();
+    let cert = ca.sign_csr(&csr::create(&pkcs8, &csr::Subject::Sign(member)).unwrap(), Usage::Sign).unwrap();
+    let info = token.import_certificate(&cert).unwrap();
+    assert_eq!((info.status, info.active, info.key_id.as_str()), (CertStatus::Saved, true, key.id.as_str()));
+    assert!(matches!(token.import_certificate(&cert), Err(TokenError::CertificateExists(_))));
+    // A certificate for a key the token does not hold is refused.
+    let foreign = ca.issue("x", "Org", Usage::Sign, &[]).unwrap();
+    assert!(matches!(token.import_certificate(&foreign.cert_der), Err(TokenError::NoKeyForCertificate(_))));
+    // States: saved → registration in progress → registered; not registered → saved.
+    assert!(matches!(
+        token.set_status(&info.hash, CertStatus::DeletionInProgress),
+        Err(TokenError::BadTransition { .. })
+    ));
+    token.set_status(&info.hash, CertStatus::RegistrationInProgress).unwrap();
+    token.set_status(&info.hash, CertStatus::Registered).unwrap();
+    token.set_active(&info.hash, false).unwrap();
+    // Kept across a reopen.
+    drop(token);
+    let token = SoftToken::open(&dir, OPTS).unwrap();
+    let certs = token.certificates();
+    assert_eq!(certs.len(), 1);
+    assert_eq!((certs[0].status, certs[0].active), (CertStatus::Registered, false));
+    assert_eq!(certs[0].der(), cert);
+    // Deleting the key deletes its certificates.
+    token.delete(&key.id).unwrap();
+    assert!(token.certificates().is_empty());
+}
