@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
-use musubi_pki::token::{KeyAlgorithm, KeyRole, SoftToken, TokenOptions};
+use musubi_pki::token::{CertStatus, KeyAlgorithm, KeyRole, SoftToken, TokenOptions};
 use musubi_pki::{DevCa, Issued, Usage, csr};
 use musubi_protocol::soap::{self, Direction, Limits, Soap};
 use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
@@ -80,6 +80,8 @@ pub struct Facts {
     pub provider_url: String,
     /// The dev CA's OCSP responder.
     pub ocsp_responder_url: String,
+    /// The dev time-stamping authority (RFC 3161 over HTTP).
+    pub tsa_url: String,
     /// Message log databases of both servers.
     pub message_logs: [PathBuf; 2],
 }
@@ -102,6 +104,7 @@ pub struct Network {
     pub facts: Facts,
     provider_stop: watch::Sender<bool>,
     ocsp_stop: watch::Sender<bool>,
+    tsa_stop: watch::Sender<bool>,
 }
 
 /// Identifiers used by the demo.
@@ -148,6 +151,9 @@ fn enroll(token: &SoftToken, ca: &DevCa, subject: csr::Subject, role: KeyRole) -
     let request = csr::create(&key, &subject)?;
     let cert = ca.sign_csr(&request, usage)?;
     csr::matches_key(&cert, &key)?;
+    // Imported into the token; the demo's trust file registers it at once.
+    let imported = token.import_certificate(&cert)?;
+    token.set_status(&imported.hash, CertStatus::Registered)?;
     Ok(Issued { cert_der: cert, key_pkcs8: key.to_vec() })
 }
 
@@ -176,6 +182,10 @@ impl Network {
                 .await
                 .with_context(|| format!("cannot start the OCSP responder on {}:8888", opts.pki_ip))?;
         let ocsp_responder_url = format!("http://{ocsp_addr}/");
+        let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Musubi Demo TSA")?);
+        let (tsa_addr, tsa_stop) = musubi_pki::http::start_tsa(tsa, SocketAddr::new(opts.pki_ip.into(), 8899))
+            .await
+            .with_context(|| format!("cannot start the time-stamping authority on {}:8899", opts.pki_ip))?;
         // Every certificate the way an operator gets one: a key generated on the
         // server, a CSR, the CA's answer, and the import check.
         let token_a = new_token(&dir.join("consumer"))?;
@@ -307,6 +317,7 @@ impl Network {
             provider_server_proxy: provider_handle.server_proxy_addr.to_string(),
             provider_url,
             ocsp_responder_url,
+            tsa_url: format!("http://{tsa_addr}/"),
             message_logs: logs,
         };
         write(&dir.join("demo.json"), &serde_json::to_string_pretty(&facts)?)?;
@@ -320,6 +331,7 @@ impl Network {
             facts,
             provider_stop,
             ocsp_stop,
+            tsa_stop,
         })
     }
 
@@ -348,6 +360,7 @@ impl Network {
         self.consumer.shutdown().await;
         self.provider.shutdown().await;
         let _ = self.ocsp_stop.send(true);
+        let _ = self.tsa_stop.send(true);
     }
 }
 

@@ -57,6 +57,7 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
     );
     println!("  provider information system  {}", f.provider_url);
     println!("  dev CA OCSP responder        {} (live OCSP: every certificate is checked)", f.ocsp_responder_url);
+    println!("  dev time-stamping authority  {}", f.tsa_url);
     println!("  certificates: keys generated on each server, CSRs signed by the dev CA, imported");
     println!("  client   {}", f.client);
     println!("  service  {}", f.service);

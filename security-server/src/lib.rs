@@ -216,6 +216,13 @@ async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, Sta
         ))
         .into());
     }
+    // A certificate the operator disabled in the token is not used.
+    let disabled: Vec<String> = token.certificates().into_iter().filter(|c| !c.active).map(|c| c.hash).collect();
+    let mut in_use: Vec<&[u8]> = vec![&auth_cert];
+    in_use.extend(signing_keys.values().map(musubi_protocol::xades::Signer::certificate_der));
+    if let Some(c) = in_use.iter().find(|c| disabled.contains(&musubi_pki::cert_hash(c))) {
+        return Err(StartError::Key(format!("certificate {} is disabled in the token", ocsp::describe(c))));
+    }
     let auth_id = key_for(&auth_cert, KeyRole::Auth)?;
     let auth_pkcs8 = token.private_key(&auth_id).map_err(|e| StartError::Key(e.to_string()))?;
     let auth_key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(auth_pkcs8.to_vec()));

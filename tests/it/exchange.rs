@@ -451,6 +451,7 @@ async fn an_ocsp_outage_stops_traffic_when_responses_go_stale_and_traffic_resume
 async fn a_wrong_token_pin_keeps_the_server_from_starting() {
     let net = network("pin", 23, false).await;
     let dir = net.facts.request_file.parent().unwrap().to_owned();
+    let net_auth = net.consumer_auth.cert_der.clone();
     net.shutdown().await;
     let conf_path = dir.join("consumer").join("security-server.toml");
     let conf: musubi_security_server::conf::ServerConf = musubi_security_server::conf::read_toml(&conf_path).unwrap();
@@ -459,8 +460,17 @@ async fn a_wrong_token_pin_keeps_the_server_from_starting() {
     std::fs::write(&pin_file, "not-the-pin").unwrap();
     let Err(e) = musubi_security_server::start(conf.clone()).await else { panic!("started with a wrong PIN") };
     assert!(e.to_string().contains("wrong PIN"), "{e}");
-    // With the right PIN the same configuration starts (and is shut down again).
-    std::fs::write(&pin_file, right).unwrap();
+    // A certificate the operator disabled in the token is not used.
+    std::fs::write(&pin_file, &right).unwrap();
+    let token = SoftToken::open(&conf.token_dir, TokenOptions::default()).unwrap();
+    let auth = musubi_pki::cert_hash(&net_auth);
+    token.set_active(&auth, false).unwrap();
+    let Err(e) = musubi_security_server::start(conf.clone()).await else {
+        panic!("started with a disabled certificate")
+    };
+    assert!(e.to_string().contains("disabled"), "{e}");
+    // With the right PIN and the certificate active again, the same configuration starts.
+    token.set_active(&auth, true).unwrap();
     musubi_security_server::start(conf).await.unwrap().shutdown().await;
 }
 
