@@ -149,16 +149,12 @@ impl DevCa {
     /// A new CA named `common_name`.
     pub fn new(common_name: &str) -> Result<Self, PkiError> {
         let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(common_name, "Musubi dev CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(3650);
-        let cert = params.self_signed(&key)?;
-        let cert_der = cert.der().to_vec();
+        let params = ca_params(common_name, 3650);
+        let cert_der = params.self_signed(&key)?.der().to_vec();
+        Self::from_parts(params, key, cert_der)
+    }
+
+    fn from_parts(params: CertificateParams, key: KeyPair, cert_der: Vec<u8>) -> Result<Self, PkiError> {
         let rng = SystemRandom::new();
         let ocsp_key =
             EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
@@ -171,31 +167,19 @@ impl DevCa {
         &self.cert_der
     }
 
-    /// An intermediate CA whose certificate this CA signs.
-    pub fn new_intermediate(&self, common_name: &str) -> Result<DevCa, PkiError> {
-        let key = KeyPair::generate()?;
-        let mut params = CertificateParams::default();
-        params.distinguished_name = dn(common_name, "Musubi dev CA");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages =
-            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
-        let now = OffsetDateTime::now_utc();
-        params.not_before = now - Duration::hours(1);
-        params.not_after = now + Duration::days(1825);
-        let cert = params.signed_by(&key, &self.issuer)?;
-        let cert_der = cert.der().to_vec();
-        self.record(&cert_der);
-        let rng = SystemRandom::new();
-        let ocsp_key =
-            EcdsaKeyPair::from_pkcs8(&ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING, &key.serialize_der(), &rng)
-                .map_err(|e| PkiError::BadKey(e.to_string()))?;
-        Ok(Self { issuer: Issuer::new(params, key), cert_der, ocsp_key, rng, issued: Default::default() })
-    }
-
     /// The CA's private key as PKCS#8 PEM, for handing the dev CA to another
     /// tool (the OpenSSL interop tests). Dev CA only: its key is no secret.
     pub fn key_pem(&self) -> String {
         pem("PRIVATE KEY", &self.issuer.key().serialize_der())
+    }
+
+    /// An intermediate CA whose certificate this CA signs.
+    pub fn new_intermediate(&self, common_name: &str) -> Result<DevCa, PkiError> {
+        let key = KeyPair::generate()?;
+        let params = ca_params(common_name, 1825);
+        let cert_der = params.signed_by(&key, &self.issuer)?.der().to_vec();
+        self.record(&cert_der);
+        Self::from_parts(params, key, cert_der)
     }
 
     /// Issues a certificate for `common_name` of `organization`, with the
@@ -345,6 +329,18 @@ impl ocsp::ResponderKey for DevCa {
     fn sign_ecdsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, String> {
         self.ocsp_key.sign(&self.rng, data).map(|s| s.as_ref().to_vec()).map_err(|e| e.to_string())
     }
+}
+
+/// Parameters of a dev CA certificate valid for `days` from an hour ago.
+fn ca_params(common_name: &str, days: i64) -> CertificateParams {
+    let mut params = CertificateParams::default();
+    params.distinguished_name = dn(common_name, "Musubi dev CA");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - Duration::hours(1);
+    params.not_after = now + Duration::days(days);
+    params
 }
 
 fn apply_usage(params: &mut CertificateParams, usage: Usage) {

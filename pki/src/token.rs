@@ -397,13 +397,7 @@ impl SoftToken {
     /// when a request is refused).
     pub fn set_status(&self, hash: &str, to: CertStatus) -> Result<(), TokenError> {
         use CertStatus::*;
-        {
-            let mut meta = lock(&self.meta);
-            let cert = meta
-                .certs
-                .iter_mut()
-                .find(|c| c.hash == hash)
-                .ok_or_else(|| TokenError::NoSuchCertificate(hash.into()))?;
+        self.update_cert(hash, |cert| {
             let allowed = matches!(
                 (cert.status, to),
                 (Saved, RegistrationInProgress)
@@ -417,12 +411,23 @@ impl SoftToken {
                 return Err(TokenError::BadTransition { hash: hash.into(), from: cert.status, to });
             }
             cert.status = to;
-        }
-        self.save_meta()
+            Ok(())
+        })
     }
 
     /// Activates or disables a certificate.
     pub fn set_active(&self, hash: &str, active: bool) -> Result<(), TokenError> {
+        self.update_cert(hash, |cert| {
+            cert.active = active;
+            Ok(())
+        })
+    }
+
+    fn update_cert(
+        &self,
+        hash: &str,
+        change: impl FnOnce(&mut CertInfo) -> Result<(), TokenError>,
+    ) -> Result<(), TokenError> {
         {
             let mut meta = lock(&self.meta);
             let cert = meta
@@ -430,7 +435,7 @@ impl SoftToken {
                 .iter_mut()
                 .find(|c| c.hash == hash)
                 .ok_or_else(|| TokenError::NoSuchCertificate(hash.into()))?;
-            cert.active = active;
+            change(cert)?;
         }
         self.save_meta()
     }
