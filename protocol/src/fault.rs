@@ -57,6 +57,10 @@ impl Code {
     pub const UNKNOWN_MEMBER: Code = Code("unknown_member");
     pub const UNKNOWN_HOST: Code = Code("unknown_host");
     pub const MAINTENANCE_MODE: Code = Code("maintenance_mode");
+    pub const MALFORMED_HASH_CHAIN: Code = Code("malformed_hash_chain");
+    pub const INVALID_HASH_CHAIN: Code = Code("invalid_hash_chain");
+    pub const INVALID_HASH_CHAIN_REF: Code = Code("invalid_hash_chain_ref");
+    pub const HASHCHAIN_UNUSED_INPUTS: Code = Code("hashchain_unused_inputs");
 }
 
 impl Code {

@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod fault;
+pub mod hashchain;
 pub mod identifiers;
 pub mod mime;
 pub mod package;

@@ -282,3 +282,70 @@ fn x_road_signatures_verify_as_x_road_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// X-Road's hash-chain vectors (README §3.3, `HashChainVerifierTest`).
+#[test]
+fn x_road_hash_chains_verify_as_x_road_says() {
+    use musubi_protocol::hashchain::{self, Input};
+    let Some(dir) = conformance_dir() else { return };
+    let hc = dir.join("../../hashchain/common-message");
+    let read = |f: &str| std::fs::read(hc.join(f)).unwrap();
+    const SHA256: &str = "http://www.w3.org/2001/04/xmlenc#sha256";
+    let sha256 = |b: &[u8]| ring::digest::digest(&ring::digest::SHA256, b).as_ref().to_vec();
+    let code = |r: Result<(), hashchain::HashChainError>| match r {
+        Ok(()) => "ok".to_owned(),
+        Err(e) => e.code.0.to_owned(),
+    };
+    let files = |chain: &'static str, chain2: Option<&'static str>, message: Option<&'static str>| {
+        let hc = hc.clone();
+        move |uri: &str| -> Option<Vec<u8>> {
+            let file = match uri {
+                "/hashchain.xml" => chain,
+                "/hashchain2.xml" => chain2?,
+                "/message.xml" => message?,
+                _ => return None,
+            };
+            std::fs::read(hc.join(file)).ok()
+        }
+    };
+
+    // verifier 1: simpleCorrect, simpleAttachedInput, unused inputs, wrong input digest.
+    let result = read("hc-verifier1-hashchainresult.xml");
+    let resolve = files("hc-verifier1-hashchain.xml", None, Some("hc-verifier1-message.xml"));
+    let msg = Input { uri: "/message.xml", digest: None };
+    assert_eq!(code(hashchain::verify(&result, &resolve, std::slice::from_ref(&msg))), "ok");
+    let attached = Input { uri: "/message.xml", digest: Some((SHA256, sha256(b"two"))) };
+    let chain_only = files("hc-verifier1-hashchain.xml", None, None);
+    assert_eq!(code(hashchain::verify(&result, &chain_only, &[attached])), "ok");
+    let extra = [msg.clone(), Input { uri: "/unused1", digest: None }, Input { uri: "/unused2", digest: None }];
+    assert_eq!(code(hashchain::verify(&result, &resolve, &extra)), "hashchain_unused_inputs");
+    let wrong = Input { uri: "/message.xml", digest: Some((SHA256, sha256(&read("hc-verifier1-hashchain.xml")))) };
+    assert_eq!(code(hashchain::verify(&result, &resolve, &[wrong])), "invalid_hash_chain");
+
+    // verifier 4: a step in a second chain document.
+    let result = read("hc-verifier4-hashchainresult.xml");
+    let resolve =
+        files("hc-verifier4-hashchain1.xml", Some("hc-verifier4-hashchain2.xml"), Some("hc-verifier4-message.xml"));
+    assert_eq!(code(hashchain::verify(&result, &resolve, std::slice::from_ref(&msg))), "ok");
+
+    // verifier 2: four inputs given as digests; attachments not resolvable.
+    let result = read("hc-verifier2-hashchainresult.xml");
+    let resolve = files("hc-verifier2-hashchain.xml", None, None);
+    let inputs: Vec<Input<'_>> =
+        [("/message.xml", 0x0b), ("/attachment1", 0x0c), ("/attachment2", 0x0d), ("/attachment3", 0x0e)]
+            .into_iter()
+            .map(|(uri, b)| Input { uri, digest: Some((SHA256, vec![b])) })
+            .collect();
+    assert_eq!(code(hashchain::verify(&result, &resolve, &inputs)), "ok");
+    assert_eq!(code(hashchain::verify(&result, &resolve, &inputs[..1])), "ok");
+
+    // verifier 3: a DataRef with a C14N transform; without it the digest is wrong.
+    let result = read("hc-verifier3-hashchainresult.xml");
+    let resolve = files("hc-verifier3-hashchain.xml", None, Some("hc-verifier3-message.xml"));
+    assert_eq!(code(hashchain::verify(&result, &resolve, std::slice::from_ref(&msg))), "ok");
+    let resolve = files("hc-verifier3-hashchain-invalid.xml", None, Some("hc-verifier3-message.xml"));
+    assert_eq!(code(hashchain::verify(&result, &resolve, std::slice::from_ref(&msg))), "invalid_hash_chain_ref");
+    // verifier 5: not valid under hashchain.xsd.
+    let resolve = files("hc-verifier5-hashchain-invalid-schema.xml", None, Some("hc-verifier3-message.xml"));
+    assert_eq!(code(hashchain::verify(&result, &resolve, std::slice::from_ref(&msg))), "malformed_hash_chain");
+}
