@@ -565,6 +565,33 @@ mod tests {
     }
 
     #[test]
+    fn batch_signatures_cover_each_message_through_its_hash_chain() {
+        let ca = DevCa::new("Test CA").unwrap();
+        let key = key_for(&ca);
+        let bodies: Vec<Vec<u8>> = (0..5).map(|i| format!("<m>{i}</m>").into_bytes()).collect();
+        let messages: Vec<Vec<DataPart<'_>>> = bodies
+            .iter()
+            .map(|b| vec![DataPart { uri: "/message.xml", bytes: b }, DataPart { uri: "/attachment1", bytes: b"att" }])
+            .collect();
+        let shares = xades::sign_batch(&key, &messages, "2026-11-24T10:00:00Z", Some(b"ocsp")).unwrap();
+        assert_eq!(shares.len(), 5);
+        assert!(shares.iter().all(|s| s.signature == shares[0].signature), "one signature for the batch");
+        for (share, parts) in shares.iter().zip(&messages) {
+            let v = xades::verify_batch(&share.signature, &share.hash_chain_result, &share.hash_chain, parts).unwrap();
+            assert_eq!(v.certificate_der, key.certificate_der());
+            assert_eq!(v.ocsp_responses, [b"ocsp".to_vec()]);
+        }
+        // A message does not verify through another message's chain.
+        let wrong = xades::verify_batch(
+            &shares[0].signature,
+            &shares[0].hash_chain_result,
+            &shares[1].hash_chain,
+            &messages[0],
+        );
+        assert_eq!(wrong.unwrap_err().code, musubi_protocol::Code::INVALID_HASH_CHAIN);
+    }
+
+    #[test]
     fn rejects_changed_message_and_changed_signed_properties() {
         let ca = DevCa::new("Test CA").unwrap();
         let key = key_for(&ca);

@@ -331,9 +331,10 @@ pub struct Batch {
 }
 
 /// Builds hash chains over `inputs` (each a list of (data URI, SHA-512 digest)):
-/// a binary tree whose leaves hold each input's `DataRef`s. Every chain
-/// verifies with [`verify`] against the result and its own input.
-pub fn build(inputs: &[Vec<(String, Vec<u8>)>]) -> Result<Batch, HashChainError> {
+/// a binary tree whose leaves hold each input's `DataRef`s. Every chain is
+/// served as `chain_uri` (X-Road: `/sig-hashchain.xml` for batch signatures)
+/// and verifies with [`verify`] against the result and its own input.
+pub fn build(inputs: &[Vec<(String, Vec<u8>)>], chain_uri: &str) -> Result<Batch, HashChainError> {
     if inputs.is_empty() {
         return Err(malformed("a hash chain needs at least one input"));
     }
@@ -371,8 +372,9 @@ pub fn build(inputs: &[Vec<(String, Vec<u8>)>]) -> Result<Batch, HashChainError>
     let root = level.into_iter().next().map(|(v, _)| v).unwrap_or_default();
     let result = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><hc:HashChainResult xmlns:hc=\"{HASHCHAIN_NS}\" \
-xmlns:ds=\"{DS_NS}\" URI=\"/hashchain.xml#STEP0\"><ds:DigestMethod Algorithm=\"{SHA512_URI}\"/>\
+xmlns:ds=\"{DS_NS}\" URI=\"{}#STEP0\"><ds:DigestMethod Algorithm=\"{SHA512_URI}\"/>\
 <ds:DigestValue>{}</ds:DigestValue></hc:HashChainResult>",
+        crate::fault::escape_text(chain_uri),
         B64.encode(h(&root))
     )
     .into_bytes();
@@ -433,7 +435,7 @@ mod tests {
     fn built_chains_verify_for_every_input_and_no_other() {
         for n in [1, 2, 3, 5, 8, 13] {
             let ins = inputs(n);
-            let batch = build(&ins).unwrap();
+            let batch = build(&ins, "/hashchain.xml").unwrap();
             for (i, parts) in ins.iter().enumerate() {
                 let chain = batch.chains[i].clone();
                 let resolve = move |uri: &str| (uri == "/hashchain.xml").then(|| chain.clone());
@@ -449,6 +451,6 @@ mod tests {
                 }
             }
         }
-        assert!(build(&[]).is_err());
+        assert!(build(&[], "/hashchain.xml").is_err());
     }
 }

@@ -364,3 +364,73 @@ pub fn verify_raw(cert_der: &[u8], alg: &str, data: &[u8], sig: &[u8]) -> Result
     };
     ring::signature::UnparsedPublicKey::new(algorithm, spki).verify(data, sig).map_err(|_| "bad signature".to_owned())
 }
+
+/// The URI under which a batch signature covers the hash chain result.
+pub const BATCH_RESULT_URI: &str = "/sig-hashchainresult.xml";
+/// The URI of each message's hash chain in a batch.
+pub const BATCH_CHAIN_URI: &str = "/sig-hashchain.xml";
+
+/// One message's share of a batch signature.
+#[derive(Debug, Clone)]
+pub struct BatchShare {
+    /// The signature, the same for the whole batch.
+    pub signature: Vec<u8>,
+    /// The hash chain result the signature covers, the same for the whole batch.
+    pub hash_chain_result: Vec<u8>,
+    /// This message's hash chain.
+    pub hash_chain: Vec<u8>,
+}
+
+/// Signs several messages with one signature (X-Road's batch signature): the
+/// signature covers a hash chain result, and each message gets the hash
+/// chain that links its parts to it.
+pub fn sign_batch(
+    signer: &dyn Signer,
+    messages: &[Vec<DataPart<'_>>],
+    signing_time: &str,
+    ocsp: Option<&[u8]>,
+) -> Result<Vec<BatchShare>, SignatureError> {
+    let inputs: Vec<Vec<(String, Vec<u8>)>> = messages
+        .iter()
+        .map(|parts| {
+            parts
+                .iter()
+                .map(|p| (p.uri.to_owned(), digest::digest(&digest::SHA512, p.bytes).as_ref().to_vec()))
+                .collect()
+        })
+        .collect();
+    let batch = crate::hashchain::build(&inputs, BATCH_CHAIN_URI).map_err(|e| malformed(e.message))?;
+    let signature =
+        sign_with_ocsp(signer, &[DataPart { uri: BATCH_RESULT_URI, bytes: &batch.result }], signing_time, ocsp)?;
+    Ok(batch
+        .chains
+        .into_iter()
+        .map(|hash_chain| BatchShare {
+            signature: signature.clone(),
+            hash_chain_result: batch.result.clone(),
+            hash_chain,
+        })
+        .collect())
+}
+
+/// Verifies a batch signature over `parts`: the signature over the hash chain
+/// result, then the hash chain from the parts to that result.
+pub fn verify_batch(
+    signature_xml: &[u8],
+    hash_chain_result: &[u8],
+    hash_chain: &[u8],
+    parts: &[DataPart<'_>],
+) -> Result<VerifiedSignature, SignatureError> {
+    let verified = verify(signature_xml, &[DataPart { uri: BATCH_RESULT_URI, bytes: hash_chain_result }])?;
+    let inputs: Vec<crate::hashchain::Input<'_>> = parts
+        .iter()
+        .map(|p| crate::hashchain::Input {
+            uri: p.uri,
+            digest: Some((SHA512, digest::digest(&digest::SHA512, p.bytes).as_ref().to_vec())),
+        })
+        .collect();
+    let resolve = |uri: &str| (uri == BATCH_CHAIN_URI).then(|| hash_chain.to_vec());
+    crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
+        .map_err(|e| SignatureError { code: e.code, message: e.message })?;
+    Ok(verified)
+}

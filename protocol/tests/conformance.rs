@@ -281,6 +281,17 @@ fn x_road_signatures_verify_as_x_road_says() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+
+    // batch-sig: one signature over a hash chain result; message-1 and the
+    // attachment "blaah" reach it through hash-chain-1.
+    let result = read("globalconf-impl/hash-chain-result.xml");
+    let chain = read("globalconf-impl/hash-chain-1.xml");
+    let msg1 = read("globalconf-impl/message-1.xml");
+    let batch = read("globalconf-impl/batch-sig.xml");
+    let parts = [DataPart { uri: "/message.xml", bytes: &msg1 }, DataPart { uri: "/attachment1", bytes: b"blaah" }];
+    xades::verify_batch(&batch, &result, &chain, &parts).unwrap();
+    let other = [DataPart { uri: "/message.xml", bytes: &msg1 }, DataPart { uri: "/attachment1", bytes: b"other" }];
+    assert_eq!(xades::verify_batch(&batch, &result, &chain, &other).unwrap_err().code.0, "invalid_hash_chain");
 }
 
 /// X-Road's hash-chain vectors (README §3.3, `HashChainVerifierTest`).
