@@ -32,6 +32,8 @@ pub struct TransportMessage<'a> {
     pub attachments: Vec<Part<'a>>,
     /// The signature XML, if present.
     pub signature: Option<&'a [u8]>,
+    /// For a batch signature: the hash chain result and this message's hash chain.
+    pub hash_chain: Option<(&'a [u8], &'a [u8])>,
     /// A SOAP fault sent in place of the signature.
     pub fault: Option<&'a [u8]>,
 }
@@ -50,6 +52,11 @@ fn terr(code: Code, message: impl Into<String>) -> TransportError {
     TransportError { code, message: message.into() }
 }
 
+/// Content type of a batch signature's hash chain result part.
+pub const HASH_CHAIN_RESULT_CT: &str = "application/hash-chain-result";
+/// Content type of a batch signature's hash chain part.
+pub const HASH_CHAIN_CT: &str = "application/hash-chain";
+
 /// Encodes a transport message; returns the body and its content type.
 pub fn encode(
     boundary: &str,
@@ -58,6 +65,20 @@ pub fn encode(
     soap: &[u8],
     attachments: &[Part<'_>],
     signature: &[u8],
+) -> (Vec<u8>, String) {
+    encode_signed(boundary, ocsp, soap_headers, soap, attachments, signature, None)
+}
+
+/// Like [`encode`]; with a batch signature, `batch` is (hash chain result,
+/// hash chain), sent before the signature as PR-MESSTRANSP §3.1 lists them.
+pub fn encode_signed(
+    boundary: &str,
+    ocsp: &[&[u8]],
+    soap_headers: &[(&str, &str)],
+    soap: &[u8],
+    attachments: &[Part<'_>],
+    signature: &[u8],
+    batch: Option<(&[u8], &[u8])>,
 ) -> (Vec<u8>, String) {
     let mut w = MultipartWriter::new(boundary);
     for o in ocsp {
@@ -76,6 +97,10 @@ pub fn encode(
         }
         let ct = format!("multipart/mixed; boundary={inner_boundary}");
         w.part(&[("Content-Type", &ct)], &inner.finish());
+    }
+    if let Some((result, chain)) = batch {
+        w.part(&[("Content-Type", HASH_CHAIN_RESULT_CT)], result);
+        w.part(&[("Content-Type", HASH_CHAIN_CT)], chain);
     }
     w.part(&[("Content-Type", SIGNATURE_CT)], signature);
     (w.finish(), format!("multipart/mixed; charset=UTF-8; boundary={boundary}"))
@@ -107,9 +132,11 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
         soap: &[],
         attachments: Vec::new(),
         signature: None,
+        hash_chain: None,
         fault: None,
     };
     let mut have_soap = false;
+    let mut result: Option<&[u8]> = None;
     let n = mp.parts.len();
     for (i, part) in mp.parts.into_iter().enumerate() {
         let pct = part.content_type().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
@@ -133,7 +160,16 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
                     .map_err(|e| terr(Code::INVALID_MESSAGE, format!("attachments: {e}")))?;
                 msg.attachments = inner.parts;
             }
-            SIGNATURE_CT if have_soap => msg.signature = Some(part.body),
+            HASH_CHAIN_RESULT_CT if have_soap && result.is_none() => result = Some(part.body),
+            HASH_CHAIN_CT if result.is_some() && msg.hash_chain.is_none() => {
+                msg.hash_chain = result.map(|r| (r, part.body));
+            }
+            SIGNATURE_CT if have_soap => {
+                if result.is_some() && msg.hash_chain.is_none() {
+                    return Err(terr(Code::MALFORMED_HASH_CHAIN, "a hash chain result without its hash chain"));
+                }
+                msg.signature = Some(part.body);
+            }
             other => {
                 return Err(terr(
                     Code::INVALID_CONTENT_TYPE,
@@ -176,6 +212,10 @@ mod tests {
         assert_eq!(m.attachments, att);
         assert_eq!(m.signature, Some(b"<sig/>".as_slice()));
         assert_eq!(part_uris(2), ["/message.xml", "/attachment1", "/attachment2"]);
+        assert_eq!(m.hash_chain, None);
+        let (body, ct) = encode_signed("b2", &[], &[], b"<soap/>", &[], b"<sig/>", Some((b"<r/>", b"<c/>")));
+        let m = decode(&ct, &body).unwrap();
+        assert_eq!(m.hash_chain, Some((b"<r/>".as_slice(), b"<c/>".as_slice())));
     }
 
     #[test]

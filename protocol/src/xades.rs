@@ -110,6 +110,19 @@ pub fn sign_with_ocsp(
     signing_time: &str,
     ocsp: Option<&[u8]>,
 ) -> Result<Vec<u8>, SignatureError> {
+    let digests: Vec<(&str, Vec<u8>)> =
+        parts.iter().map(|p| (p.uri, digest::digest(&digest::SHA512, p.bytes).as_ref().to_vec())).collect();
+    sign_digests(signer, &digests, signing_time, ocsp)
+}
+
+/// Like [`sign_with_ocsp`] over parts given as (URI, SHA-512 digest), so a
+/// signer can be handed digests instead of whole messages.
+pub fn sign_digests(
+    signer: &dyn Signer,
+    parts: &[(&str, Vec<u8>)],
+    signing_time: &str,
+    ocsp: Option<&[u8]>,
+) -> Result<Vec<u8>, SignatureError> {
     let cert = signer.certificate_der();
     let unsigned = match ocsp {
         Some(der) => format!(
@@ -133,12 +146,12 @@ pub fn sign_with_ocsp(
     );
     let build = |sp_digest: &str, sig_value: &str| {
         let mut refs = String::new();
-        for (i, p) in parts.iter().enumerate() {
+        for (i, (uri, d)) in parts.iter().enumerate() {
             refs.push_str(&format!(
                 "<ds:Reference Id=\"ref-{i}\" URI=\"{uri}\"><ds:DigestMethod Algorithm=\"{SHA512}\"></ds:DigestMethod>\
 <ds:DigestValue>{d}</ds:DigestValue></ds:Reference>",
-                uri = escape_text(p.uri),
-                d = sha512_b64(p.bytes)
+                uri = escape_text(uri),
+                d = B64.encode(d)
             ));
         }
         format!(
@@ -399,7 +412,17 @@ pub fn sign_batch(
                 .collect()
         })
         .collect();
-    let batch = crate::hashchain::build(&inputs, BATCH_CHAIN_URI).map_err(|e| malformed(e.message))?;
+    sign_batch_digests(signer, &inputs, signing_time, ocsp)
+}
+
+/// Like [`sign_batch`] over messages given as (URI, SHA-512 digest) lists.
+pub fn sign_batch_digests(
+    signer: &dyn Signer,
+    inputs: &[Vec<(String, Vec<u8>)>],
+    signing_time: &str,
+    ocsp: Option<&[u8]>,
+) -> Result<Vec<BatchShare>, SignatureError> {
+    let batch = crate::hashchain::build(inputs, BATCH_CHAIN_URI).map_err(|e| malformed(e.message))?;
     let signature =
         sign_with_ocsp(signer, &[DataPart { uri: BATCH_RESULT_URI, bytes: &batch.result }], signing_time, ocsp)?;
     Ok(batch

@@ -15,6 +15,7 @@ pub mod conf;
 pub mod messagelog;
 mod ocsp;
 mod proxy;
+mod signer;
 mod tls;
 
 use std::collections::HashMap;
@@ -141,6 +142,16 @@ impl Identity {
         own.extend(self.signing_keys.values().map(|k| musubi_protocol::xades::Signer::certificate_der(k).to_vec()));
         own
     }
+}
+
+/// One signing task per key.
+fn start_signers(keys: HashMap<musubi_protocol::ClientId, musubi_pki::SigningKey>) -> proxy::Signers {
+    keys.into_iter()
+        .map(|(member, key)| {
+            let key = Arc::new(key);
+            (member, (key.clone(), signer::BatchSigner::start(key)))
+        })
+        .collect()
 }
 
 /// Reads the trust file and checks that it names this server.
@@ -282,7 +293,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         conf,
         trust,
         log: log.clone(),
-        signing_keys: std::sync::RwLock::new(Arc::new(identity.signing_keys)),
+        signing_keys: std::sync::RwLock::new(Arc::new(start_signers(identity.signing_keys))),
         auth: std::sync::RwLock::new(Arc::new((identity.auth_cert, identity.auth_key))),
         peers: Mutex::new(HashMap::new()),
         provider_client: Mutex::new(HashMap::new()),
@@ -478,7 +489,7 @@ async fn watch_configuration(
         state.trust.replace(trust);
         state.ocsp.set_own(identity.own_certs());
         *state.auth.write().unwrap_or_else(|p| p.into_inner()) = Arc::new((identity.auth_cert, identity.auth_key));
-        *state.signing_keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(identity.signing_keys);
+        *state.signing_keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(start_signers(identity.signing_keys));
         *tls.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
         // Connections and TLS settings made under the old trust are not reused.
         state.peers.lock().await.clear();

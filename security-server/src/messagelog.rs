@@ -34,6 +34,8 @@ pub struct Record<'a> {
     pub message: &'a [u8],
     /// The signature XML.
     pub signature: &'a [u8],
+    /// For a batch signature: the hash chain result and the message's hash chain.
+    pub hash_chain: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// The message log store.
@@ -60,8 +62,8 @@ impl MessageLog {
         let now =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         sqlx::query(
-            "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
+             hash_chain_result, hash_chain, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(r.query_id)
         .bind(r.client)
@@ -73,6 +75,8 @@ impl MessageLog {
         .bind(if r.response { "response" } else { "request" })
         .bind(r.message)
         .bind(r.signature)
+        .bind(r.hash_chain.map(|(result, _)| result))
+        .bind(r.hash_chain.map(|(_, chain)| chain))
         .bind(now)
         .execute(&self.pool)
         .await?;

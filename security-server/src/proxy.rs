@@ -34,7 +34,8 @@ pub(crate) struct State {
     pub(crate) conf: ServerConf,
     pub(crate) trust: SharedTrust,
     pub(crate) log: MessageLog,
-    pub(crate) signing_keys: std::sync::RwLock<Arc<HashMap<ClientId, SigningKey>>>,
+    /// Signing keys of hosted members, each with its (batch) signer task.
+    pub(crate) signing_keys: std::sync::RwLock<Arc<Signers>>,
     /// The authentication certificate and key (replaced when the certificate is renewed).
     pub(crate) auth: std::sync::RwLock<Arc<(CertificateDer<'static>, PrivateKeyDer<'static>)>>,
     /// Pooled connections to peer servers, with the peer's certificate.
@@ -49,9 +50,12 @@ pub(crate) struct State {
 
 type Resp = Response<Full<Bytes>>;
 
+/// Each hosted member's signing key with its signing task.
+pub(crate) type Signers = HashMap<ClientId, (Arc<SigningKey>, crate::signer::BatchSigner)>;
+
 impl State {
     /// The current signing keys of hosted members.
-    pub(crate) fn signing_keys(&self) -> Arc<HashMap<ClientId, SigningKey>> {
+    pub(crate) fn signing_keys(&self) -> Arc<Signers> {
         self.signing_keys.read().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -78,10 +82,6 @@ fn is_sha512(algorithm: &str) -> bool {
     algorithm == soap::SHA512_URI || algorithm.eq_ignore_ascii_case("SHA-512")
 }
 
-fn now_xsd() -> String {
-    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
-}
-
 fn random_hex(n: usize) -> String {
     let mut b = vec![0u8; n];
     // A boundary or request id, not a secret: failure to get randomness is not fatal.
@@ -104,6 +104,14 @@ fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), String> 
 
 async fn read_body(body: Incoming, max: usize) -> Result<Bytes, String> {
     Limited::new(body, max).collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string())
+}
+
+/// (URI, SHA-512 digest) of each part, what the signer needs.
+fn digests(parts: &[DataPart<'_>]) -> Vec<(String, Vec<u8>)> {
+    parts
+        .iter()
+        .map(|p| (p.uri.to_owned(), ring::digest::digest(&ring::digest::SHA512, p.bytes).as_ref().to_vec()))
+        .collect()
 }
 
 fn parts_of<'a>(soap: &'a [u8], attachments: &'a [Part<'a>], uris: &'a [String]) -> Vec<DataPart<'a>> {
@@ -185,23 +193,28 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     // This server's own certificates must have fresh good OCSP responses.
     let auth_ocsp = state.ocsp.own_good(&state.auth().0).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
     let sign_ocsp =
-        state.ocsp.own_good(key.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
+        state.ocsp.own_good(key.0.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
 
-    // Sign the SOAP part and the attachments, log, send.
+    // Sign the SOAP part and the attachments (alone, or in a batch with other
+    // messages waiting for the same key), log, send.
     let uris = transport::part_uris(pkg.attachments.len());
-    let data = parts_of(pkg.soap_bytes, &pkg.attachments, &uris);
-    let signature = xades::sign_with_ocsp(key, &data, &now_xsd(), Some(&sign_ocsp))
+    let signed = key
+        .1
+        .sign(digests(&parts_of(pkg.soap_bytes, &pkg.attachments, &uris)), Some(sign_ocsp))
+        .await
         .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.client_proxy(e.message)))?;
-    log(state, &h.id, msg, Side::Client, false, &signature)
+    let batch = signed.batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice()));
+    log(state, &h.id, msg, Side::Client, false, &signed.signature, batch)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
-    let (body, ct) = transport::encode(
+    let (body, ct) = transport::encode_signed(
         &random_hex(12),
         &[&auth_ocsp],
         &pkg.soap_headers,
         pkg.soap_bytes,
         &pkg.attachments,
-        &signature,
+        &signed.signature,
+        batch,
     );
     let mut out = Request::post(format!("https://{}/", target.proxy_address()))
         .header(header::CONTENT_TYPE, ct)
@@ -248,7 +261,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
             ));
         }
     }
-    log(state, &h.id, &resp_msg, Side::Client, true, tm.signature.unwrap_or_default())
+    log(state, &h.id, &resp_msg, Side::Client, true, tm.signature.unwrap_or_default(), tm.hash_chain)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
     let original_ct = header_str(&rheaders, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8");
@@ -294,7 +307,11 @@ fn verify_transport(
     };
     let uris = transport::part_uris(tm.attachments.len());
     let data = parts_of(tm.soap, &tm.attachments, &uris);
-    let verified = xades::verify(sig, &data).map_err(|e| (e.code, e.message))?;
+    let verified = match tm.hash_chain {
+        Some((result, chain)) => xades::verify_batch(sig, result, chain, &data),
+        None => xades::verify(sig, &data),
+    }
+    .map_err(|e| (e.code, e.message))?;
     let member = signer.member_id();
     let registered =
         state.trust.get().signing_certs.get(&member).is_some_and(|certs| certs.contains(&verified.certificate_der));
@@ -320,6 +337,7 @@ async fn log(
     side: Side,
     response: bool,
     signature: &[u8],
+    hash_chain: Option<(&[u8], &[u8])>,
 ) -> Result<(), String> {
     let h = msg.header();
     let rec = Record {
@@ -330,6 +348,7 @@ async fn log(
         response,
         message: msg.as_bytes(),
         signature,
+        hash_chain,
     };
     state.log.write(&rec).await.map_err(|e| {
         warn!(query_id, "message log write failed: {e}");
@@ -530,7 +549,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     if !service.enabled {
         return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
     }
-    log(state, &h.id, &request, Side::Server, false, tm.signature.unwrap_or_default())
+    log(state, &h.id, &request, Side::Server, false, tm.signature.unwrap_or_default(), tm.hash_chain)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
 
@@ -573,16 +592,27 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
             .server_proxy(format!("no signing key for {}", h.service.provider().member_id())))
     })?;
     let uris = transport::part_uris(resp.attachments.len());
-    let data = parts_of(&with_hash, &resp.attachments, &uris);
     let sign_ocsp =
-        state.ocsp.own_good(key.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
-    let signature = xades::sign_with_ocsp(key, &data, &now_xsd(), Some(&sign_ocsp))
+        state.ocsp.own_good(key.0.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
+    let signed = key
+        .1
+        .sign(digests(&parts_of(&with_hash, &resp.attachments, &uris)), Some(sign_ocsp))
+        .await
         .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.server_proxy(e.message)))?;
-    log(state, &h.id, &signed_msg, Side::Server, true, &signature)
+    let batch = signed.batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice()));
+    log(state, &h.id, &signed_msg, Side::Server, true, &signed.signature, batch)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
     let soap_headers: Vec<(&str, &str)> = resp.soap_headers.clone();
-    let (body, ct) = transport::encode(&random_hex(12), &[], &soap_headers, &with_hash, &resp.attachments, &signature);
+    let (body, ct) = transport::encode_signed(
+        &random_hex(12),
+        &[],
+        &soap_headers,
+        &with_hash,
+        &resp.attachments,
+        &signed.signature,
+        batch,
+    );
     let mut r = Response::new(Full::new(Bytes::from(body)));
     if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&ct), HeaderValue::from_str(&resp.content_type)) {
         r.headers_mut().insert(header::CONTENT_TYPE, a);

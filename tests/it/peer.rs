@@ -132,6 +132,28 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
     assert_eq!(code, "ok", "{text}");
     assert!(text.contains("22.5"), "{text}");
 
+    // A message covered by a batch signature: one signature over a hash chain
+    // result, sent with the message's hash chain.
+    let signer = SigningKey::from_pkcs8(&net.consumer_sign.key_pkcs8, net.consumer_sign.cert_der.clone()).unwrap();
+    let other = example_request(&service, "it-peer-other").into_bytes();
+    let shares = xades::sign_batch(
+        &signer,
+        &[vec![DataPart { uri: "/message.xml", bytes: &other }], vec![DataPart { uri: "/message.xml", bytes: &soap }]],
+        "2026-11-24T00:00:00Z",
+        Some(&ocsp_for(&net.ca, &net.consumer_sign)),
+    )
+    .unwrap();
+    let share = &shares[1];
+    let batch = Some((share.hash_chain_result.as_slice(), share.hash_chain.as_slice()));
+    let (body, ct) = transport::encode_signed("it-boundary", &[&auth_ocsp], &[], &soap, &[], &share.signature, batch);
+    let (code, text) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "ok", "{text}");
+    // … but not with another message's hash chain.
+    let wrong = Some((share.hash_chain_result.as_slice(), shares[0].hash_chain.as_slice()));
+    let (body, ct) = transport::encode_signed("it-boundary", &[&auth_ocsp], &[], &soap, &[], &share.signature, wrong);
+    let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "server.serverproxy.invalid_hash_chain");
+
     // A message changed after signing.
     let sig = signed(&net.ca, &net.consumer_sign, &soap);
     let tampered = String::from_utf8(soap.clone()).unwrap().replace("living", "bedroom").into_bytes();
