@@ -15,7 +15,7 @@ use musubi_pki::{DevCa, Issued, Usage, csr};
 use musubi_protocol::soap::{self, Direction, Limits, Soap};
 use musubi_protocol::{ClientId, SecurityServerId, ServiceId};
 use musubi_security_server::conf::{
-    ApprovedCa, GlobalConf, Member, OcspResponder, SecurityServer, ServerConf, Service, SigningKeyConf,
+    ApprovedCa, ApprovedTsa, GlobalConf, Member, OcspResponder, SecurityServer, ServerConf, Service, SigningKeyConf,
 };
 use serde::Serialize;
 use std::sync::Arc;
@@ -39,6 +39,10 @@ pub struct Options {
     pub ocsp_freshness_seconds: u64,
     /// How often the servers look for a changed trust file or renewed certificates, seconds.
     pub conf_check_secs: u64,
+    /// How often the message logs are time-stamped, seconds.
+    pub timestamping_interval_seconds: u64,
+    /// How long time-stamping may fail before exchanges are refused, seconds.
+    pub acceptable_timestamp_failure_period_secs: u64,
     /// Whether to start the provider information system.
     pub start_provider: bool,
     /// A change to the trust file before it is written (tests use it to make
@@ -55,6 +59,8 @@ impl Default for Options {
             ocsp_retry_secs: 60,
             ocsp_freshness_seconds: 3600,
             conf_check_secs: 10,
+            timestamping_interval_seconds: 60,
+            acceptable_timestamp_failure_period_secs: 14400,
             start_provider: true,
             edit_global: None,
         }
@@ -105,6 +111,7 @@ pub struct Network {
     provider_stop: watch::Sender<bool>,
     ocsp_stop: watch::Sender<bool>,
     tsa_stop: watch::Sender<bool>,
+    tsa: Arc<musubi_pki::DevTsa>,
 }
 
 /// Identifiers used by the demo.
@@ -183,7 +190,7 @@ impl Network {
                 .with_context(|| format!("cannot start the OCSP responder on {}:8888", opts.pki_ip))?;
         let ocsp_responder_url = format!("http://{ocsp_addr}/");
         let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Musubi Demo TSA")?);
-        let (tsa_addr, tsa_stop) = musubi_pki::http::start_tsa(tsa, SocketAddr::new(opts.pki_ip.into(), 8899))
+        let (tsa_addr, tsa_stop) = musubi_pki::http::start_tsa(tsa.clone(), SocketAddr::new(opts.pki_ip.into(), 8899))
             .await
             .with_context(|| format!("cannot start the time-stamping authority on {}:8899", opts.pki_ip))?;
         // Every certificate the way an operator gets one: a key generated on the
@@ -204,6 +211,12 @@ impl Network {
                 ocsp: vec![OcspResponder { url: ocsp_responder_url.clone(), cert: None }],
             }],
             ocsp_freshness_seconds: opts.ocsp_freshness_seconds,
+            approved_tsas: vec![ApprovedTsa {
+                name: "Musubi Demo TSA".into(),
+                url: format!("http://{tsa_addr}/"),
+                cert: musubi_pki::pem("CERTIFICATE", tsa.cert_der()),
+            }],
+            timestamping_interval_seconds: opts.timestamping_interval_seconds,
             members: vec![
                 Member {
                     id: consumer.member_id(),
@@ -287,6 +300,7 @@ impl Network {
                 ocsp_fetch_interval_secs: opts.ocsp_fetch_interval_secs,
                 ocsp_retry_secs: opts.ocsp_retry_secs,
                 conf_check_secs: opts.conf_check_secs,
+                acceptable_timestamp_failure_period_secs: opts.acceptable_timestamp_failure_period_secs,
                 max_body_bytes: 32 * 1024 * 1024,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
@@ -332,6 +346,7 @@ impl Network {
             provider_stop,
             ocsp_stop,
             tsa_stop,
+            tsa,
         })
     }
 
@@ -351,6 +366,20 @@ impl Network {
             .context("OCSP responder address")?;
         let (_, stop) = musubi_pki::http::start_ocsp_responder(self.ca.clone(), addr).await?;
         self.ocsp_stop = stop;
+        Ok(())
+    }
+
+    /// Stops the dev TSA (to test a time-stamping outage).
+    pub fn stop_tsa(&self) {
+        let _ = self.tsa_stop.send(true);
+    }
+
+    /// Starts the dev TSA again at the same address.
+    pub async fn restart_tsa(&mut self) -> Result<()> {
+        let addr: SocketAddr =
+            self.facts.tsa_url.trim_start_matches("http://").trim_end_matches('/').parse().context("TSA address")?;
+        let (_, stop) = musubi_pki::http::start_tsa(self.tsa.clone(), addr).await?;
+        self.tsa_stop = stop;
         Ok(())
     }
 

@@ -61,6 +61,10 @@ impl Code {
     pub const INVALID_HASH_CHAIN: Code = Code("invalid_hash_chain");
     pub const INVALID_HASH_CHAIN_REF: Code = Code("invalid_hash_chain_ref");
     pub const HASHCHAIN_UNUSED_INPUTS: Code = Code("hashchain_unused_inputs");
+    /// Time-stamping has failed for longer than allowed: X-Road's
+    /// `timestamper_failed` under the `logging_failed` prefix it adds when the
+    /// message log refuses a record.
+    pub const TIMESTAMPER_FAILED: Code = Code("logging_failed.timestamper_failed");
 }
 
 impl Code {

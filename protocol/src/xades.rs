@@ -457,3 +457,21 @@ pub fn verify_batch(
         .map_err(|e| SignatureError { code: e.code, message: e.message })?;
     Ok(verified)
 }
+
+/// The decoded `SignatureValue` octets of a signature document: what a
+/// non-batch time stamp covers (X-Road's message log).
+pub fn signature_value(signature_xml: &[u8]) -> Result<Vec<u8>, SignatureError> {
+    let text = std::str::from_utf8(signature_xml).map_err(|_| malformed("signature is not UTF-8"))?;
+    let doc =
+        XmlDocument::parse(text).map_err(|e| err(Code::INVALID_XML, format!("signature XML does not parse: {e}")))?;
+    let value = doc.with_view(|view| {
+        view.document()
+            .descendants()
+            .find(|n| {
+                n.is_element() && n.tag_name().name() == "SignatureValue" && n.tag_name().namespace() == Some(DS_NS)
+            })
+            .map(|n| n.children().filter_map(|c| c.text()).collect::<String>())
+    });
+    let value = value.ok_or_else(|| malformed("signature has no SignatureValue"))?;
+    B64.decode(value.split_whitespace().collect::<String>()).map_err(|_| malformed("SignatureValue is not base64"))
+}

@@ -21,6 +21,12 @@ pub struct GlobalConf {
     /// How old an OCSP response may be, seconds (X-Road's `ocspFreshnessSeconds`).
     #[serde(default = "default_freshness")]
     pub ocsp_freshness_seconds: u64,
+    /// Approved time-stamping authorities, tried in order.
+    #[serde(default)]
+    pub approved_tsas: Vec<ApprovedTsa>,
+    /// How often the message log is time-stamped, seconds (X-Road's `timeStampingIntervalSeconds`).
+    #[serde(default = "default_ts_interval")]
+    pub timestamping_interval_seconds: u64,
     /// Members of the network.
     #[serde(default)]
     pub members: Vec<Member>,
@@ -31,6 +37,22 @@ pub struct GlobalConf {
 
 fn default_freshness() -> u64 {
     3600
+}
+
+fn default_ts_interval() -> u64 {
+    60
+}
+
+/// An approved time-stamping authority (shared-params `approvedTSA`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovedTsa {
+    /// Display name.
+    pub name: String,
+    /// `http://` URL.
+    pub url: String,
+    /// The TSA's certificate (PEM).
+    pub cert: String,
 }
 
 /// An approved certification authority (shared-params `approvedCA`).
@@ -190,6 +212,10 @@ pub struct ServerConf {
     /// How soon a failed OCSP fetch is retried, seconds.
     #[serde(default = "default_retry")]
     pub ocsp_retry_secs: u64,
+    /// How long time-stamping may fail before new exchanges are refused,
+    /// seconds (X-Road's `acceptable-timestamp-failure-period`; 0 disables).
+    #[serde(default = "default_ts_failure_period")]
+    pub acceptable_timestamp_failure_period_secs: u64,
     /// How often the server looks for a changed trust file or renewed
     /// certificates, seconds.
     #[serde(default = "default_conf_check")]
@@ -204,6 +230,10 @@ fn default_fetch_interval() -> u64 {
 }
 fn default_retry() -> u64 {
     60
+}
+
+fn default_ts_failure_period() -> u64 {
+    14400
 }
 
 fn default_conf_check() -> u64 {

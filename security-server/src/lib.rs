@@ -16,6 +16,7 @@ pub mod messagelog;
 mod ocsp;
 mod proxy;
 mod signer;
+mod timestamper;
 mod tls;
 
 use std::collections::HashMap;
@@ -91,6 +92,11 @@ impl Handle {
     /// certificate into use.
     pub fn conf_updates(&self) -> watch::Receiver<u64> {
         self.conf_updates.subscribe()
+    }
+
+    /// Changes after every time-stamping round of this server.
+    pub fn timestamp_updates(&self) -> watch::Receiver<u64> {
+        self.state.timestamper.updates()
     }
 
     /// Changes after every OCSP fetch round of this server.
@@ -289,6 +295,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let server_proxy_addr =
         sp.local_addr().map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
     let conf_check = Duration::from_secs(conf.conf_check_secs.max(1));
+    let ts_period = Duration::from_secs(conf.acceptable_timestamp_failure_period_secs);
     let state = Arc::new(proxy::State {
         conf,
         trust,
@@ -300,6 +307,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         peer_tls: Mutex::new(HashMap::new()),
         stats: Stats::default(),
         ocsp: ocsp_cache.clone(),
+        timestamper: timestamper::Timestamper::new(ts_period),
     });
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
@@ -307,6 +315,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
     let (conf_updates, _) = watch::channel(0u64);
     tasks.spawn(watch_configuration(state.clone(), tls_conf.clone(), conf_check, conf_updates.clone(), rx.clone()));
+    tasks.spawn(timestamper::run(state.clone(), rx.clone()));
     tasks.spawn(serve_server_proxy(sp, state, tls_conf, rx.clone()));
     tasks.spawn(ocsp::serve_responses(ocsp_listener, ocsp_cache.clone(), rx.clone()));
     tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));

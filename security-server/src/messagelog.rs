@@ -38,6 +38,9 @@ pub struct Record<'a> {
     pub hash_chain: Option<(&'a [u8], &'a [u8])>,
 }
 
+/// A time stamp of a record: (token, the bytes its imprint covers).
+pub type Stamp = (Vec<u8>, Vec<u8>);
+
 /// The message log store.
 #[derive(Debug, Clone)]
 pub struct MessageLog {
@@ -89,6 +92,60 @@ impl MessageLog {
             .bind(query_id)
             .fetch_all(&self.pool)
             .await
+    }
+
+    /// Up to `limit` records without a time stamp, oldest first: (id, signature).
+    pub async fn unstamped(&self, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
+        sqlx::query_as("SELECT id, signature FROM message_log WHERE timestamp_id IS NULL ORDER BY id LIMIT ?")
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
+    }
+
+    /// Stores a time stamp and marks the records it covers, in one transaction.
+    /// `records` are (record id, the record's time-stamp hash chain for a batch).
+    pub async fn save_timestamp(
+        &self,
+        token: &[u8],
+        stamped: &[u8],
+        hash_chain_result: Option<&[u8]>,
+        records: &[(i64, Option<Vec<u8>>)],
+    ) -> Result<(), sqlx::Error> {
+        let now =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        let mut tx = self.pool.begin().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO timestamps (token, stamped, hash_chain_result, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(token)
+        .bind(stamped)
+        .bind(hash_chain_result)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await?;
+        for (record, chain) in records {
+            sqlx::query("UPDATE message_log SET timestamp_id = ?, ts_hash_chain = ? WHERE id = ?")
+                .bind(id)
+                .bind(chain.as_deref())
+                .bind(record)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await
+    }
+
+    /// The time stamps of the records of `query_id`: (token, stamped data), one
+    /// entry per record, `None` while a record waits for its time stamp.
+    pub async fn timestamps_of(&self, query_id: &str) -> Result<Vec<Option<Stamp>>, sqlx::Error> {
+        type Row = (Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT t.token, t.stamped FROM message_log m LEFT JOIN timestamps t ON t.id = m.timestamp_id \
+             WHERE m.query_id = ? ORDER BY m.id",
+        )
+        .bind(query_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(t, s)| t.zip(s)).collect())
     }
 
     /// Closes the pool, flushing the log.

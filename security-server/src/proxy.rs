@@ -46,6 +46,7 @@ pub(crate) struct State {
     pub(crate) peer_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
     pub(crate) stats: crate::Stats,
     pub(crate) ocsp: Arc<crate::ocsp::OcspCache>,
+    pub(crate) timestamper: crate::timestamper::Timestamper,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -190,6 +191,9 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         err(Code::UNKNOWN_MEMBER.client_proxy(format!("cannot find a security server for {provider}")))
     })?;
 
+    // Refuse while time-stamping has failed for too long: nothing is accepted
+    // that could not be time-stamped later.
+    state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.client_proxy(e)))?;
     // This server's own certificates must have fresh good OCSP responses.
     let auth_ocsp = state.ocsp.own_good(&state.auth().0).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
     let sign_ocsp =
@@ -549,6 +553,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     if !service.enabled {
         return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
     }
+    state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.server_proxy(e)))?;
     log(state, &h.id, &request, Side::Server, false, tm.signature.unwrap_or_default(), tm.hash_chain)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;

@@ -498,3 +498,111 @@ async fn a_restart_needs_no_ocsp_responder_while_saved_responses_are_fresh() {
     );
     handle.shutdown().await;
 }
+
+/// Waits (bounded) for time-stamping rounds of `handle` until `done` holds.
+async fn until_stamped<F: std::future::Future<Output = bool>>(
+    handle: &musubi_security_server::Handle,
+    done: impl Fn() -> F,
+) {
+    let mut updates = handle.timestamp_updates();
+    tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while !done().await {
+            updates.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("time-stamping state reached within 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_logs_are_time_stamped_with_verifiable_tokens() {
+    let opts = Options { timestamping_interval_seconds: 1, ..Options::default() };
+    let net = network_with("stamps", 25, opts).await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    // Several exchanges: their records are stamped in batches over a hash chain.
+    for i in 0..3 {
+        let reply = http(cp, "POST", XML, example_request(&service, &format!("it-ts-{i}")).into_bytes()).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let global: musubi_security_server::conf::GlobalConf =
+        musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
+            .unwrap();
+    let tsa_cert = musubi_pki::pem_decode("CERTIFICATE", &global.approved_tsas[0].cert).unwrap();
+    for handle in [&net.consumer, &net.provider] {
+        let log = handle.message_log();
+        until_stamped(handle, || async {
+            let mut all = true;
+            for i in 0..3 {
+                all &= log.timestamps_of(&format!("it-ts-{i}")).await.unwrap().iter().all(Option::is_some);
+            }
+            all
+        })
+        .await;
+        for i in 0..3 {
+            for stamp in log.timestamps_of(&format!("it-ts-{i}")).await.unwrap() {
+                let (token, stamped) = stamp.unwrap();
+                musubi_pki::tsp::verify_token(&token, &stamped, &[&tsa_cert]).unwrap();
+            }
+        }
+    }
+    net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_stamping_outage_stops_exchanges_after_the_acceptable_period_and_they_resume() {
+    let opts =
+        Options { timestamping_interval_seconds: 1, acceptable_timestamp_failure_period_secs: 2, ..Options::default() };
+    let mut net = network_with("tsoutage", 26, opts).await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    let reply = http(cp, "POST", XML, example_request(&service, "it-before").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+
+    net.stop_tsa();
+    // Exchanges go on while the outage is shorter than the acceptable period …
+    let reply = http(cp, "POST", XML, example_request(&service, "it-during").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // … then they are refused with X-Road's time-stamping fault, and nothing is lost.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let refused = loop {
+        let reply = http(cp, "POST", XML, example_request(&service, "it-outage").into_bytes()).await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "exchanges were never refused during the TSA outage");
+        let mut updates = net.consumer.timestamp_updates();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), updates.changed()).await;
+    };
+    assert!(
+        matches!(
+            refused.fault_code(),
+            Some(
+                "server.clientproxy.logging_failed.timestamper_failed"
+                    | "server.serverproxy.logging_failed.timestamper_failed"
+            )
+        ),
+        "{}",
+        refused.body
+    );
+    assert!(net.consumer.message_log().timestamps_of("it-during").await.unwrap().iter().all(Option::is_none));
+
+    // The TSA is back: the backlog is stamped and exchanges are accepted again by themselves.
+    net.restart_tsa().await.unwrap();
+    let log = net.consumer.message_log();
+    until_stamped(&net.consumer, || async {
+        log.timestamps_of("it-during").await.unwrap().iter().all(Option::is_some)
+    })
+    .await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let reply = http(cp, "POST", XML, example_request(&service, "it-resumed").into_bytes()).await;
+        if reply.status == 200 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "exchanges did not resume: {}", reply.body);
+        let mut updates = net.provider.timestamp_updates();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), updates.changed()).await;
+    }
+    net.shutdown().await;
+}
