@@ -43,6 +43,10 @@ pub struct Options {
     pub timestamping_interval_seconds: u64,
     /// How long time-stamping may fail before exchanges are refused, seconds.
     pub acceptable_timestamp_failure_period_secs: u64,
+    /// Whether the consumer's server logs message bodies.
+    pub consumer_body_logging: bool,
+    /// Whether records are time-stamped before each response is released.
+    pub timestamp_immediately: bool,
     /// Whether to start the provider information system.
     pub start_provider: bool,
     /// A change to the trust file before it is written (tests use it to make
@@ -61,6 +65,8 @@ impl Default for Options {
             conf_check_secs: 10,
             timestamping_interval_seconds: 60,
             acceptable_timestamp_failure_period_secs: 14400,
+            consumer_body_logging: true,
+            timestamp_immediately: false,
             start_provider: true,
             edit_global: None,
         }
@@ -301,6 +307,9 @@ impl Network {
                 ocsp_retry_secs: opts.ocsp_retry_secs,
                 conf_check_secs: opts.conf_check_secs,
                 acceptable_timestamp_failure_period_secs: opts.acceptable_timestamp_failure_period_secs,
+                message_body_logging: name != "consumer" || opts.consumer_body_logging,
+                body_logging_off_for: vec![],
+                timestamp_immediately: opts.timestamp_immediately,
                 max_body_bytes: 32 * 1024 * 1024,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;

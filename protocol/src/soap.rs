@@ -109,9 +109,21 @@ pub struct SoapMessage {
     id_prefix: String,
     /// Byte range of an existing `requestHash` element.
     request_hash_range: Option<Range<usize>>,
+    /// Byte range of the body's content.
+    body_range: Range<usize>,
 }
 
 impl SoapMessage {
+    /// The message with the body's content removed (the envelope, header and
+    /// an empty body stay): what the message log keeps when body logging is off.
+    pub fn without_body(&self) -> Vec<u8> {
+        let r = &self.body_range;
+        if r.start > r.end || r.end > self.raw.len() {
+            return self.raw.clone();
+        }
+        [&self.raw[..r.start], &self.raw[r.end..]].concat()
+    }
+
     /// The message bytes, exactly as received (BOM included).
     pub fn as_bytes(&self) -> &[u8] {
         &self.raw
@@ -235,6 +247,7 @@ pub fn parse(bytes: &[u8], direction: Direction, limits: &Limits) -> Result<Soap
                 id_end: p.id_end,
                 id_prefix: p.id_prefix,
                 request_hash_range: p.request_hash_range,
+                body_range: p.body_range,
             }))
         }
     }
@@ -358,6 +371,9 @@ struct Parser<'a> {
     request_hash_range: Option<Range<usize>>,
     request_hash_alg: Option<String>,
     body_depth_start: usize,
+    /// Where the current event began (for byte ranges of end tags).
+    event_start: usize,
+    body_range: Range<usize>,
 }
 
 #[derive(Default)]
@@ -400,6 +416,8 @@ impl<'a> Parser<'a> {
             request_hash_range: None,
             request_hash_alg: None,
             body_depth_start: 0,
+            event_start: 0,
+            body_range: 0..0,
         }
     }
 
@@ -410,6 +428,7 @@ impl<'a> Parser<'a> {
     fn run(&mut self) -> Result<Parsed, SoapError> {
         loop {
             let before = self.pos();
+            self.event_start = before;
             let (ns, event) = self
                 .reader
                 .read_resolved_event()
@@ -580,6 +599,8 @@ impl<'a> Parser<'a> {
                         self.is_rpc |= has_encoding_style(attrs);
                         self.at = Where::Body;
                         self.body_depth_start = self.depth;
+                        let after_tag = self.pos();
+                        self.body_range = after_tag..after_tag;
                     }
                     _ => return Err(invalid_soap(format!("unexpected element <{name}> in the envelope"))),
                 }
@@ -664,7 +685,10 @@ impl<'a> Parser<'a> {
         match (self.at, self.depth) {
             (Where::Envelope, 1) => self.at = Where::After,
             (Where::Header, 2) => self.at = Where::Envelope,
-            (Where::Body, 2) => self.at = Where::Envelope,
+            (Where::Body, 2) => {
+                self.body_range.end = self.event_start.max(self.body_range.start);
+                self.at = Where::Envelope;
+            }
             (Where::Body, d) if self.is_fault && d == self.body_depth_start + 2 => self.fault.current = None,
             (Where::IdField, 4) => {
                 if matches!(self.field.as_str(), "client" | "service" | "securityServer") {
@@ -941,6 +965,19 @@ mod tests {
         let xml = request("<getTemp/>") + "<extra/>";
         assert_ne!(code_of(xml.as_bytes()), "ok");
         assert_eq!(code_of(b"\xff\xfe<a/>"), "invalid_xml");
+    }
+
+    #[test]
+    fn removes_the_body_content_for_metadata_only_logging() {
+        let mut bytes = b"\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(request("<getTemp><secret>36.6</secret></getTemp>").as_bytes());
+        let Soap::Message(m) = parse(&bytes, Direction::Request, &Limits::default()).unwrap() else { panic!() };
+        let stripped = String::from_utf8(m.without_body()).unwrap();
+        assert!(!stripped.contains("secret"), "{stripped}");
+        assert!(
+            stripped.contains("<xroad:id>q-1</xroad:id>") && stripped.contains("<SOAP-ENV:Body></SOAP-ENV:Body>"),
+            "{stripped}"
+        );
     }
 
     #[test]

@@ -212,6 +212,17 @@ pub struct ServerConf {
     /// How soon a failed OCSP fetch is retried, seconds.
     #[serde(default = "default_retry")]
     pub ocsp_retry_secs: u64,
+    /// Whether message bodies are logged (off: the log keeps the envelope and
+    /// header with an empty body, X-Road's metadata-only logging).
+    #[serde(default = "yes")]
+    pub message_body_logging: bool,
+    /// Hosted clients (subsystems or members) whose message bodies are never logged.
+    #[serde(default)]
+    pub body_logging_off_for: Vec<ClientId>,
+    /// Time-stamp each record before its response is released (X-Road's
+    /// immediate mode) instead of in batches every interval.
+    #[serde(default)]
+    pub timestamp_immediately: bool,
     /// How long time-stamping may fail before new exchanges are refused,
     /// seconds (X-Road's `acceptable-timestamp-failure-period`; 0 disables).
     #[serde(default = "default_ts_failure_period")]

@@ -344,20 +344,41 @@ async fn log(
     hash_chain: Option<(&[u8], &[u8])>,
 ) -> Result<(), String> {
     let h = msg.header();
+    // Body logging is decided by the local party: the client on the client
+    // side, the service provider on the server side.
+    let local = match side {
+        Side::Client => h.client.clone(),
+        Side::Server => h.service.provider().clone(),
+    };
+    let off = &state.conf.body_logging_off_for;
+    let keep_body = state.conf.message_body_logging && !off.contains(&local) && !off.contains(&local.member_id());
+    let stripped;
+    let message = if keep_body {
+        msg.as_bytes()
+    } else {
+        stripped = msg.without_body();
+        &stripped
+    };
     let rec = Record {
         query_id,
         client: &h.client.to_string(),
         service: &h.service.to_string(),
         side,
         response,
-        message: msg.as_bytes(),
+        message,
         signature,
         hash_chain,
     };
     state.log.write(&rec).await.map_err(|e| {
         warn!(query_id, "message log write failed: {e}");
         "failed to write the message log; the exchange was stopped".to_owned()
-    })
+    })?;
+    if state.conf.timestamp_immediately {
+        crate::timestamper::stamp_now(state)
+            .await
+            .map_err(|e| format!("cannot time-stamp the message (immediate mode): {e}"))?;
+    }
+    Ok(())
 }
 
 /// How long the client proxy waits for the provider's security server to answer.

@@ -24,6 +24,8 @@ const MAX_BATCH: i64 = 10_000;
 /// Time-stamping state shared with the proxies.
 #[derive(Debug)]
 pub(crate) struct Timestamper {
+    /// One stamping round at a time, so no record is stamped twice.
+    round: tokio::sync::Mutex<()>,
     failed_since: Mutex<Option<OffsetDateTime>>,
     period: Duration,
     updates: watch::Sender<u64>,
@@ -32,7 +34,12 @@ pub(crate) struct Timestamper {
 impl Timestamper {
     pub(crate) fn new(acceptable_failure_period: Duration) -> Self {
         let (updates, _) = watch::channel(0);
-        Self { failed_since: Mutex::new(None), period: acceptable_failure_period, updates }
+        Self {
+            round: tokio::sync::Mutex::new(()),
+            failed_since: Mutex::new(None),
+            period: acceptable_failure_period,
+            updates,
+        }
     }
 
     /// Whether a new exchange may be logged (X-Road's `verifyCanLogMessage`).
@@ -77,12 +84,19 @@ pub(crate) async fn run(state: Arc<State>, mut stop: watch::Receiver<bool>) {
             _ = stop.changed() => break,
             _ = tokio::time::sleep(interval) => {}
         }
-        let result = stamp_backlog(&state).await;
-        if let Err(e) = &result {
+        if let Err(e) = stamp_now(&state).await {
             warn!("time-stamping failed, records wait: {e}");
         }
-        state.timestamper.record(result.is_ok());
     }
+}
+
+/// Stamps everything waiting now (one round at a time); immediate mode calls
+/// this before a response is released.
+pub(crate) async fn stamp_now(state: &State) -> Result<(), String> {
+    let _round = state.timestamper.round.lock().await;
+    let result = stamp_backlog(state).await;
+    state.timestamper.record(result.is_ok());
+    result
 }
 
 async fn stamp_backlog(state: &State) -> Result<(), String> {

@@ -606,3 +606,28 @@ async fn a_time_stamping_outage_stops_exchanges_after_the_acceptable_period_and_
     }
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_only_logging_and_immediate_time_stamps() {
+    // The consumer logs no bodies and stamps every record before answering.
+    let opts = Options { consumer_body_logging: false, timestamp_immediately: true, ..Options::default() };
+    let net = network_with("metadata", 27, opts).await;
+    let (_, _, service, _) = ids();
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-meta").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let consumer = net.consumer.message_log().find("it-meta").await.unwrap();
+    assert_eq!(consumer.len(), 2);
+    for (_, message) in &consumer {
+        let text = String::from_utf8_lossy(message);
+        assert!(text.contains("<xroad:id>it-meta</xroad:id>"), "the header is kept: {text}");
+        assert!(!text.contains("living") && !text.contains("22.5"), "the body is not: {text}");
+    }
+    // Immediate mode: both records carry their time stamp already.
+    let stamps = net.consumer.message_log().timestamps_of("it-meta").await.unwrap();
+    assert!(stamps.iter().all(Option::is_some), "{stamps:?}");
+    // The provider keeps bodies (its own setting).
+    let provider = net.provider.message_log().find("it-meta").await.unwrap();
+    assert!(String::from_utf8_lossy(&provider[1].1).contains("22.5"));
+    net.shutdown().await;
+}
