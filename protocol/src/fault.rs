@@ -58,6 +58,15 @@ impl Code {
     pub const UNKNOWN_HOST: Code = Code("unknown_host");
     pub const MAINTENANCE_MODE: Code = Code("maintenance_mode");
     pub const MALFORMED_HASH_CHAIN: Code = Code("malformed_hash_chain");
+    pub const ASIC_MIME_TYPE_NOT_FOUND: Code = Code("asic_mime_type_not_found");
+    pub const ASIC_INVALID_MIME_TYPE: Code = Code("asic_invalid_mime_type");
+    pub const ASIC_MESSAGE_NOT_FOUND: Code = Code("asic_message_not_found");
+    pub const ASIC_SIGNATURE_NOT_FOUND: Code = Code("asic_signature_not_found");
+    pub const ASIC_MANIFEST_NOT_FOUND: Code = Code("asic_manifest_not_found");
+    pub const ASIC_HASH_CHAIN_RESULT_NOT_FOUND: Code = Code("asic_hash_chain_result_not_found");
+    pub const ASIC_HASH_CHAIN_NOT_FOUND: Code = Code("asic_hash_chain_not_found");
+    pub const ASIC_TIMESTAMP_NOT_FOUND: Code = Code("asic_timestamp_not_found");
+    pub const ASIC_INVALID_CONTAINER: Code = Code("asic_invalid_container");
     pub const INVALID_HASH_CHAIN: Code = Code("invalid_hash_chain");
     pub const INVALID_HASH_CHAIN_REF: Code = Code("invalid_hash_chain_ref");
     pub const HASHCHAIN_UNUSED_INPUTS: Code = Code("hashchain_unused_inputs");

@@ -12,6 +12,7 @@
 
 #![warn(missing_docs)]
 
+pub mod asic;
 pub mod fault;
 pub mod hashchain;
 pub mod identifiers;

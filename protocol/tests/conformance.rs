@@ -360,3 +360,31 @@ fn x_road_hash_chains_verify_as_x_road_says() {
     let resolve = files("hc-verifier5-hashchain-invalid-schema.xml", None, Some("hc-verifier3-message.xml"));
     assert_eq!(code(hashchain::verify(&result, &resolve, std::slice::from_ref(&msg))), "malformed_hash_chain");
 }
+
+/// X-Road's container loading checks (`AsicContainerTest`, README §3.1, asic-core).
+#[test]
+fn x_road_containers_load_as_x_road_says() {
+    use musubi_protocol::asic;
+    let Some(dir) = conformance_dir() else { return };
+    let core = dir.join("../../asic/asic-core");
+    let cases = [
+        ("valid-signed-message.asice", "ok"),
+        ("valid-signed-message-with-attachments.asice", "ok"),
+        ("no-mimetype.asice", "asic_mime_type_not_found"),
+        ("no-message.asice", "asic_message_not_found"),
+        ("no-signature.asice", "asic_signature_not_found"),
+        ("not-asic.asice", "asic_mime_type_not_found"),
+    ];
+    let mut failures = Vec::new();
+    for (file, expected) in cases {
+        let bytes = std::fs::read(core.join(file)).unwrap();
+        let got = match asic::read(&bytes, &asic::Limits::default()) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => e.code.0.to_owned(),
+        };
+        if got != expected {
+            failures.push(format!("{file}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
