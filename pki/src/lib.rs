@@ -16,6 +16,7 @@ mod legacy_rsa;
 pub mod ocsp;
 pub mod token;
 pub mod tsp;
+pub mod verify;
 
 use std::net::IpAddr;
 
@@ -102,6 +103,11 @@ impl Issued {
     pub fn key_pem(&self) -> String {
         pem("PRIVATE KEY", &self.key_pkcs8)
     }
+}
+
+/// The subject of a certificate, for messages.
+pub fn subject_of(cert_der: &[u8]) -> Option<String> {
+    x509_parser::parse_x509_certificate(cert_der).ok().map(|(_, c)| c.subject().to_string())
 }
 
 /// A new ECDSA P-256 private key, PKCS#8 DER (the default key type).

@@ -98,3 +98,43 @@ fn x_road_time_stamps_verify_as_x_road_says() {
     let token = tsp::parse_response(&resp).unwrap();
     assert_eq!(tsp::verify_token(&token, b"unknown data", &[&tsa]), Err(TspError::ImprintMismatch));
 }
+
+/// X-Road's container verification vectors (`AsicContainerVerifierTest`,
+/// README §3.1; DEV trust from `certs/derived`).
+#[test]
+fn x_road_containers_verify_as_x_road_says() {
+    use musubi_pki::verify::{VerificationConf, verify_container};
+    let Some(d) = dir() else { return };
+    let conf = VerificationConf {
+        cas: vec![pem(d.join("certs/derived/dev-test-ca.pem"))],
+        ocsp_responders: vec![pem(d.join("certs/derived/dev-test-ocsp.pem"))],
+        tsas: vec![pem(d.join("certs/derived/dev-test-tsa.pem"))],
+        ocsp_freshness: Duration::from_secs(3600),
+    };
+    let cases = [
+        ("valid-signed-message.asice", "ok"),
+        ("valid-non-batch-rest.asice", "ok"),
+        ("valid-non-batch-soap-attachments.asice", "ok"),
+        ("valid-signed-hashchain.asice", "ok"),
+        ("valid-batch-ts.asice", "ok"),
+        ("wrong-message.asice", "invalid_signature_value"),
+        ("invalid-digest.asice", "invalid_signature_value"),
+        ("invalid-signed-hashchain.asice", "malformed_signature.invalid_hash_chain_ref"),
+        ("invalid-hashchain-modified-message.asice", "malformed_signature.hashchain_unused_inputs"),
+        ("invalid-not-signed-hashchain.asice", "ok"),
+        ("invalid-incorrect-references.asice", "malformed_signature"),
+        ("invalid-ts-hashchainresult.asice", "malformed_signature"),
+    ];
+    let mut failures = Vec::new();
+    for (file, expected) in cases {
+        let bytes = std::fs::read(d.join("asic/asic-verifier-cli").join(file)).unwrap();
+        let got = match verify_container(&bytes, &conf) {
+            Ok(_) => "ok".to_owned(),
+            Err(e) => format!("{} ({})", e.code, e.message),
+        };
+        if got.split(' ').next() != Some(expected) {
+            failures.push(format!("{file}: expected {expected}, got {got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}

@@ -475,3 +475,32 @@ pub fn signature_value(signature_xml: &[u8]) -> Result<Vec<u8>, SignatureError> 
     let value = value.ok_or_else(|| malformed("signature has no SignatureValue"))?;
     B64.decode(value.split_whitespace().collect::<String>()).map_err(|_| malformed("SignatureValue is not base64"))
 }
+
+/// The `URI`s of the references in a signature's `SignedInfo`, and the
+/// decoded `EncapsulatedTimeStamp` of its unsigned properties, if any.
+pub fn inspect(signature_xml: &[u8]) -> Result<(Vec<String>, Option<Vec<u8>>), SignatureError> {
+    let text = std::str::from_utf8(signature_xml).map_err(|_| malformed("signature is not UTF-8"))?;
+    let doc =
+        XmlDocument::parse(text).map_err(|e| err(Code::INVALID_XML, format!("signature XML does not parse: {e}")))?;
+    let (refs, ts) = doc.with_view(|view| {
+        let d = view.document();
+        let refs: Vec<String> = d
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == "Reference" && n.tag_name().namespace() == Some(DS_NS))
+            .filter(|n| n.parent_element().is_some_and(|p| p.tag_name().name() == "SignedInfo"))
+            .filter_map(|n| n.attribute("URI").map(str::to_owned))
+            .collect();
+        let ts = d
+            .descendants()
+            .find(|n| n.is_element() && n.tag_name().name() == "EncapsulatedTimeStamp")
+            .map(|n| n.children().filter_map(|c| c.text()).collect::<String>());
+        (refs, ts)
+    });
+    let ts = ts
+        .map(|t| {
+            B64.decode(t.split_whitespace().collect::<String>())
+                .map_err(|_| malformed("EncapsulatedTimeStamp is not base64"))
+        })
+        .transpose()?;
+    Ok((refs, ts))
+}

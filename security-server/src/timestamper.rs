@@ -114,7 +114,7 @@ async fn stamp_backlog(state: &State) -> Result<(), String> {
                 .iter()
                 .map(|(_, sig)| {
                     vec![(
-                        "/signature.xml".to_owned(),
+                        "/META-INF/signatures.xml".to_owned(),
                         ring::digest::digest(&ring::digest::SHA512, sig).as_ref().to_vec(),
                     )]
                 })
