@@ -80,48 +80,11 @@ fn safe_name(name: &str) -> bool {
 
 /// Reads and checks a container.
 pub fn read(bytes: &[u8], limits: &Limits) -> Result<Container, AsicError> {
-    let mut zip = match zip::ZipArchive::new(std::io::Cursor::new(bytes)) {
-        Ok(z) => z,
-        // X-Road reads a non-ZIP stream as an empty container.
-        Err(e) => {
-            return Err(err(Code::ASIC_MIME_TYPE_NOT_FOUND, format!("not a ZIP container ({e}); no mimetype entry")));
-        }
-    };
-    if zip.len() > limits.max_entries {
-        return Err(err(
-            Code::ASIC_INVALID_CONTAINER,
-            format!("{} entries exceed the limit of {}", zip.len(), limits.max_entries),
-        ));
+    // X-Road reads a non-ZIP stream as an empty container.
+    if let Err(e) = zip::ZipArchive::new(std::io::Cursor::new(bytes)) {
+        return Err(err(Code::ASIC_MIME_TYPE_NOT_FOUND, format!("not a ZIP container ({e}); no mimetype entry")));
     }
-    let mut entries = Vec::with_capacity(zip.len());
-    let mut total = 0u64;
-    for i in 0..zip.len() {
-        let file = zip.by_index(i).map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("entry {i}: {e}")))?;
-        let name = file
-            .name()
-            .map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("entry {i} has an unreadable name: {e}")))?
-            .into_owned();
-        if !safe_name(&name) {
-            return Err(err(Code::ASIC_INVALID_CONTAINER, format!("entry name {name:?} is not a plain relative path")));
-        }
-        if file.is_dir() {
-            continue;
-        }
-        let allowed = limits.max_entry_bytes.min(limits.max_total_bytes - total);
-        let mut data = Vec::new();
-        // Read one byte past the limit: the declared size is not trusted.
-        file.take(allowed + 1)
-            .read_to_end(&mut data)
-            .map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("entry {name:?} does not decompress: {e}")))?;
-        if data.len() as u64 > allowed {
-            return Err(err(
-                Code::ASIC_INVALID_CONTAINER,
-                format!("entry {name:?} is larger than allowed ({allowed} bytes)"),
-            ));
-        }
-        total += data.len() as u64;
-        entries.push((name, data));
-    }
+    let entries = read_zip(bytes, limits)?;
     let c = Container { entries };
     match c.get("mimetype") {
         None => return Err(err(Code::ASIC_MIME_TYPE_NOT_FOUND, "the container has no mimetype entry")),
@@ -143,6 +106,63 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Container, AsicError> {
         return Err(err(Code::ASIC_MANIFEST_NOT_FOUND, "the container has no META-INF/manifest.xml"));
     }
     Ok(c)
+}
+
+/// Writes a plain ZIP of named files (deflated), e.g. several containers.
+pub fn write_zip(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, AsicError> {
+    use std::io::Write as _;
+    let io = |e: &dyn std::fmt::Display| err(Code::ASIC_INVALID_CONTAINER, format!("cannot write archive: {e}"));
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    for (name, data) in entries {
+        if !safe_name(name) {
+            return Err(err(Code::ASIC_INVALID_CONTAINER, format!("entry name {name:?} is not a plain relative path")));
+        }
+        w.start_file(*name, deflated).map_err(|e| io(&e))?;
+        w.write_all(data).map_err(|e| io(&e))?;
+    }
+    Ok(w.finish().map_err(|e| io(&e))?.into_inner())
+}
+
+/// Reads the files of a plain ZIP with the same limits as containers.
+pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<Vec<(String, Vec<u8>)>, AsicError> {
+    let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
+        .map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("not a ZIP archive: {e}")))?;
+    if zip.len() > limits.max_entries {
+        return Err(err(
+            Code::ASIC_INVALID_CONTAINER,
+            format!("{} entries exceed the limit of {}", zip.len(), limits.max_entries),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut total = 0u64;
+    for i in 0..zip.len() {
+        let file = zip.by_index(i).map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("entry {i}: {e}")))?;
+        let name = file
+            .name()
+            .map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("entry {i} has an unreadable name: {e}")))?
+            .into_owned();
+        if !safe_name(&name) {
+            return Err(err(Code::ASIC_INVALID_CONTAINER, format!("entry name {name:?} is not a plain relative path")));
+        }
+        if file.is_dir() {
+            continue;
+        }
+        let allowed = limits.max_entry_bytes.min(limits.max_total_bytes - total);
+        let mut data = Vec::new();
+        file.take(allowed + 1)
+            .read_to_end(&mut data)
+            .map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("entry {name:?} does not decompress: {e}")))?;
+        if data.len() as u64 > allowed {
+            return Err(err(
+                Code::ASIC_INVALID_CONTAINER,
+                format!("entry {name:?} is larger than allowed ({allowed} bytes)"),
+            ));
+        }
+        total += data.len() as u64;
+        out.push((name, data));
+    }
+    Ok(out)
 }
 
 /// Writes a container with the given entries after `mimetype` (stored, first,
@@ -197,4 +217,83 @@ mod tests {
             assert!(read(&good[..cut], &Limits::default()).is_err());
         }
     }
+}
+
+/// A (hash chain result, hash chain) pair.
+pub type Chain<'a> = (&'a [u8], &'a [u8]);
+
+/// The parts of one logged message from which its container is built.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageRecord<'a> {
+    /// The message as logged (`message.xml`).
+    pub message: &'a [u8],
+    /// The signature document (`META-INF/signatures.xml`).
+    pub signature: &'a [u8],
+    /// A batch signature's (hash chain result, hash chain).
+    pub sig_hash_chain: Option<Chain<'a>>,
+    /// The time-stamp token and, for a batch time stamp, its (hash chain result, hash chain).
+    pub timestamp: Option<(&'a [u8], Option<Chain<'a>>)>,
+}
+
+/// Builds a container with X-Road's message-log layout. A non-batch time
+/// stamp goes into the signature's unsigned properties as
+/// `xades:SignatureTimeStamp` (which leaves the signature valid); a batch one
+/// is `META-INF/timestamp.tst` with `ts-hashchainresult.xml` and `ts-hashchain.xml`.
+pub fn build_message_container(r: &MessageRecord<'_>) -> Result<Vec<u8>, AsicError> {
+    let mut entries: Vec<(&str, Vec<u8>)> = vec![("message.xml", r.message.to_vec())];
+    let mut signature = r.signature.to_vec();
+    match r.timestamp {
+        Some((token, Some((result, chain)))) => {
+            entries.push(("ts-hashchainresult.xml", result.to_vec()));
+            entries.push(("ts-hashchain.xml", chain.to_vec()));
+            entries.push(("META-INF/timestamp.tst", token.to_vec()));
+        }
+        Some((token, None)) => signature = with_signature_timestamp(r.signature, token)?,
+        None => {}
+    }
+    entries.push(("META-INF/signatures.xml", signature));
+    if let Some((result, chain)) = r.sig_hash_chain {
+        entries.push(("sig-hashchainresult.xml", result.to_vec()));
+        entries.push(("sig-hashchain.xml", chain.to_vec()));
+    }
+    let mut manifest = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><manifest:manifest \
+xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\"><manifest:file-entry \
+manifest:full-path=\"/\" manifest:media-type=\"application/vnd.etsi.asic-e+zip\"/>",
+    );
+    for (name, _) in &entries {
+        if !name.starts_with("META-INF/") {
+            manifest.push_str(&format!(
+                "<manifest:file-entry manifest:full-path=\"{name}\" manifest:media-type=\"text/xml\"/>"
+            ));
+        }
+    }
+    manifest.push_str("</manifest:manifest>");
+    entries.push(("META-INF/manifest.xml", manifest.into_bytes()));
+    let borrowed: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (*n, b.as_slice())).collect();
+    write(&borrowed)
+}
+
+fn with_signature_timestamp(signature: &[u8], token: &[u8]) -> Result<Vec<u8>, AsicError> {
+    use base64::Engine as _;
+    let text = std::str::from_utf8(signature)
+        .map_err(|_| err(Code::ASIC_INVALID_CONTAINER, "the logged signature is not UTF-8"))?;
+    let stamp = format!(
+        "<xades:SignatureTimeStamp Id=\"signature-timestamp\"><xades:EncapsulatedTimeStamp>{}</xades:EncapsulatedTimeStamp>\
+</xades:SignatureTimeStamp>",
+        base64::engine::general_purpose::STANDARD.encode(token)
+    );
+    let out = if let Some(i) = text.find("</xades:UnsignedSignatureProperties>") {
+        format!("{}{stamp}{}", &text[..i], &text[i..])
+    } else if let Some(i) = text.find("</xades:QualifyingProperties>") {
+        format!(
+            "{}<xades:UnsignedProperties><xades:UnsignedSignatureProperties>{stamp}</xades:UnsignedSignatureProperties>\
+</xades:UnsignedProperties>{}",
+            &text[..i],
+            &text[i..]
+        )
+    } else {
+        return Err(err(Code::ASIC_INVALID_CONTAINER, "the logged signature has no XAdES qualifying properties"));
+    };
+    Ok(out.into_bytes())
 }

@@ -24,6 +24,7 @@ impl Code {
     pub const IO_ERROR: Code = Code("io_error");
     pub const NETWORK_ERROR: Code = Code("network_error");
     pub const INTERNAL_ERROR: Code = Code("internal_error");
+    pub const INVALID_REQUEST: Code = Code("invalid_request");
     pub const HTTP_ERROR: Code = Code("http_error");
     pub const CANNOT_CREATE_SIGNATURE: Code = Code("cannot_create_signature");
     pub const CERT_VALIDATION: Code = Code("cert_validation");

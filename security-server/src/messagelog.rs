@@ -38,6 +38,30 @@ pub struct Record<'a> {
     pub hash_chain: Option<(&'a [u8], &'a [u8])>,
 }
 
+type TokenRow = (Vec<u8>, Option<Vec<u8>>);
+
+/// A (hash chain result, hash chain) pair.
+pub type OwnedChain = (Vec<u8>, Vec<u8>);
+
+/// A logged record with what its container needs.
+#[derive(Debug, Clone)]
+pub struct LoggedRecord {
+    /// The client identifier.
+    pub client: String,
+    /// Whether it is the response.
+    pub response: bool,
+    /// When it was logged.
+    pub created_at: String,
+    /// The message as logged.
+    pub message: Vec<u8>,
+    /// The signature document.
+    pub signature: Vec<u8>,
+    /// A batch signature's (hash chain result, hash chain).
+    pub sig_hash_chain: Option<OwnedChain>,
+    /// (token, for a batch time stamp: (hash chain result, this record's hash chain)).
+    pub timestamp: Option<(Vec<u8>, Option<OwnedChain>)>,
+}
+
 /// A time stamp of a record: (token, the bytes its imprint covers).
 pub type Stamp = (Vec<u8>, Vec<u8>);
 
@@ -146,6 +170,44 @@ impl MessageLog {
         .fetch_all(&self.pool)
         .await?;
         Ok(rows.into_iter().map(|(t, s)| t.zip(s)).collect())
+    }
+
+    /// Everything needed to build the containers of `query_id`'s records.
+    pub async fn archived_records(&self, query_id: &str) -> Result<Vec<LoggedRecord>, sqlx::Error> {
+        type Row = (String, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, m.hash_chain, \
+             m.ts_hash_chain FROM message_log m WHERE m.query_id = ? ORDER BY m.id",
+        )
+        .bind(query_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let stamps = self.timestamps_full(query_id).await?;
+        Ok(rows
+            .into_iter()
+            .zip(stamps)
+            .map(|((client, direction, created_at, message, signature, hcr, hc, ts_hc), ts)| LoggedRecord {
+                client,
+                response: direction == "response",
+                created_at,
+                message,
+                signature,
+                sig_hash_chain: hcr.zip(hc),
+                timestamp: ts.map(|(token, result)| (token, result.zip(ts_hc))),
+            })
+            .collect())
+    }
+
+    async fn timestamps_full(&self, query_id: &str) -> Result<Vec<Option<TokenRow>>, sqlx::Error> {
+        type Row = (Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT t.token, t.hash_chain_result FROM message_log m LEFT JOIN timestamps t ON t.id = m.timestamp_id \
+             WHERE m.query_id = ? ORDER BY m.id",
+        )
+        .bind(query_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|(t, r)| t.map(|t| (t, r))).collect())
     }
 
     /// Closes the pool, flushing the log.

@@ -138,6 +138,9 @@ pub(crate) async fn client_proxy(state: Arc<State>, req: Request<Incoming>) -> R
 
 async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Resp, (String, Fault)> {
     let nq = |f: Fault| (String::from("-"), f);
+    if req.method() == Method::GET && req.uri().path() == "/asic" {
+        return asic_export(state, req.uri().query().unwrap_or("")).await.map_err(nq);
+    }
     if req.method() != Method::POST {
         return Err(nq(
             Code::INVALID_HTTP_METHOD.client(format!("must use POST request method instead of {}", req.method()))
@@ -706,4 +709,81 @@ async fn forward(
     tokio::time::timeout(Duration::from_secs(timeout_secs), work)
         .await
         .map_err(|_| failed(Code::NETWORK_ERROR, format!("the provider did not answer within {timeout_secs} s")))?
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
+        match (bytes[i], hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
+            (b'%', Some(v)) => {
+                out.push(v);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// X-Road's `/asic` export: `GET /asic?queryId=…&xRoadInstance=…&memberClass=…&memberCode=…[&subsystemCode=…]`
+/// answers a ZIP of the ASiC-E containers of that query's request and
+/// response, for the client named in the parameters only.
+async fn asic_export(state: &State, query: &str) -> Result<Resp, Fault> {
+    let params: HashMap<String, String> =
+        query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();
+    let get = |k: &str| params.get(k).map(String::as_str);
+    let bad = |m: &str| Code::INVALID_REQUEST.client(m.to_owned());
+    let query_id = get("queryId").ok_or_else(|| bad("queryId is required"))?;
+    let (Some(instance), Some(class), Some(code)) = (get("xRoadInstance"), get("memberClass"), get("memberCode"))
+    else {
+        return Err(bad("xRoadInstance, memberClass and memberCode of the client are required"));
+    };
+    let client = match get("subsystemCode") {
+        Some(sub) => ClientId::subsystem(instance, class, code, sub),
+        None => ClientId::member(instance, class, code),
+    }
+    .map_err(|e| bad(&e.to_string()))?;
+    let records = state
+        .log
+        .archived_records(query_id)
+        .await
+        .map_err(|e| Code::INTERNAL_ERROR.client_proxy(format!("message log: {e}")))?;
+    let records: Vec<_> = records.into_iter().filter(|r| r.client == client.to_string()).collect();
+    if records.is_empty() {
+        return Err(Code::INVALID_REQUEST.client(format!("no message log records of query {query_id} for {client}")));
+    }
+    let mut containers = Vec::new();
+    for r in &records {
+        let bytes = musubi_protocol::asic::build_message_container(&musubi_protocol::asic::MessageRecord {
+            message: &r.message,
+            signature: &r.signature,
+            sig_hash_chain: r.sig_hash_chain.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+            timestamp: r
+                .timestamp
+                .as_ref()
+                .map(|(t, b)| (t.as_slice(), b.as_ref().map(|(x, y)| (x.as_slice(), y.as_slice())))),
+        })
+        .map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.message))?;
+        let name = format!("{}-{}.asice", safe_file_name(query_id), if r.response { "response" } else { "request" });
+        containers.push((name, bytes));
+    }
+    let borrowed: Vec<(&str, &[u8])> = containers.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let zip = musubi_protocol::asic::write_zip(&borrowed).map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.message))?;
+    let mut r = Response::new(Full::new(Bytes::from(zip)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    Ok(r)
+}
+
+fn safe_file_name(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
 }

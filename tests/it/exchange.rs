@@ -631,3 +631,90 @@ async fn metadata_only_logging_and_immediate_time_stamps() {
     assert!(String::from_utf8_lossy(&provider[1].1).contains("22.5"));
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_containers_verify_offline() {
+    let opts = Options { timestamping_interval_seconds: 1, ..Options::default() };
+    let net = network_with("export", 28, opts).await;
+    let (consumer, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    // Two exchanges in flight together may share a batch signature.
+    let (a, b) = tokio::join!(
+        http(cp, "POST", XML, example_request(&service, "it-export").into_bytes()),
+        http(cp, "POST", XML, example_request(&service, "it-export-2").into_bytes())
+    );
+    assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
+    let log = net.consumer.message_log();
+    until_stamped(&net.consumer, || async {
+        log.timestamps_of("it-export").await.unwrap().iter().all(Option::is_some)
+    })
+    .await;
+
+    // X-Road's /asic export on the client proxy.
+    let url = format!(
+        "/asic?queryId=it-export&xRoadInstance={}&memberClass={}&memberCode={}&subsystemCode={}",
+        consumer.instance(),
+        consumer.member_class(),
+        consumer.member_code(),
+        consumer.subsystem_code().unwrap()
+    );
+    let tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(url)
+        .header("host", cp.to_string())
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    use http_body_util::BodyExt;
+    let zip = resp.into_body().collect().await.unwrap().to_bytes();
+    let files = musubi_protocol::asic::read_zip(&zip, &musubi_protocol::asic::Limits::default()).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["it-export-request.asice", "it-export-response.asice"]);
+
+    // Each container verifies offline against the network's trust.
+    let global: musubi_security_server::conf::GlobalConf =
+        musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
+            .unwrap();
+    let pem = |p: &str| musubi_pki::pem_decode("CERTIFICATE", p).unwrap();
+    let conf = musubi_pki::verify::VerificationConf {
+        cas: global.approved_cas.iter().map(|c| pem(&c.cert)).collect(),
+        ocsp_responders: vec![],
+        tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
+        ocsp_freshness: std::time::Duration::from_secs(3600),
+    };
+    for (name, bytes) in &files {
+        let v = musubi_pki::verify::verify_container(bytes, &conf).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert!(!v.signer_cert.is_empty());
+        // A changed message does not verify.
+        let mut entries: Vec<(String, Vec<u8>)> =
+            musubi_protocol::asic::read(bytes, &Default::default()).unwrap().entries;
+        for (n, b) in entries.iter_mut() {
+            if n == "message.xml" {
+                b.extend_from_slice(b" ");
+            }
+        }
+        let rebuilt: Vec<(&str, &[u8])> =
+            entries.iter().filter(|(n, _)| n != "mimetype").map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+        let tampered = musubi_protocol::asic::write(&rebuilt).unwrap();
+        assert!(musubi_pki::verify::verify_container(&tampered, &conf).is_err(), "{name} tampered");
+    }
+    // Another client may not export this query's containers.
+    let other = url_for_other(cp).await;
+    assert_eq!(other, 500);
+    net.shutdown().await;
+}
+
+async fn url_for_other(cp: std::net::SocketAddr) -> u16 {
+    let tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = http::Request::get(
+        "/asic?queryId=it-export&xRoadInstance=DEMO&memberClass=GOV&memberCode=1001&subsystemCode=other",
+    )
+    .header("host", cp.to_string())
+    .body(http_body_util::Full::new(bytes::Bytes::new()))
+    .unwrap();
+    sender.send_request(req).await.unwrap().status().as_u16()
+}
