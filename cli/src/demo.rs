@@ -63,7 +63,7 @@ impl Default for Options {
             ocsp_retry_secs: 60,
             ocsp_freshness_seconds: 3600,
             conf_check_secs: 10,
-            timestamping_interval_seconds: 60,
+            timestamping_interval_seconds: 10,
             acceptable_timestamp_failure_period_secs: 14400,
             consumer_body_logging: true,
             timestamp_immediately: false,

@@ -14,6 +14,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Message-log commands.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
     /// Verify a message-log container (.asice) offline; names the first check that fails.
     Verify {
         /// The container.
@@ -42,6 +47,25 @@ enum Command {
     },
 }
 
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Download the ASiC-E containers of a query from a security server (X-Road's /asic).
+    Export {
+        /// The security server's client proxy, e.g. http://127.0.0.2:8080
+        #[arg(long)]
+        url: String,
+        /// The client whose query it was, e.g. SUBSYSTEM:DEMO/GOV/1001/care
+        #[arg(long)]
+        client: musubi_protocol::ClientId,
+        /// The query id.
+        #[arg(long)]
+        query_id: String,
+        /// Folder for the containers.
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+    },
+}
+
 #[tokio::main]
 async fn main() -> Result<()> {
     tracing_subscriber::fmt()
@@ -49,6 +73,9 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo { dir } => demo(dir).await,
+        Command::Log { command: LogCommand::Export { url, client, query_id, out } } => {
+            export(&url, &client, &query_id, &out).await
+        }
         Command::Verify { file, global_conf, ca, ocsp, tsa, ocsp_freshness } => {
             verify(&file, global_conf.as_deref(), &ca, &ocsp, &tsa, ocsp_freshness)
         }
@@ -64,7 +91,10 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
             std::env::temp_dir().join(format!("musubi-demo-{stamp}"))
         }
     };
-    let net = musubi::demo::Network::start(&dir, musubi::demo::Options::default())
+    // The demo time-stamps each record before its response is released, so its
+    // containers can be exported and verified at once.
+    let options = musubi::demo::Options { timestamp_immediately: true, ..musubi::demo::Options::default() };
+    let net = musubi::demo::Network::start(&dir, options)
         .await
         .with_context(|| format!("starting the demo network in {}", dir.display()))?;
     let f = &net.facts;
@@ -91,6 +121,22 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         "  curl -s -H 'Content-Type: text/xml; charset=UTF-8' --data-binary @{} {}",
         f.request_file.display(),
         f.client_proxy_url
+    );
+    println!();
+    println!("Then export the message-log containers of that request and verify them offline");
+    println!("(the demo time-stamps every record before it answers):");
+    println!();
+    let export = dir.join("export");
+    println!(
+        "  cargo run -p musubi -- log export --url {} --client {} --query-id demo-query-1 --out {}",
+        f.client_proxy_url.trim_end_matches('/'),
+        f.client,
+        export.display()
+    );
+    println!(
+        "  cargo run -p musubi -- verify --global-conf {} {}",
+        dir.join("global-conf.toml").display(),
+        export.join("demo-query-1-request.asice").display()
     );
     println!();
     println!("The same facts are in {}. Press Ctrl-C to stop.", dir.join("demo.json").display());
@@ -155,4 +201,54 @@ fn verify(
 
 fn x509_subject(der: &[u8]) -> String {
     musubi_pki::subject_of(der).unwrap_or_else(|| "an unreadable certificate".into())
+}
+
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+async fn export(url: &str, client: &musubi_protocol::ClientId, query_id: &str, out: &std::path::Path) -> Result<()> {
+    use http_body_util::BodyExt;
+    let base: hyper::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
+    let authority = base.authority().context("the URL has no host")?.to_string();
+    let mut path = format!(
+        "/asic?queryId={}&xRoadInstance={}&memberClass={}&memberCode={}",
+        query_escape(query_id),
+        query_escape(client.instance()),
+        query_escape(client.member_class()),
+        query_escape(client.member_code())
+    );
+    if let Some(sub) = client.subsystem_code() {
+        path.push_str(&format!("&subsystemCode={}", query_escape(sub)));
+    }
+    let tcp =
+        tokio::net::TcpStream::connect(&authority).await.with_context(|| format!("cannot connect to {authority}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    let req =
+        hyper::Request::get(path).header("host", &authority).body(http_body_util::Full::new(bytes::Bytes::new()))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let body = http_body_util::Limited::new(resp.into_body(), 512 * 1024 * 1024)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
+        .to_bytes();
+    anyhow::ensure!(status.is_success(), "the security server answered {status}: {}", String::from_utf8_lossy(&body));
+    let files = musubi_protocol::asic::read_zip(&body, &musubi_protocol::asic::Limits::default())?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (name, bytes) in files {
+        let path = out.join(&name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
 }

@@ -65,6 +65,25 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     assert!(text.contains("requestHash algorithmId="), "{text}");
     assert!(text.contains("getRoomTemperatureResponse"), "{text}");
 
+    // The printed export and verify commands work.
+    let mut commands = Vec::new();
+    while commands.len() < 2 {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its export and verify commands");
+        if let Some(cmd) = line.trim_start().strip_prefix("cargo run -p musubi -- ") {
+            commands.push(cmd.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+        }
+    }
+    let musubi = |args: &[String]| Command::new(env!("CARGO_BIN_EXE_musubi")).args(args).output().unwrap();
+    let exported = musubi(&commands[0]);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let verified = musubi(&commands[1]);
+    let text = String::from_utf8_lossy(&verified.stdout).into_owned();
+    assert!(
+        verified.status.success() && text.starts_with("valid:"),
+        "{text}{}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
