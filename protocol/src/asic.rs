@@ -297,3 +297,95 @@ fn with_signature_timestamp(signature: &[u8], token: &[u8]) -> Result<Vec<u8>, A
     };
     Ok(out.into_bytes())
 }
+
+/// Checks the linking information of a message-log archive (a ZIP of
+/// containers with a `linkinginfo` file): the first line names the previous
+/// archive's last digest (or `-`), the previous archive (or `-`) and the hash
+/// algorithm; then one line per container, `<hex digest> <name>`, in ZIP
+/// order, with `d_i = hex(H(d_{i-1} ‖ hex(H(container_i))))`, `d_0` the previous
+/// digest (empty for a first archive). `previous` is the previous archive's
+/// last digest, or `None` for the first archive. Returns this archive's last digest.
+pub fn verify_archive(bytes: &[u8], previous: Option<&str>, limits: &Limits) -> Result<String, ArchiveError> {
+    let files = read_zip(bytes, limits).map_err(|e| archive_err("archive_invalid", e.message))?;
+    let linking = files
+        .iter()
+        .find(|(n, _)| n == "linkinginfo")
+        .ok_or_else(|| archive_err("archive_linking_info_not_found", "the archive has no linkinginfo"))?;
+    let text =
+        std::str::from_utf8(&linking.1).map_err(|_| archive_err("archive_invalid", "linkinginfo is not UTF-8"))?;
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let head: Vec<&str> = lines.next().unwrap_or_default().split_whitespace().collect();
+    let [prev_digest, _prev_file, alg] = head[..] else {
+        return Err(archive_err(
+            "archive_invalid",
+            "the first line of linkinginfo is not `<previous digest> <previous file> <algorithm>`",
+        ));
+    };
+    let algorithm = match alg {
+        "SHA-256" => &ring::digest::SHA256,
+        "SHA-384" => &ring::digest::SHA384,
+        "SHA-512" => &ring::digest::SHA512,
+        other => return Err(archive_err("archive_invalid", format!("hash algorithm {other:?} is not supported"))),
+    };
+    let start = match (prev_digest, previous) {
+        ("-", None) => String::new(),
+        ("-", Some(_)) => {
+            return Err(archive_err(
+                "archive_previous_mismatch",
+                "the archive starts a chain, but a previous digest was given",
+            ));
+        }
+        (_, None) => {
+            return Err(archive_err(
+                "archive_previous_required",
+                "the archive continues another archive; give that archive's last digest",
+            ));
+        }
+        (d, Some(p)) if !d.eq_ignore_ascii_case(p) => {
+            return Err(archive_err("archive_previous_mismatch", format!("the archive continues {d}, not {p}")));
+        }
+        (d, Some(_)) => d.to_ascii_lowercase(),
+    };
+    let listed: Vec<(String, String)> = lines
+        .map(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next().unwrap_or_default().to_owned(), parts.next().unwrap_or_default().to_owned())
+        })
+        .collect();
+    let containers: Vec<&(String, Vec<u8>)> = files.iter().filter(|(n, _)| n.ends_with(".asice")).collect();
+    if containers.is_empty() {
+        return Err(archive_err("archive_no_containers", "the archive holds no ASiC containers"));
+    }
+    let names: Vec<&str> = containers.iter().map(|(n, _)| n.as_str()).collect();
+    let listed_names: Vec<&str> = listed.iter().map(|(_, n)| n.as_str()).collect();
+    if names != listed_names {
+        return Err(archive_err(
+            "archive_file_mismatch",
+            format!("linkinginfo lists {listed_names:?}, the archive holds {names:?}"),
+        ));
+    }
+    let hex = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<String>();
+    let mut digest = start;
+    for ((name, bytes), (stated, _)) in containers.iter().map(|c| (&c.0, &c.1)).zip(&listed) {
+        let own = hex(ring::digest::digest(algorithm, bytes).as_ref());
+        digest = hex(ring::digest::digest(algorithm, format!("{digest}{own}").as_bytes()).as_ref());
+        if !digest.eq_ignore_ascii_case(stated) {
+            return Err(archive_err("archive_digest_mismatch", format!("the linking digest of {name} does not match")));
+        }
+    }
+    Ok(digest)
+}
+
+/// Why an archive's linking did not verify.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct ArchiveError {
+    /// What failed (`archive_digest_mismatch`, …).
+    pub code: &'static str,
+    /// Details.
+    pub message: String,
+}
+
+fn archive_err(code: &'static str, message: impl Into<String>) -> ArchiveError {
+    ArchiveError { code, message: message.into() }
+}

@@ -388,3 +388,35 @@ fn x_road_containers_load_as_x_road_says() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Message-log archive linking (README §6).
+#[test]
+fn x_road_archives_link_as_x_road_says() {
+    use musubi_protocol::asic::{Limits, verify_archive};
+    let Some(dir) = conformance_dir() else { return };
+    let ml = dir.join("../../messagelog");
+    let read = |f: &str| std::fs::read(ml.join(f)).unwrap();
+    let code = |r: Result<String, musubi_protocol::asic::ArchiveError>| match r {
+        Ok(_) => "ok",
+        Err(e) => e.code,
+    };
+    let first = verify_archive(&read("archive-verifier/message-archive-0.zip"), None, &Limits::default()).unwrap();
+    assert!(first.starts_with("9011ab55") && first.ends_with("358eaa"), "{first}");
+    let second =
+        verify_archive(&read("archive-verifier/message-archive-1.zip"), Some(&first), &Limits::default()).unwrap();
+    assert!(second.starts_with("1bdf9efb") && second.ends_with("b7ac36"), "{second}");
+    let wrong = format!("4145ab55{}", &first[8..]);
+    let a1 = read("archive-verifier/message-archive-1.zip");
+    assert_eq!(code(verify_archive(&a1, Some(&wrong), &Limits::default())), "archive_previous_mismatch");
+    assert_eq!(code(verify_archive(&a1, None, &Limits::default())), "archive_previous_required");
+    let cases = [
+        ("logarchive/mlog-WITH_LINKINGINFO.zip", "ok"),
+        ("logarchive/mlog-WITH_INVALID_LINKINGINFO.zip", "archive_digest_mismatch"),
+        ("logarchive/mlog-EXCESSIVE_FILES_IN_LINKINGINFO.zip", "archive_file_mismatch"),
+        ("logarchive/mlog-NO_LINKINGINFO.zip", "archive_linking_info_not_found"),
+        ("logarchive/mlog-NO_ASIC_CONTAINERS.zip", "archive_no_containers"),
+    ];
+    for (file, expected) in cases {
+        assert_eq!(code(verify_archive(&read(file), None, &Limits::default())), expected, "{file}");
+    }
+}
