@@ -47,6 +47,10 @@ pub struct Options {
     pub consumer_body_logging: bool,
     /// Whether records are time-stamped before each response is released.
     pub timestamp_immediately: bool,
+    /// How often time-stamped records are archived, seconds.
+    pub archive_interval_secs: u64,
+    /// How long archived records stay in the database, seconds.
+    pub keep_records_for_secs: u64,
     /// Whether to start the provider information system.
     pub start_provider: bool,
     /// A change to the trust file before it is written (tests use it to make
@@ -67,6 +71,8 @@ impl Default for Options {
             acceptable_timestamp_failure_period_secs: 14400,
             consumer_body_logging: true,
             timestamp_immediately: false,
+            archive_interval_secs: 3600,
+            keep_records_for_secs: 30 * 24 * 3600,
             start_provider: true,
             edit_global: None,
         }
@@ -310,6 +316,11 @@ impl Network {
                 message_body_logging: name != "consumer" || opts.consumer_body_logging,
                 body_logging_off_for: vec![],
                 timestamp_immediately: opts.timestamp_immediately,
+                archive_dir: None,
+                archive_interval_secs: opts.archive_interval_secs,
+                archive_grouping: Default::default(),
+                archive_transfer_command: None,
+                keep_records_for_secs: opts.keep_records_for_secs,
                 max_body_bytes: 32 * 1024 * 1024,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;

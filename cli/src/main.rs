@@ -38,6 +38,10 @@ enum Command {
         /// How old an OCSP response may be at the time-stamp time, seconds.
         #[arg(long, default_value_t = 3600)]
         ocsp_freshness: u64,
+        /// For an archive file: the previous archive's last linking digest
+        /// (omit for the first archive of a chain).
+        #[arg(long)]
+        previous: Option<String>,
     },
     /// Start a whole demo network on this machine (127.0.0.2-4, real ports).
     Demo {
@@ -76,8 +80,8 @@ async fn main() -> Result<()> {
         Command::Log { command: LogCommand::Export { url, client, query_id, out } } => {
             export(&url, &client, &query_id, &out).await
         }
-        Command::Verify { file, global_conf, ca, ocsp, tsa, ocsp_freshness } => {
-            verify(&file, global_conf.as_deref(), &ca, &ocsp, &tsa, ocsp_freshness)
+        Command::Verify { file, global_conf, ca, ocsp, tsa, ocsp_freshness, previous } => {
+            verify(&file, global_conf.as_deref(), &ca, &ocsp, &tsa, ocsp_freshness, previous.as_deref())
         }
     }
 }
@@ -159,6 +163,7 @@ fn verify(
     ocsp: &[PathBuf],
     tsa: &[PathBuf],
     ocsp_freshness: u64,
+    previous: Option<&str>,
 ) -> Result<()> {
     let mut conf = musubi_pki::verify::VerificationConf {
         cas: ca.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
@@ -186,6 +191,30 @@ fn verify(
         "give the trust: --global-conf FILE, or --ca and --tsa (and --ocsp)"
     );
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let limits = musubi_protocol::asic::Limits::default();
+    // An archive file: check its link to the previous archive, then every container.
+    let archive = musubi_protocol::asic::read_zip(&bytes, &limits)
+        .ok()
+        .filter(|files| files.iter().any(|(n, _)| n == "linkinginfo"));
+    if let Some(files) = archive {
+        {
+            let last = match musubi_protocol::asic::verify_archive(&bytes, previous, &limits) {
+                Ok(d) => d,
+                Err(e) => {
+                    println!("invalid: {}: {}: {}", file.display(), e.code, e.message);
+                    std::process::exit(1);
+                }
+            };
+            for (name, container) in files.iter().filter(|(n, _)| n.ends_with(".asice")) {
+                if let Err(e) = musubi_pki::verify::verify_container(container, &conf) {
+                    println!("invalid: {}: {name}: {}: {}", file.display(), e.code, e.message);
+                    std::process::exit(1);
+                }
+            }
+            println!("valid: {} ({} containers); last linking digest {last}", file.display(), files.len() - 1);
+            return Ok(());
+        }
+    }
     match musubi_pki::verify::verify_container(&bytes, &conf) {
         Ok(v) => {
             let signer = x509_subject(&v.signer_cert);

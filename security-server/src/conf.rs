@@ -227,6 +227,22 @@ pub struct ServerConf {
     /// seconds (X-Road's `acceptable-timestamp-failure-period`; 0 disables).
     #[serde(default = "default_ts_failure_period")]
     pub acceptable_timestamp_failure_period_secs: u64,
+    /// Where archive files of time-stamped records are written (default `<state_dir>/archive`).
+    #[serde(default)]
+    pub archive_dir: Option<PathBuf>,
+    /// How often records are archived, seconds.
+    #[serde(default = "default_archive_interval")]
+    pub archive_interval_secs: u64,
+    /// How records are grouped into archive files.
+    #[serde(default)]
+    pub archive_grouping: ArchiveGrouping,
+    /// A command run with each new archive file as its argument (e.g. to move it off the server).
+    #[serde(default)]
+    pub archive_transfer_command: Option<String>,
+    /// How long archived records stay in the database, seconds (X-Road's
+    /// `keep-records-for`, 30 days).
+    #[serde(default = "default_keep_records")]
+    pub keep_records_for_secs: u64,
     /// How often the server looks for a changed trust file or renewed
     /// certificates, seconds.
     #[serde(default = "default_conf_check")]
@@ -245,6 +261,27 @@ fn default_retry() -> u64 {
 
 fn default_ts_failure_period() -> u64 {
     14400
+}
+
+/// How the archiver groups records into files.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ArchiveGrouping {
+    /// One chain of files for all records.
+    #[default]
+    None,
+    /// One chain per member.
+    Member,
+    /// One chain per subsystem.
+    Subsystem,
+}
+
+fn default_archive_interval() -> u64 {
+    6 * 3600
+}
+
+fn default_keep_records() -> u64 {
+    30 * 24 * 3600
 }
 
 fn default_conf_check() -> u64 {

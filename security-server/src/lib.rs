@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod archiver;
 pub mod conf;
 pub mod messagelog;
 mod ocsp;
@@ -62,6 +63,7 @@ pub enum StartError {
 /// A running security server.
 pub struct Handle {
     state: Arc<proxy::State>,
+    archive_updates: watch::Sender<u64>,
     conf_updates: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -92,6 +94,11 @@ impl Handle {
     /// certificate into use.
     pub fn conf_updates(&self) -> watch::Receiver<u64> {
         self.conf_updates.subscribe()
+    }
+
+    /// Changes after every archiving round of this server.
+    pub fn archive_updates(&self) -> watch::Receiver<u64> {
+        self.archive_updates.subscribe()
     }
 
     /// Changes after every time-stamping round of this server.
@@ -316,11 +323,23 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let (conf_updates, _) = watch::channel(0u64);
     tasks.spawn(watch_configuration(state.clone(), tls_conf.clone(), conf_check, conf_updates.clone(), rx.clone()));
     tasks.spawn(timestamper::run(state.clone(), rx.clone()));
+    let archive_dir = state.conf.archive_dir.clone().unwrap_or_else(|| state.conf.state_dir.join("archive"));
+    let (archive_updates, _) = watch::channel(0u64);
+    tasks.spawn(archiver::run(state.clone(), archive_dir, archive_updates.clone(), rx.clone()));
     tasks.spawn(serve_server_proxy(sp, state, tls_conf, rx.clone()));
     tasks.spawn(ocsp::serve_responses(ocsp_listener, ocsp_cache.clone(), rx.clone()));
     tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
-    Ok(Handle { conf_updates, state: stats_state, shutdown: tx, tasks, log, client_proxy_addr, server_proxy_addr })
+    Ok(Handle {
+        archive_updates,
+        conf_updates,
+        state: stats_state,
+        shutdown: tx,
+        tasks,
+        log,
+        client_proxy_addr,
+        server_proxy_addr,
+    })
 }
 
 /// Counters of a running server (Prometheus metrics come with the admin API).

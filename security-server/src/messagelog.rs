@@ -210,6 +210,99 @@ impl MessageLog {
         Ok(rows.into_iter().map(|(t, r)| t.map(|t| (t, r))).collect())
     }
 
+    /// Up to `limit` time-stamped records not yet archived: (id, query id, record).
+    pub async fn archivable(&self, limit: i64) -> Result<Vec<(i64, String, LoggedRecord)>, sqlx::Error> {
+        type Row =
+            (i64, String, String, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT m.id, m.query_id, m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, \
+             m.hash_chain, m.ts_hash_chain FROM message_log m \
+             WHERE m.timestamp_id IS NOT NULL AND m.archive_file IS NULL ORDER BY m.id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, query_id, client, direction, created_at, message, signature, hcr, hc, ts_hc) in rows {
+            let (token, result): TokenRow = sqlx::query_as(
+                "SELECT t.token, t.hash_chain_result FROM message_log m JOIN timestamps t ON t.id = m.timestamp_id WHERE m.id = ?",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+            out.push((
+                id,
+                query_id,
+                LoggedRecord {
+                    client,
+                    response: direction == "response",
+                    created_at,
+                    message,
+                    signature,
+                    sig_hash_chain: hcr.zip(hc),
+                    timestamp: Some((token, result.zip(ts_hc))),
+                },
+            ));
+        }
+        Ok(out)
+    }
+
+    /// The last linking digest and file of an archive group.
+    pub async fn archive_link(&self, group: &str) -> Result<Option<(String, String)>, sqlx::Error> {
+        sqlx::query_as("SELECT last_digest, last_file FROM archive_digests WHERE group_key = ?")
+            .bind(group)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    /// Records that `records` went into `file`, whose last digest is `digest`.
+    pub async fn mark_archived(
+        &self,
+        group: &str,
+        file: &str,
+        digest: &str,
+        records: &[i64],
+    ) -> Result<(), sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for id in records {
+            sqlx::query("UPDATE message_log SET archive_file = ? WHERE id = ?")
+                .bind(file)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query(
+            "INSERT INTO archive_digests (group_key, last_digest, last_file) VALUES (?, ?, ?) \
+             ON CONFLICT (group_key) DO UPDATE SET last_digest = excluded.last_digest, last_file = excluded.last_file",
+        )
+        .bind(group)
+        .bind(digest)
+        .bind(file)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await
+    }
+
+    /// Deletes archived records logged before `before` (RFC 3339); returns how many.
+    pub async fn delete_archived_before(&self, before: &str) -> Result<u64, sqlx::Error> {
+        let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM timestamps WHERE id NOT IN (SELECT timestamp_id FROM message_log WHERE timestamp_id IS NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Number of records of `query_id` that are archived.
+    pub async fn archived_count(&self, query_id: &str) -> Result<i64, sqlx::Error> {
+        sqlx::query_scalar("SELECT COUNT(*) FROM message_log WHERE query_id = ? AND archive_file IS NOT NULL")
+            .bind(query_id)
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// Closes the pool, flushing the log.
     pub async fn close(&self) {
         self.pool.close().await;

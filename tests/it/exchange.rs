@@ -718,3 +718,72 @@ async fn url_for_other(cp: std::net::SocketAddr) -> u16 {
     .unwrap();
     sender.send_request(req).await.unwrap().status().as_u16()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
+    let opts = Options {
+        timestamp_immediately: true,
+        archive_interval_secs: 1,
+        keep_records_for_secs: 0,
+        ..Options::default()
+    };
+    let net = network_with("archive", 29, opts).await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    let archive_dir = net.facts.request_file.parent().unwrap().join("consumer").join("state").join("archive");
+    let mut updates = net.consumer.archive_updates();
+    // Two rounds of exchanges, each archived in its own file: the second links to the first.
+    for round in 0..2 {
+        for i in 0..2 {
+            let reply =
+                http(cp, "POST", XML, example_request(&service, &format!("it-arch-{round}-{i}")).into_bytes()).await;
+            assert_eq!(reply.status, 200, "{}", reply.body);
+        }
+        let log = net.consumer.message_log();
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            // keep_records_for_secs = 0: archived records leave the database.
+            while !log.find(&format!("it-arch-{round}-1")).await.unwrap().is_empty() {
+                updates.changed().await.unwrap();
+            }
+        })
+        .await
+        .expect("records archived and deleted within 30 s");
+    }
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&archive_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "zip"))
+        .collect();
+    files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
+    assert!(files.len() >= 2, "{files:?}");
+    let global: musubi_security_server::conf::GlobalConf =
+        musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
+            .unwrap();
+    let pem = |p: &str| musubi_pki::pem_decode("CERTIFICATE", p).unwrap();
+    let conf = musubi_pki::verify::VerificationConf {
+        cas: global.approved_cas.iter().map(|c| pem(&c.cert)).collect(),
+        ocsp_responders: vec![],
+        tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
+        ocsp_freshness: std::time::Duration::from_secs(3600),
+    };
+    let limits = musubi_protocol::asic::Limits::default();
+    let mut previous: Option<String> = None;
+    let mut containers = 0;
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap();
+        let last = musubi_protocol::asic::verify_archive(&bytes, previous.as_deref(), &limits)
+            .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        for (name, container) in musubi_protocol::asic::read_zip(&bytes, &limits).unwrap() {
+            if name.ends_with(".asice") {
+                musubi_pki::verify::verify_container(&container, &conf).unwrap_or_else(|e| panic!("{name}: {e}"));
+                containers += 1;
+            }
+        }
+        previous = Some(last);
+    }
+    assert!(containers >= 8, "{containers} containers for 4 exchanges");
+    // A file taken out of the chain breaks it.
+    let second = std::fs::read(&files[1]).unwrap();
+    assert!(musubi_protocol::asic::verify_archive(&second, None, &limits).is_err());
+    net.shutdown().await;
+}
