@@ -197,23 +197,21 @@ fn verify(
         .ok()
         .filter(|files| files.iter().any(|(n, _)| n == "linkinginfo"));
     if let Some(files) = archive {
-        {
-            let last = match musubi_protocol::asic::verify_archive(&bytes, previous, &limits) {
-                Ok(d) => d,
-                Err(e) => {
-                    println!("invalid: {}: {}: {}", file.display(), e.code, e.message);
-                    std::process::exit(1);
-                }
-            };
-            for (name, container) in files.iter().filter(|(n, _)| n.ends_with(".asice")) {
-                if let Err(e) = musubi_pki::verify::verify_container(container, &conf) {
-                    println!("invalid: {}: {name}: {}: {}", file.display(), e.code, e.message);
-                    std::process::exit(1);
-                }
+        let last = match musubi_protocol::asic::verify_archive(&bytes, previous, &limits) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("invalid: {}: {}: {}", file.display(), e.code, e.message);
+                std::process::exit(1);
             }
-            println!("valid: {} ({} containers); last linking digest {last}", file.display(), files.len() - 1);
-            return Ok(());
+        };
+        for (name, container) in files.iter().filter(|(n, _)| n.ends_with(".asice")) {
+            if let Err(e) = musubi_pki::verify::verify_container(container, &conf) {
+                println!("invalid: {}: {name}: {}: {}", file.display(), e.code, e.message);
+                std::process::exit(1);
+            }
         }
+        println!("valid: {} ({} containers); last linking digest {last}", file.display(), files.len() - 1);
+        return Ok(());
     }
     match musubi_pki::verify::verify_container(&bytes, &conf) {
         Ok(v) => {
