@@ -149,19 +149,27 @@ async fn attachments_travel_signed_through_both_servers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_message_log_that_cannot_be_written_stops_the_exchange() {
+async fn a_message_log_that_cannot_be_written_stops_the_exchange_until_it_is_back() {
     let net = network("logfail", 14, true).await;
     let (_, _, service, _) = ids();
-    // Break the provider's log underneath the running server.
+    // Take the provider's log away underneath the running server.
     let path = net.facts.message_logs[1].clone();
     let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", path.display())).await.unwrap();
-    sqlx::query("DROP TABLE message_log").execute(&pool).await.unwrap();
-    pool.close().await;
+    sqlx::query("ALTER TABLE message_log RENAME TO message_log_away").execute(&pool).await.unwrap();
     let reply =
         http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-logfail").into_bytes()).await;
     assert_eq!(reply.status, 500);
     assert_eq!(reply.fault_code(), Some("server.serverproxy.logging_failed"), "{}", reply.body);
     assert!(!reply.body.contains("22.5"), "no provider data may be released unlogged");
+    // The store is back: traffic resumes without a restart, and the refused
+    // exchange left no half-written record behind.
+    sqlx::query("ALTER TABLE message_log_away RENAME TO message_log").execute(&pool).await.unwrap();
+    pool.close().await;
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-logback").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(net.provider.message_log().find("it-logfail").await.unwrap().is_empty());
+    assert_eq!(net.provider.message_log().find("it-logback").await.unwrap().len(), 2);
     net.shutdown().await;
 }
 
