@@ -370,6 +370,15 @@ impl Network {
         })
     }
 
+    /// Splits the network into its two servers and the rest (CA services and
+    /// provider), which keeps running until [`Services::shutdown`] — for tests
+    /// that run a server elsewhere.
+    pub fn into_parts(self) -> (musubi_security_server::Handle, musubi_security_server::Handle, Services) {
+        let services =
+            Services { provider_stop: self.provider_stop, ocsp_stop: self.ocsp_stop, tsa_stop: self.tsa_stop };
+        (self.consumer, self.provider, services)
+    }
+
     /// Stops the dev CA's OCSP responder (to test a responder outage).
     pub fn stop_ocsp_responder(&self) {
         let _ = self.ocsp_stop.send(true);
@@ -408,6 +417,22 @@ impl Network {
         let _ = self.provider_stop.send(true);
         self.consumer.shutdown().await;
         self.provider.shutdown().await;
+        let _ = self.ocsp_stop.send(true);
+        let _ = self.tsa_stop.send(true);
+    }
+}
+
+/// The CA services and the provider of a split [`Network`].
+pub struct Services {
+    provider_stop: watch::Sender<bool>,
+    ocsp_stop: watch::Sender<bool>,
+    tsa_stop: watch::Sender<bool>,
+}
+
+impl Services {
+    /// Stops them.
+    pub fn shutdown(self) {
+        let _ = self.provider_stop.send(true);
         let _ = self.ocsp_stop.send(true);
         let _ = self.tsa_stop.send(true);
     }
