@@ -25,7 +25,7 @@ use tokio::sync::watch;
 pub const INSTANCE: &str = "DEMO";
 
 /// What a demo network is made of.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     /// Consumer's security server, provider's security server, provider IS.
     pub ips: [Ipv4Addr; 3],
@@ -51,6 +51,9 @@ pub struct Options {
     pub archive_interval_secs: u64,
     /// How long archived records stay in the database, seconds.
     pub keep_records_for_secs: u64,
+    /// PostgreSQL URLs for the consumer's and the provider's message logs
+    /// (SQLite files when `None`).
+    pub database_urls: Option<[String; 2]>,
     /// Whether to start the provider information system.
     pub start_provider: bool,
     /// A change to the trust file before it is written (tests use it to make
@@ -73,6 +76,7 @@ impl Default for Options {
             timestamp_immediately: false,
             archive_interval_secs: 3600,
             keep_records_for_secs: 30 * 24 * 3600,
+            database_urls: None,
             start_provider: true,
             edit_global: None,
         }
@@ -302,6 +306,7 @@ impl Network {
                 client_proxy_listen: SocketAddr::new(ip.into(), 8080),
                 server_proxy_listen: SocketAddr::new(ip.into(), 5500),
                 database: d.join("messagelog.sqlite"),
+                database_url: opts.database_urls.as_ref().map(|urls| urls[usize::from(name == "provider")].clone()),
                 token_dir: d.join("token"),
                 pin_file: Some(d.join("pin")),
                 auth_cert: d.join("auth.pem"),

@@ -186,8 +186,13 @@ pub struct ServerConf {
     pub client_proxy_listen: SocketAddr,
     /// Server proxy listen address (peers, mTLS).
     pub server_proxy_listen: SocketAddr,
-    /// SQLite database file of the message log.
+    /// SQLite database file of the message log (the embedded default).
     pub database: PathBuf,
+    /// A PostgreSQL URL (`postgres://user:password@host/db`) for the message log
+    /// instead of the SQLite file. `MUSUBI_DATABASE_URL` overrides it, so the
+    /// password need not be written into this file.
+    #[serde(default)]
+    pub database_url: Option<String>,
     /// The software token holding this server's keys.
     pub token_dir: PathBuf,
     /// A file holding the token PIN (mode 0600). Without it the PIN comes from

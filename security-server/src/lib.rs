@@ -269,7 +269,10 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let trust = load_trust(&conf)?;
     let identity = load_identity(&conf, &trust).await?;
     let trust = SharedTrust::new(trust);
-    let log = MessageLog::open(&conf.database).await?;
+    let log = match std::env::var("MUSUBI_DATABASE_URL").ok().or_else(|| conf.database_url.clone()) {
+        Some(url) => MessageLog::connect(&url).await?,
+        None => MessageLog::open(&conf.database).await?,
+    };
     let tls_conf = tls::server_config(trust.clone(), identity.auth_cert.clone(), identity.auth_key.clone_key())
         .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;
     let tls_conf = Arc::new(std::sync::RwLock::new(Arc::new(tls_conf)));

@@ -4,9 +4,9 @@
 //! that was acknowledged survives a crash.
 
 use std::path::Path;
-use std::str::FromStr;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
 
 /// Which proxy wrote a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,19 +68,40 @@ pub type Stamp = (Vec<u8>, Vec<u8>);
 /// The message log store.
 #[derive(Debug, Clone)]
 pub struct MessageLog {
-    pool: SqlitePool,
+    pool: AnyPool,
 }
 
 impl MessageLog {
-    /// Opens (creating if needed) the log at `path` and runs migrations.
+    /// Opens (creating if needed) the SQLite log at `path` and runs migrations.
     pub async fn open(path: &Path) -> Result<Self, sqlx::Error> {
-        let url = format!("sqlite://{}", path.display());
-        let options = SqliteConnectOptions::from_str(&url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
-        let pool = SqlitePoolOptions::new().max_connections(4).connect_with(options).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display())).await
+    }
+
+    /// Opens the log at a database URL — `sqlite://FILE?mode=rwc` or
+    /// `postgres://…` — and runs that backend's migrations (the same schema
+    /// versions in each dialect). SQLite runs in WAL mode with `synchronous=FULL`.
+    pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if sqlite { 4 } else { 8 })
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        if sqlite {
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        } else {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        }
         Ok(Self { pool })
     }
 
@@ -90,7 +111,7 @@ impl MessageLog {
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         sqlx::query(
             "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
-             hash_chain_result, hash_chain, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             hash_chain_result, hash_chain, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(r.query_id)
         .bind(r.client)
@@ -112,7 +133,7 @@ impl MessageLog {
 
     /// (direction, message) of every record of `query_id`, oldest first.
     pub async fn find(&self, query_id: &str) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
-        sqlx::query_as("SELECT direction, message FROM message_log WHERE query_id = ? ORDER BY id")
+        sqlx::query_as("SELECT direction, message FROM message_log WHERE query_id = $1 ORDER BY id")
             .bind(query_id)
             .fetch_all(&self.pool)
             .await
@@ -120,7 +141,7 @@ impl MessageLog {
 
     /// Up to `limit` records without a time stamp, oldest first: (id, signature).
     pub async fn unstamped(&self, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
-        sqlx::query_as("SELECT id, signature FROM message_log WHERE timestamp_id IS NULL ORDER BY id LIMIT ?")
+        sqlx::query_as("SELECT id, signature FROM message_log WHERE timestamp_id IS NULL ORDER BY id LIMIT $1")
             .bind(limit)
             .fetch_all(&self.pool)
             .await
@@ -139,7 +160,7 @@ impl MessageLog {
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         let mut tx = self.pool.begin().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO timestamps (token, stamped, hash_chain_result, created_at) VALUES (?, ?, ?, ?) RETURNING id",
+            "INSERT INTO timestamps (token, stamped, hash_chain_result, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(token)
         .bind(stamped)
@@ -148,7 +169,7 @@ impl MessageLog {
         .fetch_one(&mut *tx)
         .await?;
         for (record, chain) in records {
-            sqlx::query("UPDATE message_log SET timestamp_id = ?, ts_hash_chain = ? WHERE id = ?")
+            sqlx::query("UPDATE message_log SET timestamp_id = $1, ts_hash_chain = $2 WHERE id = $3")
                 .bind(id)
                 .bind(chain.as_deref())
                 .bind(record)
@@ -164,7 +185,7 @@ impl MessageLog {
         type Row = (Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT t.token, t.stamped FROM message_log m LEFT JOIN timestamps t ON t.id = m.timestamp_id \
-             WHERE m.query_id = ? ORDER BY m.id",
+             WHERE m.query_id = $1 ORDER BY m.id",
         )
         .bind(query_id)
         .fetch_all(&self.pool)
@@ -177,7 +198,7 @@ impl MessageLog {
         type Row = (String, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, m.hash_chain, \
-             m.ts_hash_chain FROM message_log m WHERE m.query_id = ? ORDER BY m.id",
+             m.ts_hash_chain FROM message_log m WHERE m.query_id = $1 ORDER BY m.id",
         )
         .bind(query_id)
         .fetch_all(&self.pool)
@@ -202,7 +223,7 @@ impl MessageLog {
         type Row = (Option<Vec<u8>>, Option<Vec<u8>>);
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT t.token, t.hash_chain_result FROM message_log m LEFT JOIN timestamps t ON t.id = m.timestamp_id \
-             WHERE m.query_id = ? ORDER BY m.id",
+             WHERE m.query_id = $1 ORDER BY m.id",
         )
         .bind(query_id)
         .fetch_all(&self.pool)
@@ -217,7 +238,7 @@ impl MessageLog {
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.id, m.query_id, m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, \
              m.hash_chain, m.ts_hash_chain FROM message_log m \
-             WHERE m.timestamp_id IS NOT NULL AND m.archive_file IS NULL ORDER BY m.id LIMIT ?",
+             WHERE m.timestamp_id IS NOT NULL AND m.archive_file IS NULL ORDER BY m.id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
@@ -225,7 +246,7 @@ impl MessageLog {
         let mut out = Vec::with_capacity(rows.len());
         for (id, query_id, client, direction, created_at, message, signature, hcr, hc, ts_hc) in rows {
             let (token, result): TokenRow = sqlx::query_as(
-                "SELECT t.token, t.hash_chain_result FROM message_log m JOIN timestamps t ON t.id = m.timestamp_id WHERE m.id = ?",
+                "SELECT t.token, t.hash_chain_result FROM message_log m JOIN timestamps t ON t.id = m.timestamp_id WHERE m.id = $1",
             )
             .bind(id)
             .fetch_one(&self.pool)
@@ -249,7 +270,7 @@ impl MessageLog {
 
     /// The last linking digest and file of an archive group.
     pub async fn archive_link(&self, group: &str) -> Result<Option<(String, String)>, sqlx::Error> {
-        sqlx::query_as("SELECT last_digest, last_file FROM archive_digests WHERE group_key = ?")
+        sqlx::query_as("SELECT last_digest, last_file FROM archive_digests WHERE group_key = $1")
             .bind(group)
             .fetch_optional(&self.pool)
             .await
@@ -265,14 +286,14 @@ impl MessageLog {
     ) -> Result<(), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
         for id in records {
-            sqlx::query("UPDATE message_log SET archive_file = ? WHERE id = ?")
+            sqlx::query("UPDATE message_log SET archive_file = $1 WHERE id = $2")
                 .bind(file)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         sqlx::query(
-            "INSERT INTO archive_digests (group_key, last_digest, last_file) VALUES (?, ?, ?) \
+            "INSERT INTO archive_digests (group_key, last_digest, last_file) VALUES ($1, $2, $3) \
              ON CONFLICT (group_key) DO UPDATE SET last_digest = excluded.last_digest, last_file = excluded.last_file",
         )
         .bind(group)
@@ -285,7 +306,7 @@ impl MessageLog {
 
     /// Deletes archived records logged before `before` (RFC 3339); returns how many.
     pub async fn delete_archived_before(&self, before: &str) -> Result<u64, sqlx::Error> {
-        let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < ?")
+        let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1")
             .bind(before)
             .execute(&self.pool)
             .await?;
@@ -297,7 +318,7 @@ impl MessageLog {
 
     /// Number of records of `query_id` that are archived.
     pub async fn archived_count(&self, query_id: &str) -> Result<i64, sqlx::Error> {
-        sqlx::query_scalar("SELECT COUNT(*) FROM message_log WHERE query_id = ? AND archive_file IS NOT NULL")
+        sqlx::query_scalar("SELECT COUNT(*) FROM message_log WHERE query_id = $1 AND archive_file IS NOT NULL")
             .bind(query_id)
             .fetch_one(&self.pool)
             .await

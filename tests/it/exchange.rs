@@ -795,3 +795,40 @@ async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
     assert!(musubi_protocol::asic::verify_archive(&second, None, &limits).is_err());
     net.shutdown().await;
 }
+
+/// A fresh PostgreSQL database, or `None` (skipped) without a server.
+async fn postgres_database(name: &str) -> Option<String> {
+    let admin = match std::env::var("MUSUBI_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") => {
+            panic!("MUSUBI_TEST_POSTGRES_URL is not set and MUSUBI_REQUIRE_PEERS=1: PostgreSQL is required")
+        }
+        Err(_) => {
+            println!("skipped: PostgreSQL end-to-end test (set MUSUBI_TEST_POSTGRES_URL)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let db = format!("musubi_it_{name}_{}", std::process::id());
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}"))).execute(&pool).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&pool).await.unwrap();
+    pool.close().await;
+    Some(format!("{}/{db}", admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_servers_log_to_postgresql() {
+    let (Some(a), Some(b)) = (postgres_database("consumer").await, postgres_database("provider").await) else { return };
+    let opts = Options { database_urls: Some([a, b]), timestamp_immediately: true, ..Options::default() };
+    let net = network_with("postgres", 31, opts).await;
+    let (_, _, service, _) = ids();
+    let reply =
+        http(net.consumer.client_proxy_addr, "POST", XML, example_request(&service, "it-pg").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for handle in [&net.consumer, &net.provider] {
+        assert_eq!(handle.message_log().find("it-pg").await.unwrap().len(), 2);
+        assert!(handle.message_log().timestamps_of("it-pg").await.unwrap().iter().all(Option::is_some));
+    }
+    net.shutdown().await;
+}

@@ -1,0 +1,108 @@
+//! The message-log store against both backends: SQLite (always) and
+//! PostgreSQL (when `MUSUBI_TEST_POSTGRES_URL` names a server; required with
+//! `MUSUBI_REQUIRE_PEERS=1`, as in CI).
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use musubi_security_server::messagelog::{MessageLog, Record, Side};
+
+/// A fresh PostgreSQL database for `name`, or `None` (skipped) without a server.
+async fn postgres(name: &str) -> Option<String> {
+    let admin = match std::env::var("MUSUBI_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") => {
+            panic!("MUSUBI_TEST_POSTGRES_URL is not set and MUSUBI_REQUIRE_PEERS=1: PostgreSQL is required")
+        }
+        Err(_) => {
+            println!("skipped: PostgreSQL message-log tests (set MUSUBI_TEST_POSTGRES_URL)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let db = format!("musubi_{name}_{}", std::process::id());
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}"))).execute(&pool).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&pool).await.unwrap();
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{db}"))
+}
+
+async fn backends(name: &str) -> Vec<String> {
+    let dir = std::env::temp_dir().join(format!("musubi-mlog-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut urls = vec![format!("sqlite://{}?mode=rwc", dir.join("log.sqlite").display())];
+    urls.extend(postgres(name).await);
+    urls
+}
+
+fn record<'a>(query_id: &'a str, response: bool, message: &'a [u8], chain: Option<(&'a [u8], &'a [u8])>) -> Record<'a> {
+    Record {
+        query_id,
+        client: "SUBSYSTEM:DEMO/GOV/1001/care",
+        service: "SERVICE:DEMO/COM/2002/home/getRoomTemperature",
+        side: Side::Client,
+        response,
+        message,
+        signature: b"<signature/>",
+        hash_chain: chain,
+    }
+}
+
+#[tokio::test]
+async fn records_timestamps_and_archives_round_trip_on_every_backend() {
+    for url in backends("roundtrip").await {
+        let backend = url.split(':').next().unwrap().to_owned();
+        let log = MessageLog::connect(&url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        log.write(&record("q1", false, b"<request/>", None)).await.unwrap();
+        log.write(&record("q1", true, b"<response/>", Some((b"<result/>", b"<chain/>")))).await.unwrap();
+        log.write(&record("q2", false, b"<other/>", None)).await.unwrap();
+        let found = log.find("q1").await.unwrap();
+        assert_eq!(
+            found,
+            [("request".to_owned(), b"<request/>".to_vec()), ("response".to_owned(), b"<response/>".to_vec())],
+            "{backend}"
+        );
+
+        // Time stamps: all three wait, then one token covers them.
+        let waiting = log.unstamped(10).await.unwrap();
+        assert_eq!(waiting.len(), 3, "{backend}");
+        let marks: Vec<(i64, Option<Vec<u8>>)> =
+            waiting.iter().map(|(id, _)| (*id, Some(b"<ts-chain/>".to_vec()))).collect();
+        log.save_timestamp(b"token", b"stamped", Some(b"<ts-result/>"), &marks).await.unwrap();
+        assert!(log.unstamped(10).await.unwrap().is_empty(), "{backend}");
+        let stamps = log.timestamps_of("q1").await.unwrap();
+        assert_eq!(stamps, vec![Some((b"token".to_vec(), b"stamped".to_vec())); 2], "{backend}");
+
+        // Containers' material and archiving.
+        let records = log.archived_records("q1").await.unwrap();
+        assert_eq!(records[1].sig_hash_chain, Some((b"<result/>".to_vec(), b"<chain/>".to_vec())), "{backend}");
+        let archivable = log.archivable(10).await.unwrap();
+        assert_eq!(archivable.len(), 3, "{backend}");
+        assert_eq!(log.archive_link("").await.unwrap(), None, "{backend}");
+        let ids: Vec<i64> = archivable.iter().map(|(id, _, _)| *id).collect();
+        log.mark_archived("", "mlog-1.zip", "abcd", &ids).await.unwrap();
+        assert_eq!(
+            log.archive_link("").await.unwrap(),
+            Some(("abcd".to_owned(), "mlog-1.zip".to_owned())),
+            "{backend}"
+        );
+        log.mark_archived("", "mlog-2.zip", "ef01", &[]).await.unwrap();
+        assert_eq!(
+            log.archive_link("").await.unwrap(),
+            Some(("ef01".to_owned(), "mlog-2.zip".to_owned())),
+            "{backend}"
+        );
+        assert_eq!(log.archived_count("q1").await.unwrap(), 2, "{backend}");
+        assert!(log.archivable(10).await.unwrap().is_empty(), "{backend}");
+
+        // Reopened, nothing is lost; past keep-records-for, archived records go.
+        log.close().await;
+        let log = MessageLog::connect(&url).await.unwrap();
+        assert_eq!(log.find("q2").await.unwrap().len(), 1, "{backend}");
+        assert_eq!(log.delete_archived_before("9999-01-01T00:00:00Z").await.unwrap(), 3, "{backend}");
+        assert!(log.find("q1").await.unwrap().is_empty(), "{backend}");
+        log.close().await;
+    }
+}
