@@ -19,36 +19,71 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
-    /// Verify a message-log container (.asice) offline; names the first check that fails.
-    Verify {
-        /// The container.
-        file: PathBuf,
-        /// Take trusted CAs, OCSP responders and TSAs from this trust file (global-conf.toml).
-        #[arg(long)]
-        global_conf: Option<PathBuf>,
-        /// A trusted CA certificate (PEM); repeatable.
-        #[arg(long)]
-        ca: Vec<PathBuf>,
-        /// An approved OCSP responder certificate (PEM); repeatable.
-        #[arg(long)]
-        ocsp: Vec<PathBuf>,
-        /// An approved TSA certificate (PEM); repeatable.
-        #[arg(long)]
-        tsa: Vec<PathBuf>,
-        /// How old an OCSP response may be at the time-stamp time, seconds.
-        #[arg(long, default_value_t = 3600)]
-        ocsp_freshness: u64,
-        /// For an archive file: the previous archive's last linking digest
-        /// (omit for the first archive of a chain).
-        #[arg(long)]
-        previous: Option<String>,
-    },
+    /// Verify a message-log container (.asice) or archive file (.zip) offline; names the first check that fails.
+    Verify(VerifyArgs),
     /// Start a whole demo network on this machine (127.0.0.2-4, real ports).
     Demo {
         /// Folder for keys, configuration and logs (default: a new folder).
         #[arg(long)]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+struct VerifyArgs {
+    /// The container or archive file.
+    file: PathBuf,
+    /// Take trusted CAs, OCSP responders and TSAs from this trust file (global-conf.toml).
+    #[arg(long)]
+    global_conf: Option<PathBuf>,
+    /// A trusted CA certificate (PEM); repeatable.
+    #[arg(long)]
+    ca: Vec<PathBuf>,
+    /// An approved OCSP responder certificate (PEM); repeatable.
+    #[arg(long)]
+    ocsp: Vec<PathBuf>,
+    /// An approved TSA certificate (PEM); repeatable.
+    #[arg(long)]
+    tsa: Vec<PathBuf>,
+    /// How old an OCSP response may be at the time-stamp time, seconds.
+    #[arg(long, default_value_t = 3600)]
+    ocsp_freshness: u64,
+    /// For an archive file: the previous archive's last linking digest
+    /// (omit for the first archive of a chain).
+    #[arg(long)]
+    previous: Option<String>,
+    /// For an archive file: check only its linking chain (as X-Road's archive
+    /// verifier does), not each container; needs no trust.
+    #[arg(long)]
+    links_only: bool,
+    /// For a stand-alone signature or hash chain result: a file it covers or
+    /// refers to, as URI=FILE (e.g. /message.xml=message.xml); repeatable.
+    #[arg(long, value_name = "URI=FILE")]
+    part: Vec<String>,
+    /// For a batch signature: its hash chain result (sig-hashchainresult.xml).
+    #[arg(long, requires = "hash_chain")]
+    hash_chain_result: Option<PathBuf>,
+    /// For a batch signature: its hash chain (sig-hashchain-N.xml).
+    #[arg(long, requires = "hash_chain_result")]
+    hash_chain: Option<PathBuf>,
+    /// For a hash chain result: an input the chain must use, read from --part; repeatable.
+    #[arg(long, value_name = "URI")]
+    input: Vec<String>,
+    /// For a hash chain result: an input given by its digest, as
+    /// URI=sha256:HEX or URI=sha512:HEX; repeatable.
+    #[arg(long, value_name = "URI=ALG:HEX")]
+    input_digest: Vec<String>,
+    /// For a stand-alone signature (it carries no time stamp): the time at which
+    /// certificates and OCSP responses are checked (RFC 3339).
+    #[arg(long)]
+    at: Option<String>,
+    /// For a stand-alone signature: the member that must have signed (e.g. EE/BUSINESS/consumer).
+    #[arg(long)]
+    signer: Option<String>,
+    /// How the signing certificate names its member: default (C, O, CN), fivrk
+    /// (serialNumber INSTANCE/SERVER/CLASS, CN) or cn (CN only; the CA fixes the rest).
+    #[arg(long, default_value = "default")]
+    profile: String,
 }
 
 #[derive(Subcommand)]
@@ -80,9 +115,7 @@ async fn main() -> Result<()> {
         Command::Log { command: LogCommand::Export { url, client, query_id, out } } => {
             export(&url, &client, &query_id, &out).await
         }
-        Command::Verify { file, global_conf, ca, ocsp, tsa, ocsp_freshness, previous } => {
-            verify(&file, global_conf.as_deref(), &ca, &ocsp, &tsa, ocsp_freshness, previous.as_deref())
-        }
+        Command::Verify(args) => verify(&args),
     }
 }
 
@@ -156,15 +189,9 @@ fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>> {
         .with_context(|| format!("{} holds no CERTIFICATE PEM block", path.display()))
 }
 
-fn verify(
-    file: &std::path::Path,
-    global_conf: Option<&std::path::Path>,
-    ca: &[PathBuf],
-    ocsp: &[PathBuf],
-    tsa: &[PathBuf],
-    ocsp_freshness: u64,
-    previous: Option<&str>,
-) -> Result<()> {
+fn verify(args: &VerifyArgs) -> Result<()> {
+    let VerifyArgs { file, global_conf, ca, ocsp, tsa, ocsp_freshness, previous, links_only, .. } = args;
+    let (ocsp_freshness, previous, links_only) = (*ocsp_freshness, previous.as_deref(), *links_only);
     let mut conf = musubi_pki::verify::VerificationConf {
         cas: ca.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
         ocsp_responders: ocsp.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
@@ -186,16 +213,26 @@ fn verify(
         }
         conf.ocsp_freshness = std::time::Duration::from_secs(global.ocsp_freshness_seconds);
     }
+    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    if !args.part.is_empty() || !args.input.is_empty() || !args.input_digest.is_empty() {
+        return verify_document(args, &bytes, &conf);
+    }
+    let limits = musubi_protocol::asic::Limits::default();
+    // An archive file (a zip with linkinginfo, or with containers and no
+    // mimetype): check its link to the previous archive, then every container.
+    let archive = musubi_protocol::asic::read_zip(&bytes, &limits).ok().filter(|files| {
+        files.iter().any(|(n, _)| n == "linkinginfo")
+            || (!files.iter().any(|(n, _)| n == "mimetype") && files.iter().any(|(n, _)| n.ends_with(".asice")))
+    });
     anyhow::ensure!(
-        !conf.cas.is_empty() && !conf.tsas.is_empty(),
+        links_only || (!conf.cas.is_empty() && !conf.tsas.is_empty()),
         "give the trust: --global-conf FILE, or --ca and --tsa (and --ocsp)"
     );
-    let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let limits = musubi_protocol::asic::Limits::default();
-    // An archive file: check its link to the previous archive, then every container.
-    let archive = musubi_protocol::asic::read_zip(&bytes, &limits)
-        .ok()
-        .filter(|files| files.iter().any(|(n, _)| n == "linkinginfo"));
+    anyhow::ensure!(
+        archive.is_some() || !links_only,
+        "--links-only is for archive files; {} is not one",
+        file.display()
+    );
     if let Some(files) = archive {
         let last = match musubi_protocol::asic::verify_archive(&bytes, previous, &limits) {
             Ok(d) => d,
@@ -204,6 +241,15 @@ fn verify(
                 std::process::exit(1);
             }
         };
+        let containers = files.iter().filter(|(n, _)| n.ends_with(".asice"));
+        if links_only {
+            println!(
+                "valid: {} (linking chain of {} containers); last linking digest {last}",
+                file.display(),
+                containers.count()
+            );
+            return Ok(());
+        }
         for (name, container) in files.iter().filter(|(n, _)| n.ends_with(".asice")) {
             if let Err(e) = musubi_pki::verify::verify_container(container, &conf) {
                 println!("invalid: {}: {name}: {}: {}", file.display(), e.code, e.message);
@@ -224,6 +270,112 @@ fn verify(
             std::process::exit(1);
         }
     }
+}
+
+/// Largest file `--part`, `--hash-chain` or `--hash-chain-result` reads, bytes.
+const MAX_PART_BYTES: u64 = 64 * 1024 * 1024;
+
+fn read_limited(path: &std::path::Path) -> Result<Vec<u8>> {
+    let len = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?.len();
+    anyhow::ensure!(len <= MAX_PART_BYTES, "{} is larger than {MAX_PART_BYTES} bytes", path.display());
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}
+
+/// The local name of an XML document's root element, if it has one.
+fn root_name(bytes: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(bytes.get(..bytes.len().min(64 * 1024))?);
+    let mut rest = text.as_ref();
+    loop {
+        let at = rest.find('<')?;
+        rest = &rest[at + 1..];
+        if !rest.starts_with('?') && !rest.starts_with('!') {
+            let name: String = rest.chars().take_while(|c| !c.is_whitespace() && *c != '>' && *c != '/').collect();
+            return Some(name.rsplit(':').next().unwrap_or_default().to_owned());
+        }
+    }
+}
+
+/// `musubi verify` on a stand-alone signature document or hash chain result.
+fn verify_document(args: &VerifyArgs, bytes: &[u8], conf: &musubi_pki::verify::VerificationConf) -> Result<()> {
+    use musubi_protocol::hashchain::{self, Input};
+    use musubi_protocol::xades::DataPart;
+    let mut parts: Vec<(String, Vec<u8>)> = Vec::new();
+    for p in &args.part {
+        let (uri, path) = p.split_once('=').with_context(|| format!("--part {p:?} is not URI=FILE"))?;
+        parts.push((uri.to_owned(), read_limited(std::path::Path::new(path))?));
+    }
+    let file = args.file.display();
+    let report = |r: Result<String, (String, String)>| match r {
+        Ok(what) => {
+            println!("valid: {file}: {what}");
+            Ok(())
+        }
+        Err((code, message)) => {
+            println!("invalid: {file}: {code}: {message}");
+            std::process::exit(1);
+        }
+    };
+    if root_name(bytes).as_deref() == Some("HashChainResult") {
+        let mut inputs: Vec<Input<'_>> = args.input.iter().map(|uri| Input { uri, digest: None }).collect();
+        for d in &args.input_digest {
+            let (uri, value) = d.split_once('=').with_context(|| format!("--input-digest {d:?} is not URI=ALG:HEX"))?;
+            let (alg, hex) = value.split_once(':').with_context(|| format!("--input-digest {d:?} has no ALG:"))?;
+            let alg = match alg {
+                "sha256" => "http://www.w3.org/2001/04/xmlenc#sha256",
+                "sha512" => "http://www.w3.org/2001/04/xmlenc#sha512",
+                other => anyhow::bail!("--input-digest: digest algorithm {other:?} is not sha256 or sha512"),
+            };
+            inputs.push(Input { uri, digest: Some((alg, decode_hex(hex)?)) });
+        }
+        anyhow::ensure!(!inputs.is_empty(), "a hash chain result needs --input or --input-digest");
+        let resolve = |uri: &str| parts.iter().find(|(u, _)| u == uri).map(|(_, b)| b.clone());
+        return report(
+            hashchain::verify(bytes, &resolve, &inputs)
+                .map(|()| format!("the hash chain links {} input(s) to the result", inputs.len()))
+                .map_err(|e| (e.code.0.to_owned(), e.message)),
+        );
+    }
+    anyhow::ensure!(!conf.cas.is_empty(), "give the trust: --global-conf FILE, or --ca (and --ocsp)");
+    let at = args.at.as_deref().context("a stand-alone signature carries no time stamp: give --at TIME")?;
+    let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
+        .with_context(|| format!("--at {at:?} is not an RFC 3339 time"))?;
+    let signer = match &args.signer {
+        Some(s) => Some(parse_member(s)?),
+        None => None,
+    };
+    let profile = match args.profile.as_str() {
+        "default" => musubi_pki::verify::SignerProfile::Default,
+        "fivrk" => musubi_pki::verify::SignerProfile::FiVrk,
+        "cn" => musubi_pki::verify::SignerProfile::CommonName,
+        other => anyhow::bail!("--profile {other:?}: use default, fivrk or cn"),
+    };
+    let batch = match (&args.hash_chain_result, &args.hash_chain) {
+        (Some(r), Some(c)) => Some((read_limited(r)?, read_limited(c)?)),
+        _ => None,
+    };
+    let data: Vec<DataPart<'_>> = parts.iter().map(|(uri, b)| DataPart { uri, bytes: b }).collect();
+    let signed = musubi_pki::verify::Signed {
+        signature: bytes,
+        parts: &data,
+        batch: batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice())),
+    };
+    report(
+        musubi_pki::verify::verify_signature(&signed, conf, at, signer.as_ref().map(|m| (m, profile)))
+            .map(|cert| format!("signed by {}, checked at {at}", x509_subject(&cert)))
+            .map_err(|e| (e.code, e.message)),
+    )
+}
+
+/// A member identifier written INSTANCE/CLASS/CODE.
+fn parse_member(s: &str) -> Result<musubi_protocol::ClientId> {
+    let f: Vec<&str> = s.split('/').collect();
+    let [instance, class, code] = f[..] else { anyhow::bail!("--signer {s:?} is not INSTANCE/CLASS/CODE") };
+    musubi_protocol::ClientId::member(instance, class, code).map_err(|e| anyhow::anyhow!("--signer {s:?}: {e}"))
+}
+
+fn decode_hex(hex: &str) -> Result<Vec<u8>> {
+    anyhow::ensure!(hex.len().is_multiple_of(2) && hex.bytes().all(|b| b.is_ascii_hexdigit()), "{hex:?} is not hex");
+    Ok((0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or_default()).collect())
 }
 
 fn x509_subject(der: &[u8]) -> String {

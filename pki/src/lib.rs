@@ -594,7 +594,7 @@ mod tests {
             &shares[1].hash_chain,
             &messages[0],
         );
-        assert_eq!(wrong.unwrap_err().code, musubi_protocol::Code::INVALID_HASH_CHAIN);
+        assert_eq!(wrong.unwrap_err().code, musubi_protocol::Code::INVALID_HASH_CHAIN_REF);
     }
 
     #[test]

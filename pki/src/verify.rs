@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use musubi_protocol::ClientId;
 use musubi_protocol::asic::{self, Container};
 use musubi_protocol::hashchain::{self, Input};
 use musubi_protocol::xades::{self, DataPart};
@@ -118,13 +119,28 @@ pub fn verify_container(bytes: &[u8], conf: &VerificationConf) -> Result<Verifie
 
     // 5. The signer's certificate path and OCSP status when it was time-stamped.
     let at = stamped.gen_time;
+    check_signer_certificate(&verified, conf, at)?;
+    Ok(VerifiedContainer { signer_cert: verified.certificate_der, time_stamped_at: at })
+}
+
+/// Checks the signer's certificate path to an approved CA and its OCSP status
+/// (one of the responses the signature carries, signed by an approved
+/// responder, fresh at `at`).
+fn check_signer_certificate(
+    verified: &xades::VerifiedSignature,
+    conf: &VerificationConf,
+    at: OffsetDateTime,
+) -> Result<(), ContainerError> {
+    if verified.ocsp_responses.is_empty() {
+        return Err(fail("malformed_signature", "the signature carries no OCSP response for its certificate"));
+    }
     let cas: Vec<&[u8]> = conf.cas.iter().map(Vec::as_slice).collect();
     let chain = crate::build_chain(&verified.certificate_der, &[], &cas, at)
         .map_err(|e| fail("cert_validation", format!("signer certificate: {e}")))?;
     let issuer = chain.get(1).ok_or_else(|| fail("cert_validation", "no issuer for the signer certificate"))?;
     let responders: Vec<&[u8]> = conf.ocsp_responders.iter().map(Vec::as_slice).collect();
-    let mut last = "the signature carries no OCSP response".to_owned();
-    let good = verified.ocsp_responses.iter().any(|r| {
+    let mut last = String::new();
+    for r in &verified.ocsp_responses {
         match ocsp::verify_response_with_responders(
             r,
             &verified.certificate_der,
@@ -133,19 +149,92 @@ pub fn verify_container(bytes: &[u8], conf: &VerificationConf) -> Result<Verifie
             at,
             conf.ocsp_freshness,
         ) {
-            Ok(v) if v.status == ocsp::Status::Good => true,
-            Ok(v) => {
-                last = format!("the signer certificate is {:?}", v.status);
-                false
-            }
-            Err(e) => {
-                last = e.to_string();
-                false
-            }
+            Ok(v) if v.status == ocsp::Status::Good => return Ok(()),
+            Ok(v) => last = format!("the signer certificate is {:?}", v.status),
+            Err(e) => last = e.to_string(),
         }
-    });
-    if !good {
-        return Err(fail("cert_validation", last));
     }
-    Ok(VerifiedContainer { signer_cert: verified.certificate_der, time_stamped_at: at })
+    Err(fail("cert_validation", last))
+}
+
+/// How a signing certificate names its member: X-Road's certificate profiles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignerProfile {
+    /// Musubi's and X-Road's default: `C=<instance>, O=<member class>, CN=<member code>`.
+    Default,
+    /// The FiVRK profile: `serialNumber=<instance>/<server code>/<member class>, CN=<member code>`.
+    FiVrk,
+    /// The CA fixes instance and class; the certificate names the member code in `CN`
+    /// (X-Road's EE test profile).
+    CommonName,
+}
+
+/// Checks that `cert_der` names `member` under `profile` (X-Road's signer-name
+/// check; `incorrect_certificate` otherwise).
+pub fn check_signer(cert_der: &[u8], member: &ClientId, profile: SignerProfile) -> Result<(), ContainerError> {
+    let wrong = |why: String| fail("incorrect_certificate", format!("the signing certificate {why}, not {member}"));
+    let (_, cert) = x509_parser::parse_x509_certificate(cert_der)
+        .map_err(|e| fail("incorrect_certificate", format!("the signing certificate does not parse: {e}")))?;
+    let subject = cert.subject();
+    let first = |oid: &x509_parser::der_parser::oid::Oid<'_>| {
+        subject.iter_by_oid(oid).next().and_then(|a| a.as_str().ok()).map(str::to_owned).unwrap_or_default()
+    };
+    use x509_parser::oid_registry::OID_X509_SERIALNUMBER;
+    use x509_parser::oid_registry::{OID_X509_COMMON_NAME, OID_X509_COUNTRY_NAME, OID_X509_ORGANIZATION_NAME};
+    let cn = first(&OID_X509_COMMON_NAME);
+    let named = match profile {
+        SignerProfile::Default => {
+            let (c, o) = (first(&OID_X509_COUNTRY_NAME), first(&OID_X509_ORGANIZATION_NAME));
+            (c == member.instance() && o == member.member_class() && cn == member.member_code())
+                .then_some(())
+                .ok_or_else(|| format!("names C={c}, O={o}, CN={cn}"))
+        }
+        SignerProfile::FiVrk => {
+            let serial = first(&OID_X509_SERIALNUMBER);
+            let parts: Vec<&str> = serial.split('/').collect();
+            (parts.len() == 3
+                && parts[0] == member.instance()
+                && parts[2] == member.member_class()
+                && cn == member.member_code())
+            .then_some(())
+            .ok_or_else(|| format!("names serialNumber={serial}, CN={cn}"))
+        }
+        SignerProfile::CommonName => (cn == member.member_code()).then_some(()).ok_or_else(|| format!("names CN={cn}")),
+    };
+    named.map_err(wrong)
+}
+
+/// A stand-alone signature to verify: the signature document, the data it
+/// covers and, for a batch signature, the hash chain result and chain that
+/// link the data to it.
+pub struct Signed<'a> {
+    /// The signature document (`signatures.xml`).
+    pub signature: &'a [u8],
+    /// The data the signature (or its hash chain) covers.
+    pub parts: &'a [DataPart<'a>],
+    /// For a batch signature: the hash chain result and the hash chain.
+    pub batch: Option<(&'a [u8], &'a [u8])>,
+}
+
+/// Verifies a stand-alone signature at the time `at` (X-Road's
+/// `SignatureVerifier`): the signer's name when `signer` is given, the batch
+/// hash chain, the signature value and references, then the certificate path
+/// and OCSP status at `at`.
+pub fn verify_signature(
+    signed: &Signed<'_>,
+    conf: &VerificationConf,
+    at: OffsetDateTime,
+    signer: Option<(&ClientId, SignerProfile)>,
+) -> Result<Vec<u8>, ContainerError> {
+    let (_, _) = xades::inspect(signed.signature).map_err(|e| fail(e.code.0, e.message))?;
+    let verified = match signed.batch {
+        Some((result, chain)) => xades::verify_batch(signed.signature, result, chain, signed.parts),
+        None => xades::verify(signed.signature, signed.parts),
+    };
+    let verified = verified.map_err(|e| fail(e.code.0, e.message))?;
+    if let Some((member, profile)) = signer {
+        check_signer(&verified.certificate_der, member, profile)?;
+    }
+    check_signer_certificate(&verified, conf, at)?;
+    Ok(verified.certificate_der)
 }

@@ -294,6 +294,38 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
         let value = text_of("SignatureValue", DS_NS).ok_or_else(|| malformed("signature has no SignatureValue"))?;
         let cert = text_of("X509Certificate", DS_NS).ok_or_else(|| malformed("signature has no X509Certificate"))?;
         let time = text_of("SigningTime", XADES_NS).unwrap_or_default();
+        // Extra certificates of older signatures (`CompleteCertificateRefs`
+        // pointing at `EncapsulatedX509Certificate`s): every reference names a
+        // certificate that is there and whose digest matches; X-Road refuses a
+        // signature otherwise as malformed.
+        let encapsulated: Vec<_> = d
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == "EncapsulatedX509Certificate")
+            .filter(|n| n.tag_name().namespace() == Some(XADES_NS))
+            .collect();
+        let cert_refs = d
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == "CompleteCertificateRefs")
+            .flat_map(|refs| refs.descendants().filter(|n| n.is_element() && n.tag_name().name() == "Cert"));
+        for cert in cert_refs {
+            let uri = cert.attribute("URI").ok_or_else(|| malformed("a CompleteCertificateRefs Cert has no URI"))?;
+            let id = uri.strip_prefix('#').unwrap_or(uri);
+            let value = encapsulated
+                .iter()
+                .find(|n| n.attribute("Id") == Some(id))
+                .ok_or_else(|| malformed(format!("the signature lacks the certificate {uri} it refers to")))?;
+            let b64_text: String = value.children().filter_map(|c| c.text()).flat_map(str::split_whitespace).collect();
+            let der =
+                B64.decode(b64_text.as_bytes()).map_err(|_| malformed(format!("certificate {uri} is not base64")))?;
+            let child = |name: &str| cert.descendants().find(|c| c.is_element() && c.tag_name().name() == name);
+            let alg = child("DigestMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or(SHA512);
+            let expected: String = child("DigestValue")
+                .map(|v| v.children().filter_map(|c| c.text()).flat_map(str::split_whitespace).collect())
+                .unwrap_or_default();
+            if digest_b64(alg, &der)? != expected {
+                return Err(malformed(format!("the digest of certificate {uri} does not match its reference")));
+            }
+        }
         let ocsp: Vec<String> = d
             .descendants()
             .filter(|n| {
@@ -445,14 +477,16 @@ pub fn verify_batch(
     parts: &[DataPart<'_>],
 ) -> Result<VerifiedSignature, SignatureError> {
     let verified = verify(signature_xml, &[DataPart { uri: BATCH_RESULT_URI, bytes: hash_chain_result }])?;
-    let inputs: Vec<crate::hashchain::Input<'_>> = parts
-        .iter()
-        .map(|p| crate::hashchain::Input {
-            uri: p.uri,
-            digest: Some((SHA512, digest::digest(&digest::SHA512, p.bytes).as_ref().to_vec())),
-        })
-        .collect();
-    let resolve = |uri: &str| (uri == BATCH_CHAIN_URI).then(|| hash_chain.to_vec());
+    // The chain's data references are checked against the parts' own bytes,
+    // so a part that differs is named (`invalid_hash_chain_ref`).
+    let inputs: Vec<crate::hashchain::Input<'_>> =
+        parts.iter().map(|p| crate::hashchain::Input { uri: p.uri, digest: None }).collect();
+    let resolve = |uri: &str| {
+        if uri == BATCH_CHAIN_URI {
+            return Some(hash_chain.to_vec());
+        }
+        parts.iter().find(|p| p.uri == uri).map(|p| p.bytes.to_vec())
+    };
     crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
         .map_err(|e| SignatureError { code: e.code, message: e.message })?;
     Ok(verified)

@@ -152,7 +152,7 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
     let wrong = Some((share.hash_chain_result.as_slice(), shares[0].hash_chain.as_slice()));
     let (body, ct) = transport::encode_signed("it-boundary", &[&auth_ocsp], &[], &soap, &[], &share.signature, wrong);
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
-    assert_eq!(code, "server.serverproxy.invalid_hash_chain");
+    assert_eq!(code, "server.serverproxy.invalid_hash_chain_ref");
 
     // A message changed after signing.
     let sig = signed(&net.ca, &net.consumer_sign, &soap);
