@@ -20,7 +20,7 @@ enum Command {
         command: LogCommand,
     },
     /// Verify a message-log container (.asice) or archive file (.zip) offline; names the first check that fails.
-    Verify(VerifyArgs),
+    Verify(Box<VerifyArgs>),
     /// Start a whole demo network on this machine (127.0.0.2-4, real ports).
     Demo {
         /// Folder for keys, configuration and logs (default: a new folder).
@@ -36,6 +36,11 @@ struct VerifyArgs {
     /// Take trusted CAs, OCSP responders and TSAs from this trust file (global-conf.toml).
     #[arg(long)]
     global_conf: Option<PathBuf>,
+    /// Take the trust from an X-Road global configuration directory (each
+    /// `INSTANCE/shared-params.xml`: approved CAs, OCSP responders, TSAs,
+    /// `ocspFreshnessSeconds` of the directory's own instance).
+    #[arg(long)]
+    conf_dir: Option<PathBuf>,
     /// A trusted CA certificate (PEM); repeatable.
     #[arg(long)]
     ca: Vec<PathBuf>,
@@ -45,9 +50,10 @@ struct VerifyArgs {
     /// An approved TSA certificate (PEM); repeatable.
     #[arg(long)]
     tsa: Vec<PathBuf>,
-    /// How old an OCSP response may be at the time-stamp time, seconds.
-    #[arg(long, default_value_t = 3600)]
-    ocsp_freshness: u64,
+    /// How old an OCSP response may be at the time-stamp time, seconds
+    /// (default 3600, or the trust file's or directory's value).
+    #[arg(long)]
+    ocsp_freshness: Option<u64>,
     /// For an archive file: the previous archive's last linking digest
     /// (omit for the first archive of a chain).
     #[arg(long)]
@@ -191,13 +197,17 @@ fn read_pem_file(path: &std::path::Path) -> Result<Vec<u8>> {
 
 fn verify(args: &VerifyArgs) -> Result<()> {
     let VerifyArgs { file, global_conf, ca, ocsp, tsa, ocsp_freshness, previous, links_only, .. } = args;
-    let (ocsp_freshness, previous, links_only) = (*ocsp_freshness, previous.as_deref(), *links_only);
+    let (previous, links_only) = (previous.as_deref(), *links_only);
+    let mut freshness = None;
     let mut conf = musubi_pki::verify::VerificationConf {
         cas: ca.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
         ocsp_responders: ocsp.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
         tsas: tsa.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
-        ocsp_freshness: std::time::Duration::from_secs(ocsp_freshness),
+        ocsp_freshness: std::time::Duration::from_secs(3600),
     };
+    if let Some(dir) = &args.conf_dir {
+        freshness = read_conf_dir(dir, &mut conf)?;
+    }
     if let Some(path) = global_conf {
         let global: musubi_security_server::conf::GlobalConf = musubi_security_server::conf::read_toml(path)?;
         let pem =
@@ -211,8 +221,9 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         for t in &global.approved_tsas {
             conf.tsas.push(pem(&t.cert)?);
         }
-        conf.ocsp_freshness = std::time::Duration::from_secs(global.ocsp_freshness_seconds);
+        freshness = Some(global.ocsp_freshness_seconds);
     }
+    conf.ocsp_freshness = std::time::Duration::from_secs(ocsp_freshness.or(freshness).unwrap_or(3600));
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     if !args.part.is_empty() || !args.input.is_empty() || !args.input_digest.is_empty() {
         return verify_document(args, &bytes, &conf);
@@ -226,7 +237,7 @@ fn verify(args: &VerifyArgs) -> Result<()> {
     });
     anyhow::ensure!(
         links_only || (!conf.cas.is_empty() && !conf.tsas.is_empty()),
-        "give the trust: --global-conf FILE, or --ca and --tsa (and --ocsp)"
+        "give the trust: --conf-dir DIR, --global-conf FILE, or --ca and --tsa (and --ocsp)"
     );
     anyhow::ensure!(
         archive.is_some() || !links_only,
@@ -270,6 +281,31 @@ fn verify(args: &VerifyArgs) -> Result<()> {
             std::process::exit(1);
         }
     }
+}
+
+/// Adds the trust of an X-Road global configuration directory to `conf`;
+/// returns the `ocspFreshnessSeconds` of the directory's own instance.
+fn read_conf_dir(dir: &std::path::Path, conf: &mut musubi_pki::verify::VerificationConf) -> Result<Option<u64>> {
+    let own = std::fs::read_to_string(dir.join("instance-identifier")).ok().map(|s| s.trim().to_owned());
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("cannot read the configuration directory {}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path().join("shared-params.xml")))
+        .filter(|p| p.is_file())
+        .collect();
+    entries.sort();
+    anyhow::ensure!(!entries.is_empty(), "{} holds no INSTANCE/shared-params.xml", dir.display());
+    let mut freshness = None;
+    for path in entries {
+        let trust = musubi_protocol::sharedparams::read_trust(&read_limited(&path)?)
+            .with_context(|| format!("{} cannot be used", path.display()))?;
+        if own.as_deref() == Some(trust.instance.as_str()) || (own.is_none() && freshness.is_none()) {
+            freshness = trust.ocsp_freshness_seconds;
+        }
+        conf.cas.extend(trust.cas);
+        conf.ocsp_responders.extend(trust.ocsp_responders);
+        conf.tsas.extend(trust.tsas);
+    }
+    Ok(freshness)
 }
 
 /// Largest file `--part`, `--hash-chain` or `--hash-chain-result` reads, bytes.
@@ -335,7 +371,7 @@ fn verify_document(args: &VerifyArgs, bytes: &[u8], conf: &musubi_pki::verify::V
                 .map_err(|e| (e.code.0.to_owned(), e.message)),
         );
     }
-    anyhow::ensure!(!conf.cas.is_empty(), "give the trust: --global-conf FILE, or --ca (and --ocsp)");
+    anyhow::ensure!(!conf.cas.is_empty(), "give the trust: --conf-dir DIR, --global-conf FILE, or --ca (and --ocsp)");
     let at = args.at.as_deref().context("a stand-alone signature carries no time stamp: give --at TIME")?;
     let at = time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
         .with_context(|| format!("--at {at:?} is not an RFC 3339 time"))?;

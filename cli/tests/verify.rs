@@ -42,21 +42,24 @@ fn musubi_verify_gives_x_roads_outcome_on_every_self_contained_vector() {
     let blaah = tmp.join("blaah");
     std::fs::write(&blaah, b"blaah").unwrap();
 
-    let certs = x.join("certs/derived");
     let arg = |s: &str| s.to_owned();
-    let dev: Vec<String> = ["--ca", "dev-test-ca.pem", "--ocsp", "dev-test-ocsp.pem", "--tsa", "dev-test-tsa.pem"]
-        .chunks(2)
-        .flat_map(|c| [arg(c[0]), path(&certs.join(c[1]))])
-        .collect();
-    // The EE trust of globalconf_good_v4, at X-Road's validation date, with
+    // The verification configuration X-Road's tests use: the DEV global
+    // configuration directory for the DEV vectors, …
+    let dev = vec![arg("--conf-dir"), path(&x.join("globalconf/globalconf-core/globalconf_good2_v3"))];
+    // … and the EE one (globalconf_good_v4) at X-Road's validation date, with
     // its test profile (the CA fixes instance and class; CN is the member code).
     let ee = |signer: &str| -> Vec<String> {
-        let mut v = vec![arg("--ca"), path(&certs.join("ee-root-ca-cyber.pem"))];
-        v.extend([arg("--ocsp"), path(&certs.join("ee-ocsp-signer.pem"))]);
+        let mut v = vec![arg("--conf-dir"), path(&x.join("globalconf/globalconf-core/globalconf_good_v4"))];
         v.extend([arg("--at"), arg("2014-10-30T00:00:00Z"), arg("--profile"), arg("cn")]);
         v.extend([arg("--signer"), arg(signer)]);
         v
     };
+    // The same DEV trust given as PEM files.
+    let certs = x.join("certs/derived");
+    let dev_pem: Vec<String> = ["--ca", "dev-test-ca.pem", "--ocsp", "dev-test-ocsp.pem", "--tsa", "dev-test-tsa.pem"]
+        .chunks(2)
+        .flat_map(|c| [arg(c[0]), path(&certs.join(c[1]))])
+        .collect();
     let file = |rel: &str| path(&x.join(rel));
     let part = |uri: &str, rel: &str| vec![arg("--part"), format!("{uri}={}", file(rel))];
     let with = |mut a: Vec<String>, b: Vec<String>| {
@@ -83,6 +86,19 @@ fn musubi_verify_gives_x_roads_outcome_on_every_self_contained_vector() {
     ] {
         rows.push(Row { name, args: with(vec![file(&format!("{cli}/{name}"))], dev.clone()), expect });
     }
+    rows.push(Row {
+        name: "valid-batch-ts.asice under PEM trust",
+        args: with(vec![file(&format!("{cli}/valid-batch-ts.asice"))], dev_pem.clone()),
+        expect: "valid",
+    });
+    rows.push(Row {
+        name: "valid-batch-ts.asice with another certificate as the TSA",
+        args: with(
+            with(vec![file(&format!("{cli}/valid-batch-ts.asice"))], dev_pem[..4].to_vec()),
+            vec![arg("--tsa"), path(&certs.join("dev-test-ocsp.pem"))],
+        ),
+        expect: "timestamp_validation",
+    });
     // asic/asic-core (AsicContainerTest): the structure checks. The one
     // 2014 container without a time stamp loads in X-Road, but the full
     // verifier (which `musubi verify` is) refuses it for the missing stamp.
@@ -285,6 +301,6 @@ fn musubi_verify_gives_x_roads_outcome_on_every_self_contained_vector() {
             failures.push(format!("{}: expected {}, got {:?} {stdout}{stderr}", row.name, row.expect, out.status));
         }
     }
-    assert_eq!(rows.len(), 57, "the table lost or gained rows");
+    assert_eq!(rows.len(), 59, "the table lost or gained rows");
     assert!(failures.is_empty(), "{} of {} rows differ:\n{}", failures.len(), rows.len(), failures.join("\n"));
 }

@@ -18,6 +18,7 @@ pub mod hashchain;
 pub mod identifiers;
 pub mod mime;
 pub mod package;
+pub mod sharedparams;
 pub mod soap;
 pub mod transport;
 pub mod xades;

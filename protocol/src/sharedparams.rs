@@ -1,0 +1,166 @@
+//! The trust part of X-Road's shared parameters (`shared-params.xml` of a
+//! global configuration directory): approved CAs (top and intermediate, with
+//! their OCSP responders), approved TSAs and `ocspFreshnessSeconds`. This is
+//! what offline verification of signatures and containers needs.
+//!
+//! `<cert>` holds base64 of DER, or (as in some X-Road test directories)
+//! base64 of PEM text; both are read. CAs marked `authenticationOnly` are
+//! left out: they do not vouch for signing certificates.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use xml_sec::Node;
+use xml_sec::document::XmlDocument;
+
+/// Largest `shared-params.xml` read, bytes.
+pub const MAX_SHARED_PARAMS_BYTES: usize = 16 * 1024 * 1024;
+
+/// Why a shared-parameters file cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("shared parameters: {0}")]
+pub struct SharedParamsError(pub String);
+
+fn bad(msg: impl Into<String>) -> SharedParamsError {
+    SharedParamsError(msg.into())
+}
+
+/// Certificates (DER) and settings for verification, from one instance.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Trust {
+    /// `instanceIdentifier`.
+    pub instance: String,
+    /// Top and intermediate CA certificates of CAs that may issue signing certificates.
+    pub cas: Vec<Vec<u8>>,
+    /// OCSP responder certificates of those CAs.
+    pub ocsp_responders: Vec<Vec<u8>>,
+    /// Approved TSA certificates.
+    pub tsas: Vec<Vec<u8>>,
+    /// `globalSettings/ocspFreshnessSeconds`, when given.
+    pub ocsp_freshness_seconds: Option<u64>,
+}
+
+/// Reads the trust of one `shared-params.xml`.
+pub fn read_trust(bytes: &[u8]) -> Result<Trust, SharedParamsError> {
+    if bytes.len() > MAX_SHARED_PARAMS_BYTES {
+        return Err(bad(format!("{} bytes exceeds {MAX_SHARED_PARAMS_BYTES}", bytes.len())));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    if text.contains("<!DOCTYPE") {
+        return Err(bad("DOCTYPE is not allowed"));
+    }
+    let doc = XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
+    doc.with_view(|view| {
+        let root = view.document().root_element();
+        if root.tag_name().name() != "conf" {
+            return Err(bad(format!("the root element is <{}>, not <conf>", root.tag_name().name())));
+        }
+        let instance = children(root, "instanceIdentifier").next().map(text_of).unwrap_or_default();
+        let mut trust = Trust { instance: instance.trim().into(), ..Trust::default() };
+        for ca in children(root, "approvedCA") {
+            let name = children(ca, "name").next().map(text_of).unwrap_or_default();
+            if children(ca, "authenticationOnly").next().map(text_of).is_some_and(|t| t.trim() == "true") {
+                continue;
+            }
+            for level in children(ca, "topCA").chain(children(ca, "intermediateCA")) {
+                trust.cas.push(cert(level, &format!("CA {name:?}"))?);
+                for ocsp in children(level, "ocsp") {
+                    if children(ocsp, "cert").next().is_some() {
+                        trust.ocsp_responders.push(cert(ocsp, &format!("an OCSP responder of CA {name:?}"))?);
+                    }
+                }
+            }
+        }
+        for tsa in children(root, "approvedTSA") {
+            let name = children(tsa, "name").next().map(text_of).unwrap_or_default();
+            trust.tsas.push(cert(tsa, &format!("TSA {name:?}"))?);
+        }
+        if let Some(s) =
+            children(root, "globalSettings").next().and_then(|g| children(g, "ocspFreshnessSeconds").next())
+        {
+            let t = text_of(s);
+            trust.ocsp_freshness_seconds =
+                Some(t.trim().parse().map_err(|_| bad(format!("ocspFreshnessSeconds {t:?} is not a number")))?);
+        }
+        Ok(trust)
+    })
+}
+
+fn children<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
+    n.children().filter(move |c| c.is_element() && c.tag_name().name() == name)
+}
+
+fn text_of(n: Node<'_, '_>) -> String {
+    n.children().filter_map(|c| c.text()).collect()
+}
+
+fn cert(n: Node<'_, '_>, what: &str) -> Result<Vec<u8>, SharedParamsError> {
+    let c = children(n, "cert").next().ok_or_else(|| bad(format!("{what} has no <cert>")))?;
+    decode_cert(&text_of(c)).ok_or_else(|| bad(format!("the <cert> of {what} is not base64 of a certificate")))
+}
+
+/// base64 of DER, or base64 of PEM text.
+fn decode_cert(b64: &str) -> Option<Vec<u8>> {
+    let clean: String = b64.split_whitespace().collect();
+    let raw = B64.decode(clean.as_bytes()).ok()?;
+    let text = std::str::from_utf8(&raw).ok().filter(|t| t.contains("-----BEGIN CERTIFICATE-----"));
+    match text {
+        Some(pem) => {
+            let body: String = pem
+                .lines()
+                .skip_while(|l| !l.starts_with("-----BEGIN CERTIFICATE-----"))
+                .skip(1)
+                .take_while(|l| !l.starts_with("-----END"))
+                .flat_map(str::split_whitespace)
+                .collect();
+            B64.decode(body.as_bytes()).ok()
+        }
+        None => (raw.first() == Some(&0x30)).then_some(raw),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conf(body: &str) -> String {
+        format!(
+            "<?xml version=\"1.0\"?><ns3:conf xmlns:ns3=\"http://x-road.eu/xsd/xroad.xsd\">\
+             <instanceIdentifier>DEV</instanceIdentifier>{body}</ns3:conf>"
+        )
+    }
+
+    #[test]
+    fn reads_cas_responders_tsas_and_freshness_in_both_cert_encodings() {
+        let der = [0x30, 0x03, 0x02, 0x01, 0x01];
+        let pem = format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", B64.encode(der));
+        let xml = conf(&format!(
+            "<approvedCA><name>a</name><topCA><cert>{d}</cert><ocsp><url>u</url><cert>{p}</cert></ocsp>\
+             <ocsp><url>no-cert</url></ocsp></topCA><intermediateCA><cert>{d}</cert></intermediateCA></approvedCA>\
+             <approvedCA><name>auth</name><authenticationOnly>true</authenticationOnly><topCA><cert>{d}</cert></topCA>\
+             </approvedCA><approvedTSA><name>t</name><cert>{p}</cert></approvedTSA>\
+             <globalSettings><ocspFreshnessSeconds> 42 </ocspFreshnessSeconds></globalSettings>",
+            d = B64.encode(der),
+            p = B64.encode(pem)
+        ));
+        let t = read_trust(xml.as_bytes()).unwrap();
+        assert_eq!(t.instance, "DEV");
+        assert_eq!(t.cas, [der.to_vec(), der.to_vec()], "top and intermediate; the authentication-only CA is left out");
+        assert_eq!(t.ocsp_responders, [der.to_vec()]);
+        assert_eq!(t.tsas, [der.to_vec()]);
+        assert_eq!(t.ocsp_freshness_seconds, Some(42));
+    }
+
+    #[test]
+    fn bad_input_is_named() {
+        let too_big = vec![b' '; MAX_SHARED_PARAMS_BYTES + 1];
+        assert!(read_trust(&too_big).unwrap_err().0.contains("exceeds"));
+        assert!(read_trust(b"<other/>").unwrap_err().0.contains("not <conf>"));
+        let no_cert = conf("<approvedTSA><name>t</name></approvedTSA>");
+        assert!(read_trust(no_cert.as_bytes()).unwrap_err().0.contains("TSA \"t\" has no <cert>"));
+        let not_cert = conf("<approvedTSA><name>t</name><cert>aGVsbG8=</cert></approvedTSA>");
+        assert!(read_trust(not_cert.as_bytes()).unwrap_err().0.contains("not base64 of a certificate"));
+        let freshness = conf("<globalSettings><ocspFreshnessSeconds>soon</ocspFreshnessSeconds></globalSettings>");
+        assert!(read_trust(freshness.as_bytes()).unwrap_err().0.contains("is not a number"));
+        assert!(read_trust(b"<!DOCTYPE x><conf/>").unwrap_err().0.contains("DOCTYPE"));
+    }
+}
