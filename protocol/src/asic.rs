@@ -124,10 +124,33 @@ pub fn write_zip(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, AsicError> {
     Ok(w.finish().map_err(|e| io(&e))?.into_inner())
 }
 
+/// The entry count of the ZIP's end-of-central-directory record (none for
+/// ZIP64, whose count lives elsewhere).
+fn directory_entry_count(bytes: &[u8]) -> Option<usize> {
+    const EOCD: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+    let from = bytes.len().saturating_sub(22 + 65_535);
+    let at = bytes[from..].windows(4).rposition(|w| w == EOCD)? + from;
+    let count = u16::from_le_bytes([*bytes.get(at + 10)?, *bytes.get(at + 11)?]);
+    (count != 0xFFFF).then_some(usize::from(count))
+}
+
 /// Reads the files of a plain ZIP with the same limits as containers.
 pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<Vec<(String, Vec<u8>)>, AsicError> {
     let mut zip = zip::ZipArchive::new(std::io::Cursor::new(bytes))
         .map_err(|e| err(Code::ASIC_INVALID_CONTAINER, format!("not a ZIP archive: {e}")))?;
+    // The ZIP reader keeps one entry per name; the directory's own count shows
+    // entries it dropped, which a reader and a verifier could see differently.
+    if let Some(listed) = directory_entry_count(bytes)
+        && listed != zip.len()
+    {
+        return Err(err(
+            Code::ASIC_INVALID_CONTAINER,
+            format!(
+                "the ZIP directory lists {listed} entries but only {} distinct names: entry names repeat",
+                zip.len()
+            ),
+        ));
+    }
     if zip.len() > limits.max_entries {
         return Err(err(
             Code::ASIC_INVALID_CONTAINER,
