@@ -832,3 +832,81 @@ async fn both_servers_log_to_postgresql() {
     }
     net.shutdown().await;
 }
+
+/// A small filesystem of its own (tmpfs), unmounted when dropped.
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    fn mount(name: &str, bytes: usize) -> Option<Self> {
+        let dir = std::env::temp_dir().join(format!("musubi-it-disk-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ok = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(Self(dir))
+    }
+
+    /// Writes a filler file until the filesystem is full.
+    fn fill(&self) {
+        use std::io::Write as _;
+        let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
+        let chunk = vec![0xa5u8; 16 * 1024];
+        while f.write_all(&chunk).is_ok() {}
+        let _ = f.sync_all();
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_exchange_with_a_clear_fault_and_traffic_resumes_when_space_returns() {
+    let Some(disk) = SmallDisk::mount("full", 8 * 1024 * 1024) else {
+        if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") {
+            panic!("cannot mount a tmpfs for the full-disk test (needs root); MUSUBI_REQUIRE_PEERS=1");
+        }
+        println!("skipped: cannot mount a tmpfs for the full-disk test (needs root)");
+        return;
+    };
+    // The provider's message log lives on the small disk.
+    let consumer_db =
+        format!("sqlite://{}?mode=rwc", crate::scratch("full-consumer-db").with_extension("db").display());
+    let provider_db = format!("sqlite://{}?mode=rwc", disk.0.join("provider.db").display());
+    let opts = Options { database_urls: Some([consumer_db, provider_db]), ..Options::default() };
+    let net = network_with("fulldisk", 32, opts).await;
+    let (_, _, service, _) = ids();
+    // Requests big enough that their records need new pages on disk.
+    let big = |id: &str| {
+        let pad = format!("<room>living</room><note>{}</note>", "full-disk-padding ".repeat(40_000));
+        example_request(&service, id).replace("<room>living</room>", &pad).into_bytes()
+    };
+    let cp = net.consumer.client_proxy_addr;
+    assert_eq!(http(cp, "POST", XML, big("it-before-full")).await.status, 200);
+
+    disk.fill();
+    for id in ["it-full-1", "it-full-2"] {
+        let reply = http(cp, "POST", XML, big(id)).await;
+        assert_eq!(reply.status, 500, "{}", reply.body);
+        assert_eq!(reply.fault_code(), Some("server.serverproxy.logging_failed"), "{}", reply.body);
+        assert!(!reply.body.contains("22.5"), "no provider data may be released unlogged");
+    }
+
+    // Space returns: traffic resumes without a restart; what was logged
+    // before is intact and the refused exchanges left nothing half-written.
+    std::fs::remove_file(disk.0.join("filler")).unwrap();
+    let reply = http(cp, "POST", XML, big("it-after-full")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let log = net.provider.message_log();
+    assert_eq!(log.find("it-before-full").await.unwrap().len(), 2);
+    assert!(log.find("it-full-1").await.unwrap().is_empty());
+    assert!(log.find("it-full-2").await.unwrap().is_empty());
+    assert_eq!(log.find("it-after-full").await.unwrap().len(), 2);
+    net.shutdown().await;
+    drop(disk);
+}
