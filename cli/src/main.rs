@@ -86,10 +86,12 @@ struct VerifyArgs {
     /// For a stand-alone signature: the member that must have signed (e.g. EE/BUSINESS/consumer).
     #[arg(long)]
     signer: Option<String>,
-    /// How the signing certificate names its member: default (C, O, CN), fivrk
-    /// (serialNumber INSTANCE/SERVER/CLASS, CN) or cn (CN only; the CA fixes the rest).
-    #[arg(long, default_value = "default")]
-    profile: String,
+    /// How signing certificates name their member: default (C, O, CN), fivrk
+    /// (serialNumber INSTANCE/SERVER/CLASS, CN) or cn (CN only; the CA fixes the
+    /// rest). Without it: each CA's certificateProfileInfo from --conf-dir, the
+    /// default profile for --global-conf, and no name check for --ca alone.
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -204,6 +206,7 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         ocsp_responders: ocsp.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
         tsas: tsa.iter().map(|p| read_pem_file(p)).collect::<Result<_>>()?,
         ocsp_freshness: std::time::Duration::from_secs(3600),
+        profiles: vec![],
     };
     if let Some(dir) = &args.conf_dir {
         freshness = read_conf_dir(dir, &mut conf)?;
@@ -213,7 +216,9 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         let pem =
             |p: &str| musubi_pki::pem_decode("CERTIFICATE", p).context("a certificate in the trust file is not PEM");
         for c in &global.approved_cas {
-            conf.cas.push(pem(&c.cert)?);
+            let ca = pem(&c.cert)?;
+            conf.profiles.push((ca.clone(), musubi_pki::verify::SignerProfile::Default));
+            conf.cas.push(ca);
             for o in c.ocsp.iter().filter_map(|o| o.cert.as_deref()) {
                 conf.ocsp_responders.push(pem(o)?);
             }
@@ -224,6 +229,15 @@ fn verify(args: &VerifyArgs) -> Result<()> {
         freshness = Some(global.ocsp_freshness_seconds);
     }
     conf.ocsp_freshness = std::time::Duration::from_secs(ocsp_freshness.or(freshness).unwrap_or(3600));
+    if let Some(p) = &args.profile {
+        let profile = match p.as_str() {
+            "default" => musubi_pki::verify::SignerProfile::Default,
+            "fivrk" => musubi_pki::verify::SignerProfile::FiVrk,
+            "cn" => musubi_pki::verify::SignerProfile::CommonName,
+            other => anyhow::bail!("--profile {other:?}: use default, fivrk or cn"),
+        };
+        conf.profiles = conf.cas.iter().map(|ca| (ca.clone(), profile)).collect();
+    }
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     if !args.part.is_empty() || !args.input.is_empty() || !args.input_digest.is_empty() {
         return verify_document(args, &bytes, &conf);
@@ -301,11 +315,30 @@ fn read_conf_dir(dir: &std::path::Path, conf: &mut musubi_pki::verify::Verificat
         if own.as_deref() == Some(trust.instance.as_str()) || (own.is_none() && freshness.is_none()) {
             freshness = trust.ocsp_freshness_seconds;
         }
+        for (ca, info) in trust.profiles {
+            if let Some(profile) = profile_of(&info) {
+                conf.profiles.push((ca, profile));
+            }
+        }
         conf.cas.extend(trust.cas);
         conf.ocsp_responders.extend(trust.ocsp_responders);
         conf.tsas.extend(trust.tsas);
     }
     Ok(freshness)
+}
+
+/// The signer-name rule of an X-Road `certificateProfileInfo` class; none
+/// for a profile Musubi does not know (its certificates are then not checked
+/// by name).
+fn profile_of(info: &str) -> Option<musubi_pki::verify::SignerProfile> {
+    use musubi_pki::verify::SignerProfile;
+    let class = info.rsplit('.').next().unwrap_or_default();
+    match class {
+        "FiVRKCertificateProfileInfoProvider" => Some(SignerProfile::FiVrk),
+        "EjbcaCertificateProfileInfoProvider" => Some(SignerProfile::Default),
+        "TestCertificateProfileInfoProvider" => Some(SignerProfile::CommonName),
+        _ => None,
+    }
 }
 
 /// Largest file `--part`, `--hash-chain` or `--hash-chain-result` reads, bytes.
@@ -379,12 +412,6 @@ fn verify_document(args: &VerifyArgs, bytes: &[u8], conf: &musubi_pki::verify::V
         Some(s) => Some(parse_member(s)?),
         None => None,
     };
-    let profile = match args.profile.as_str() {
-        "default" => musubi_pki::verify::SignerProfile::Default,
-        "fivrk" => musubi_pki::verify::SignerProfile::FiVrk,
-        "cn" => musubi_pki::verify::SignerProfile::CommonName,
-        other => anyhow::bail!("--profile {other:?}: use default, fivrk or cn"),
-    };
     let batch = match (&args.hash_chain_result, &args.hash_chain) {
         (Some(r), Some(c)) => Some((read_limited(r)?, read_limited(c)?)),
         _ => None,
@@ -396,7 +423,7 @@ fn verify_document(args: &VerifyArgs, bytes: &[u8], conf: &musubi_pki::verify::V
         batch: batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice())),
     };
     report(
-        musubi_pki::verify::verify_signature(&signed, conf, at, signer.as_ref().map(|m| (m, profile)))
+        musubi_pki::verify::verify_signature(&signed, conf, at, signer.as_ref())
             .map(|cert| format!("signed by {}, checked at {at}", x509_subject(&cert)))
             .map_err(|e| (e.code, e.message)),
     )

@@ -30,6 +30,11 @@ pub struct VerificationConf {
     pub tsas: Vec<Vec<u8>>,
     /// `ocspFreshnessSeconds`.
     pub ocsp_freshness: Duration,
+    /// How the certificates of each CA (DER of the top CA) name their member
+    /// (X-Road's certificate profile info). A container whose signer chains to
+    /// a CA listed here must be signed by the member its message names: the
+    /// client of a request, the service provider of a response.
+    pub profiles: Vec<(Vec<u8>, SignerProfile)>,
 }
 
 /// Why a container did not verify.
@@ -119,7 +124,13 @@ pub fn verify_container(bytes: &[u8], conf: &VerificationConf) -> Result<Verifie
 
     // 5. The signer's certificate path and OCSP status when it was time-stamped.
     let at = stamped.gen_time;
-    check_signer_certificate(&verified, conf, at)?;
+    let top = check_signer_certificate(&verified, conf, at)?;
+
+    // 6. The signer is the member the message names.
+    if let Some((_, profile)) = conf.profiles.iter().find(|(ca, _)| *ca == top) {
+        let member = message_signer(c.message())?;
+        check_signer(&verified.certificate_der, &member, *profile)?;
+    }
     Ok(VerifiedContainer { signer_cert: verified.certificate_der, time_stamped_at: at })
 }
 
@@ -130,7 +141,7 @@ fn check_signer_certificate(
     verified: &xades::VerifiedSignature,
     conf: &VerificationConf,
     at: OffsetDateTime,
-) -> Result<(), ContainerError> {
+) -> Result<Vec<u8>, ContainerError> {
     if verified.ocsp_responses.is_empty() {
         return Err(fail("malformed_signature", "the signature carries no OCSP response for its certificate"));
     }
@@ -149,12 +160,47 @@ fn check_signer_certificate(
             at,
             conf.ocsp_freshness,
         ) {
-            Ok(v) if v.status == ocsp::Status::Good => return Ok(()),
+            Ok(v) if v.status == ocsp::Status::Good => return Ok(chain.last().cloned().unwrap_or_default()),
             Ok(v) => last = format!("the signer certificate is {:?}", v.status),
             Err(e) => last = e.to_string(),
         }
     }
     Err(fail("cert_validation", last))
+}
+
+/// The member that signed a logged message: the client of a request, the
+/// service provider of a response (SOAP, or X-Road's REST message layout).
+pub fn message_signer(message: &[u8]) -> Result<ClientId, ContainerError> {
+    use musubi_protocol::soap::{self, Direction, Soap};
+    let unknown = |why: String| fail("invalid_message", format!("cannot tell who signed the message: {why}"));
+    let text = message.strip_prefix(b"\xEF\xBB\xBF".as_slice()).unwrap_or(message);
+    if text.trim_ascii_start().starts_with(b"<") {
+        let limits = soap::Limits::default();
+        let (soap, response) = match soap::parse(message, Direction::Response, &limits) {
+            Ok(s) => (s, true),
+            Err(_) => (soap::parse(message, Direction::Request, &limits).map_err(|e| unknown(e.to_string()))?, false),
+        };
+        let Soap::Message(m) = soap else { return Err(unknown("the message is a SOAP fault".into())) };
+        let h = m.header();
+        return Ok(if response { h.service.provider().member_id() } else { h.client.member_id() });
+    }
+    // REST: a status line (response) or request line, then headers.
+    let text = std::str::from_utf8(&text[..text.len().min(64 * 1024)]).unwrap_or_default();
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default().trim();
+    let response = first.len() == 3 && first.bytes().all(|b| b.is_ascii_digit());
+    let wanted = if response { "x-road-service" } else { "x-road-client" };
+    let value = lines
+        .take_while(|l| !l.trim().is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case(wanted))
+        .map(|(_, v)| v.trim().to_owned())
+        .ok_or_else(|| unknown(format!("the message has no {wanted} header")))?;
+    let parts: Vec<&str> = value.split('/').collect();
+    match parts[..] {
+        [instance, class, code, ..] => ClientId::member(instance, class, code).map_err(|e| unknown(e.to_string())),
+        _ => Err(unknown(format!("{wanted} {value:?} does not name a member"))),
+    }
 }
 
 /// How a signing certificate names its member: X-Road's certificate profiles.
@@ -217,24 +263,25 @@ pub struct Signed<'a> {
 }
 
 /// Verifies a stand-alone signature at the time `at` (X-Road's
-/// `SignatureVerifier`): the signer's name when `signer` is given, the batch
-/// hash chain, the signature value and references, then the certificate path
-/// and OCSP status at `at`.
+/// `SignatureVerifier`): the batch hash chain, the signature value and
+/// references, the certificate path and OCSP status at `at`, then, when
+/// `signer` is given, that the certificate names that member under the
+/// profile of its CA (the default profile if the CA has none listed).
 pub fn verify_signature(
     signed: &Signed<'_>,
     conf: &VerificationConf,
     at: OffsetDateTime,
-    signer: Option<(&ClientId, SignerProfile)>,
+    signer: Option<&ClientId>,
 ) -> Result<Vec<u8>, ContainerError> {
-    let (_, _) = xades::inspect(signed.signature).map_err(|e| fail(e.code.0, e.message))?;
     let verified = match signed.batch {
         Some((result, chain)) => xades::verify_batch(signed.signature, result, chain, signed.parts),
         None => xades::verify(signed.signature, signed.parts),
     };
     let verified = verified.map_err(|e| fail(e.code.0, e.message))?;
-    if let Some((member, profile)) = signer {
+    let top = check_signer_certificate(&verified, conf, at)?;
+    if let Some(member) = signer {
+        let profile = conf.profiles.iter().find(|(ca, _)| *ca == top).map_or(SignerProfile::Default, |(_, p)| *p);
         check_signer(&verified.certificate_der, member, profile)?;
     }
-    check_signer_certificate(&verified, conf, at)?;
     Ok(verified.certificate_der)
 }

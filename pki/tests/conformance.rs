@@ -110,6 +110,8 @@ fn x_road_containers_verify_as_x_road_says() {
         ocsp_responders: vec![pem(d.join("certs/derived/dev-test-ocsp.pem"))],
         tsas: vec![pem(d.join("certs/derived/dev-test-tsa.pem"))],
         ocsp_freshness: Duration::from_secs(3600),
+        // globalconf_good2_v3 names the FiVRK profile for its CA.
+        profiles: vec![(pem(d.join("certs/derived/dev-test-ca.pem")), musubi_pki::verify::SignerProfile::FiVrk)],
     };
     let cases = [
         ("valid-signed-message.asice", "ok"),

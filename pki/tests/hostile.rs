@@ -57,6 +57,7 @@ fn damaged_containers_and_archives_give_errors_never_panics() {
         ocsp_responders: vec![pem(d.join("certs/derived/dev-test-ocsp.pem"))],
         tsas: vec![pem(d.join("certs/derived/dev-test-tsa.pem"))],
         ocsp_freshness: Duration::from_secs(3600),
+        profiles: vec![],
     };
     let mut containers = files(&d, "asic/asic-verifier-cli", "asice");
     containers.extend(files(&d, "asic/asic-core", "asice"));
@@ -133,6 +134,7 @@ fn duplicate_and_traversal_entry_names_are_refused() {
         ocsp_responders: vec![],
         tsas: vec![pem(d.join("certs/derived/dev-test-tsa.pem"))],
         ocsp_freshness: Duration::from_secs(3600),
+        profiles: vec![],
     };
     assert_eq!(verify_container(&twice, &conf).unwrap_err().code, "asic_invalid_container");
 }

@@ -35,6 +35,8 @@ pub struct Trust {
     pub ocsp_responders: Vec<Vec<u8>>,
     /// Approved TSA certificates.
     pub tsas: Vec<Vec<u8>>,
+    /// (top CA certificate, `certificateProfileInfo`) of each CA that names one.
+    pub profiles: Vec<(Vec<u8>, String)>,
     /// `globalSettings/ocspFreshnessSeconds`, when given.
     pub ocsp_freshness_seconds: Option<u64>,
 }
@@ -60,6 +62,11 @@ pub fn read_trust(bytes: &[u8]) -> Result<Trust, SharedParamsError> {
             let name = children(ca, "name").next().map(text_of).unwrap_or_default();
             if children(ca, "authenticationOnly").next().map(text_of).is_some_and(|t| t.trim() == "true") {
                 continue;
+            }
+            if let (Some(top), Some(info)) =
+                (children(ca, "topCA").next(), children(ca, "certificateProfileInfo").next())
+            {
+                trust.profiles.push((cert(top, &format!("CA {name:?}"))?, text_of(info).trim().to_owned()));
             }
             for level in children(ca, "topCA").chain(children(ca, "intermediateCA")) {
                 trust.cas.push(cert(level, &format!("CA {name:?}"))?);

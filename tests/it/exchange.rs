@@ -691,6 +691,12 @@ async fn exported_containers_verify_offline() {
         ocsp_responders: vec![],
         tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
         ocsp_freshness: std::time::Duration::from_secs(3600),
+        // Musubi's certificates follow the default profile: the signer check runs.
+        profiles: global
+            .approved_cas
+            .iter()
+            .map(|c| (pem(&c.cert), musubi_pki::verify::SignerProfile::Default))
+            .collect(),
     };
     for (name, bytes) in &files {
         let v = musubi_pki::verify::verify_container(bytes, &conf).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -773,6 +779,12 @@ async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
         ocsp_responders: vec![],
         tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
         ocsp_freshness: std::time::Duration::from_secs(3600),
+        // Musubi's certificates follow the default profile: the signer check runs.
+        profiles: global
+            .approved_cas
+            .iter()
+            .map(|c| (pem(&c.cert), musubi_pki::verify::SignerProfile::Default))
+            .collect(),
     };
     let limits = musubi_protocol::asic::Limits::default();
     let mut previous: Option<String> = None;
