@@ -131,6 +131,10 @@ pub fn verify_container(bytes: &[u8], conf: &VerificationConf) -> Result<Verifie
         let member = message_signer(c.message())?;
         check_signer(&verified.certificate_der, &member, *profile)?;
     }
+
+    // 7. The ASiC manifest, when there is one, matches what it lists (after
+    // X-Road's own checks, so their outcomes come first).
+    asic::check_asic_manifest(&c).map_err(|e| fail(e.code.0, e.message))?;
     Ok(VerifiedContainer { signer_cert: verified.certificate_der, time_stamped_at: at })
 }
 

@@ -234,6 +234,26 @@ mod tests {
         assert_eq!(read(&bomb, &small).unwrap_err().code, Code::ASIC_INVALID_CONTAINER);
         let few = Limits { max_entries: 3, ..Limits::default() };
         assert_eq!(read(&minimal(&[]), &few).unwrap_err().code, Code::ASIC_INVALID_CONTAINER);
+        // A batch time stamp comes with an ASiC manifest over the hash chain result.
+        let record = MessageRecord {
+            message: b"<m/>",
+            signature: b"<s/>",
+            sig_hash_chain: None,
+            timestamp: Some((b"token", Some((b"<result/>", b"<chain/>")))),
+        };
+        let built = read(&build_message_container(&record).unwrap(), &Limits::default()).unwrap();
+        assert!(built.get("META-INF/ASiCManifest.xml").is_some());
+        check_asic_manifest(&built).unwrap();
+        let mut changed = built.clone();
+        for (name, bytes) in &mut changed.entries {
+            if name == "ts-hashchainresult.xml" {
+                *bytes = b"<other/>".to_vec();
+            }
+        }
+        let e = check_asic_manifest(&changed).unwrap_err();
+        assert!(e.message.contains("the digest of ts-hashchainresult.xml does not match"), "{e}");
+        changed.entries.retain(|(n, _)| n != "ts-hashchainresult.xml");
+        assert!(check_asic_manifest(&changed).unwrap_err().message.contains("which the container lacks"));
         // Truncated containers are refused, never a panic.
         let good = minimal(&[]);
         for cut in [0, 10, good.len() / 2, good.len() - 1] {
@@ -270,6 +290,7 @@ pub fn build_message_container(r: &MessageRecord<'_>) -> Result<Vec<u8>, AsicErr
             entries.push(("ts-hashchainresult.xml", result.to_vec()));
             entries.push(("ts-hashchain.xml", chain.to_vec()));
             entries.push(("META-INF/timestamp.tst", token.to_vec()));
+            entries.push(("META-INF/ASiCManifest.xml", asic_manifest(result).into_bytes()));
         }
         Some((token, None)) => signature = with_signature_timestamp(r.signature, token)?,
         None => {}
@@ -295,6 +316,65 @@ manifest:full-path=\"/\" manifest:media-type=\"application/vnd.etsi.asic-e+zip\"
     entries.push(("META-INF/manifest.xml", manifest.into_bytes()));
     let borrowed: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (*n, b.as_slice())).collect();
     write(&borrowed)
+}
+
+/// The ASiC manifest of a batch time stamp: the token signs the bytes of
+/// `ts-hashchainresult.xml` (X-Road's layout).
+fn asic_manifest(ts_hash_chain_result: &[u8]) -> String {
+    use base64::Engine as _;
+    let digest = ring::digest::digest(&ring::digest::SHA512, ts_hash_chain_result);
+    format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<asic:ASiCManifest xmlns:asic=\"{ASIC_NS}\" \
+xmlns:ds=\"http://www.w3.org/2000/09/xmldsig#\">\n<asic:SigReference URI=\"META-INF/timestamp.tst\" \
+MimeType=\"vnd.etsi.timestamp-token\"/>\n<asic:DataObjectReference URI=\"ts-hashchainresult.xml\" \
+MimeType=\"text/xml\">\n<ds:DigestMethod Algorithm=\"http://www.w3.org/2001/04/xmlenc#sha512\"/>\n\
+<ds:DigestValue>{}</ds:DigestValue>\n</asic:DataObjectReference>\n</asic:ASiCManifest>",
+        base64::engine::general_purpose::STANDARD.encode(digest)
+    )
+}
+
+const ASIC_NS: &str = "http://uri.etsi.org/2918/v1.2.1#";
+
+/// Checks `META-INF/ASiCManifest.xml` when the container has one: every data
+/// object it references is in the container with the stated digest.
+pub fn check_asic_manifest(c: &Container) -> Result<(), AsicError> {
+    use base64::Engine as _;
+    let Some(bytes) = c.get("META-INF/ASiCManifest.xml") else { return Ok(()) };
+    let bad = |m: String| err(Code::ASIC_INVALID_CONTAINER, format!("META-INF/ASiCManifest.xml: {m}"));
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8".into()))?;
+    if text.contains("<!DOCTYPE") {
+        return Err(bad("DOCTYPE is not allowed".into()));
+    }
+    let doc = xml_sec::document::XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
+    doc.with_view(|view| {
+        let refs = view
+            .document()
+            .descendants()
+            .filter(|n| n.is_element() && n.tag_name().name() == "DataObjectReference")
+            .take(1024);
+        for r in refs {
+            let uri = r.attribute("URI").ok_or_else(|| bad("a DataObjectReference has no URI".into()))?;
+            let data = c
+                .get(uri.trim_start_matches('/'))
+                .ok_or_else(|| bad(format!("it references {uri}, which the container lacks")))?;
+            let child = |name: &str| r.children().find(|n| n.is_element() && n.tag_name().name() == name);
+            let alg = child("DigestMethod").and_then(|m| m.attribute("Algorithm")).unwrap_or_default();
+            let algorithm = match alg {
+                "http://www.w3.org/2001/04/xmlenc#sha256" => &ring::digest::SHA256,
+                "http://www.w3.org/2001/04/xmldsig-more#sha384" => &ring::digest::SHA384,
+                "http://www.w3.org/2001/04/xmlenc#sha512" => &ring::digest::SHA512,
+                other => return Err(bad(format!("digest method {other:?} of {uri} is not supported"))),
+            };
+            let stated: String = child("DigestValue")
+                .map(|v| v.children().filter_map(|t| t.text()).flat_map(str::split_whitespace).collect())
+                .unwrap_or_default();
+            let actual = base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(algorithm, data));
+            if stated != actual {
+                return Err(bad(format!("the digest of {uri} does not match")));
+            }
+        }
+        Ok(())
+    })
 }
 
 fn with_signature_timestamp(signature: &[u8], token: &[u8]) -> Result<Vec<u8>, AsicError> {
