@@ -240,9 +240,11 @@ mod tests {
             signature: b"<s/>",
             sig_hash_chain: None,
             timestamp: Some((b"token", Some((b"<result/>", b"<chain/>")))),
+            attachments: &[b"first", b"second"],
         };
         let built = read(&build_message_container(&record).unwrap(), &Limits::default()).unwrap();
         assert!(built.get("META-INF/ASiCManifest.xml").is_some());
+        assert_eq!((built.get("attachment1"), built.get("attachment2")), (Some(&b"first"[..]), Some(&b"second"[..])));
         check_asic_manifest(&built).unwrap();
         let mut changed = built.clone();
         for (name, bytes) in &mut changed.entries {
@@ -276,6 +278,9 @@ pub struct MessageRecord<'a> {
     pub sig_hash_chain: Option<Chain<'a>>,
     /// The time-stamp token and, for a batch time stamp, its (hash chain result, hash chain).
     pub timestamp: Option<(&'a [u8], Option<Chain<'a>>)>,
+    /// The attachments, stored as `attachment1`, `attachment2`, … (what the
+    /// signature calls `/attachment1`, …).
+    pub attachments: &'a [&'a [u8]],
 }
 
 /// Builds a container with X-Road's message-log layout. A non-batch time
@@ -283,6 +288,7 @@ pub struct MessageRecord<'a> {
 /// `xades:SignatureTimeStamp` (which leaves the signature valid); a batch one
 /// is `META-INF/timestamp.tst` with `ts-hashchainresult.xml` and `ts-hashchain.xml`.
 pub fn build_message_container(r: &MessageRecord<'_>) -> Result<Vec<u8>, AsicError> {
+    let names: Vec<String> = (1..=r.attachments.len()).map(|n| format!("attachment{n}")).collect();
     let mut entries: Vec<(&str, Vec<u8>)> = vec![("message.xml", r.message.to_vec())];
     let mut signature = r.signature.to_vec();
     match r.timestamp {
@@ -300,6 +306,9 @@ pub fn build_message_container(r: &MessageRecord<'_>) -> Result<Vec<u8>, AsicErr
         entries.push(("sig-hashchainresult.xml", result.to_vec()));
         entries.push(("sig-hashchain.xml", chain.to_vec()));
     }
+    for (name, bytes) in names.iter().zip(r.attachments) {
+        entries.push((name.as_str(), bytes.to_vec()));
+    }
     let mut manifest = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?><manifest:manifest \
 xmlns:manifest=\"urn:oasis:names:tc:opendocument:xmlns:manifest:1.0\"><manifest:file-entry \
@@ -307,8 +316,9 @@ manifest:full-path=\"/\" manifest:media-type=\"application/vnd.etsi.asic-e+zip\"
     );
     for (name, _) in &entries {
         if !name.starts_with("META-INF/") {
+            let media = if name.starts_with("attachment") { "application/octet-stream" } else { "text/xml" };
             manifest.push_str(&format!(
-                "<manifest:file-entry manifest:full-path=\"{name}\" manifest:media-type=\"text/xml\"/>"
+                "<manifest:file-entry manifest:full-path=\"{name}\" manifest:media-type=\"{media}\"/>"
             ));
         }
     }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use musubi_protocol::ClientId;
-use musubi_protocol::asic::{self, MessageRecord};
+use musubi_protocol::asic;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
@@ -106,16 +106,7 @@ async fn write_archive(
     let mut entries: Vec<(String, Vec<u8>)> = Vec::new();
     let mut linking = head;
     for (_, query_id, r) in records {
-        let container = asic::build_message_container(&MessageRecord {
-            message: &r.message,
-            signature: &r.signature,
-            sig_hash_chain: r.sig_hash_chain.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
-            timestamp: r
-                .timestamp
-                .as_ref()
-                .map(|(t, b)| (t.as_slice(), b.as_ref().map(|(x, y)| (x.as_slice(), y.as_slice())))),
-        })
-        .map_err(|e| e.to_string())?;
+        let container = r.container().map_err(|e| e.to_string())?;
         let name =
             format!("{}-{}-{}.asice", safe(query_id), if r.response { "response" } else { "request" }, random_tag());
         let own = hex(ring::digest::digest(&ring::digest::SHA512, &container).as_ref());

@@ -36,6 +36,8 @@ pub struct Record<'a> {
     pub signature: &'a [u8],
     /// For a batch signature: the hash chain result and the message's hash chain.
     pub hash_chain: Option<(&'a [u8], &'a [u8])>,
+    /// The attachments (`/attachment1`, …), in order.
+    pub attachments: &'a [&'a [u8]],
 }
 
 type TokenRow = (Vec<u8>, Option<Vec<u8>>);
@@ -60,6 +62,52 @@ pub struct LoggedRecord {
     pub sig_hash_chain: Option<OwnedChain>,
     /// (token, for a batch time stamp: (hash chain result, this record's hash chain)).
     pub timestamp: Option<(Vec<u8>, Option<OwnedChain>)>,
+    /// The attachments, in order.
+    pub attachments: Vec<Vec<u8>>,
+}
+
+impl LoggedRecord {
+    /// The record's ASiC-E container (X-Road's message-log layout).
+    pub fn container(&self) -> Result<Vec<u8>, musubi_protocol::asic::AsicError> {
+        let attachments: Vec<&[u8]> = self.attachments.iter().map(Vec::as_slice).collect();
+        musubi_protocol::asic::build_message_container(&musubi_protocol::asic::MessageRecord {
+            message: &self.message,
+            signature: &self.signature,
+            sig_hash_chain: self.sig_hash_chain.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
+            timestamp: self
+                .timestamp
+                .as_ref()
+                .map(|(t, b)| (t.as_slice(), b.as_ref().map(|(x, y)| (x.as_slice(), y.as_slice())))),
+            attachments: &attachments,
+        })
+    }
+}
+
+/// Attachments as one column: for each, its length (8 bytes, big-endian) and bytes.
+fn encode_attachments(parts: &[&[u8]]) -> Option<Vec<u8>> {
+    if parts.is_empty() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
+    for p in parts {
+        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
+        out.extend_from_slice(p);
+    }
+    Some(out)
+}
+
+/// The attachments of [`encode_attachments`]; a damaged column yields the parts before the damage.
+fn decode_attachments(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let Some(bytes) = bytes else { return out };
+    let mut rest = bytes.as_slice();
+    while let Some((len, tail)) = rest.split_first_chunk::<8>() {
+        let Ok(len) = usize::try_from(u64::from_be_bytes(*len)) else { break };
+        let Some((part, tail)) = tail.split_at_checked(len) else { break };
+        out.push(part.to_vec());
+        rest = tail;
+    }
+    out
 }
 
 /// A time stamp of a record: (token, the bytes its imprint covers).
@@ -111,7 +159,8 @@ impl MessageLog {
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
         sqlx::query(
             "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
-             hash_chain_result, hash_chain, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+             hash_chain_result, hash_chain, created_at, attachments) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(r.query_id)
         .bind(r.client)
@@ -126,6 +175,7 @@ impl MessageLog {
         .bind(r.hash_chain.map(|(result, _)| result))
         .bind(r.hash_chain.map(|(_, chain)| chain))
         .bind(now)
+        .bind(encode_attachments(r.attachments))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -195,10 +245,20 @@ impl MessageLog {
 
     /// Everything needed to build the containers of `query_id`'s records.
     pub async fn archived_records(&self, query_id: &str) -> Result<Vec<LoggedRecord>, sqlx::Error> {
-        type Row = (String, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        type Row = (
+            String,
+            String,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, m.hash_chain, \
-             m.ts_hash_chain FROM message_log m WHERE m.query_id = $1 ORDER BY m.id",
+             m.ts_hash_chain, m.attachments FROM message_log m WHERE m.query_id = $1 ORDER BY m.id",
         )
         .bind(query_id)
         .fetch_all(&self.pool)
@@ -207,14 +267,17 @@ impl MessageLog {
         Ok(rows
             .into_iter()
             .zip(stamps)
-            .map(|((client, direction, created_at, message, signature, hcr, hc, ts_hc), ts)| LoggedRecord {
-                client,
-                response: direction == "response",
-                created_at,
-                message,
-                signature,
-                sig_hash_chain: hcr.zip(hc),
-                timestamp: ts.map(|(token, result)| (token, result.zip(ts_hc))),
+            .map(|((client, direction, created_at, message, signature, hcr, hc, ts_hc, attachments), ts)| {
+                LoggedRecord {
+                    client,
+                    response: direction == "response",
+                    created_at,
+                    message,
+                    signature,
+                    sig_hash_chain: hcr.zip(hc),
+                    timestamp: ts.map(|(token, result)| (token, result.zip(ts_hc))),
+                    attachments: decode_attachments(attachments),
+                }
             })
             .collect())
     }
@@ -233,18 +296,29 @@ impl MessageLog {
 
     /// Up to `limit` time-stamped records not yet archived: (id, query id, record).
     pub async fn archivable(&self, limit: i64) -> Result<Vec<(i64, String, LoggedRecord)>, sqlx::Error> {
-        type Row =
-            (i64, String, String, String, String, Vec<u8>, Vec<u8>, Option<Vec<u8>>, Option<Vec<u8>>, Option<Vec<u8>>);
+        type Row = (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            Vec<u8>,
+            Vec<u8>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+            Option<Vec<u8>>,
+        );
         let rows: Vec<Row> = sqlx::query_as(
             "SELECT m.id, m.query_id, m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, \
-             m.hash_chain, m.ts_hash_chain FROM message_log m \
+             m.hash_chain, m.ts_hash_chain, m.attachments FROM message_log m \
              WHERE m.timestamp_id IS NOT NULL AND m.archive_file IS NULL ORDER BY m.id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, query_id, client, direction, created_at, message, signature, hcr, hc, ts_hc) in rows {
+        for (id, query_id, client, direction, created_at, message, signature, hcr, hc, ts_hc, attachments) in rows {
             let (token, result): TokenRow = sqlx::query_as(
                 "SELECT t.token, t.hash_chain_result FROM message_log m JOIN timestamps t ON t.id = m.timestamp_id WHERE m.id = $1",
             )
@@ -262,6 +336,7 @@ impl MessageLog {
                     signature,
                     sig_hash_chain: hcr.zip(hc),
                     timestamp: Some((token, result.zip(ts_hc))),
+                    attachments: decode_attachments(attachments),
                 },
             ));
         }

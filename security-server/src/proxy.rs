@@ -211,7 +211,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         .await
         .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.client_proxy(e.message)))?;
     let batch = signed.batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice()));
-    log(state, &h.id, msg, Side::Client, false, &signed.signature, batch)
+    log(state, &h.id, msg, Side::Client, false, (&signed.signature, batch), &pkg.attachments)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
     let (body, ct) = transport::encode_signed(
@@ -268,9 +268,17 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
             ));
         }
     }
-    log(state, &h.id, &resp_msg, Side::Client, true, tm.signature.unwrap_or_default(), tm.hash_chain)
-        .await
-        .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
+    log(
+        state,
+        &h.id,
+        &resp_msg,
+        Side::Client,
+        true,
+        (tm.signature.unwrap_or_default(), tm.hash_chain),
+        &tm.attachments,
+    )
+    .await
+    .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
     let original_ct = header_str(&rheaders, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8");
     info!(query_id = %h.id, client = %h.client, service = %h.service, "exchange completed");
     Ok(package_response(original_ct, &tm.soap_headers, tm.soap, &tm.attachments))
@@ -337,14 +345,17 @@ fn verify_transport(
     Ok(msg)
 }
 
+/// A batch signature's (hash chain result, hash chain).
+type Chain<'a> = (&'a [u8], &'a [u8]);
+
 async fn log(
     state: &State,
     query_id: &str,
     msg: &SoapMessage,
     side: Side,
     response: bool,
-    signature: &[u8],
-    hash_chain: Option<(&[u8], &[u8])>,
+    (signature, hash_chain): (&[u8], Option<Chain<'_>>),
+    attachments: &[Part<'_>],
 ) -> Result<(), String> {
     let h = msg.header();
     // Body logging is decided by the local party: the client on the client
@@ -362,7 +373,10 @@ async fn log(
         stripped = msg.without_body();
         &stripped
     };
+    // Without the body, attachments are not logged either (X-Road's metadata-only logging).
+    let bodies: Vec<&[u8]> = if keep_body { attachments.iter().map(|a| a.body).collect() } else { Vec::new() };
     let rec = Record {
+        attachments: &bodies,
         query_id,
         client: &h.client.to_string(),
         service: &h.service.to_string(),
@@ -578,9 +592,17 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
     }
     state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.server_proxy(e)))?;
-    log(state, &h.id, &request, Side::Server, false, tm.signature.unwrap_or_default(), tm.hash_chain)
-        .await
-        .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
+    log(
+        state,
+        &h.id,
+        &request,
+        Side::Server,
+        false,
+        (tm.signature.unwrap_or_default(), tm.hash_chain),
+        &tm.attachments,
+    )
+    .await
+    .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
 
     // Forward the package as the client's information system sent it.
     let (pbody, pct) = {
@@ -629,7 +651,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         .await
         .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.server_proxy(e.message)))?;
     let batch = signed.batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice()));
-    log(state, &h.id, &signed_msg, Side::Server, true, &signed.signature, batch)
+    log(state, &h.id, &signed_msg, Side::Server, true, (&signed.signature, batch), &resp.attachments)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
     let soap_headers: Vec<(&str, &str)> = resp.soap_headers.clone();
@@ -764,16 +786,7 @@ async fn asic_export(state: &State, query: &str) -> Result<Resp, Fault> {
     }
     let mut containers = Vec::new();
     for r in &records {
-        let bytes = musubi_protocol::asic::build_message_container(&musubi_protocol::asic::MessageRecord {
-            message: &r.message,
-            signature: &r.signature,
-            sig_hash_chain: r.sig_hash_chain.as_ref().map(|(a, b)| (a.as_slice(), b.as_slice())),
-            timestamp: r
-                .timestamp
-                .as_ref()
-                .map(|(t, b)| (t.as_slice(), b.as_ref().map(|(x, y)| (x.as_slice(), y.as_slice())))),
-        })
-        .map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.message))?;
+        let bytes = r.container().map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.message))?;
         let name = format!("{}-{}.asice", safe_file_name(query_id), if r.response { "response" } else { "request" });
         containers.push((name, bytes));
     }

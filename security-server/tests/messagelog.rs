@@ -47,6 +47,7 @@ fn record<'a>(query_id: &'a str, response: bool, message: &'a [u8], chain: Optio
         message,
         signature: b"<signature/>",
         hash_chain: chain,
+        attachments: &[],
     }
 }
 
@@ -56,7 +57,9 @@ async fn records_timestamps_and_archives_round_trip_on_every_backend() {
         let backend = url.split(':').next().unwrap().to_owned();
         let log = MessageLog::connect(&url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
         log.write(&record("q1", false, b"<request/>", None)).await.unwrap();
-        log.write(&record("q1", true, b"<response/>", Some((b"<result/>", b"<chain/>")))).await.unwrap();
+        let parts: [&[u8]; 3] = [b"first", b"", b"third \x00\xff"];
+        let response = record("q1", true, b"<response/>", Some((b"<result/>", b"<chain/>")));
+        log.write(&Record { attachments: &parts, ..response }).await.unwrap();
         log.write(&record("q2", false, b"<other/>", None)).await.unwrap();
         let found = log.find("q1").await.unwrap();
         assert_eq!(
@@ -78,6 +81,11 @@ async fn records_timestamps_and_archives_round_trip_on_every_backend() {
         // Containers' material and archiving.
         let records = log.archived_records("q1").await.unwrap();
         assert_eq!(records[1].sig_hash_chain, Some((b"<result/>".to_vec(), b"<chain/>".to_vec())), "{backend}");
+        // Attachments come back whole and in order (the empty one too); none where none were sent.
+        assert_eq!(records[1].attachments, parts.map(<[u8]>::to_vec), "{backend}");
+        assert!(records[0].attachments.is_empty(), "{backend}");
+        let container = musubi_protocol::asic::read(&records[1].container().unwrap(), &Default::default()).unwrap();
+        assert_eq!(container.get("attachment3"), Some(&b"third \x00\xff"[..]), "{backend}");
         let archivable = log.archivable(10).await.unwrap();
         assert_eq!(archivable.len(), 3, "{backend}");
         assert_eq!(log.archive_link("").await.unwrap(), None, "{backend}");

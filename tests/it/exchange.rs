@@ -646,9 +646,17 @@ async fn exported_containers_verify_offline() {
     let net = network_with("export", 28, opts).await;
     let (consumer, _, service, _) = ids();
     let cp = net.consumer.client_proxy_addr;
-    // Two exchanges in flight together may share a batch signature.
+    // Two exchanges in flight together may share a batch signature; the
+    // first carries an attachment, which its container must hold too.
+    let boundary = "it-export-boundary";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Type: text/xml; charset=UTF-8\r\n\r\n{}\r\n--{boundary}\r\n\
+         Content-Type: application/octet-stream\r\n\r\n\x01\x02logged too\r\n--{boundary}--\r\n",
+        example_request(&service, "it-export")
+    );
+    let ct = format!("multipart/related; charset=UTF-8; boundary={boundary}");
     let (a, b) = tokio::join!(
-        http(cp, "POST", XML, example_request(&service, "it-export").into_bytes()),
+        http(cp, "POST", &ct, multipart.into_bytes()),
         http(cp, "POST", XML, example_request(&service, "it-export-2").into_bytes())
     );
     assert_eq!((a.status, b.status), (200, 200), "{} {}", a.body, b.body);
@@ -680,6 +688,8 @@ async fn exported_containers_verify_offline() {
     let files = musubi_protocol::asic::read_zip(&zip, &musubi_protocol::asic::Limits::default()).unwrap();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["it-export-request.asice", "it-export-response.asice"]);
+    let request = musubi_protocol::asic::read(&files[0].1, &Default::default()).unwrap();
+    assert_eq!(request.get("attachment1"), Some(&b"\x01\x02logged too"[..]));
 
     // Each container verifies offline against the network's trust.
     let global: musubi_security_server::conf::GlobalConf =
