@@ -3,24 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::{dir, pem};
+
 use std::time::Duration;
 
 use base64::Engine as _;
 use musubi_pki::ocsp::{self, OcspError, Status};
 use time::macros::datetime;
-
-fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/xroad");
-    if d.is_dir() {
-        return Some(d);
-    }
-    if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") {
-        panic!("conformance data missing at {}; MUSUBI_REQUIRE_CONFORMANCE=1", d.display());
-    }
-    println!("skipped: conformance data not found at {}", d.display());
-    None
-}
 
 /// The base64 text of the first `<…:name …>` element.
 fn element(xml: &str, name: &str) -> Vec<u8> {
@@ -29,10 +20,6 @@ fn element(xml: &str, name: &str) -> Vec<u8> {
     let body = &body[body.find('>').unwrap() + 1..];
     let text: String = body[..body.find('<').unwrap()].split_whitespace().collect();
     base64::engine::general_purpose::STANDARD.decode(text.replace("&#13;", "")).unwrap()
-}
-
-fn pem(path: PathBuf) -> Vec<u8> {
-    musubi_pki::pem_decode("CERTIFICATE", &std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 #[test]

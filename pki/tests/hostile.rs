@@ -5,27 +5,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::PathBuf;
+mod common;
+
+use common::{dir, pem};
+
 use std::time::Duration;
 
 use musubi_pki::verify::{VerificationConf, verify_container};
 use musubi_protocol::asic;
-
-fn dir() -> Option<PathBuf> {
-    let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/xroad");
-    if d.is_dir() {
-        return Some(d);
-    }
-    if std::env::var("MUSUBI_REQUIRE_CONFORMANCE").as_deref() == Ok("1") {
-        panic!("conformance data missing at {}; MUSUBI_REQUIRE_CONFORMANCE=1", d.display());
-    }
-    println!("skipped: conformance data not found at {}", d.display());
-    None
-}
-
-fn pem(path: PathBuf) -> Vec<u8> {
-    musubi_pki::pem_decode("CERTIFICATE", &std::fs::read_to_string(path).unwrap()).unwrap()
-}
 
 /// A small deterministic generator (xorshift64), so a failure reproduces.
 struct Rng(u64);

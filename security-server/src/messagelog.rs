@@ -83,6 +83,44 @@ impl LoggedRecord {
     }
 }
 
+/// The columns of a [`RecordRow`] (a macro, so queries stay literal SQL).
+macro_rules! record_columns {
+    () => {
+        "m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, m.hash_chain, \
+         m.ts_hash_chain, m.attachments"
+    };
+}
+
+/// One logged record as stored.
+#[derive(sqlx::FromRow)]
+struct RecordRow {
+    client: String,
+    direction: String,
+    created_at: String,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+    hash_chain_result: Option<Vec<u8>>,
+    hash_chain: Option<Vec<u8>>,
+    ts_hash_chain: Option<Vec<u8>>,
+    attachments: Option<Vec<u8>>,
+}
+
+impl RecordRow {
+    /// With its time stamp: (token, batch hash chain result).
+    fn into_record(self, stamp: Option<TokenRow>) -> LoggedRecord {
+        LoggedRecord {
+            client: self.client,
+            response: self.direction == "response",
+            created_at: self.created_at,
+            message: self.message,
+            signature: self.signature,
+            sig_hash_chain: self.hash_chain_result.zip(self.hash_chain),
+            timestamp: stamp.map(|(token, result)| (token, result.zip(self.ts_hash_chain))),
+            attachments: decode_attachments(self.attachments),
+        }
+    }
+}
+
 /// Attachments as one column: for each, its length (8 bytes, big-endian) and bytes.
 fn encode_attachments(parts: &[&[u8]]) -> Option<Vec<u8>> {
     if parts.is_empty() {
@@ -245,41 +283,16 @@ impl MessageLog {
 
     /// Everything needed to build the containers of `query_id`'s records.
     pub async fn archived_records(&self, query_id: &str) -> Result<Vec<LoggedRecord>, sqlx::Error> {
-        type Row = (
-            String,
-            String,
-            String,
-            Vec<u8>,
-            Vec<u8>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, m.hash_chain, \
-             m.ts_hash_chain, m.attachments FROM message_log m WHERE m.query_id = $1 ORDER BY m.id",
-        )
+        let rows: Vec<RecordRow> = sqlx::query_as(concat!(
+            "SELECT ",
+            record_columns!(),
+            " FROM message_log m WHERE m.query_id = $1 ORDER BY m.id"
+        ))
         .bind(query_id)
         .fetch_all(&self.pool)
         .await?;
         let stamps = self.timestamps_full(query_id).await?;
-        Ok(rows
-            .into_iter()
-            .zip(stamps)
-            .map(|((client, direction, created_at, message, signature, hcr, hc, ts_hc, attachments), ts)| {
-                LoggedRecord {
-                    client,
-                    response: direction == "response",
-                    created_at,
-                    message,
-                    signature,
-                    sig_hash_chain: hcr.zip(hc),
-                    timestamp: ts.map(|(token, result)| (token, result.zip(ts_hc))),
-                    attachments: decode_attachments(attachments),
-                }
-            })
-            .collect())
+        Ok(rows.into_iter().zip(stamps).map(|(row, ts)| row.into_record(ts)).collect())
     }
 
     async fn timestamps_full(&self, query_id: &str) -> Result<Vec<Option<TokenRow>>, sqlx::Error> {
@@ -296,49 +309,27 @@ impl MessageLog {
 
     /// Up to `limit` time-stamped records not yet archived: (id, query id, record).
     pub async fn archivable(&self, limit: i64) -> Result<Vec<(i64, String, LoggedRecord)>, sqlx::Error> {
-        type Row = (
-            i64,
-            String,
-            String,
-            String,
-            String,
-            Vec<u8>,
-            Vec<u8>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-            Option<Vec<u8>>,
-        );
-        let rows: Vec<Row> = sqlx::query_as(
-            "SELECT m.id, m.query_id, m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, \
-             m.hash_chain, m.ts_hash_chain, m.attachments FROM message_log m \
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT m.id, m.query_id FROM message_log m \
              WHERE m.timestamp_id IS NOT NULL AND m.archive_file IS NULL ORDER BY m.id LIMIT $1",
         )
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
         let mut out = Vec::with_capacity(rows.len());
-        for (id, query_id, client, direction, created_at, message, signature, hcr, hc, ts_hc, attachments) in rows {
-            let (token, result): TokenRow = sqlx::query_as(
+        for (id, query_id) in rows {
+            let row: RecordRow =
+                sqlx::query_as(concat!("SELECT ", record_columns!(), " FROM message_log m WHERE m.id = $1"))
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+            let stamp: TokenRow = sqlx::query_as(
                 "SELECT t.token, t.hash_chain_result FROM message_log m JOIN timestamps t ON t.id = m.timestamp_id WHERE m.id = $1",
             )
             .bind(id)
             .fetch_one(&self.pool)
             .await?;
-            out.push((
-                id,
-                query_id,
-                LoggedRecord {
-                    client,
-                    response: direction == "response",
-                    created_at,
-                    message,
-                    signature,
-                    sig_hash_chain: hcr.zip(hc),
-                    timestamp: Some((token, result.zip(ts_hc))),
-                    attachments: decode_attachments(attachments),
-                },
-            ));
+            out.push((id, query_id, row.into_record(Some(stamp))));
         }
         Ok(out)
     }
