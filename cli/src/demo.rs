@@ -51,6 +51,10 @@ pub struct Options {
     pub archive_interval_secs: u64,
     /// How long archived records stay in the database, seconds.
     pub keep_records_for_secs: u64,
+    /// How the archivers group records into files.
+    pub archive_grouping: musubi_security_server::conf::ArchiveGrouping,
+    /// A command the consumer's archiver runs with each new archive file.
+    pub archive_transfer_command: Option<String>,
     /// PostgreSQL URLs for the consumer's and the provider's message logs
     /// (SQLite files when `None`).
     pub database_urls: Option<[String; 2]>,
@@ -76,6 +80,8 @@ impl Default for Options {
             timestamp_immediately: false,
             archive_interval_secs: 3600,
             keep_records_for_secs: 30 * 24 * 3600,
+            archive_grouping: musubi_security_server::conf::ArchiveGrouping::None,
+            archive_transfer_command: None,
             database_urls: None,
             start_provider: true,
             edit_global: None,
@@ -323,8 +329,8 @@ impl Network {
                 timestamp_immediately: opts.timestamp_immediately,
                 archive_dir: None,
                 archive_interval_secs: opts.archive_interval_secs,
-                archive_grouping: Default::default(),
-                archive_transfer_command: None,
+                archive_grouping: opts.archive_grouping,
+                archive_transfer_command: opts.archive_transfer_command.clone().filter(|_| name == "consumer"),
                 keep_records_for_secs: opts.keep_records_for_secs,
                 max_body_bytes: 32 * 1024 * 1024,
             };

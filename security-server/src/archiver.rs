@@ -145,3 +145,18 @@ async fn write_archive(
     info!(file = %path.display(), records = ids.len(), "message log archived");
     Ok(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_grouped_by_member_or_subsystem() {
+        let sub = "SUBSYSTEM:DEMO/GOV/1001/care";
+        assert_eq!(group_of(ArchiveGrouping::None, sub), "");
+        assert_eq!(group_of(ArchiveGrouping::Member, sub), "MEMBER:DEMO/GOV/1001");
+        assert_eq!(group_of(ArchiveGrouping::Subsystem, sub), sub);
+        assert_eq!(group_of(ArchiveGrouping::Subsystem, "MEMBER:DEMO/GOV/1001"), "MEMBER:DEMO/GOV/1001");
+        assert_eq!(safe(sub), "SUBSYSTEM_DEMO_GOV_1001_care");
+    }
+}

@@ -171,6 +171,9 @@ impl MessageLog {
         let sqlite = url.starts_with("sqlite:");
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })
+            // An unreachable store fails the exchange with a clear fault soon,
+            // rather than holding the client until it gives up.
+            .acquire_timeout(std::time::Duration::from_secs(5))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if sqlite {

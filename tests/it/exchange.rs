@@ -745,10 +745,22 @@ async fn url_for_other(cp: std::net::SocketAddr) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
+    // The transfer command copies each new archive file elsewhere, as an
+    // operator's script would move it off the server.
+    let moved = crate::scratch("archive-moved");
+    std::fs::create_dir_all(&moved).unwrap();
+    let script = moved.with_extension("sh");
+    std::fs::write(&script, format!("#!/bin/sh\ncp \"$1\" '{}/'\n", moved.display())).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let opts = Options {
         timestamp_immediately: true,
         archive_interval_secs: 1,
         keep_records_for_secs: 0,
+        archive_grouping: musubi_security_server::conf::ArchiveGrouping::Subsystem,
+        archive_transfer_command: Some(script.display().to_string()),
         ..Options::default()
     };
     let net = network_with("archive", 29, opts).await;
@@ -780,6 +792,13 @@ async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
         .collect();
     files.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
     assert!(files.len() >= 2, "{files:?}");
+    // Grouped by subsystem: the file names say whose records they hold.
+    for f in &files {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("mlog-SUBSYSTEM_DEMO_GOV_1001_care-"), "{name}");
+        // … and the transfer command got every one of them, byte for byte.
+        assert_eq!(std::fs::read(moved.join(&name)).unwrap(), std::fs::read(f).unwrap(), "{name}");
+    }
     let global: musubi_security_server::conf::GlobalConf =
         musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
             .unwrap();
@@ -931,4 +950,39 @@ async fn a_full_disk_stops_the_exchange_with_a_clear_fault_and_traffic_resumes_w
     assert_eq!(log.find("it-after-full").await.unwrap().len(), 2);
     net.shutdown().await;
     drop(disk);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_connection_stops_exchanges_and_they_resume_when_it_is_back() {
+    let (Some(a), Some(b)) = (postgres_database("lostc").await, postgres_database("lostp").await) else { return };
+    let provider_db = b.rsplit('/').next().unwrap().to_owned();
+    let opts = Options { database_urls: Some([a, b]), ..Options::default() };
+    let net = network_with("lostdb", 33, opts).await;
+    let (_, _, service, _) = ids();
+    let cp = net.consumer.client_proxy_addr;
+    assert_eq!(http(cp, "POST", XML, example_request(&service, "it-lost-before").into_bytes()).await.status, 200);
+
+    // The provider's database goes away: its connections are cut and new ones refused.
+    let admin = sqlx::AnyPool::connect(&std::env::var("MUSUBI_TEST_POSTGRES_URL").unwrap()).await.unwrap();
+    let run = |sql: String| {
+        let admin = admin.clone();
+        async move { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap() }
+    };
+    run(format!("ALTER DATABASE {provider_db} ALLOW_CONNECTIONS false")).await;
+    run(format!("SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE datname = '{provider_db}'")).await;
+    let reply = http(cp, "POST", XML, example_request(&service, "it-lost-during").into_bytes()).await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert_eq!(reply.fault_code(), Some("server.serverproxy.logging_failed"), "{}", reply.body);
+    assert!(!reply.body.contains("22.5"), "no provider data may be released unlogged");
+
+    // It is back: traffic resumes without a restart, and nothing was half-written.
+    run(format!("ALTER DATABASE {provider_db} ALLOW_CONNECTIONS true")).await;
+    let reply = http(cp, "POST", XML, example_request(&service, "it-lost-after").into_bytes()).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let log = net.provider.message_log();
+    assert_eq!(log.find("it-lost-before").await.unwrap().len(), 2);
+    assert!(log.find("it-lost-during").await.unwrap().is_empty());
+    assert_eq!(log.find("it-lost-after").await.unwrap().len(), 2);
+    admin.close().await;
+    net.shutdown().await;
 }
