@@ -1,4 +1,7 @@
 //! The Musubi ECHONET Lite adapter: turns home devices into X-Road services.
 //!
-//! Not built yet: the demo uses a small built-in SOAP provider until the
-//! adapter issue lands.
+//! Built so far: the frame codec ([`frame`]). Transport, discovery, device
+//! definitions, services and the simulator follow (issue 5); the demo still
+//! uses a small built-in SOAP provider.
+
+pub mod frame;
