@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{dir, pem};
+use common::{dev_trust, dir, pem};
 
 use std::time::Duration;
 
@@ -90,16 +90,9 @@ fn x_road_time_stamps_verify_as_x_road_says() {
 /// README §3.1; DEV trust from `certs/derived`).
 #[test]
 fn x_road_containers_verify_as_x_road_says() {
-    use musubi_pki::verify::{VerificationConf, verify_container};
+    use musubi_pki::verify::verify_container;
     let Some(d) = dir() else { return };
-    let conf = VerificationConf {
-        cas: vec![pem(d.join("certs/derived/dev-test-ca.pem"))],
-        ocsp_responders: vec![pem(d.join("certs/derived/dev-test-ocsp.pem"))],
-        tsas: vec![pem(d.join("certs/derived/dev-test-tsa.pem"))],
-        ocsp_freshness: Duration::from_secs(3600),
-        // globalconf_good2_v3 names the FiVRK profile for its CA.
-        profiles: vec![(pem(d.join("certs/derived/dev-test-ca.pem")), musubi_pki::verify::SignerProfile::FiVrk)],
-    };
+    let conf = dev_trust(&d);
     let cases = [
         ("valid-signed-message.asice", "ok"),
         ("valid-non-batch-rest.asice", "ok"),

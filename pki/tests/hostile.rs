@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{dir, pem};
+use common::{dev_trust, dir, pem};
 
 use std::time::Duration;
 
@@ -39,13 +39,7 @@ fn files(d: &std::path::Path, sub: &str, ext: &str) -> Vec<(String, Vec<u8>)> {
 #[test]
 fn damaged_containers_and_archives_give_errors_never_panics() {
     let Some(d) = dir() else { return };
-    let conf = VerificationConf {
-        cas: vec![pem(d.join("certs/derived/dev-test-ca.pem"))],
-        ocsp_responders: vec![pem(d.join("certs/derived/dev-test-ocsp.pem"))],
-        tsas: vec![pem(d.join("certs/derived/dev-test-tsa.pem"))],
-        ocsp_freshness: Duration::from_secs(3600),
-        profiles: vec![],
-    };
+    let conf = dev_trust(&d);
     let mut containers = files(&d, "asic/asic-verifier-cli", "asice");
     containers.extend(files(&d, "asic/asic-core", "asice"));
     let mut archives = files(&d, "messagelog/archive-verifier", "zip");
