@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use musubi_adapter::frame::{self, Eoj, Esv, Frame, Message};
+use musubi_adapter::sim::SimObject;
 
 #[derive(serde::Deserialize)]
 struct Vectors {
@@ -150,20 +151,41 @@ fn every_echonet_vector_holds() {
         assert_eq!(frame::encode_property_map(&got), hex(&row.edt), "{} encodes back", row.edt);
     }
 
-    // Exchanges: both sides decode and encode back; the response answers the
-    // request (same TID, objects swapped) with a response service. What the
-    // device answers is checked against the simulator when it exists.
-    for row in &v.exchange {
-        let (req, resp) = (message(&hex(&row.request)), message(&hex(&row.response)));
-        assert!(req.esv.is_request() && !resp.esv.is_request(), "{}", row.meaning);
-        assert_eq!((resp.tid, resp.seoj, resp.deoj), (req.tid, req.deoj, req.seoj), "{}", row.meaning);
+    // Exchanges: a simulated general lighting object 029001 (0x80 ON, 0xB0
+    // 0x3C; OFF in the two rows that say so by their answers) and the node
+    // profile give exactly the recorded response, byte for byte.
+    assert_eq!(v.exchange.len(), 7, "the vector set changed");
+    for (i, row) in v.exchange.iter().enumerate() {
+        let req = message(&hex(&row.request));
+        let mut device = if req.deoj == Eoj::NODE_PROFILE {
+            SimObject::new(Eoj::NODE_PROFILE)
+        } else {
+            SimObject::general_lighting(1, !matches!(i, 1 | 2), 0x3C)
+        };
+        let resp = device.respond(&req).unwrap_or_else(|| panic!("{}: no answer", row.meaning));
         assert_eq!(frame::encode(&Frame::Format1(resp)), hex(&row.response), "{}", row.meaning);
     }
+    // A set is kept: the light level written by a SetC is what a Get reads back.
+    let mut light = SimObject::general_lighting(1, true, 0x3C);
+    let set = |esv, props| Message {
+        tid: 9,
+        seoj: Eoj([0x05, 0xFF, 0x01]),
+        deoj: light.eoj,
+        esv,
+        props,
+        get_props: Vec::new(),
+    };
+    let write = set(Esv::SetC, vec![frame::Property { epc: 0xB0, edt: vec![0x50] }]);
+    assert_eq!(light.respond(&write).unwrap().esv, Esv::SetRes);
+    assert_eq!(light.value(0xB0), Some(&[0x50][..]));
 
-    // Frames a device must not answer: they decode, and none is a request.
+    // Frames a device must not answer: they decode, none is a request, and
+    // the simulated objects stay silent.
     for row in &v.no_reply {
         let m = message(&hex(&row.hex));
         assert!(!m.esv.is_request(), "{}", row.why);
         assert!(matches!(m.esv, Esv::Inf | Esv::GetRes | Esv::SetGetSna), "{}", row.why);
+        assert!(SimObject::general_lighting(1, true, 0x3C).respond(&m).is_none(), "{}", row.why);
+        assert!(SimObject::new(Eoj::NODE_PROFILE).respond(&m).is_none(), "{}", row.why);
     }
 }
