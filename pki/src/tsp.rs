@@ -21,6 +21,7 @@ use const_oid::db::rfc5912::{
 };
 use der::asn1::{Any, GeneralizedTime, Int, OctetString, SetOfVec};
 use der::{Decode, Encode};
+use musubi_protocol::der::tlv;
 use ring::digest;
 use time::OffsetDateTime;
 use x509_cert::Certificate;
@@ -436,20 +437,6 @@ pub trait TsaKey {
     fn certificate_der(&self) -> &[u8];
     /// Signs `data` with ECDSA P-256 / SHA-256, DER signature.
     fn sign_ecdsa_sha256(&self, data: &[u8]) -> Result<Vec<u8>, String>;
-}
-
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 /// A non-negative INTEGER in its minimal (DER) form.

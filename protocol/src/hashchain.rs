@@ -13,6 +13,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use crate::der::tlv as der;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use ring::digest;
@@ -165,21 +166,6 @@ fn parse_chain(bytes: &[u8]) -> Result<Chain, HashChainError> {
         }
         Ok(chain)
     })
-}
-
-// Minimal DER writer for step values.
-fn der(tag: u8, content: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes: Vec<u8> = n.to_be_bytes().iter().copied().skip_while(|b| *b == 0).collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(content);
-    out
 }
 
 /// The DER step value of (digest, method) pairs.

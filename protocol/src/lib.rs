@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 pub mod asic;
+pub mod der;
 pub mod fault;
 pub mod hashchain;
 pub mod identifiers;

@@ -450,17 +450,28 @@ async fn an_ocsp_outage_stops_traffic_when_responses_go_stale_and_traffic_resume
 
     // Responder back: the fetcher recovers and traffic resumes without a restart.
     net.restart_ocsp_responder().await.unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    until_exchange_succeeds(cp, &service, "it-resumed", 20, net.consumer.ocsp_updates()).await;
+    net.shutdown().await;
+}
+
+/// Sends `query_id` until it goes through, waiting for the next `updates`
+/// (or 2 s) between tries; fails after `secs` seconds.
+async fn until_exchange_succeeds(
+    cp: std::net::SocketAddr,
+    service: &musubi_protocol::ServiceId,
+    query_id: &str,
+    secs: u64,
+    mut updates: tokio::sync::watch::Receiver<u64>,
+) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
     loop {
-        let reply = http(cp, "POST", XML, example_request(&service, "it-resumed").into_bytes()).await;
+        let reply = http(cp, "POST", XML, example_request(service, query_id).into_bytes()).await;
         if reply.status == 200 {
-            break;
+            return;
         }
-        assert!(std::time::Instant::now() < deadline, "traffic did not resume: {}", reply.body);
-        let mut updates = net.consumer.ocsp_updates();
+        assert!(std::time::Instant::now() < deadline, "exchanges did not resume: {}", reply.body);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(2), updates.changed()).await;
     }
-    net.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -602,16 +613,7 @@ async fn a_time_stamping_outage_stops_exchanges_after_the_acceptable_period_and_
         log.timestamps_of("it-during").await.unwrap().iter().all(Option::is_some)
     })
     .await;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let reply = http(cp, "POST", XML, example_request(&service, "it-resumed").into_bytes()).await;
-        if reply.status == 200 {
-            break;
-        }
-        assert!(std::time::Instant::now() < deadline, "exchanges did not resume: {}", reply.body);
-        let mut updates = net.provider.timestamp_updates();
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), updates.changed()).await;
-    }
+    until_exchange_succeeds(cp, &service, "it-resumed", 30, net.provider.timestamp_updates()).await;
     net.shutdown().await;
 }
 
