@@ -110,10 +110,21 @@ pub fn read(bytes: &[u8], limits: &Limits) -> Result<Container, AsicError> {
 
 /// Writes a plain ZIP of named files (deflated), e.g. several containers.
 pub fn write_zip(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, AsicError> {
+    zip_entries(None, entries, "archive")
+}
+
+/// A ZIP of `entries` (deflated) after `stored`, which goes first uncompressed.
+fn zip_entries(stored: Option<(&str, &[u8])>, entries: &[(&str, &[u8])], what: &str) -> Result<Vec<u8>, AsicError> {
     use std::io::Write as _;
-    let io = |e: &dyn std::fmt::Display| err(Code::ASIC_INVALID_CONTAINER, format!("cannot write archive: {e}"));
+    use zip::write::SimpleFileOptions;
+    let io = |e: &dyn std::fmt::Display| err(Code::ASIC_INVALID_CONTAINER, format!("cannot write {what}: {e}"));
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let deflated = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    if let Some((name, data)) = stored {
+        w.start_file(name, SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored))
+            .map_err(|e| io(&e))?;
+        w.write_all(data).map_err(|e| io(&e))?;
+    }
+    let deflated = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in entries {
         if !safe_name(name) {
             return Err(err(Code::ASIC_INVALID_CONTAINER, format!("entry name {name:?} is not a plain relative path")));
@@ -191,22 +202,7 @@ pub fn read_zip(bytes: &[u8], limits: &Limits) -> Result<Vec<(String, Vec<u8>)>,
 /// Writes a container with the given entries after `mimetype` (stored, first,
 /// as ASiC requires); the others are deflated.
 pub fn write(entries: &[(&str, &[u8])]) -> Result<Vec<u8>, AsicError> {
-    use std::io::Write as _;
-    use zip::write::SimpleFileOptions;
-    let io = |e: &dyn std::fmt::Display| err(Code::ASIC_INVALID_CONTAINER, format!("cannot write container: {e}"));
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let stored = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
-    let deflated = SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-    w.start_file("mimetype", stored).map_err(|e| io(&e))?;
-    w.write_all(MIMETYPE.as_bytes()).map_err(|e| io(&e))?;
-    for (name, data) in entries {
-        if !safe_name(name) {
-            return Err(err(Code::ASIC_INVALID_CONTAINER, format!("entry name {name:?} is not a plain relative path")));
-        }
-        w.start_file(*name, deflated).map_err(|e| io(&e))?;
-        w.write_all(data).map_err(|e| io(&e))?;
-    }
-    Ok(w.finish().map_err(|e| io(&e))?.into_inner())
+    zip_entries(Some(("mimetype", MIMETYPE.as_bytes())), entries, "container")
 }
 
 #[cfg(test)]

@@ -642,6 +642,26 @@ async fn metadata_only_logging_and_immediate_time_stamps() {
     net.shutdown().await;
 }
 
+/// The demo network's trust as an offline verifier takes it (Musubi's
+/// certificates follow the default profile, so the signer check runs).
+fn network_trust(net: &musubi::demo::Network) -> musubi_pki::verify::VerificationConf {
+    let global: musubi_security_server::conf::GlobalConf =
+        musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
+            .unwrap();
+    let pem = |p: &str| musubi_pki::pem_decode("CERTIFICATE", p).unwrap();
+    musubi_pki::verify::VerificationConf {
+        cas: global.approved_cas.iter().map(|c| pem(&c.cert)).collect(),
+        ocsp_responders: vec![],
+        tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
+        ocsp_freshness: std::time::Duration::from_secs(3600),
+        profiles: global
+            .approved_cas
+            .iter()
+            .map(|c| (pem(&c.cert), musubi_pki::verify::SignerProfile::Default))
+            .collect(),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exported_containers_verify_offline() {
     let opts = Options { timestamping_interval_seconds: 1, ..Options::default() };
@@ -694,22 +714,7 @@ async fn exported_containers_verify_offline() {
     assert_eq!(request.get("attachment1"), Some(&b"\x01\x02logged too"[..]));
 
     // Each container verifies offline against the network's trust.
-    let global: musubi_security_server::conf::GlobalConf =
-        musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
-            .unwrap();
-    let pem = |p: &str| musubi_pki::pem_decode("CERTIFICATE", p).unwrap();
-    let conf = musubi_pki::verify::VerificationConf {
-        cas: global.approved_cas.iter().map(|c| pem(&c.cert)).collect(),
-        ocsp_responders: vec![],
-        tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
-        ocsp_freshness: std::time::Duration::from_secs(3600),
-        // Musubi's certificates follow the default profile: the signer check runs.
-        profiles: global
-            .approved_cas
-            .iter()
-            .map(|c| (pem(&c.cert), musubi_pki::verify::SignerProfile::Default))
-            .collect(),
-    };
+    let conf = network_trust(&net);
     for (name, bytes) in &files {
         let v = musubi_pki::verify::verify_container(bytes, &conf).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert!(!v.signer_cert.is_empty());
@@ -801,22 +806,7 @@ async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
         // … and the transfer command got every one of them, byte for byte.
         assert_eq!(std::fs::read(moved.join(&name)).unwrap(), std::fs::read(f).unwrap(), "{name}");
     }
-    let global: musubi_security_server::conf::GlobalConf =
-        musubi_security_server::conf::read_toml(&net.facts.request_file.parent().unwrap().join("global-conf.toml"))
-            .unwrap();
-    let pem = |p: &str| musubi_pki::pem_decode("CERTIFICATE", p).unwrap();
-    let conf = musubi_pki::verify::VerificationConf {
-        cas: global.approved_cas.iter().map(|c| pem(&c.cert)).collect(),
-        ocsp_responders: vec![],
-        tsas: global.approved_tsas.iter().map(|t| pem(&t.cert)).collect(),
-        ocsp_freshness: std::time::Duration::from_secs(3600),
-        // Musubi's certificates follow the default profile: the signer check runs.
-        profiles: global
-            .approved_cas
-            .iter()
-            .map(|c| (pem(&c.cert), musubi_pki::verify::SignerProfile::Default))
-            .collect(),
-    };
+    let conf = network_trust(&net);
     let limits = musubi_protocol::asic::Limits::default();
     let mut previous: Option<String> = None;
     let mut containers = 0;
