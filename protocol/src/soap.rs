@@ -136,6 +136,10 @@ impl SoapMessage {
     pub fn header(&self) -> &Header {
         &self.header
     }
+    /// The body's content (its one child element, as received).
+    pub fn body_content(&self) -> &[u8] {
+        self.raw.get(self.body_range.clone()).unwrap_or_default()
+    }
     /// Local name of the body's element.
     pub fn body_name(&self) -> &str {
         &self.body_name

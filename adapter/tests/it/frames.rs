@@ -1,7 +1,5 @@
 //! Every vector of `../shared/conformance/echonet/frames.toml` through the codec.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-
 use std::path::PathBuf;
 
 use musubi_adapter::frame::{self, Eoj, Esv, Frame, Message};
