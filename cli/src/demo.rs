@@ -63,6 +63,14 @@ pub struct Options {
     /// A change to the trust file before it is written (tests use it to make
     /// the network inconsistent on purpose).
     pub edit_global: Option<fn(&mut GlobalConf)>,
+    /// Whether to run a simulated home and the ECHONET Lite adapter behind
+    /// the provider's security server.
+    pub adapter: bool,
+    /// The adapter's address (provider endpoint 8090, admin 8091, UDP 3610)
+    /// and the simulated home's.
+    pub adapter_ips: [Ipv4Addr; 2],
+    /// The multicast group of the simulated home's LAN.
+    pub echonet_group: Ipv4Addr,
 }
 
 impl Default for Options {
@@ -85,6 +93,9 @@ impl Default for Options {
             database_urls: None,
             start_provider: true,
             edit_global: None,
+            adapter: false,
+            adapter_ips: [Ipv4Addr::new(127, 0, 0, 6), Ipv4Addr::new(127, 0, 0, 7)],
+            echonet_group: musubi_adapter::net::MULTICAST,
         }
     }
 }
@@ -112,6 +123,29 @@ pub struct Facts {
     pub tsa_url: String,
     /// Message log databases of both servers.
     pub message_logs: [PathBuf; 2],
+    /// The ECHONET Lite adapter, when the demo runs one.
+    pub adapter: Option<AdapterFacts>,
+}
+
+/// Facts about the demo's adapter and simulated home.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterFacts {
+    /// The adapter's provider endpoint (the WSDL is at `?wsdl`).
+    pub provider_url: String,
+    /// The adapter's admin endpoint.
+    pub admin_url: String,
+    /// The admin endpoint's token file.
+    pub admin_token_file: PathBuf,
+    /// The simulated home's node.
+    pub home: String,
+    /// The simulated air conditioner's device id.
+    pub air_conditioner: String,
+    /// A request reading the air conditioner's room temperature.
+    pub get_request_file: PathBuf,
+    /// A request setting its target temperature to 24 °C.
+    pub set_request_file: PathBuf,
+    /// The adapter's services on the provider's security server.
+    pub services: Vec<String>,
 }
 
 /// A running demo network.
@@ -134,6 +168,82 @@ pub struct Network {
     ocsp_stop: watch::Sender<bool>,
     tsa_stop: watch::Sender<bool>,
     tsa: Arc<musubi_pki::DevTsa>,
+    /// The simulated home, when the demo runs the adapter.
+    pub home: Option<musubi_adapter::simulate::Home>,
+    /// The adapter, when the demo runs one.
+    pub adapter: Option<musubi_adapter::Handle>,
+}
+
+/// The adapter's services the demo publishes (and grants the consumer).
+pub const ADAPTER_SERVICES: [&str; 5] =
+    ["listDevices", "getProperties", "setProperties", "getHomeAirConditioner", "getLvSmartElectricEnergyMeter"];
+
+/// A request of the consumer to an adapter operation.
+pub fn adapter_request(op: &str, query_id: &str, inner: &str) -> String {
+    let (consumer, provider, ..) = ids();
+    let service =
+        ServiceId::new(provider, op, None).unwrap_or_else(|e| unreachable!("demo identifiers are valid: {e}"));
+    let body = format!("    <{op} xmlns=\"{}\">{inner}</{op}>", musubi_adapter::service::NAMESPACE);
+    soap::build_request(&consumer, &service, query_id, Some("DEMO:care-worker-7"), &body)
+}
+
+/// Starts the simulated home and the adapter, finds the devices and approves
+/// the air conditioner, the meter and the sensor (the lock stays unapproved).
+async fn start_adapter(
+    dir: &Path,
+    opts: &Options,
+) -> Result<(musubi_adapter::simulate::Home, musubi_adapter::Handle, String)> {
+    use musubi_adapter::simulate::{HomeConfig, NodeConfig};
+    let [adapter_ip, home_ip] = opts.adapter_ips;
+    let home = musubi_adapter::simulate::start(&HomeConfig {
+        nodes: vec![NodeConfig {
+            address: home_ip,
+            devices: ["homeAirConditioner", "lvSmartElectricEnergyMeter", "temperatureSensor", "electricLock"]
+                .map(String::from)
+                .to_vec(),
+        }],
+        tick_secs: 10,
+        max_answer_delay_ms: 200,
+        max_announce_delay_ms: 200,
+        port: musubi_adapter::net::PORT,
+        multicast_group: opts.echonet_group,
+    })
+    .await
+    .context("starting the simulated home")?;
+    let conf = musubi_adapter::AdapterConfig {
+        state_dir: dir.join("adapter"),
+        provider_listen: SocketAddr::new(adapter_ip.into(), 8090),
+        admin_listen: SocketAddr::new(adapter_ip.into(), 8091),
+        max_devices: 1000,
+        net: musubi_adapter::net::NetConfig {
+            bind: adapter_ip,
+            multicast_group: opts.echonet_group,
+            allow: vec![musubi_adapter::net::Cidr { addr: home_ip.into(), prefix: 32 }],
+            ..Default::default()
+        },
+        pacing: musubi_adapter::PacingFile { min_gap_ms: 50, ..Default::default() },
+        discovery: musubi_adapter::DiscoveryConfig {
+            window_ms: 1000,
+            nodes: vec![home_ip.into()],
+            announce_delay_ms: 200,
+            ..Default::default()
+        },
+        webhooks: Default::default(),
+        manual_devices: vec![],
+    };
+    write(&dir.join("adapter.toml"), &toml::to_string_pretty(&conf)?)?;
+    let adapter = musubi_adapter::start(conf).await.context("starting the ECHONET Lite adapter")?;
+    adapter.discover().await;
+    for class in [0x0130, 0x0288, 0x0011] {
+        adapter.registry.approve_class(class, true, "musubi demo").await?;
+    }
+    let ac = adapter
+        .registry
+        .list()
+        .into_iter()
+        .find(|d| d.class() == 0x0130)
+        .context("the simulated air conditioner was not discovered")?;
+    Ok((home, adapter, ac.id))
 }
 
 /// Identifiers used by the demo.
@@ -274,6 +384,28 @@ impl Network {
         let global_path = dir.join("global-conf.toml");
         write(&global_path, &toml::to_string_pretty(&global)?)?;
         let provider_url = format!("http://{ip_p}:8090/");
+        let (home, adapter, ac_id) = if opts.adapter {
+            let (h, a, id) = start_adapter(dir, &opts).await?;
+            (Some(h), Some(a), id)
+        } else {
+            (None, None, String::new())
+        };
+        let adapter_services: Vec<Service> = adapter
+            .iter()
+            .flat_map(|a| {
+                let url = format!("http://{}/", a.provider_addr);
+                let provider = provider.clone();
+                let consumer = consumer.clone();
+                ADAPTER_SERVICES.into_iter().map(move |code| Service {
+                    id: ServiceId::new(provider.clone(), code, None)
+                        .unwrap_or_else(|e| unreachable!("demo identifiers are valid: {e}")),
+                    url: url.clone(),
+                    timeout_secs: 30,
+                    enabled: true,
+                    allowed_clients: vec![consumer.clone()],
+                })
+            })
+            .collect();
         let mut confs = Vec::new();
         for (name, id, ip, auth, sign, member, services) in [
             ("consumer", &ss_a, ip_a, &auth_a, &sign_a, consumer.member_id(), vec![]),
@@ -299,7 +431,10 @@ impl Network {
                         enabled: true,
                         allowed_clients: vec![],
                     },
-                ],
+                ]
+                .into_iter()
+                .chain(adapter_services.iter().cloned())
+                .collect(),
             ),
         ] {
             let d = dir.join(name);
@@ -339,6 +474,40 @@ impl Network {
         }
         let request_file = dir.join("request.xml");
         write(&request_file, &example_request(&service, "demo-query-1"))?;
+        let adapter_facts = match &adapter {
+            Some(a) => {
+                let get_request_file = dir.join("adapter-get-request.xml");
+                let device = format!("<deviceId>{ac_id}</deviceId>");
+                write(
+                    &get_request_file,
+                    &adapter_request(
+                        "getProperties",
+                        "demo-home-1",
+                        &format!("{device}<property>roomTemperature</property>"),
+                    ),
+                )?;
+                let set_request_file = dir.join("adapter-set-request.xml");
+                write(
+                    &set_request_file,
+                    &adapter_request(
+                        "setProperties",
+                        "demo-home-2",
+                        &format!("{device}<property name=\"targetTemperature\">24</property>"),
+                    ),
+                )?;
+                Some(AdapterFacts {
+                    provider_url: format!("http://{}/", a.provider_addr),
+                    admin_url: format!("http://{}/", a.admin_addr),
+                    admin_token_file: dir.join("adapter").join("admin-token"),
+                    home: format!("{}:{}", opts.adapter_ips[1], musubi_adapter::net::PORT),
+                    air_conditioner: ac_id.clone(),
+                    get_request_file,
+                    set_request_file,
+                    services: adapter_services.iter().map(|s| s.id.to_string()).collect(),
+                })
+            }
+            None => None,
+        };
         let (provider_stop, stop_rx) = watch::channel(false);
         if opts.start_provider {
             let listener = tokio::net::TcpListener::bind((ip_p, 8090))
@@ -364,6 +533,7 @@ impl Network {
             ocsp_responder_url,
             tsa_url: format!("http://{tsa_addr}/"),
             message_logs: logs,
+            adapter: adapter_facts,
         };
         write(&dir.join("demo.json"), &serde_json::to_string_pretty(&facts)?)?;
         Ok(Self {
@@ -378,6 +548,8 @@ impl Network {
             ocsp_stop,
             tsa_stop,
             tsa,
+            home,
+            adapter,
         })
     }
 
@@ -425,6 +597,12 @@ impl Network {
 
     /// Stops everything, finishing in-flight exchanges.
     pub async fn shutdown(self) {
+        if let Some(a) = self.adapter {
+            a.stop().await;
+        }
+        if let Some(h) = self.home {
+            h.stop();
+        }
         let _ = self.provider_stop.send(true);
         self.consumer.shutdown().await;
         self.provider.shutdown().await;

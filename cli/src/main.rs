@@ -138,7 +138,8 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
     };
     // The demo time-stamps each record before its response is released, so its
     // containers can be exported and verified at once.
-    let options = musubi::demo::Options { timestamp_immediately: true, ..musubi::demo::Options::default() };
+    let options =
+        musubi::demo::Options { timestamp_immediately: true, adapter: true, ..musubi::demo::Options::default() };
     let net = musubi::demo::Network::start(&dir, options)
         .await
         .with_context(|| format!("starting the demo network in {}", dir.display()))?;
@@ -168,6 +169,36 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         f.client_proxy_url
     );
     println!();
+    if let Some(a) = &f.adapter {
+        println!(
+            "A simulated home ({}) is published by the ECHONET Lite adapter ({}, WSDL at ?wsdl).",
+            a.home, a.provider_url
+        );
+        println!("Read the air conditioner's room temperature through both security servers:");
+        println!();
+        println!(
+            "  curl -s -H 'Content-Type: text/xml; charset=UTF-8' --data-binary @{} {}",
+            a.get_request_file.display(),
+            f.client_proxy_url
+        );
+        println!();
+        println!("Set its target temperature to 24 °C (the answer is the value read back from the device):");
+        println!();
+        println!(
+            "  curl -s -H 'Content-Type: text/xml; charset=UTF-8' --data-binary @{} {}",
+            a.set_request_file.display(),
+            f.client_proxy_url
+        );
+        println!();
+        println!("Devices wait for an operator's approval before they are published (the lock is not approved):");
+        println!();
+        println!(
+            "  cargo run -p musubi-adapter -- devices --admin {} --token-file {} list",
+            a.admin_url.trim_end_matches('/'),
+            a.admin_token_file.display()
+        );
+        println!();
+    }
     println!("Then export the message-log containers of that request and verify them offline");
     println!("(the demo time-stamps every record before it answers):");
     println!();

@@ -50,20 +50,32 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("demo.json")).unwrap()).unwrap();
     assert_eq!(json["client_proxy_url"].as_str(), Some(*url));
 
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
-    tokio::spawn(conn);
-    let req = hyper::Request::post("/")
-        .header("host", addr)
-        .header("content-type", "text/xml; charset=UTF-8")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
-    assert!(text.contains("requestHash algorithmId="), "{text}");
+    let text = post(url, body).await;
     assert!(text.contains("getRoomTemperatureResponse"), "{text}");
+
+    // The adapter's commands: read the room temperature, set the target temperature.
+    let mut adapter_calls = Vec::new();
+    while adapter_calls.len() < 2 {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed the adapter's curl commands");
+        if line.trim_start().starts_with("curl ") {
+            adapter_calls.push(line);
+        }
+    }
+    let mut answers = Vec::new();
+    for call in &adapter_calls {
+        let words: Vec<&str> = call.split_whitespace().collect();
+        let url = words.iter().find(|w| w.starts_with("http://")).unwrap();
+        let file = words.iter().find_map(|w| w.strip_prefix('@')).unwrap();
+        answers.push(post(url, std::fs::read(file).unwrap()).await);
+    }
+    assert!(
+        answers[0].contains("name=\"roomTemperature\"") && answers[0].contains("<value unit=\"Celsius\">"),
+        "{}",
+        answers[0]
+    );
+    assert!(answers[0].contains("requestHash algorithmId="), "{}", answers[0]);
+    assert!(answers[1].contains("name=\"targetTemperature\""), "{}", answers[1]);
+    assert!(answers[1].contains("<value unit=\"Celsius\">24</value>"), "{}", answers[1]);
 
     // The printed export and verify commands work.
     let mut commands = Vec::new();
@@ -88,4 +100,22 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     assert!(status.success());
     let exit = child.wait().unwrap();
     assert!(exit.success(), "demo did not stop cleanly on Ctrl-C: {exit:?}");
+}
+
+/// POSTs a SOAP request to `url` and returns the answer, which must be HTTP 200.
+async fn post(url: &str, body: Vec<u8>) -> String {
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post("/")
+        .header("host", addr)
+        .header("content-type", "text/xml; charset=UTF-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status();
+    let text = String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    assert_eq!(status, 200, "{text}");
+    text
 }
