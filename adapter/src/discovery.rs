@@ -27,6 +27,25 @@ pub struct Found {
     pub failed: usize,
 }
 
+/// One description of a node at a time: a discovery round and a node's
+/// own announcement must not describe the same objects twice over (each
+/// frame counts against the node's budget, §6.11).
+#[derive(Debug, Default)]
+pub struct NodeLocks(std::sync::Mutex<std::collections::HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>);
+
+impl NodeLocks {
+    async fn lock(&self, ip: IpAddr) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = {
+            let mut map = self.0.lock().unwrap_or_else(|p| p.into_inner());
+            if map.len() >= 4096 {
+                map.retain(|_, m| Arc::strong_count(m) > 1);
+            }
+            map.entry(ip).or_default().clone()
+        };
+        m.lock_owned().await
+    }
+}
+
 /// The instance list of a 0xD5/0xD6 answer (ignoring the node profile itself).
 pub fn instances(props: &[Property]) -> Vec<Eoj> {
     let mut out = Vec::new();
@@ -46,6 +65,7 @@ pub fn instances(props: &[Property]) -> Vec<Eoj> {
 pub async fn discover(
     ctl: &Arc<Controller>,
     registry: &Arc<Registry>,
+    locks: &Arc<NodeLocks>,
     multicast: bool,
     unicast: &[IpAddr],
     window: Duration,
@@ -79,8 +99,8 @@ pub async fn discover(
     let mut found = Found { nodes: nodes.len(), ..Found::default() };
     let mut tasks = tokio::task::JoinSet::new();
     for (ip, eojs) in nodes {
-        let (ctl, registry) = (ctl.clone(), registry.clone());
-        tasks.spawn(async move { describe_node(&ctl, &registry, ip, &eojs).await });
+        let (ctl, registry, locks) = (ctl.clone(), registry.clone(), locks.clone());
+        tasks.spawn(async move { describe_node(&ctl, &registry, &locks, ip, &eojs).await });
     }
     while let Some(r) = tasks.join_next().await {
         if let Ok(f) = r {
@@ -94,7 +114,14 @@ pub async fn discover(
 
 /// Describes and registers the objects `eojs` of the node at `ip`. Objects
 /// already known at this address are only marked seen (§4.4).
-pub async fn describe_node(ctl: &Controller, registry: &Registry, ip: IpAddr, eojs: &[Eoj]) -> Found {
+pub async fn describe_node(
+    ctl: &Controller,
+    registry: &Registry,
+    locks: &NodeLocks,
+    ip: IpAddr,
+    eojs: &[Eoj],
+) -> Found {
+    let _one_at_a_time = locks.lock(ip).await;
     let mut found = Found { nodes: 1, ..Found::default() };
     let mut node_id: Option<Vec<u8>> = None;
     let mut asked_node = false;

@@ -251,6 +251,7 @@ pub(crate) struct Core {
     pub(crate) conf: AdapterConfig,
     node: Mutex<SimNode>,
     describing: Mutex<HashSet<IpAddr>>,
+    node_locks: Arc<discovery::NodeLocks>,
 }
 
 const MAX_CONCURRENT_DESCRIBES: usize = 64;
@@ -260,6 +261,7 @@ impl Core {
         let found = discovery::discover(
             &self.ctl,
             &self.registry,
+            &self.node_locks,
             self.conf.net.multicast,
             &self.conf.discovery.nodes,
             Duration::from_millis(self.conf.discovery.window_ms),
@@ -377,7 +379,7 @@ impl Core {
             } else {
                 eojs
             };
-            let found = discovery::describe_node(&core.ctl, &core.registry, ip, &eojs).await;
+            let found = discovery::describe_node(&core.ctl, &core.registry, &core.node_locks, ip, &eojs).await;
             if found.new > 0 {
                 tracing::info!(%ip, new = found.new, "new devices announced themselves; they wait for approval");
             }
@@ -446,6 +448,7 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
         conf: conf.clone(),
         node: Mutex::new(node),
         describing: Mutex::new(HashSet::new()),
+        node_locks: Arc::default(),
     });
     let (stop, stop_rx) = watch::channel(false);
     let services = Arc::new(service::Services {
