@@ -61,6 +61,7 @@ fn conf(dir: &std::path::Path, bind: Ipv4Addr, pacing: PacingFile) -> AdapterCon
         },
         webhooks: Default::default(),
         manual_devices: vec![],
+        definitions_dir: None,
     }
 }
 

@@ -437,9 +437,9 @@ pub const CLASSES: &[ClassDef] = &[
     },
 ];
 
-/// The built-in definition of `class`.
+/// The definition of `class`: built in, or loaded from the MRA ([`crate::mra`]).
 pub fn class(code: u16) -> Option<&'static ClassDef> {
-    CLASSES.iter().chain(std::iter::once(&NODE_PROFILE)).find(|c| c.code == code)
+    CLASSES.iter().chain(std::iter::once(&NODE_PROFILE)).chain(crate::mra::loaded()).find(|c| c.code == code)
 }
 
 /// The definition of `epc` in `class` (class first, then the super class).

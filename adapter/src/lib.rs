@@ -14,14 +14,14 @@
 //! everything, and independent peers such as pychonet, can be tested
 //! against it.
 //!
-//! Not here (yet): TCP transport (§2.11; UDP only), IPv6, HTTPS webhooks,
-//! loading the consortium's machine-readable appendix.
+//! Not here (yet): TCP transport (§2.11; UDP only), IPv6, HTTPS webhooks.
 
 pub mod admin;
 pub mod controller;
 pub mod defs;
 pub mod discovery;
 pub mod frame;
+pub mod mra;
 pub mod net;
 pub mod pacing;
 pub mod registry;
@@ -166,6 +166,10 @@ pub struct AdapterConfig {
     /// Send-only devices.
     #[serde(default)]
     pub manual_devices: Vec<ManualDevice>,
+    /// A folder with the consortium's machine-readable definitions (MRA) for
+    /// classes that are not built in.
+    #[serde(default)]
+    pub definitions_dir: Option<PathBuf>,
 }
 
 fn default_max_devices() -> usize {
@@ -195,6 +199,9 @@ pub enum StartError {
         /// What failed.
         error: std::io::Error,
     },
+    /// The MRA definitions cannot be read.
+    #[error("device definitions: {0}")]
+    Definitions(#[from] mra::MraError),
     /// A manual device is malformed.
     #[error("manual device {0:?}: the EOJ must be 6 hex digits such as 001101")]
     BadEoj(String),
@@ -415,6 +422,10 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
     let state = |error| StartError::State { path: conf.state_dir.clone(), error };
     std::fs::create_dir_all(&conf.state_dir).map_err(state)?;
     let admin_token = read_or_create_token(&conf.state_dir).map_err(state)?;
+    if let Some(dir) = &conf.definitions_dir {
+        let n = mra::install(dir)?;
+        tracing::info!(classes = n, dir = %dir.display(), "device definitions loaded from the MRA");
+    }
     let registry = Arc::new(Registry::open(&conf.state_dir.join("registry.sqlite"), conf.max_devices).await?);
     for m in &conf.manual_devices {
         let eoj = parse_eoj(&m.eoj).ok_or_else(|| StartError::BadEoj(m.eoj.clone()))?;

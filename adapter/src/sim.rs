@@ -419,3 +419,63 @@ impl SimNode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AC: Eoj = Eoj([0x01, 0x30, 0x01]);
+    const METER: Eoj = Eoj([0x02, 0x88, 0x01]);
+
+    #[test]
+    fn the_room_follows_the_target_and_the_meter_counts_up() {
+        let mut node = SimNode::new(&[0x0130, 0x0288], [10, 0, 0, 1]);
+        let energy =
+            |n: &mut SimNode| u32::from_be_bytes(n.object(METER).unwrap().value(0xE0).unwrap().try_into().unwrap());
+        let before = energy(&mut node);
+        assert_eq!(node.object(AC).unwrap().value(0xBB), Some(&[28][..]));
+        node.tick(60);
+        node.tick(60);
+        assert_eq!(node.object(AC).unwrap().value(0xBB), Some(&[26][..]), "two steps towards 26 °C");
+        node.tick(60);
+        assert_eq!(node.object(AC).unwrap().value(0xBB), Some(&[26][..]), "and it stays there");
+        assert!(energy(&mut node) > before);
+    }
+
+    #[test]
+    fn a_set_is_clamped_and_announced() {
+        let mut node = SimNode::new(&[0x0130], [10, 0, 0, 1]);
+        let set = Message {
+            tid: 7,
+            seoj: Eoj([0x05, 0xFF, 0x01]),
+            deoj: AC,
+            esv: Esv::SetC,
+            props: vec![Property { epc: 0xB3, edt: vec![40] }],
+            get_props: vec![],
+        };
+        let answer = node.handle(&set);
+        assert_eq!(answer.len(), 1);
+        assert_eq!(answer[0].esv, Esv::SetRes);
+        assert_eq!(node.object(AC).unwrap().value(0xB3), Some(&[30][..]), "kept within 16-30 °C");
+        let infs = node.announcements();
+        assert_eq!(infs.len(), 1);
+        assert_eq!(infs[0].esv, Esv::Inf);
+        assert_eq!(infs[0].props, vec![Property { epc: 0xB3, edt: vec![30] }]);
+        assert!(node.announcements().is_empty(), "announced once");
+    }
+
+    #[test]
+    fn the_node_profile_lists_its_devices_and_answers_for_the_all_nodes_address() {
+        let mut node = SimNode::new(&[0x0130, 0x0288, 0x9999], [10, 0, 0, 1]);
+        let get = Message {
+            tid: 1,
+            seoj: Eoj([0x05, 0xFF, 0x01]),
+            deoj: Eoj([0x0E, 0xF0, 0x00]),
+            esv: Esv::Get,
+            props: vec![Property { epc: 0xD6, edt: vec![] }],
+            get_props: vec![],
+        };
+        let answer = node.handle(&get);
+        assert_eq!(answer[0].props[0].edt, vec![2, 0x01, 0x30, 0x01, 0x02, 0x88, 0x01], "unknown classes are left out");
+    }
+}

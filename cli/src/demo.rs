@@ -230,6 +230,7 @@ async fn start_adapter(
         },
         webhooks: Default::default(),
         manual_devices: vec![],
+        definitions_dir: None,
     };
     write(&dir.join("adapter.toml"), &toml::to_string_pretty(&conf)?)?;
     let adapter = musubi_adapter::start(conf).await.context("starting the ECHONET Lite adapter")?;

@@ -63,6 +63,7 @@ pub(crate) fn adapter_conf(net: u8, state_dir: PathBuf) -> AdapterConfig {
         },
         webhooks: Default::default(),
         manual_devices: vec![],
+        definitions_dir: None,
     }
 }
 
