@@ -97,6 +97,7 @@ fn main() {
             max_announce_delay_ms: 500,
             port: musubi_adapter::net::PORT,
             multicast_group: GROUP,
+            tcp: false,
         })
         .await
         .unwrap();

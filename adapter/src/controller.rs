@@ -57,8 +57,24 @@ pub enum RequestError {
     },
 }
 
+/// Whether a node is reached by TCP (§2.11).
+#[derive(Debug)]
+enum Tcp {
+    /// Not tried yet.
+    Untried,
+    /// Connected: frames go here.
+    Up(tokio::net::tcp::OwnedWriteHalf),
+    /// Failed: UDP until then.
+    Down(Instant),
+}
+
+/// How long a node that refused TCP is reached by UDP only.
+const TCP_RETRY: Duration = Duration::from_secs(600);
+const TCP_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Debug)]
 struct Node {
+    tcp: Tcp,
     pacer: Pacer,
     /// Most properties the node answered in one frame, once it answered fewer than asked.
     max_opc: Option<usize>,
@@ -73,7 +89,8 @@ type Collectors = HashMap<u16, mpsc::Sender<(IpAddr, Message)>>;
 /// Sends requests and hands out their answers.
 #[derive(Debug)]
 pub struct Controller {
-    sockets: Sockets,
+    sockets: Arc<Sockets>,
+    tcp: bool,
     pacing: PacingConfig,
     port: u16,
     tid: AtomicU16,
@@ -92,10 +109,12 @@ pub struct SetOutcome {
 }
 
 impl Controller {
-    /// A controller on `sockets`, sending to devices' `port`.
-    pub fn new(sockets: Sockets, pacing: PacingConfig, port: u16) -> Arc<Self> {
+    /// A controller on `sockets`, sending to devices' `port`; with `tcp`,
+    /// requests go by TCP where a device accepts it and by UDP otherwise.
+    pub fn new(sockets: Sockets, pacing: PacingConfig, port: u16, tcp: bool) -> Arc<Self> {
         Arc::new(Self {
-            sockets,
+            sockets: Arc::new(sockets),
+            tcp,
             pacing,
             port,
             tid: AtomicU16::new(1),
@@ -153,6 +172,7 @@ impl Controller {
             .entry(ip)
             .or_insert_with(|| {
                 Arc::new(tokio::sync::Mutex::new(Node {
+                    tcp: Tcp::Untried,
                     pacer: Pacer::new(self.pacing),
                     max_opc: None,
                     no_set_get: false,
@@ -200,7 +220,7 @@ impl Controller {
                 p.insert((to, tid), tx);
             }
             tries += 1;
-            if let Err(e) = self.sockets.send(dest, &msg).await {
+            if let Err(e) = self.send(node, dest, &msg).await {
                 self.forget(to, tid);
                 return Err(RequestError::Send { to, error: e.to_string() });
             }
@@ -237,6 +257,37 @@ impl Controller {
                 }
             }
         }
+    }
+
+    /// Sends by TCP where the node takes it (connecting on first use),
+    /// by UDP otherwise (§2.11: fall back to UDP when TCP fails).
+    async fn send(&self, node: &mut Node, dest: SocketAddr, msg: &Message) -> std::io::Result<()> {
+        use tokio::io::AsyncWriteExt as _;
+        if self.tcp {
+            let now = Instant::now();
+            if matches!(node.tcp, Tcp::Untried) || matches!(node.tcp, Tcp::Down(t) if now >= t) {
+                node.tcp = match tokio::time::timeout(TCP_CONNECT_TIMEOUT, tokio::net::TcpStream::connect(dest)).await {
+                    Ok(Ok(stream)) => {
+                        let (read, write) = stream.into_split();
+                        let sockets = self.sockets.clone();
+                        tokio::spawn(async move { sockets.read_stream(read, dest).await });
+                        Tcp::Up(write)
+                    }
+                    _ => {
+                        tracing::debug!(%dest, "no ECHONET Lite over TCP; using UDP");
+                        Tcp::Down(now + TCP_RETRY)
+                    }
+                };
+            }
+            if let Tcp::Up(w) = &mut node.tcp {
+                let bytes = crate::frame::encode(&crate::frame::Frame::Format1(msg.clone()));
+                if w.write_all(&bytes).await.is_ok() {
+                    return Ok(());
+                }
+                node.tcp = Tcp::Down(now + TCP_RETRY);
+            }
+        }
+        self.sockets.send(dest, msg).await
     }
 
     fn forget(&self, to: IpAddr, tid: u16) {

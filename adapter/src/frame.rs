@@ -245,6 +245,35 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, FrameError> {
     Ok(Frame::Format1(Message { tid, seoj, deoj, esv, props, get_props }))
 }
 
+/// The length of the first frame in `buf`, for a byte stream (ECHONET Lite
+/// over TCP, §2.11): `None` while more bytes are needed. Format 2 frames
+/// carry no length and cannot be delimited on a stream: an error.
+pub fn frame_len(buf: &[u8]) -> Result<Option<usize>, FrameError> {
+    if buf.len() < 2 {
+        return Ok(None);
+    }
+    if buf[0] != EHD1 {
+        return Err(FrameError::NotEchonetLite(buf[0]));
+    }
+    if buf[1] != EHD2_FORMAT1 {
+        return Err(FrameError::UnknownFormat(buf[1]));
+    }
+    if buf.len() < HEADER {
+        return Ok(None);
+    }
+    let esv = Esv::from_code(buf[10]).ok_or(FrameError::UnknownEsv(buf[10]))?;
+    let mut at = 11;
+    for _ in 0..if esv.is_set_get() { 2 } else { 1 } {
+        let Some(&opc) = buf.get(at) else { return Ok(None) };
+        at += 1;
+        for _ in 0..opc {
+            let Some(&pdc) = buf.get(at + 1) else { return Ok(None) };
+            at += 2 + usize::from(pdc);
+        }
+    }
+    Ok((at <= buf.len()).then_some(at))
+}
+
 /// Reads OPC and OPC properties from the front of `rest`.
 fn properties(rest: &mut &[u8], section: &'static str) -> Result<Vec<Property>, FrameError> {
     let (&opc, mut data) = rest.split_first().ok_or(FrameError::Truncated { section, index: 0, opc: 0 })?;
@@ -375,6 +404,10 @@ pub fn decode_instance_list(edt: &[u8]) -> Result<Vec<Eoj>, MapError> {
 mod tests {
     use super::*;
 
+    fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
     #[test]
     fn property_maps_round_trip_in_both_forms_over_the_whole_epc_range() {
         let all: Vec<u8> = (0x80..=0xFF).collect();
@@ -397,6 +430,21 @@ mod tests {
         assert_eq!(decode_instance_list(&[255]), Err(MapError::TooManyInstances(255)));
         assert!(decode_instance_list(&[2, 0x01, 0x30, 0x01]).is_err());
         assert!(decode_instance_list(&[]).is_err());
+    }
+
+    #[test]
+    fn frame_lengths_delimit_frames_on_a_stream() {
+        let set_get = hex("1081000105ff010290016e02800130b0014b028000b000");
+        let get = hex("1081123405ff010288016201e700");
+        let mut stream = set_get.clone();
+        stream.extend_from_slice(&get);
+        assert_eq!(frame_len(&stream), Ok(Some(set_get.len())));
+        assert_eq!(frame_len(&stream[set_get.len()..]), Ok(Some(get.len())));
+        for cut in 0..set_get.len() {
+            assert_eq!(frame_len(&set_get[..cut]), Ok(None), "prefix of {cut} bytes");
+        }
+        assert_eq!(frame_len(&hex("10820003000e")), Err(FrameError::UnknownFormat(0x82)));
+        assert_eq!(frame_len(&hex("2081")), Err(FrameError::NotEchonetLite(0x20)));
     }
 
     #[test]

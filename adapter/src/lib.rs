@@ -14,7 +14,7 @@
 //! everything, and independent peers such as pychonet, can be tested
 //! against it.
 //!
-//! Not here (yet): TCP transport (§2.11; UDP only), IPv6, HTTPS webhooks.
+//! Not here (yet): IPv6 (ff02::1), HTTPS webhooks.
 
 pub mod admin;
 pub mod controller;
@@ -436,7 +436,7 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
         .map_err(|e| StartError::Registry(e.into()))?;
     let (sockets, mut inbound) = net::bind(&conf.net, 1024)
         .map_err(|error| StartError::Bind { addr: format!("{}:{} (UDP)", conf.net.bind, conf.net.port), error })?;
-    let ctl = Controller::new(sockets, PacingConfig::from(&conf.pacing), conf.net.port);
+    let ctl = Controller::new(sockets, PacingConfig::from(&conf.pacing), conf.net.port, conf.net.tcp);
     let provider = tokio::net::TcpListener::bind(conf.provider_listen)
         .await
         .map_err(|error| StartError::Bind { addr: conf.provider_listen.to_string(), error })?;

@@ -36,6 +36,9 @@ enum Command {
         /// Seconds between steps of the devices' dynamics.
         #[arg(long, default_value_t = 10)]
         tick_secs: u64,
+        /// Also answer ECHONET Lite over TCP.
+        #[arg(long)]
+        tcp: bool,
     },
     /// Manage devices through a running adapter's admin endpoint.
     Devices {
@@ -123,7 +126,7 @@ async fn run(cli: Cli) -> Result<()> {
             h.shutdown();
             Ok(())
         }
-        Command::Simulate { config, node, tick_secs } => {
+        Command::Simulate { config, node, tick_secs, tcp } => {
             let conf = match config {
                 Some(path) => {
                     let text =
@@ -150,6 +153,7 @@ async fn run(cli: Cli) -> Result<()> {
                         max_announce_delay_ms: 500,
                         port: musubi_adapter::net::PORT,
                         multicast_group: musubi_adapter::net::MULTICAST,
+                        tcp,
                     }
                 }
             };

@@ -88,6 +88,8 @@ pub struct NetConfig {
     pub allow: Vec<Cidr>,
     /// Frames per second accepted from one source; more are dropped.
     pub max_frames_per_second: u32,
+    /// Send requests by TCP to devices that accept it (UDP otherwise, §2.11).
+    pub tcp: bool,
 }
 
 impl Default for NetConfig {
@@ -99,6 +101,7 @@ impl Default for NetConfig {
             multicast_group: MULTICAST,
             allow: Vec::new(),
             max_frames_per_second: 50,
+            tcp: false,
         }
     }
 }
@@ -141,6 +144,8 @@ pub struct Sockets {
     pub group: SocketAddr,
     /// What was dropped.
     pub drops: Arc<Drops>,
+    /// Feeds frames that arrive by other ways (TCP) into the same queue.
+    inject: mpsc::Sender<Inbound>,
 }
 
 fn udp(addr: SocketAddrV4, reuse: bool) -> io::Result<socket2::Socket> {
@@ -188,7 +193,7 @@ pub fn bind(conf: &NetConfig, queue: usize) -> io::Result<(Sockets, mpsc::Receiv
         stop_rx.clone(),
     ))];
     if let Some(g) = group_sock {
-        tasks.push(tokio::spawn(receive(Arc::new(g), true, local, (filter, drops.clone()), tx, stop_rx)));
+        tasks.push(tokio::spawn(receive(Arc::new(g), true, local, (filter, drops.clone()), tx.clone(), stop_rx)));
     }
     let group = SocketAddr::V4(SocketAddrV4::new(conf.multicast_group, conf.port));
     let sockets = Sockets {
@@ -198,6 +203,7 @@ pub fn bind(conf: &NetConfig, queue: usize) -> io::Result<(Sockets, mpsc::Receiv
         local,
         group,
         drops,
+        inject: tx,
     };
     Ok((sockets, rx))
 }
@@ -305,6 +311,12 @@ impl Sockets {
         sock.send_to(&frame::encode(&Frame::Format1(msg.clone())), to).await.map(|_| ())
     }
 
+    /// Reads frames from a TCP stream from `from` into the node's queue
+    /// until the stream ends or sends something that is not a format-1 frame.
+    pub async fn read_stream<R: tokio::io::AsyncRead + Unpin>(&self, mut stream: R, from: SocketAddr) {
+        read_frames(&mut stream, from, &self.inject, &self.drops).await;
+    }
+
     /// Closes the sockets and waits until they are released, so that the
     /// address can be bound again at once.
     pub async fn close(&self) {
@@ -315,6 +327,50 @@ impl Sockets {
         let tasks: Vec<_> = self.tasks.lock().map(|mut t| t.drain(..).collect()).unwrap_or_default();
         for t in tasks {
             let _ = t.await;
+        }
+    }
+}
+
+/// Reads format-1 frames from a stream (ECHONET Lite over TCP, §2.11) and
+/// queues them; returns at the end of the stream or at the first bad frame
+/// (a stream cannot be resynchronised).
+pub async fn read_frames<R: tokio::io::AsyncRead + Unpin>(
+    stream: &mut R,
+    from: SocketAddr,
+    tx: &mpsc::Sender<Inbound>,
+    drops: &Drops,
+) {
+    use std::sync::atomic::Ordering::Relaxed;
+    use tokio::io::AsyncReadExt as _;
+    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 4096];
+    loop {
+        loop {
+            match frame::frame_len(&buf) {
+                Ok(Some(n)) => {
+                    let bytes: Vec<u8> = buf.drain(..n).collect();
+                    match frame::decode(&bytes) {
+                        Ok(Frame::Format1(msg)) => {
+                            if tx.try_send(Inbound { from, multicast: false, msg }).is_err() {
+                                drops.queue_full.fetch_add(1, Relaxed);
+                            }
+                        }
+                        _ => {
+                            drops.malformed.fetch_add(1, Relaxed);
+                            return;
+                        }
+                    }
+                }
+                Ok(None) if buf.len() <= frame::MAX_FRAME_BYTES => break,
+                _ => {
+                    drops.malformed.fetch_add(1, Relaxed);
+                    return;
+                }
+            }
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
         }
     }
 }

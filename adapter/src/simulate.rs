@@ -37,6 +37,9 @@ pub struct HomeConfig {
     /// The multicast group (224.0.23.0).
     #[serde(default = "default_group")]
     pub multicast_group: Ipv4Addr,
+    /// Also accept requests over TCP on the same port (§2.11).
+    #[serde(default)]
+    pub tcp: bool,
 }
 
 fn default_tick() -> u64 {
@@ -75,6 +78,8 @@ pub fn class_code(name: &str) -> Option<u16> {
 pub struct Home {
     /// The nodes' state, shared with their tasks (tests look inside).
     pub nodes: Vec<(Ipv4Addr, Arc<Mutex<SimNode>>)>,
+    /// Requests that arrived over TCP, all nodes together.
+    pub tcp_requests: Arc<std::sync::atomic::AtomicU64>,
     stop: watch::Sender<bool>,
 }
 
@@ -125,6 +130,7 @@ pub enum SimError {
 /// Starts every node of `conf`.
 pub async fn start(conf: &HomeConfig) -> Result<Home, SimError> {
     let (stop, stop_rx) = watch::channel(false);
+    let tcp_requests = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut nodes = Vec::new();
     for n in &conf.nodes {
         let mut classes = Vec::new();
@@ -143,13 +149,60 @@ pub async fn start(conf: &HomeConfig) -> Result<Home, SimError> {
             multicast_group: conf.multicast_group,
             allow: Vec::new(),
             max_frames_per_second: 200,
+            tcp: false,
         };
         let (sockets, inbound) =
             net::bind(&net_conf, 256).map_err(|error| SimError::Bind { node: n.address, port: conf.port, error })?;
+        if conf.tcp {
+            let listener = tokio::net::TcpListener::bind((n.address, conf.port))
+                .await
+                .map_err(|error| SimError::Bind { node: n.address, port: conf.port, error })?;
+            tokio::spawn(serve_tcp(listener, node.clone(), tcp_requests.clone(), stop_rx.clone()));
+        }
         tokio::spawn(run_node(node.clone(), sockets, inbound, conf.clone(), stop_rx.clone()));
         nodes.push((n.address, node));
     }
-    Ok(Home { nodes, stop })
+    Ok(Home { nodes, tcp_requests, stop })
+}
+
+/// Answers requests that arrive over TCP on the same connection.
+async fn serve_tcp(
+    listener: tokio::net::TcpListener,
+    node: Arc<Mutex<SimNode>>,
+    count: Arc<std::sync::atomic::AtomicU64>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let (stream, from) = tokio::select! {
+            _ = stop.changed() => return,
+            got = listener.accept() => match got { Ok(s) => s, Err(_) => continue },
+        };
+        let (node, count, mut stop) = (node.clone(), count.clone(), stop.clone());
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt as _;
+            let (mut read, mut write) = stream.into_split();
+            let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+            let reader = tokio::spawn(async move {
+                net::read_frames(&mut read, from, &tx, &net::Drops::default()).await;
+            });
+            loop {
+                let inb = tokio::select! {
+                    _ = stop.changed() => break,
+                    got = rx.recv() => match got { Some(i) => i, None => break },
+                };
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let answers = node.lock().map(|mut n| n.handle(&inb.msg)).unwrap_or_default();
+                for a in answers {
+                    let bytes = crate::frame::encode(&crate::frame::Frame::Format1(a));
+                    if write.write_all(&bytes).await.is_err() {
+                        reader.abort();
+                        return;
+                    }
+                }
+            }
+            reader.abort();
+        });
+    }
 }
 
 async fn run_node(

@@ -207,6 +207,7 @@ async fn start_adapter(
         max_announce_delay_ms: 200,
         port: musubi_adapter::net::PORT,
         multicast_group: opts.echonet_group,
+        tcp: false,
     })
     .await
     .context("starting the simulated home")?;

@@ -352,3 +352,36 @@ async fn send_only_devices_are_registered_by_hand_and_read_from_their_notificati
     assert_eq!(r.fault_code(), Some("read_only_property"), "{}", r.body);
     h.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_is_used_where_a_node_offers_it_and_udp_where_it_does_not() {
+    let net = 7;
+    // Node .2 answers TCP as well; node .3 (a second home) only UDP.
+    let mut with_tcp = home_conf(net, &[&["homeAirConditioner"]]);
+    with_tcp.tcp = true;
+    let tcp_home = simulate::start(&with_tcp).await.unwrap();
+    let mut udp_only = home_conf(net, &[&["temperatureSensor"]]);
+    udp_only.nodes[0].address = ip(net, 3);
+    let udp_home = simulate::start(&udp_only).await.unwrap();
+    let mut conf = adapter_conf(net, scratch("tcp"));
+    conf.net.tcp = true;
+    let h = adapter(conf).await;
+    h.discover().await;
+    let devices = h.registry.list();
+    assert_eq!(devices.len(), 2, "{devices:#?}");
+    admin(&h, "POST", "/classes/homeAirConditioner/approve", "").await;
+    admin(&h, "POST", "/classes/temperatureSensor/approve", "").await;
+    let ac = devices.iter().find(|d| d.class() == 0x0130).unwrap();
+    let sensor = devices.iter().find(|d| d.class() == 0x0011).unwrap();
+    let before = tcp_home.tcp_requests.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(before > 0, "discovery already talked TCP to the node that offers it");
+    let r = soap(&h, "getHomeAirConditioner", &format!("<m:deviceId>{}</m:deviceId>", ac.id)).await;
+    assert!(r.body.contains("name=\"roomTemperature\""), "{}", r.body);
+    assert!(tcp_home.tcp_requests.load(std::sync::atomic::Ordering::Relaxed) > before);
+    // The other node refuses TCP: the same calls fall back to UDP (§2.11).
+    let r = soap(&h, "getTemperatureSensor", &format!("<m:deviceId>{}</m:deviceId>", sensor.id)).await;
+    assert!(r.body.contains("<value unit=\"Celsius\">21.5</value>"), "{}", r.body);
+    tcp_home.stop();
+    udp_home.stop();
+    h.shutdown();
+}

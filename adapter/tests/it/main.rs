@@ -83,6 +83,7 @@ pub(crate) fn home_conf(net: u8, nodes: &[&[&str]]) -> HomeConfig {
         max_announce_delay_ms: 100,
         port: musubi_adapter::net::PORT,
         multicast_group: Ipv4Addr::new(239, 255, 1, net),
+        tcp: false,
     }
 }
 

@@ -47,7 +47,7 @@ fn reply(req: &Message, esv: Esv, props: Vec<Property>, get_props: Vec<Property>
 fn controller(bind: std::net::Ipv4Addr, pacing: PacingConfig) -> Arc<Controller> {
     let conf = NetConfig { bind, multicast: false, ..NetConfig::default() };
     let (sockets, mut inbound) = net::bind(&conf, 64).unwrap();
-    let ctl = Controller::new(sockets, pacing, net::PORT);
+    let ctl = Controller::new(sockets, pacing, net::PORT, false);
     let c = ctl.clone();
     tokio::spawn(async move {
         while let Some(i) = inbound.recv().await {
@@ -202,7 +202,7 @@ async fn a_flood_and_garbage_from_one_address_do_not_stop_answers_from_another()
     .await;
     let conf = NetConfig { bind: me, multicast: false, max_frames_per_second: 50, ..NetConfig::default() };
     let (sockets, mut inbound) = net::bind(&conf, 16).unwrap();
-    let ctl = Controller::new(sockets, PacingConfig::default(), net::PORT);
+    let ctl = Controller::new(sockets, PacingConfig::default(), net::PORT, false);
     let c = ctl.clone();
     tokio::spawn(async move {
         while let Some(i) = inbound.recv().await {
