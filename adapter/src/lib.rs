@@ -14,7 +14,7 @@
 //! everything, and independent peers such as pychonet, can be tested
 //! against it.
 //!
-//! Not here (yet): IPv6 (ff02::1), HTTPS webhooks.
+//! Not here (yet): IPv6 (ff02::1).
 
 pub mod admin;
 pub mod controller;

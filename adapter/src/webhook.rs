@@ -10,7 +10,8 @@
 //! The operator names the URL prefixes webhooks may use
 //! (`allowed_url_prefixes`); with none, registration is refused. A consumer
 //! on the other side of X-Road must not make the adapter POST to arbitrary
-//! addresses of the provider's network.
+//! addresses of the provider's network. `https://` webhooks are verified
+//! against `ca_file` (or the system's roots) and the URL's host name.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -41,6 +42,9 @@ pub struct WebhookConfig {
     pub timeout_secs: u64,
     /// Webhooks one client may register.
     pub max_per_client: usize,
+    /// Trusted roots for `https://` webhooks (PEM); the system bundle
+    /// (`/etc/ssl/certs/ca-certificates.crt`) when absent.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for WebhookConfig {
@@ -51,6 +55,7 @@ impl Default for WebhookConfig {
             first_retry_ms: 1000,
             timeout_secs: 10,
             max_per_client: 10,
+            ca_file: None,
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct Notification {
 pub struct Webhooks {
     pool: SqlitePool,
     conf: WebhookConfig,
+    /// TLS for `https://` webhooks (`None`: no trusted roots, https refused).
+    tls: Option<Arc<rustls::ClientConfig>>,
     hooks: RwLock<Vec<Hook>>,
     queue: mpsc::Sender<(Hook, Arc<Notification>)>,
 }
@@ -141,14 +148,50 @@ pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
     ring::hmac::verify(&key, &msg, &tag).is_ok()
 }
 
+/// The system's bundle of trusted roots (Debian's path).
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// A TLS client configuration trusting the roots in `path` (PEM).
+fn tls_config(path: &std::path::Path) -> Result<Arc<rustls::ClientConfig>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject as _;
+    let pem = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+        // Bundles hold certificates some parsers reject; skip those, keep the rest.
+        let _ = roots.add(cert);
+    }
+    if roots.is_empty() {
+        return Err(format!("{} holds no usable CA certificate", path.display()));
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let conf = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(conf))
+}
+
 impl Webhooks {
     /// Loads the registered webhooks and starts the delivery workers.
     pub async fn start(pool: SqlitePool, conf: WebhookConfig) -> Result<Arc<Self>, sqlx::Error> {
+        let tls = match &conf.ca_file {
+            Some(path) => match tls_config(path) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "webhook CA file unusable; https webhooks are refused");
+                    None
+                }
+            },
+            None => tls_config(std::path::Path::new(SYSTEM_ROOTS)).ok(),
+        };
         let rows: Vec<(String, String, String, String)> =
             sqlx::query_as("SELECT id, client, url, secret FROM webhooks").fetch_all(&pool).await?;
         let hooks = rows.into_iter().map(|(id, client, url, secret)| Hook { id, client, url, secret }).collect();
         let (queue, rx) = mpsc::channel(QUEUE);
-        let this = Arc::new(Self { pool, conf, hooks: RwLock::new(hooks), queue });
+        let this = Arc::new(Self { pool, conf, tls, hooks: RwLock::new(hooks), queue });
         tokio::spawn(deliver_all(Arc::downgrade(&this), rx));
         Ok(this)
     }
@@ -159,8 +202,15 @@ impl Webhooks {
         if url.is_empty() || url.len() > MAX_URL {
             return Err(Fault::new(codes::INVALID_REQUEST, format!("url must be 1 to {MAX_URL} characters")));
         }
-        if !url.starts_with("http://") || url.parse::<hyper::Uri>().map_or(true, |u| u.host().is_none()) {
-            return Err(Fault::new(codes::INVALID_VALUE, format!("{url:?} is not an http:// URL")));
+        let https = url.starts_with("https://");
+        if !(https || url.starts_with("http://")) || url.parse::<hyper::Uri>().map_or(true, |u| u.host().is_none()) {
+            return Err(Fault::new(codes::INVALID_VALUE, format!("{url:?} is not an http:// or https:// URL")));
+        }
+        if https && self.tls.is_none() {
+            return Err(Fault::new(
+                codes::WEBHOOK_REFUSED,
+                "the adapter has no trusted roots for https webhooks; ask the provider to set webhooks.ca_file",
+            ));
         }
         if !self.conf.allowed_url_prefixes.iter().any(|p| url.starts_with(p.as_str())) {
             return Err(Fault::new(
@@ -249,7 +299,8 @@ async fn deliver(hooks: &Webhooks, hook: &Hook, n: &Notification) {
     let body = serde_json::to_vec(n).unwrap_or_default();
     let mut wait = Duration::from_millis(hooks.conf.first_retry_ms);
     for attempt in 1..=hooks.conf.max_attempts.max(1) {
-        let outcome = post(&hook.url, &hook.secret, &body, Duration::from_secs(hooks.conf.timeout_secs)).await;
+        let outcome =
+            post(&hook.url, &hook.secret, &body, hooks.tls.clone(), Duration::from_secs(hooks.conf.timeout_secs)).await;
         let ok = outcome.is_ok();
         let text = outcome.unwrap_or_else(|e| e);
         hooks.log(&hook.id, n.seq, attempt, &text).await;
@@ -265,15 +316,36 @@ async fn deliver(hooks: &Webhooks, hook: &Hook, n: &Notification) {
 }
 
 /// One POST: `Ok("delivered: HTTP 2xx")` or `Err(what failed)`.
-async fn post(url: &str, secret: &str, body: &[u8], timeout: Duration) -> Result<String, String> {
+async fn post(
+    url: &str,
+    secret: &str,
+    body: &[u8],
+    tls: Option<Arc<rustls::ClientConfig>>,
+    timeout: Duration,
+) -> Result<String, String> {
     let uri: hyper::Uri = url.parse().map_err(|_| "bad url".to_string())?;
-    let host = uri.host().ok_or("no host")?.to_owned();
-    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let https = uri.scheme_str() == Some("https");
+    let host = uri.host().ok_or("no host")?.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let addr = format!("{}:{}", uri.host().unwrap_or_default(), uri.port_u16().unwrap_or(if https { 443 } else { 80 }));
     let work = async {
         let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("connect {addr}: {e}"))?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
-        tokio::spawn(conn);
+        let mut sender = if https {
+            let tls = tls.ok_or("no trusted roots for https")?;
+            let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|e| format!("{host}: {e}"))?;
+            let stream = tokio_rustls::TlsConnector::from(tls)
+                .connect(name, tcp)
+                .await
+                .map_err(|e| format!("TLS with {addr}: {e}"))?;
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+        } else {
+            let (sender, conn) =
+                hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.map_err(|e| e.to_string())?;
+            tokio::spawn(conn);
+            sender
+        };
         let req = Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
             .header("host", &addr)
             .header("content-type", "application/json")

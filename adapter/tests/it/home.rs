@@ -1,7 +1,7 @@
 //! A simulated home of several nodes: discovery, the registry across a
 //! restart, approval gating, the services and their faults, webhooks.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -383,5 +383,104 @@ async fn tcp_is_used_where_a_node_offers_it_and_udp_where_it_does_not() {
     assert!(r.body.contains("<value unit=\"Celsius\">21.5</value>"), "{}", r.body);
     tcp_home.stop();
     udp_home.stop();
+    h.shutdown();
+}
+
+/// A CA and a server certificate for `ip` under it: (CA PEM, server config).
+fn tls_receiver_identity(ip: std::net::Ipv4Addr) -> (String, std::sync::Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca_params, ca_key);
+    let key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec![ip.to_string()]).unwrap().signed_by(&key, &issuer).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let conf = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()))
+        .unwrap();
+    (ca.pem(), std::sync::Arc::new(conf))
+}
+
+/// A webhook receiver over TLS.
+async fn tls_receiver(addr: SocketAddr, conf: Arc<rustls::ServerConfig>) -> Received {
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    let got: Received = Arc::default();
+    let store = got.clone();
+    tokio::spawn(async move {
+        let acceptor = tokio_rustls::TlsAcceptor::from(conf);
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let (acceptor, store) = (acceptor.clone(), store.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let store = store.clone();
+                    async move {
+                        let sig = req.headers().get("x-musubi-signature").map(|v| v.to_str().unwrap().to_string());
+                        let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+                        store.lock().unwrap().push((sig.unwrap_or_default(), body));
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    got
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_webhooks_reach_a_receiver_the_configured_ca_vouches_for() {
+    let net = 8;
+    let home = simulate::start(&home_conf(net, &[&["generalLighting"]])).await.unwrap();
+    let hook_ip = ip(net, 9);
+    let (ca_pem, server_conf) = tls_receiver_identity(hook_ip);
+    let dir = scratch("webhook-https");
+    std::fs::write(dir.join("hook-ca.pem"), ca_pem).unwrap();
+    let got = tls_receiver(SocketAddr::new(hook_ip.into(), 18443), server_conf).await;
+    // A receiver whose certificate another CA issued.
+    let (_, stranger) = tls_receiver_identity(hook_ip);
+    let strangers = tls_receiver(SocketAddr::new(hook_ip.into(), 18444), stranger).await;
+    let mut conf = adapter_conf(net, dir.join("state"));
+    conf.webhooks.allowed_url_prefixes = vec![format!("https://{hook_ip}:")];
+    conf.webhooks.ca_file = Some(dir.join("hook-ca.pem"));
+    let h = adapter(conf).await;
+    h.discover().await;
+    let light = h.registry.list().into_iter().next().unwrap();
+    admin(&h, "POST", &format!("/devices/{}/approve", light.id), "").await;
+    let r = soap(&h, "registerWebhook", &format!("<m:url>https://{hook_ip}:18443/hook</m:url>")).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let secret = element(&r.body, "secret").unwrap().to_string();
+    let r = soap(&h, "registerWebhook", &format!("<m:url>https://{hook_ip}:18444/hook</m:url>")).await;
+    let stranger_id = element(&r.body, "webhookId").unwrap().to_string();
+    let r = soap(
+        &h,
+        "setProperties",
+        &format!("<m:deviceId>{}</m:deviceId><m:property name=\"operationStatus\">off</m:property>", light.id),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let seen = got.clone();
+    assert!(eventually(20, || !seen.lock().unwrap().is_empty()).await, "delivered over TLS");
+    let (sig, body) = got.lock().unwrap()[0].clone();
+    assert!(musubi_adapter::webhook::verify(&secret, &sig, &body));
+    // The receiver the CA does not vouch for gets nothing; the refusal is logged.
+    let hooks = h.webhooks.clone();
+    let mut logged = Vec::new();
+    for _ in 0..100 {
+        logged = hooks.deliveries(20).await.unwrap();
+        if logged.iter().any(|(w, ..)| *w == stranger_id) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(logged.iter().any(|(w, _, _, o)| *w == stranger_id && o.starts_with("TLS with")), "{logged:?}");
+    assert!(strangers.lock().unwrap().is_empty());
+    home.stop();
     h.shutdown();
 }
