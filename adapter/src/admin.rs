@@ -9,7 +9,8 @@
 //! - `DELETE /devices/{id}`;
 //! - `POST /discover`: a discovery round now;
 //! - `GET /notifications`, `GET /deliveries`: what devices announced, and
-//!   the webhook deliveries.
+//!   the webhook deliveries;
+//! - `GET /approvals`: the consent trail (who approved or revoked what, when).
 //!
 //! The operator is named by the `X-Operator` header in the consent trail.
 
@@ -163,6 +164,17 @@ impl Admin {
                             .map(|(seq, device, epc, edt, at)| {
                                 json!({ "seq": seq, "device": device, "epc": format!("0x{epc:02X}"), "edt": defs::hex(&edt), "at": at })
                             })
+                            .collect(),
+                    ),
+                ),
+                Err(e) => error(500, e.to_string()),
+            },
+            (&Method::GET, ["approvals"]) => match reg.approvals(500).await {
+                Ok(rows) => json_resp(
+                    200,
+                    &serde_json::Value::Array(
+                        rows.into_iter()
+                            .map(|(subject, approved, by, at)| json!({ "subject": subject, "approved": approved, "by": by, "at": at }))
                             .collect(),
                     ),
                 ),

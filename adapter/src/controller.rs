@@ -370,7 +370,7 @@ impl Controller {
         props: Vec<Property>,
         window: Duration,
     ) -> Result<Vec<(IpAddr, Message)>, RequestError> {
-        debug_assert!(esv != Esv::InfReq, "never multicast INF_REQ (guideline §2.4.1)");
+        // Never multicast INF_REQ (guideline §2.4.1): every node would answer at once.
         if esv == Esv::InfReq {
             return Ok(Vec::new());
         }

@@ -322,6 +322,16 @@ impl Registry {
         Ok(())
     }
 
+    /// The consent trail, newest first: (subject, approved, by whom, Unix seconds).
+    pub async fn approvals(&self, limit: i64) -> Result<Vec<(String, bool, String, i64)>, RegistryError> {
+        let rows: Vec<(String, i64, String, i64)> =
+            sqlx::query_as("SELECT subject, approved, by_whom, at FROM approvals ORDER BY seq DESC LIMIT ?")
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|(s, a, b, at)| (s, a != 0, b, at)).collect())
+    }
+
     /// Removes a device.
     pub async fn remove(&self, id: &str) -> Result<(), RegistryError> {
         if self.write().remove(id).is_none() {

@@ -484,3 +484,61 @@ async fn https_webhooks_reach_a_receiver_the_configured_ca_vouches_for() {
     home.stop();
     h.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_lists_approves_and_revokes_through_the_admin_endpoint() {
+    let net = 9;
+    let home = simulate::start(&home_conf(net, &[&["homeAirConditioner", "electricLock"]])).await.unwrap();
+    let dir = scratch("cli");
+    let h = adapter(adapter_conf(net, dir.clone())).await;
+    h.discover().await;
+    let lock = h.registry.list().into_iter().find(|d| d.class() == 0x026F).unwrap();
+    let admin_url = format!("http://{}", h.admin_addr);
+    let token = dir.join("admin-token");
+    let cli = |args: &[&str]| {
+        let (admin_url, token) = (admin_url.clone(), token.clone());
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        async move {
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_musubi-adapter"))
+                .args(["devices", "--admin", &admin_url, "--token-file"])
+                .arg(&token)
+                .args(["--operator", "alice"])
+                .args(&args)
+                .output()
+                .await
+                .unwrap()
+        }
+    };
+    let out = cli(&["list"]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(list.as_array().unwrap().iter().all(|d| d["approved"] == false));
+    let out = cli(&["approve", &lock.id]).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(h.registry.get(&lock.id).unwrap().approved);
+    let out = cli(&["revoke", &lock.id]).await;
+    assert!(out.status.success());
+    assert!(!h.registry.get(&lock.id).unwrap().approved);
+    let trail = admin(&h, "GET", "/approvals", "").await;
+    let trail: serde_json::Value = serde_json::from_str(&trail.body).unwrap();
+    assert_eq!(trail[0]["by"], "alice");
+    assert_eq!(trail[0]["approved"], false);
+    assert_eq!(trail[1]["subject"], format!("device {}", lock.id));
+    let out = cli(&["approve", "no-such-device"]).await;
+    assert!(!out.status.success(), "an unknown device is an error");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("no device"));
+    // A wrong token is refused.
+    std::fs::write(dir.join("wrong-token"), "0".repeat(48)).unwrap();
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_musubi-adapter"))
+        .args(["devices", "--admin", &admin_url, "--token-file"])
+        .arg(dir.join("wrong-token"))
+        .arg("list")
+        .output()
+        .await
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    home.stop();
+    h.shutdown();
+}
