@@ -502,20 +502,8 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
         tokio::spawn(async move {
             tokio::time::sleep(net::random_delay(Duration::from_millis(core.conf.discovery.announce_delay_ms))).await;
             if core.conf.net.multicast {
-                let list = core
-                    .node
-                    .lock()
-                    .ok()
-                    .and_then(|mut n| n.object(Eoj::NODE_PROFILE).and_then(|o| o.value(0xD5).map(<[u8]>::to_vec)));
-                if let Some(list) = list {
-                    let msg = Message {
-                        tid: 0,
-                        seoj: Eoj::NODE_PROFILE,
-                        deoj: Eoj::NODE_PROFILE,
-                        esv: Esv::Inf,
-                        props: vec![Property { epc: 0xD5, edt: list }],
-                        get_props: Vec::new(),
-                    };
+                let msg = core.node.lock().ok().and_then(|mut n| n.instance_announcement());
+                if let Some(msg) = msg {
                     let _ = core.ctl.notify(core.ctl.sockets().group, &msg).await;
                 }
             }

@@ -373,6 +373,20 @@ impl SimNode {
             .collect()
     }
 
+    /// The node's instance-list announcement (INF of 0xD5 from the node
+    /// profile), sent on joining the network (§4.2).
+    pub fn instance_announcement(&mut self) -> Option<Message> {
+        let list = self.object(Eoj::NODE_PROFILE)?.value(0xD5)?.to_vec();
+        Some(Message {
+            tid: 0,
+            seoj: Eoj::NODE_PROFILE,
+            deoj: Eoj::NODE_PROFILE,
+            esv: Esv::Inf,
+            props: vec![Property { epc: 0xD5, edt: list }],
+            get_props: Vec::new(),
+        })
+    }
+
     /// The INF frames due for changes since the last call (TID 0, to the node profile class).
     pub fn announcements(&mut self) -> Vec<Message> {
         self.objects

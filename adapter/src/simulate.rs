@@ -12,7 +12,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::defs;
-use crate::frame::{Eoj, Esv, Message, Property};
 use crate::net::{self, NetConfig};
 use crate::sim::SimNode;
 
@@ -220,19 +219,8 @@ async fn run_node(
         let delay = net::random_delay(Duration::from_millis(conf.max_announce_delay_ms));
         async move {
             tokio::time::sleep(delay).await;
-            let list = node
-                .lock()
-                .ok()
-                .and_then(|mut n| n.object(Eoj::NODE_PROFILE).and_then(|o| o.value(0xD5).map(<[u8]>::to_vec)));
-            if let Some(list) = list {
-                let msg = Message {
-                    tid: 0,
-                    seoj: Eoj::NODE_PROFILE,
-                    deoj: Eoj::NODE_PROFILE,
-                    esv: Esv::Inf,
-                    props: vec![Property { epc: 0xD5, edt: list }],
-                    get_props: Vec::new(),
-                };
+            let msg = node.lock().ok().and_then(|mut n| n.instance_announcement());
+            if let Some(msg) = msg {
                 let _ = sockets.send(sockets.group, &msg).await;
             }
         }
