@@ -15,6 +15,7 @@
 pub mod asic;
 pub mod der;
 pub mod fault;
+pub mod globalconf;
 pub mod hashchain;
 pub mod identifiers;
 pub mod mime;

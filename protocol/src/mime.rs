@@ -210,7 +210,7 @@ pub fn parse_multipart<'a>(
     }
 }
 
-fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<Part<'a>, MimeError> {
+pub(crate) fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<Part<'a>, MimeError> {
     // Headers end at the first empty line; a part may have no headers at all.
     let (head, body) = if raw.starts_with(b"\r\n") {
         (&raw[..0], &raw[2..])
