@@ -346,6 +346,20 @@ pub fn write_directory(
     Ok((format!("multipart/related; charset=UTF-8; boundary={outer}"), body.into_bytes()))
 }
 
+/// Whether `bytes` are a parameters file (`<conf>` in X-Road's namespace,
+/// well-formed, no DOCTYPE).
+pub fn is_params(bytes: &[u8]) -> bool {
+    parse_xml(bytes, |root| {
+        let ns = root.tag_name().namespace().unwrap_or("");
+        if root.tag_name().name() == "conf" && ns == "http://x-road.eu/xsd/xroad.xsd" {
+            Ok(())
+        } else {
+            Err(String::new())
+        }
+    })
+    .is_ok()
+}
+
 /// One source of an anchor or of shared parameters' `<source>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Source {
