@@ -173,6 +173,23 @@ async fn approved_devices_answer_typed_reads_and_sets_read_back_what_the_device_
 /// What a webhook receiver got: each POST's signature header and body.
 type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 
+/// Serves one webhook connection, storing each POST's signature and body.
+async fn serve_hook<IO>(io: IO, store: Received)
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let store = store.clone();
+        async move {
+            let sig = req.headers().get("x-musubi-signature").map(|v| v.to_str().unwrap().to_string());
+            let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
+            store.lock().unwrap().push((sig.unwrap_or_default(), body));
+            Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
+        }
+    });
+    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(io), svc).await;
+}
+
 /// A webhook receiver.
 async fn receiver(addr: std::net::SocketAddr) -> Received {
     let got: Received = Arc::default();
@@ -181,23 +198,7 @@ async fn receiver(addr: std::net::SocketAddr) -> Received {
     tokio::spawn(async move {
         loop {
             let Ok((tcp, _)) = listener.accept().await else { return };
-            let store = store.clone();
-            tokio::spawn(async move {
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let sig = req
-                            .headers()
-                            .get("x-musubi-signature")
-                            .map(|v| v.to_str().unwrap().to_string())
-                            .unwrap_or_default();
-                        let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
-                        store.lock().unwrap().push((sig, body));
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
-            });
+            tokio::spawn(serve_hook(tcp, store.clone()));
         }
     });
     got
@@ -417,17 +418,9 @@ async fn tls_receiver(addr: SocketAddr, conf: Arc<rustls::ServerConfig>) -> Rece
             let Ok((tcp, _)) = listener.accept().await else { return };
             let (acceptor, store) = (acceptor.clone(), store.clone());
             tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else { return };
-                let svc = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let store = store.clone();
-                    async move {
-                        let sig = req.headers().get("x-musubi-signature").map(|v| v.to_str().unwrap().to_string());
-                        let body = req.into_body().collect().await.unwrap().to_bytes().to_vec();
-                        store.lock().unwrap().push((sig.unwrap_or_default(), body));
-                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from_static(b"ok"))))
-                    }
-                });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve_hook(tls, store).await;
+                }
             });
         }
     });
