@@ -12,6 +12,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use xml_sec::Node;
 use xml_sec::document::XmlDocument;
 
+use crate::ClientId;
+
 /// Largest `shared-params.xml` read, bytes.
 pub const MAX_SHARED_PARAMS_BYTES: usize = 16 * 1024 * 1024;
 
@@ -89,6 +91,180 @@ pub fn read_trust(bytes: &[u8]) -> Result<Trust, SharedParamsError> {
                 Some(t.trim().parse().map_err(|_| bad(format!("ocspFreshnessSeconds {t:?} is not a number")))?);
         }
         Ok(trust)
+    })
+}
+
+/// A member with its subsystems.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberEntry {
+    /// `MEMBER:…`.
+    pub id: ClientId,
+    /// Display name.
+    pub name: String,
+    /// Subsystem codes.
+    pub subsystems: Vec<String>,
+}
+
+/// A security server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerEntry {
+    /// Its owner.
+    pub owner: ClientId,
+    /// Server code.
+    pub server_code: String,
+    /// Address, when it has one.
+    pub address: Option<String>,
+    /// Authentication-certificate hashes (as written: base64).
+    pub auth_cert_hashes: Vec<String>,
+    /// Clients it hosts.
+    pub clients: Vec<ClientId>,
+}
+
+/// A global group.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupEntry {
+    /// Group code.
+    pub code: String,
+    /// Description.
+    pub description: String,
+    /// Members (members or subsystems).
+    pub members: Vec<ClientId>,
+}
+
+/// A CA's ACME server (version 4 on).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acme {
+    /// `directoryURL`.
+    pub directory_url: String,
+    /// Profile id for authentication certificates.
+    pub auth_profile_id: Option<String>,
+    /// Profile id for signing certificates.
+    pub sign_profile_id: Option<String>,
+}
+
+/// The membership side of shared parameters: who is in the network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Directory {
+    /// `instanceIdentifier`.
+    pub instance: String,
+    /// Members.
+    pub members: Vec<MemberEntry>,
+    /// Security servers.
+    pub servers: Vec<ServerEntry>,
+    /// Global groups.
+    pub groups: Vec<GroupEntry>,
+    /// Member classes (code, description).
+    pub member_classes: Vec<(String, String)>,
+    /// ACME servers by CA name.
+    pub acme: Vec<(String, Acme)>,
+}
+
+impl Directory {
+    /// Whether `client` is in global group `code` (a member's subsystems are not).
+    pub fn in_group(&self, code: &str, client: &ClientId) -> bool {
+        self.groups.iter().any(|g| g.code == code && g.members.contains(client))
+    }
+}
+
+/// Reads the membership side of one `shared-params.xml`: members,
+/// subsystems, security servers (owners and clients resolved from their
+/// XML ids), global groups, member classes and CAs' ACME servers.
+pub fn read_directory(bytes: &[u8]) -> Result<Directory, SharedParamsError> {
+    if bytes.len() > MAX_SHARED_PARAMS_BYTES {
+        return Err(bad(format!("{} bytes exceeds {MAX_SHARED_PARAMS_BYTES}", bytes.len())));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    if text.contains("<!DOCTYPE") {
+        return Err(bad("DOCTYPE is not allowed"));
+    }
+    let doc = XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
+    doc.with_view(|view| {
+        let root = view.document().root_element();
+        if root.tag_name().name() != "conf" {
+            return Err(bad(format!("the root element is <{}>, not <conf>", root.tag_name().name())));
+        }
+        let field =
+            |n: Node<'_, '_>, name: &'static str| children(n, name).next().map(|c| text_of(c).trim().to_string());
+        let instance = field(root, "instanceIdentifier").unwrap_or_default();
+        let mut d = Directory { instance: instance.clone(), ..Directory::default() };
+        // XML id → client identifier, for owners and hosted clients.
+        let mut ids: Vec<(String, ClientId)> = Vec::new();
+        for m in children(root, "member") {
+            let class = children(m, "memberClass").next().and_then(|c| field(c, "code")).unwrap_or_default();
+            let code = field(m, "memberCode").unwrap_or_default();
+            let id =
+                ClientId::member(&instance, &class, &code).map_err(|e| bad(format!("member {class}/{code}: {e}")))?;
+            if let Some(xml_id) = m.attribute("id") {
+                ids.push((xml_id.to_string(), id.clone()));
+            }
+            let mut subsystems = Vec::new();
+            for s in children(m, "subsystem") {
+                let sub = field(s, "subsystemCode").unwrap_or_default();
+                let sid = ClientId::subsystem(&instance, &class, &code, &sub)
+                    .map_err(|e| bad(format!("subsystem {class}/{code}/{sub}: {e}")))?;
+                if let Some(xml_id) = s.attribute("id") {
+                    ids.push((xml_id.to_string(), sid));
+                }
+                subsystems.push(sub);
+            }
+            d.members.push(MemberEntry { id, name: field(m, "name").unwrap_or_default(), subsystems });
+        }
+        let resolve = |xml_id: &str| ids.iter().find(|(k, _)| k == xml_id).map(|(_, v)| v.clone());
+        for s in children(root, "securityServer") {
+            let owner_ref = field(s, "owner").unwrap_or_default();
+            let owner = resolve(&owner_ref)
+                .ok_or_else(|| bad(format!("security server owner {owner_ref:?} is not a member")))?;
+            let clients = children(s, "client")
+                .map(|c| {
+                    let r = text_of(c).trim().to_string();
+                    resolve(&r).ok_or_else(|| bad(format!("security server client {r:?} is not a member or subsystem")))
+                })
+                .collect::<Result<_, _>>()?;
+            d.servers.push(ServerEntry {
+                owner,
+                server_code: field(s, "serverCode").unwrap_or_default(),
+                address: field(s, "address").filter(|a| !a.is_empty()),
+                auth_cert_hashes: children(s, "authCertHash").map(|h| text_of(h).trim().to_string()).collect(),
+                clients,
+            });
+        }
+        for g in children(root, "globalGroup") {
+            let mut members = Vec::new();
+            for m in children(g, "groupMember") {
+                let f = |name| field(m, name).unwrap_or_default();
+                let (inst, class, code) = (f("xRoadInstance"), f("memberClass"), f("memberCode"));
+                let id = match field(m, "subsystemCode") {
+                    Some(sub) => ClientId::subsystem(&inst, &class, &code, &sub),
+                    None => ClientId::member(&inst, &class, &code),
+                }
+                .map_err(|e| bad(format!("global group member: {e}")))?;
+                members.push(id);
+            }
+            d.groups.push(GroupEntry {
+                code: field(g, "groupCode").unwrap_or_default(),
+                description: field(g, "description").unwrap_or_default(),
+                members,
+            });
+        }
+        if let Some(settings) = children(root, "globalSettings").next() {
+            for c in children(settings, "memberClass") {
+                d.member_classes
+                    .push((field(c, "code").unwrap_or_default(), field(c, "description").unwrap_or_default()));
+            }
+        }
+        for ca in children(root, "approvedCA") {
+            if let Some(a) = children(ca, "acmeServer").next() {
+                d.acme.push((
+                    field(ca, "name").unwrap_or_default(),
+                    Acme {
+                        directory_url: field(a, "directoryURL").unwrap_or_default(),
+                        auth_profile_id: field(a, "authenticationCertificateProfileId"),
+                        sign_profile_id: field(a, "signingCertificateProfileId"),
+                    },
+                ));
+            }
+        }
+        Ok(d)
     })
 }
 

@@ -207,3 +207,44 @@ fn anchors_give_their_sources() {
     assert_eq!(locations, ["http://cs/internalconf", "https://cs/internalconf"]);
     assert_eq!(cs.certs().len(), 1, "both sources name the same certificate");
 }
+
+#[test]
+fn shared_parameters_give_members_servers_groups_and_acme() {
+    use musubi_protocol::ClientId;
+    use musubi_protocol::sharedparams::read_directory;
+    let Some(x) = dir() else { return };
+    let core = x.join("globalconf/globalconf-core");
+    let v4 = read_directory(&std::fs::read(core.join("globalconf_good_v4/EE/shared-params.xml")).unwrap()).unwrap();
+    assert_eq!(v4.instance, "EE");
+    let sub = ClientId::subsystem("EE", "BUSINESS", "member1", "subsys").unwrap();
+    let member2 = ClientId::member("EE", "BUSINESS", "member2").unwrap();
+    let member2_sub = ClientId::subsystem("EE", "BUSINESS", "member2", "subsys").unwrap();
+    assert!(v4.in_group("Test group", &sub));
+    assert!(v4.in_group("Test group", &member2));
+    assert!(!v4.in_group("Test group", &member2_sub), "a member's subsystem is not in the member's groups");
+    let (name, acme) = &v4.acme[0];
+    assert_eq!(name, "pki1");
+    assert_eq!(acme.directory_url, "http://ca:8887/acme/directory");
+    assert_eq!((acme.auth_profile_id.as_deref(), acme.sign_profile_id.as_deref()), (Some("5"), Some("6")));
+    let baz =
+        read_directory(&std::fs::read(core.join("globalconf_good_v4/baz_v3/shared-params.xml")).unwrap()).unwrap();
+    assert!(baz.acme.iter().all(|(_, a)| a.auth_profile_id.is_none() && a.sign_profile_id.is_none()));
+    // Owners and hosted clients are resolved from the XML ids.
+    let producer_server = v4.servers.iter().find(|s| s.server_code == "producerServerCode").unwrap();
+    assert_eq!(producer_server.owner, ClientId::member("EE", "BUSINESS", "producer").unwrap());
+    assert_eq!(producer_server.address.as_deref(), Some("127.0.0.1"));
+    assert!(producer_server.clients.contains(&ClientId::subsystem("EE", "BUSINESS", "foo", "foosubsystem").unwrap()));
+    assert!(v4.servers.iter().any(|s| s.server_code == "fooServerCode" && s.address.is_none()));
+    assert_eq!(v4.member_classes, [("BUSINESS".to_string(), "Business clients".to_string())]);
+    // Every shared-params file of every good directory reads.
+    for d in
+        ["globalconf_good_v2", "globalconf_good_v4", "globalconf_good_v5", "globalconf_good_v6", "globalconf_good2_v3"]
+    {
+        for entry in std::fs::read_dir(core.join(d)).unwrap().flatten().filter(|e| e.path().is_dir()) {
+            let p = entry.path().join("shared-params.xml");
+            if p.exists() {
+                read_directory(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            }
+        }
+    }
+}
