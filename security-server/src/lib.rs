@@ -13,6 +13,7 @@
 
 mod archiver;
 pub mod conf;
+pub mod confclient;
 pub mod confdir;
 pub mod messagelog;
 mod ocsp;
