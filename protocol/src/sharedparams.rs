@@ -268,6 +268,270 @@ pub fn read_directory(bytes: &[u8]) -> Result<Directory, SharedParamsError> {
     })
 }
 
+/// A CA certificate (top or intermediate) with its OCSP responders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaCert {
+    /// The certificate (DER).
+    pub cert: Vec<u8>,
+    /// OCSP responders: URL and, where it is not the CA, the responder's certificate.
+    pub ocsp: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// An approved certification authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaEntry {
+    /// Name.
+    pub name: String,
+    /// Issues only authentication certificates.
+    pub authentication_only: bool,
+    /// The top CA.
+    pub top: CaCert,
+    /// Intermediate CAs.
+    pub intermediates: Vec<CaCert>,
+    /// `certificateProfileInfo`.
+    pub profile_info: Option<String>,
+    /// Its ACME server.
+    pub acme: Option<Acme>,
+}
+
+/// An approved time-stamping authority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsaEntry {
+    /// Name.
+    pub name: String,
+    /// URL.
+    pub url: String,
+    /// Certificate (DER).
+    pub cert: Vec<u8>,
+}
+
+/// A whole `shared-params.xml` (version 5).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedParams {
+    /// Configuration sources and the verification certificates they announce.
+    pub sources: Vec<crate::globalconf::Source>,
+    /// Approved CAs.
+    pub cas: Vec<CaEntry>,
+    /// Approved TSAs.
+    pub tsas: Vec<TsaEntry>,
+    /// Members, servers, groups, member classes (its `acme` is not written; see [`CaEntry::acme`]).
+    pub directory: Directory,
+    /// `ocspFreshnessSeconds`.
+    pub ocsp_freshness_seconds: Option<u64>,
+}
+
+fn read_ca_cert(n: Node<'_, '_>, what: &str) -> Result<CaCert, SharedParamsError> {
+    let mut ocsp = Vec::new();
+    for o in children(n, "ocsp") {
+        let url = children(o, "url").next().map(|u| text_of(u).trim().to_string()).unwrap_or_default();
+        let c = match children(o, "cert").next() {
+            Some(_) => Some(cert(o, &format!("an OCSP responder of {what}"))?),
+            None => None,
+        };
+        ocsp.push((url, c));
+    }
+    Ok(CaCert { cert: cert(n, what)?, ocsp })
+}
+
+/// Reads a whole `shared-params.xml`.
+pub fn read(bytes: &[u8]) -> Result<SharedParams, SharedParamsError> {
+    let directory = read_directory(bytes)?;
+    let sources = crate::globalconf::announced_sources(bytes).map_err(|e| bad(e.to_string()))?;
+    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
+    let doc = XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
+    let (cas, tsas, freshness) = doc.with_view(|view| {
+        let root = view.document().root_element();
+        let field =
+            |n: Node<'_, '_>, name: &'static str| children(n, name).next().map(|c| text_of(c).trim().to_string());
+        let mut cas = Vec::new();
+        for ca in children(root, "approvedCA") {
+            let name = field(ca, "name").unwrap_or_default();
+            let what = format!("CA {name:?}");
+            let top = children(ca, "topCA").next().ok_or_else(|| bad(format!("{what} has no topCA")))?;
+            cas.push(CaEntry {
+                authentication_only: field(ca, "authenticationOnly").is_some_and(|t| t == "true"),
+                top: read_ca_cert(top, &what)?,
+                intermediates: children(ca, "intermediateCA")
+                    .map(|i| read_ca_cert(i, &what))
+                    .collect::<Result<_, _>>()?,
+                profile_info: field(ca, "certificateProfileInfo"),
+                acme: directory.acme.iter().find(|(n, _)| *n == name).map(|(_, a)| a.clone()),
+                name,
+            });
+        }
+        let mut tsas = Vec::new();
+        for t in children(root, "approvedTSA") {
+            let name = field(t, "name").unwrap_or_default();
+            tsas.push(TsaEntry {
+                url: field(t, "url").unwrap_or_default(),
+                cert: cert(t, &format!("TSA {name:?}"))?,
+                name,
+            });
+        }
+        let freshness = children(root, "globalSettings")
+            .next()
+            .and_then(|g| field(g, "ocspFreshnessSeconds"))
+            .map(|f| f.parse::<u64>().map_err(|_| bad(format!("ocspFreshnessSeconds {f:?} is not a number"))))
+            .transpose()?;
+        Ok::<_, SharedParamsError>((cas, tsas, freshness))
+    })?;
+    Ok(SharedParams { sources, cas, tsas, directory, ocsp_freshness_seconds: freshness })
+}
+
+fn write_ca_cert(s: &mut String, tag: &str, c: &CaCert) {
+    s.push_str(&format!("        <{tag}>\n            <cert>{}</cert>\n", B64.encode(&c.cert)));
+    for (url, cert) in &c.ocsp {
+        s.push_str(&format!("            <ocsp>\n                <url>{}</url>\n", esc(url)));
+        if let Some(cert) = cert {
+            s.push_str(&format!("                <cert>{}</cert>\n", B64.encode(cert)));
+        }
+        s.push_str("            </ocsp>\n");
+    }
+    s.push_str(&format!("        </{tag}>\n"));
+}
+
+fn write_id(s: &mut String, tag: &str, id: &ClientId) {
+    s.push_str(&format!("        <{tag} id:objectType=\"{}\">\n", id.object_type()));
+    s.push_str(&format!("            <id:xRoadInstance>{}</id:xRoadInstance>\n", esc(id.instance())));
+    s.push_str(&format!("            <id:memberClass>{}</id:memberClass>\n", esc(id.member_class())));
+    s.push_str(&format!("            <id:memberCode>{}</id:memberCode>\n", esc(id.member_code())));
+    if let Some(sub) = id.subsystem_code() {
+        s.push_str(&format!("            <id:subsystemCode>{}</id:subsystemCode>\n", esc(sub)));
+    }
+    s.push_str(&format!("        </{tag}>\n"));
+}
+
+/// Writes `shared-params.xml` in X-Road's version-5 schema. Servers' owners
+/// and clients must be members or subsystems listed in `p.directory`.
+pub fn write(p: &SharedParams) -> Result<String, SharedParamsError> {
+    let d = &p.directory;
+    let mut s = String::from(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<tns:conf xmlns:id=\"http://x-road.eu/xsd/identifiers\" xmlns:tns=\"http://x-road.eu/xsd/xroad.xsd\">\n",
+    );
+    s.push_str(&format!("    <instanceIdentifier>{}</instanceIdentifier>\n", esc(&d.instance)));
+    for src in &p.sources {
+        s.push_str(&format!("    <source>\n        <address>{}</address>\n", esc(&src.location)));
+        for c in &src.certs {
+            s.push_str(&format!("        <internalVerificationCert>{}</internalVerificationCert>\n", B64.encode(c)));
+        }
+        for c in &src.external_certs {
+            s.push_str(&format!("        <externalVerificationCert>{}</externalVerificationCert>\n", B64.encode(c)));
+        }
+        s.push_str("    </source>\n");
+    }
+    for ca in &p.cas {
+        s.push_str(&format!("    <approvedCA>\n        <name>{}</name>\n", esc(&ca.name)));
+        if ca.authentication_only {
+            s.push_str("        <authenticationOnly>true</authenticationOnly>\n");
+        }
+        write_ca_cert(&mut s, "topCA", &ca.top);
+        for i in &ca.intermediates {
+            write_ca_cert(&mut s, "intermediateCA", i);
+        }
+        if let Some(info) = &ca.profile_info {
+            s.push_str(&format!("        <certificateProfileInfo>{}</certificateProfileInfo>\n", esc(info)));
+        }
+        if let Some(a) = &ca.acme {
+            s.push_str(&format!(
+                "        <acmeServer>\n            <directoryURL>{}</directoryURL>\n",
+                esc(&a.directory_url)
+            ));
+            if let Some(id) = &a.auth_profile_id {
+                s.push_str(&format!(
+                    "            <authenticationCertificateProfileId>{}</authenticationCertificateProfileId>\n",
+                    esc(id)
+                ));
+            }
+            if let Some(id) = &a.sign_profile_id {
+                s.push_str(&format!(
+                    "            <signingCertificateProfileId>{}</signingCertificateProfileId>\n",
+                    esc(id)
+                ));
+            }
+            s.push_str("        </acmeServer>\n");
+        }
+        s.push_str("    </approvedCA>\n");
+    }
+    for t in &p.tsas {
+        s.push_str(&format!(
+            "    <approvedTSA>\n        <name>{}</name>\n        <url>{}</url>\n        <cert>{}</cert>\n    </approvedTSA>\n",
+            esc(&t.name),
+            esc(&t.url),
+            B64.encode(&t.cert)
+        ));
+    }
+    let class_desc =
+        |class: &str| d.member_classes.iter().find(|(c, _)| c == class).map_or("", |(_, desc)| desc.as_str());
+    let mut xml_ids: Vec<(ClientId, String)> = Vec::new();
+    for (i, m) in d.members.iter().enumerate() {
+        let id = format!("m{i}");
+        s.push_str(&format!(
+            "    <member id=\"{id}\">\n        <memberClass>\n            <code>{}</code>\n            <description>{}</description>\n        </memberClass>\n        <memberCode>{}</memberCode>\n        <name>{}</name>\n",
+            esc(m.id.member_class()),
+            esc(class_desc(m.id.member_class())),
+            esc(m.id.member_code()),
+            esc(&m.name)
+        ));
+        xml_ids.push((m.id.clone(), id.clone()));
+        for (j, sub) in m.subsystems.iter().enumerate() {
+            let sid = format!("{id}s{j}");
+            s.push_str(&format!("        <subsystem id=\"{sid}\">\n            <subsystemCode>{}</subsystemCode>\n        </subsystem>\n", esc(sub)));
+            let cid = ClientId::subsystem(m.id.instance(), m.id.member_class(), m.id.member_code(), sub)
+                .map_err(|e| bad(format!("subsystem {sub:?}: {e}")))?;
+            xml_ids.push((cid, sid));
+        }
+        s.push_str("    </member>\n");
+    }
+    let xml_id = |c: &ClientId| {
+        xml_ids
+            .iter()
+            .find(|(k, _)| k == c)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| bad(format!("{c} is not a listed member or subsystem")))
+    };
+    for srv in &d.servers {
+        s.push_str(&format!(
+            "    <securityServer>\n        <owner>{}</owner>\n        <serverCode>{}</serverCode>\n",
+            xml_id(&srv.owner)?,
+            esc(&srv.server_code)
+        ));
+        if let Some(a) = &srv.address {
+            s.push_str(&format!("        <address>{}</address>\n", esc(a)));
+        }
+        for h in &srv.auth_cert_hashes {
+            s.push_str(&format!("        <authCertHash>{}</authCertHash>\n", esc(h)));
+        }
+        for c in &srv.clients {
+            s.push_str(&format!("        <client>{}</client>\n", xml_id(c)?));
+        }
+        s.push_str("    </securityServer>\n");
+    }
+    for g in &d.groups {
+        s.push_str(&format!(
+            "    <globalGroup>\n        <groupCode>{}</groupCode>\n        <description>{}</description>\n",
+            esc(&g.code),
+            esc(&g.description)
+        ));
+        for m in &g.members {
+            write_id(&mut s, "groupMember", m);
+        }
+        s.push_str("    </globalGroup>\n");
+    }
+    s.push_str("    <globalSettings>\n");
+    for (code, desc) in &d.member_classes {
+        s.push_str(&format!("        <memberClass>\n            <code>{}</code>\n            <description>{}</description>\n        </memberClass>\n", esc(code), esc(desc)));
+    }
+    if let Some(f) = p.ocsp_freshness_seconds {
+        s.push_str(&format!("        <ocspFreshnessSeconds>{f}</ocspFreshnessSeconds>\n"));
+    }
+    s.push_str("    </globalSettings>\n</tns:conf>\n");
+    Ok(s)
+}
+
+fn esc(s: &str) -> String {
+    crate::fault::escape_text(s)
+}
+
 fn children<'a, 'i>(n: Node<'a, 'i>, name: &'static str) -> impl Iterator<Item = Node<'a, 'i>> {
     n.children().filter(move |c| c.is_element() && c.tag_name().name() == name)
 }

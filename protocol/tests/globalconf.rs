@@ -248,3 +248,40 @@ fn shared_parameters_give_members_servers_groups_and_acme() {
         }
     }
 }
+
+#[test]
+fn shared_parameters_round_trip_through_the_writer() {
+    use musubi_protocol::sharedparams;
+    let Some(x) = dir() else { return };
+    let core = x.join("globalconf/globalconf-core");
+    let mut checked = 0;
+    for d in
+        ["globalconf_good_v2", "globalconf_good_v4", "globalconf_good_v5", "globalconf_good_v6", "globalconf_good2_v3"]
+    {
+        for entry in std::fs::read_dir(core.join(d)).unwrap().flatten().filter(|e| e.path().is_dir()) {
+            let p = entry.path().join("shared-params.xml");
+            if !p.exists() {
+                continue;
+            }
+            let name = p.display().to_string();
+            let original = sharedparams::read(&std::fs::read(&p).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let written = sharedparams::write(&original).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let again = sharedparams::read(written.as_bytes()).unwrap_or_else(|e| panic!("{name}: {e}\n{written}"));
+            assert_eq!(original, again, "{name}");
+            // The trust a verifier derives is the same too.
+            assert_eq!(
+                sharedparams::read_trust(&std::fs::read(&p).unwrap()).unwrap(),
+                sharedparams::read_trust(written.as_bytes()).unwrap(),
+                "{name}"
+            );
+            checked += 1;
+        }
+    }
+    assert!(checked >= 15, "{checked} files");
+    let v5 = sharedparams::read(&std::fs::read(core.join("globalconf_good_v5/EE/shared-params.xml")).unwrap()).unwrap();
+    assert_eq!(v5.cas[0].name, "pki1");
+    assert_eq!(v5.cas[0].top.ocsp[0].0, "http://127.0.0.1:8082/ocsp");
+    assert!(v5.cas[1].authentication_only);
+    assert_eq!(v5.ocsp_freshness_seconds, Some(42));
+    assert_eq!(v5.directory.members.len(), 3);
+}
