@@ -1,5 +1,279 @@
-//! The Musubi central server: registry, signed global configuration,
-//! management services.
+//! The Musubi central server: the registry of an X-Road instance and the
+//! signed global configuration generated from it.
 //!
-//! Not built yet: until the central-server issue lands, each security server
-//! reads a static trust file shaped like X-Road's shared-params instead.
+//! Every `generation_interval_secs` the registry is read in one transaction
+//! ([`registry::Registry::snapshot`]), written as shared and private
+//! parameters (X-Road's version-5 schema) under a new generation, listed in
+//! a signed configuration directory that expires `expire_after_secs` later,
+//! and served over HTTP at `/internalconf` with the files at their
+//! locations. A generation is published whole or not at all: if the
+//! registry or the signing key fails, the previous one stays served (and
+//! expires, so that security servers fail closed). Configuration anchors
+//! for new members come from [`Handle::anchor`].
+//!
+//! Key rotation the X-Road way: a new signing key is announced in the
+//! shared parameters' `<source>` before [`registry::Registry::activate_signing_key`]
+//! makes it sign.
+//!
+//! Not here yet (issue 6): registration requests on 4001, management
+//! requests, the admin API and CLI, PostgreSQL.
+
+pub mod registry;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use musubi_protocol::globalconf::{self, NewFile, Source};
+use musubi_protocol::xades::Signer as _;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use crate::registry::{Registry, RegistryError};
+
+/// The central server's configuration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CentralConf {
+    /// The instance identifier.
+    pub instance: String,
+    /// Registry database and signing keys.
+    pub state_dir: PathBuf,
+    /// Where the configuration is served (port 80 in production).
+    pub conf_listen: SocketAddr,
+    /// The address security servers use to reach it (host or host:port), as written in `<source>`.
+    pub public_address: String,
+    /// Seconds between two generations.
+    #[serde(default = "default_interval")]
+    pub generation_interval_secs: u64,
+    /// Seconds a generation stays valid.
+    #[serde(default = "default_expiry")]
+    pub expire_after_secs: u64,
+}
+
+fn default_interval() -> u64 {
+    60
+}
+fn default_expiry() -> u64 {
+    600
+}
+
+/// Why the central server cannot start or generate.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CentralError {
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// A socket cannot be bound.
+    #[error("cannot listen on {addr}: {error}")]
+    Bind {
+        /// Where.
+        addr: SocketAddr,
+        /// What the system said.
+        error: std::io::Error,
+    },
+    /// Writing the configuration failed.
+    #[error("cannot write the configuration: {0}")]
+    Write(String),
+    /// The state directory is unusable.
+    #[error("state directory {path}: {error}")]
+    State {
+        /// The directory.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+}
+
+/// One published generation: path → (content type, bytes).
+#[derive(Debug, Clone, Default)]
+struct Published {
+    files: Vec<(String, String, Bytes)>,
+    generated_at: Option<time::OffsetDateTime>,
+}
+
+/// A running central server.
+pub struct Handle {
+    /// The registry.
+    pub registry: Registry,
+    /// Where the configuration is served.
+    pub conf_addr: SocketAddr,
+    conf: CentralConf,
+    published: Arc<RwLock<Published>>,
+    stop: watch::Sender<bool>,
+}
+
+impl Handle {
+    /// The URL of the configuration directory.
+    pub fn directory_url(&self) -> String {
+        format!("http://{}/internalconf", self.conf.public_address)
+    }
+
+    /// Generates and publishes a configuration now.
+    pub async fn generate(&self) -> Result<(), CentralError> {
+        generate(&self.registry, &self.conf, &self.published).await
+    }
+
+    /// A configuration anchor for new members: the directory URL and the
+    /// certificates of every announced signing key.
+    pub async fn anchor(&self) -> Result<String, CentralError> {
+        let certs = self.registry.signing_keys().await?.into_iter().map(|k| k.cert).collect();
+        let now =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        Ok(globalconf::write_anchor(
+            &self.conf.instance,
+            &now,
+            &[Source { location: self.directory_url(), certs, external_certs: vec![] }],
+        ))
+    }
+
+    /// When the generation being served was made.
+    pub fn generated_at(&self) -> Option<time::OffsetDateTime> {
+        self.published.read().ok().and_then(|p| p.generated_at)
+    }
+
+    /// Stops serving.
+    pub fn shutdown(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+fn private_params(instance: &str, time_stamping_interval: Option<u64>) -> String {
+    let mut s = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<tns:conf xmlns:tns=\"http://x-road.eu/xsd/xroad.xsd\">\n    <instanceIdentifier>{}</instanceIdentifier>\n",
+        musubi_protocol::fault::escape_text(instance)
+    );
+    if let Some(t) = time_stamping_interval {
+        s.push_str(&format!("    <timeStampingIntervalSeconds>{t}</timeStampingIntervalSeconds>\n"));
+    }
+    s.push_str("</tns:conf>\n");
+    s
+}
+
+async fn generate(registry: &Registry, conf: &CentralConf, published: &RwLock<Published>) -> Result<(), CentralError> {
+    let source = format!("http://{}/internalconf", conf.public_address);
+    let (params, ts_interval) = registry.snapshot(&source).await?;
+    let shared = musubi_protocol::sharedparams::write(&params).map_err(|e| CentralError::Write(e.to_string()))?;
+    let private = private_params(&conf.instance, ts_interval);
+    let (_, key) = registry.active_key().await?;
+    let now = time::OffsetDateTime::now_utc();
+    let generation = now.unix_timestamp_nanos();
+    let (sl, pl) = (format!("/V5/{generation}/shared-params.xml"), format!("/V5/{generation}/private-params.xml"));
+    let files = [
+        NewFile {
+            content_identifier: "SHARED-PARAMETERS",
+            instance: &conf.instance,
+            location: &sl,
+            bytes: shared.as_bytes(),
+        },
+        NewFile {
+            content_identifier: "PRIVATE-PARAMETERS",
+            instance: &conf.instance,
+            location: &pl,
+            bytes: private.as_bytes(),
+        },
+    ];
+    let expire = now + Duration::from_secs(conf.expire_after_secs);
+    let sign = |d: &[u8]| key.sign(d);
+    let (ct, body) = globalconf::write_directory(expire, 5, &files, key.algorithm(), key.certificate_der(), &sign)
+        .map_err(CentralError::Write)?;
+    let new = Published {
+        files: vec![
+            ("/internalconf".into(), ct, Bytes::from(body)),
+            (sl, "text/xml; charset=UTF-8".into(), Bytes::from(shared)),
+            (pl, "text/xml; charset=UTF-8".into(), Bytes::from(private)),
+        ],
+        generated_at: Some(now),
+    };
+    // The switch is one assignment: readers see the old generation or the new one.
+    if let Ok(mut p) = published.write() {
+        *p = new;
+    }
+    Ok(())
+}
+
+/// Starts the central server: opens the registry (creating and activating a
+/// first signing key if there is none), publishes a first generation and
+/// keeps generating.
+pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
+    std::fs::create_dir_all(&conf.state_dir)
+        .map_err(|error| CentralError::State { path: conf.state_dir.clone(), error })?;
+    let registry =
+        Registry::open(&conf.state_dir.join("registry.sqlite"), &conf.instance, &conf.state_dir.join("keys")).await?;
+    if registry.signing_keys().await?.is_empty() {
+        let k = registry.new_signing_key().await?;
+        registry.activate_signing_key(k.id).await?;
+    }
+    let published = Arc::new(RwLock::new(Published::default()));
+    generate(&registry, &conf, &published).await?;
+    let listener = tokio::net::TcpListener::bind(conf.conf_listen)
+        .await
+        .map_err(|error| CentralError::Bind { addr: conf.conf_listen, error })?;
+    let conf_addr = listener.local_addr().map_err(|error| CentralError::Bind { addr: conf.conf_listen, error })?;
+    let (stop, stop_rx) = watch::channel(false);
+    tokio::spawn(serve(listener, published.clone(), stop_rx.clone()));
+    {
+        let (registry, conf, published, mut stop) = (registry.clone(), conf.clone(), published.clone(), stop_rx);
+        tokio::spawn(async move {
+            let every = Duration::from_secs(conf.generation_interval_secs.max(1));
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            loop {
+                tokio::select! {
+                    _ = stop.changed() => return,
+                    _ = tick.tick() => {
+                        if let Err(e) = generate(&registry, &conf, &published).await {
+                            tracing::error!(error = %e, "global configuration not generated; the previous one stays published");
+                        }
+                    }
+                }
+            }
+        });
+    }
+    Ok(Handle { registry, conf_addr, conf, published, stop })
+}
+
+async fn serve(listener: tokio::net::TcpListener, published: Arc<RwLock<Published>>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let published = published.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let found = published
+                            .read()
+                            .ok()
+                            .and_then(|p| p.files.iter().find(|(path, _, _)| path == req.uri().path()).cloned());
+                        async move {
+                            let mut r = Response::new(Full::new(found.as_ref().map(|f| f.2.clone()).unwrap_or_default()));
+                            match found {
+                                Some((_, ct, _)) => {
+                                    if let Ok(v) = hyper::header::HeaderValue::from_str(&ct) {
+                                        r.headers_mut().insert(hyper::header::CONTENT_TYPE, v);
+                                    }
+                                }
+                                None => *r.status_mut() = hyper::StatusCode::NOT_FOUND,
+                            }
+                            Ok::<_, std::convert::Infallible>(r)
+                        }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc);
+                    let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                });
+            }
+        }
+    }
+}
