@@ -16,7 +16,7 @@
 //! makes it sign.
 //!
 //! Not here yet (issue 6): registration requests on 4001, management
-//! requests, the admin API and CLI, PostgreSQL.
+//! requests, the admin API and CLI.
 
 pub mod registry;
 
@@ -42,8 +42,11 @@ use crate::registry::{Registry, RegistryError};
 pub struct CentralConf {
     /// The instance identifier.
     pub instance: String,
-    /// Registry database and signing keys.
+    /// Registry database (SQLite, unless `database_url` names one) and signing keys.
     pub state_dir: PathBuf,
+    /// A PostgreSQL URL for the registry (production; SQLite in `state_dir` when absent).
+    #[serde(default)]
+    pub database_url: Option<String>,
     /// Where the configuration is served (port 80 in production).
     pub conf_listen: SocketAddr,
     /// The address security servers use to reach it (host or host:port), as written in `<source>`.

@@ -1,4 +1,4 @@
-//! The registry (SQLite): members, subsystems, security servers, global
+//! The registry (SQLite or PostgreSQL, same schema): members, subsystems, security servers, global
 //! groups, approved CAs and TSAs, settings, and the configuration signing
 //! keys. [`Registry::snapshot`] reads it in one transaction, so a
 //! configuration is generated from one consistent state or not at all.
@@ -10,8 +10,8 @@ use musubi_protocol::globalconf::Source;
 use musubi_protocol::sharedparams::{
     CaCert, CaEntry, Directory, GroupEntry, MemberEntry, ServerEntry, SharedParams, TsaEntry,
 };
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::AnyPool;
+use sqlx::any::AnyPoolOptions;
 
 /// Registry failures.
 #[derive(Debug, thiserror::Error)]
@@ -53,7 +53,7 @@ pub struct KeyInfo {
 /// The registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    pool: SqlitePool,
+    pool: AnyPool,
     instance: String,
     key_dir: PathBuf,
 }
@@ -75,17 +75,44 @@ fn parse_client(instance: &str, s: &str) -> Result<ClientId, RegistryError> {
 }
 
 impl Registry {
-    /// Opens (or creates) the registry for `instance`; key files live in `key_dir`.
+    /// Opens (or creates) the SQLite registry at `path` for `instance`; key
+    /// files live in `key_dir`.
     pub async fn open(path: &Path, instance: &str, key_dir: &Path) -> Result<Self, RegistryError> {
-        let opts = SqliteConnectOptions::new()
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full);
-        let pool = sqlx::pool::PoolOptions::new().max_connections(4).connect_with(opts).await?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
+        Self::connect(&format!("sqlite://{}?mode=rwc", path.display()), instance, key_dir).await
+    }
+
+    /// Opens the registry at a database URL (`sqlite://…` or `postgres://…`)
+    /// and runs that backend's migrations (the same schema in each dialect).
+    pub async fn connect(url: &str, instance: &str, key_dir: &Path) -> Result<Self, RegistryError> {
+        sqlx::any::install_default_drivers();
+        let sqlite = url.starts_with("sqlite:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if sqlite {
+                        sqlx::query("PRAGMA journal_mode = WAL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA synchronous = FULL").execute(&mut *conn).await?;
+                        sqlx::query("PRAGMA busy_timeout = 5000").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        if sqlite {
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        } else {
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+        }
         std::fs::create_dir_all(key_dir).map_err(|error| RegistryError::KeyFile { path: key_dir.into(), error })?;
         Ok(Self { pool, instance: instance.into(), key_dir: key_dir.into() })
+    }
+
+    /// Closes the database connections (at shutdown; tests use it to take the database away).
+    pub async fn close(&self) {
+        self.pool.close().await;
     }
 
     /// The instance.
@@ -96,7 +123,7 @@ impl Registry {
     /// Sets a global setting (`ocspFreshnessSeconds`, `timeStampingIntervalSeconds`).
     pub async fn set_setting(&self, key: &str, value: &str) -> Result<(), RegistryError> {
         sqlx::query(
-            "INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         )
         .bind(key)
         .bind(value)
@@ -107,7 +134,7 @@ impl Registry {
 
     /// Adds a member class.
     pub async fn add_member_class(&self, code: &str, description: &str) -> Result<(), RegistryError> {
-        sqlx::query("INSERT OR REPLACE INTO member_classes (code, description) VALUES (?, ?)")
+        sqlx::query("INSERT INTO member_classes (code, description) VALUES ($1, $2) ON CONFLICT (code) DO UPDATE SET description = excluded.description")
             .bind(code)
             .bind(description)
             .execute(&self.pool)
@@ -117,7 +144,7 @@ impl Registry {
 
     /// Adds a member.
     pub async fn add_member(&self, member: &ClientId, name: &str) -> Result<(), RegistryError> {
-        sqlx::query("INSERT OR REPLACE INTO members (class, code, name) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO members (class, code, name) VALUES ($1, $2, $3) ON CONFLICT (class, code) DO UPDATE SET name = excluded.name")
             .bind(member.member_class())
             .bind(member.member_code())
             .bind(name)
@@ -131,7 +158,7 @@ impl Registry {
         let sub = subsystem
             .subsystem_code()
             .ok_or_else(|| RegistryError::Unknown(format!("{subsystem} is not a subsystem")))?;
-        let known: Option<(String,)> = sqlx::query_as("SELECT name FROM members WHERE class = ? AND code = ?")
+        let known: Option<(String,)> = sqlx::query_as("SELECT name FROM members WHERE class = $1 AND code = $2")
             .bind(subsystem.member_class())
             .bind(subsystem.member_code())
             .fetch_optional(&self.pool)
@@ -139,7 +166,7 @@ impl Registry {
         if known.is_none() {
             return Err(RegistryError::Unknown(format!("{} is not a registered member", subsystem.member_id())));
         }
-        sqlx::query("INSERT OR IGNORE INTO subsystems (class, code, subsystem) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO subsystems (class, code, subsystem) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(subsystem.member_class())
             .bind(subsystem.member_code())
             .bind(sub)
@@ -158,7 +185,7 @@ impl Registry {
     ) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "INSERT OR REPLACE INTO servers (owner_class, owner_code, server_code, address) VALUES (?, ?, ?, ?)",
+            "INSERT INTO servers (owner_class, owner_code, server_code, address) VALUES ($1, $2, $3, $4) ON CONFLICT (owner_class, owner_code, server_code) DO UPDATE SET address = excluded.address",
         )
         .bind(owner.member_class())
         .bind(owner.member_code())
@@ -166,7 +193,7 @@ impl Registry {
         .bind(address)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("INSERT OR IGNORE INTO server_auth_certs (owner_class, owner_code, server_code, cert_hash) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO server_auth_certs (owner_class, owner_code, server_code, cert_hash) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
             .bind(owner.member_class())
             .bind(owner.member_code())
             .bind(code)
@@ -185,7 +212,7 @@ impl Registry {
         client: &ClientId,
     ) -> Result<(), RegistryError> {
         sqlx::query(
-            "INSERT OR IGNORE INTO server_clients (owner_class, owner_code, server_code, client) VALUES (?, ?, ?, ?)",
+            "INSERT INTO server_clients (owner_class, owner_code, server_code, client) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         )
         .bind(owner.member_class())
         .bind(owner.member_code())
@@ -204,12 +231,12 @@ impl Registry {
         member: &ClientId,
     ) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT OR IGNORE INTO global_groups (code, description) VALUES (?, ?)")
+        sqlx::query("INSERT INTO global_groups (code, description) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(code)
             .bind(description)
             .execute(&mut *tx)
             .await?;
-        sqlx::query("INSERT OR IGNORE INTO group_members (code, member) VALUES (?, ?)")
+        sqlx::query("INSERT INTO group_members (code, member) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(code)
             .bind(id_text(member))
             .execute(&mut *tx)
@@ -220,7 +247,7 @@ impl Registry {
 
     /// Removes `member` from global group `code`.
     pub async fn remove_group_member(&self, code: &str, member: &ClientId) -> Result<(), RegistryError> {
-        sqlx::query("DELETE FROM group_members WHERE code = ? AND member = ?")
+        sqlx::query("DELETE FROM group_members WHERE code = $1 AND member = $2")
             .bind(code)
             .bind(id_text(member))
             .execute(&self.pool)
@@ -237,14 +264,14 @@ impl Registry {
         profile_info: Option<&str>,
     ) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT OR REPLACE INTO cas (name, cert, profile_info) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO cas (name, cert, profile_info) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET cert = excluded.cert, profile_info = excluded.profile_info")
             .bind(name)
             .bind(cert)
             .bind(profile_info)
             .execute(&mut *tx)
             .await?;
         for (url, c) in ocsp {
-            sqlx::query("INSERT OR REPLACE INTO ca_ocsp (ca, url, cert) VALUES (?, ?, ?)")
+            sqlx::query("INSERT INTO ca_ocsp (ca, url, cert) VALUES ($1, $2, $3) ON CONFLICT (ca, url) DO UPDATE SET cert = excluded.cert")
                 .bind(name)
                 .bind(url)
                 .bind(c.as_deref())
@@ -257,7 +284,7 @@ impl Registry {
 
     /// Approves a TSA.
     pub async fn add_tsa(&self, name: &str, url: &str, cert: &[u8]) -> Result<(), RegistryError> {
-        sqlx::query("INSERT OR REPLACE INTO tsas (name, url, cert) VALUES (?, ?, ?)")
+        sqlx::query("INSERT INTO tsas (name, url, cert) VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET url = excluded.url, cert = excluded.cert")
             .bind(name)
             .bind(url)
             .bind(cert)
@@ -272,12 +299,12 @@ impl Registry {
         let pkcs8 = musubi_pki::generate_ecdsa_key().map_err(|e| RegistryError::Key(e.to_string()))?;
         let cert = musubi_pki::self_signed_cert(&pkcs8, &format!("{} configuration signing", self.instance))
             .map_err(|e| RegistryError::Key(e.to_string()))?;
-        let id = sqlx::query("INSERT INTO signing_keys (cert, active, created) VALUES (?, 0, ?)")
-            .bind(&cert)
-            .bind(time::OffsetDateTime::now_utc().unix_timestamp())
-            .execute(&self.pool)
-            .await?
-            .last_insert_rowid();
+        let (id,): (i64,) =
+            sqlx::query_as("INSERT INTO signing_keys (cert, active, created) VALUES ($1, 0, $2) RETURNING id")
+                .bind(&cert)
+                .bind(time::OffsetDateTime::now_utc().unix_timestamp())
+                .fetch_one(&self.pool)
+                .await?;
         let path = self.key_dir.join(format!("{id}.p8"));
         std::fs::write(&path, &pkcs8).map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
         #[cfg(unix)]
@@ -292,11 +319,11 @@ impl Registry {
     /// Makes key `id` the one that signs.
     pub async fn activate_signing_key(&self, id: i64) -> Result<(), RegistryError> {
         let mut tx = self.pool.begin().await?;
-        let found = sqlx::query("UPDATE signing_keys SET active = 1 WHERE id = ?").bind(id).execute(&mut *tx).await?;
+        let found = sqlx::query("UPDATE signing_keys SET active = 1 WHERE id = $1").bind(id).execute(&mut *tx).await?;
         if found.rows_affected() == 0 {
             return Err(RegistryError::Unknown(format!("no signing key {id}")));
         }
-        sqlx::query("UPDATE signing_keys SET active = 0 WHERE id <> ?").bind(id).execute(&mut *tx).await?;
+        sqlx::query("UPDATE signing_keys SET active = 0 WHERE id <> $1").bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(())
     }

@@ -13,15 +13,52 @@ use musubi_protocol::sharedparams;
 use musubi_security_server::confclient;
 use musubi_security_server::confdir::{self, Params};
 
+/// A fresh PostgreSQL database, or `None` (skipped) without a server.
+async fn postgres(name: &str) -> Option<String> {
+    let admin = match std::env::var("MUSUBI_TEST_POSTGRES_URL") {
+        Ok(url) => url,
+        Err(_) if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") => {
+            panic!("MUSUBI_TEST_POSTGRES_URL is not set and MUSUBI_REQUIRE_PEERS=1: PostgreSQL is required")
+        }
+        Err(_) => {
+            println!("skipped: the central registry on PostgreSQL (set MUSUBI_TEST_POSTGRES_URL)");
+            return None;
+        }
+    };
+    sqlx::any::install_default_drivers();
+    let db = format!("musubi_{name}_{}", std::process::id());
+    let pool = sqlx::AnyPool::connect(&admin).await.expect("PostgreSQL admin connection");
+    sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {db}"))).execute(&pool).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&pool).await.unwrap();
+    pool.close().await;
+    let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
+    Some(format!("{base}/{db}"))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn security_servers_follow_the_central_servers_configuration_through_changes_and_key_rotation() {
-    let state = std::env::temp_dir().join(format!("musubi-cs-it-{}", std::process::id()));
+async fn the_registry_on_sqlite_drives_the_configuration() {
+    scenario("sqlite", 2, None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_on_postgresql_drives_the_configuration() {
+    if let Some(url) = postgres("central").await {
+        scenario("postgres", 3, Some(url)).await;
+    }
+}
+
+/// Security servers follow the central server's configuration through
+/// changes and a key rotation.
+async fn scenario(name: &str, host: u8, database_url: Option<String>) {
+    let state = std::env::temp_dir().join(format!("musubi-cs-it-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&state);
+    let addr = format!("127.0.42.{host}:18081");
     let conf = CentralConf {
         instance: "DEMO".into(),
         state_dir: state.join("cs"),
-        conf_listen: "127.0.42.2:18081".parse().unwrap(),
-        public_address: "127.0.42.2:18081".into(),
+        database_url,
+        conf_listen: addr.parse().unwrap(),
+        public_address: addr.clone(),
         generation_interval_secs: 3600,
         expire_after_secs: 600,
     };
@@ -96,6 +133,15 @@ async fn security_servers_follow_the_central_servers_configuration_through_chang
     let dl = confclient::fetch(&cs.directory_url(), t).await.unwrap();
     let e = confclient::check(&anchor, &confclient::in_force(&fresh_root), &dl).unwrap_err();
     assert!(e.to_string().contains("no trusted verification certificate"), "{e}");
+
+    // The database goes away: generation fails and the last good
+    // configuration stays published, whole.
+    let before = confclient::fetch(&cs.directory_url(), t).await.unwrap();
+    reg.close().await;
+    assert!(cs.generate().await.is_err());
+    let after = confclient::fetch(&cs.directory_url(), t).await.unwrap();
+    assert_eq!(before.directory, after.directory);
+    assert_eq!(after.directory.verify(std::slice::from_ref(&new.cert)), Ok(0));
     cs.shutdown();
     let _ = std::fs::remove_dir_all(&state);
 }
