@@ -71,6 +71,10 @@ pub struct Options {
     pub adapter_ips: [Ipv4Addr; 2],
     /// The multicast group of the simulated home's LAN.
     pub echonet_group: Ipv4Addr,
+    /// A central server's configuration anchor both servers follow (none: they do not).
+    pub configuration_anchor: Option<PathBuf>,
+    /// Seconds between their configuration downloads.
+    pub configuration_download_secs: u64,
 }
 
 impl Default for Options {
@@ -96,6 +100,8 @@ impl Default for Options {
             adapter: false,
             adapter_ips: [Ipv4Addr::new(127, 0, 0, 6), Ipv4Addr::new(127, 0, 0, 7)],
             echonet_group: musubi_adapter::net::MULTICAST,
+            configuration_anchor: None,
+            configuration_download_secs: 60,
         }
     }
 }
@@ -470,6 +476,8 @@ impl Network {
                 archive_transfer_command: opts.archive_transfer_command.clone().filter(|_| name == "consumer"),
                 keep_records_for_secs: opts.keep_records_for_secs,
                 max_body_bytes: 32 * 1024 * 1024,
+                configuration_anchor: opts.configuration_anchor.clone(),
+                configuration_download_secs: opts.configuration_download_secs,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
             confs.push(conf);

@@ -58,6 +58,8 @@ impl Code {
     pub const UNKNOWN_MEMBER: Code = Code("unknown_member");
     pub const UNKNOWN_HOST: Code = Code("unknown_host");
     pub const MAINTENANCE_MODE: Code = Code("maintenance_mode");
+    /// The global configuration has expired.
+    pub const OUTDATED_GLOBALCONF: Code = Code("outdated_globalconf");
     pub const MALFORMED_HASH_CHAIN: Code = Code("malformed_hash_chain");
     pub const ASIC_MIME_TYPE_NOT_FOUND: Code = Code("asic_mime_type_not_found");
     pub const ASIC_INVALID_MIME_TYPE: Code = Code("asic_invalid_mime_type");

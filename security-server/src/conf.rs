@@ -35,6 +35,10 @@ pub struct GlobalConf {
     pub security_servers: Vec<SecurityServer>,
 }
 
+fn default_download() -> u64 {
+    60
+}
+
 fn default_freshness() -> u64 {
     3600
 }
@@ -255,6 +259,14 @@ pub struct ServerConf {
     /// Largest request body accepted from an information system, bytes.
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// A configuration anchor (X-Road's XML): when set, the server downloads
+    /// the signed global configuration from the anchor's sources and refuses
+    /// exchanges once the configuration in force has expired.
+    #[serde(default)]
+    pub configuration_anchor: Option<PathBuf>,
+    /// Seconds between configuration downloads (X-Road: 60).
+    #[serde(default = "default_download")]
+    pub configuration_download_secs: u64,
 }
 
 fn default_fetch_interval() -> u64 {

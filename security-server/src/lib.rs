@@ -15,6 +15,7 @@ mod archiver;
 pub mod conf;
 pub mod confclient;
 pub mod confdir;
+mod confsync;
 pub mod messagelog;
 mod ocsp;
 mod proxy;
@@ -52,6 +53,9 @@ pub enum StartError {
     /// The message log could not be opened.
     #[error("cannot open the message log: {0}")]
     Log(#[from] sqlx::Error),
+    /// The configuration anchor cannot be used.
+    #[error("configuration anchor: {0}")]
+    Anchor(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -306,6 +310,14 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         cp.local_addr().map_err(|source| StartError::Bind { addr: conf.client_proxy_listen, source })?;
     let server_proxy_addr =
         sp.local_addr().map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
+    let follower = match &conf.configuration_anchor {
+        Some(anchor) => Some(
+            confsync::Follower::new(anchor, conf.state_dir.join("globalconf"), conf.configuration_download_secs)
+                .map_err(StartError::Anchor)?,
+        ),
+        None => None,
+    };
+    let freshness = Arc::new(follower.as_ref().map_or_else(confsync::Freshness::disabled, |f| f.freshness()));
     let conf_check = Duration::from_secs(conf.conf_check_secs.max(1));
     let ts_period = Duration::from_secs(conf.acceptable_timestamp_failure_period_secs);
     let state = Arc::new(proxy::State {
@@ -320,11 +332,15 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         stats: Stats::default(),
         ocsp: ocsp_cache.clone(),
         timestamper: timestamper::Timestamper::new(ts_period),
+        globalconf: freshness.clone(),
     });
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
+    if let Some(f) = follower {
+        tasks.spawn(confsync::run(f, freshness, rx.clone()));
+    }
     let (conf_updates, _) = watch::channel(0u64);
     tasks.spawn(watch_configuration(state.clone(), tls_conf.clone(), conf_check, conf_updates.clone(), rx.clone()));
     tasks.spawn(timestamper::run(state.clone(), rx.clone()));

@@ -47,6 +47,8 @@ pub(crate) struct State {
     pub(crate) stats: crate::Stats,
     pub(crate) ocsp: Arc<crate::ocsp::OcspCache>,
     pub(crate) timestamper: crate::timestamper::Timestamper,
+    /// The expiry of the downloaded global configuration (when following a central server).
+    pub(crate) globalconf: Arc<crate::confsync::Freshness>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -196,6 +198,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
 
     // Refuse while time-stamping has failed for too long: nothing is accepted
     // that could not be time-stamped later.
+    state.globalconf.check().map_err(|e| err(Code::OUTDATED_GLOBALCONF.client_proxy(e)))?;
     state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.client_proxy(e)))?;
     // This server's own certificates must have fresh good OCSP responses.
     let auth_ocsp = state.ocsp.own_good(&state.auth().0).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
@@ -591,6 +594,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     if !service.enabled {
         return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
     }
+    state.globalconf.check().map_err(|e| err(Code::OUTDATED_GLOBALCONF.server_proxy(e)))?;
     state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.server_proxy(e)))?;
     log(
         state,

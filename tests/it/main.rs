@@ -6,6 +6,7 @@
 mod adapter;
 mod crash;
 mod exchange;
+mod globalconf;
 mod peer;
 
 use std::net::Ipv4Addr;
