@@ -408,9 +408,11 @@ fn cert_b64(text: &str) -> Result<Vec<u8>, String> {
     B64.decode(clean).map_err(|_| "a certificate is not base64".to_string())
 }
 
-fn parse_xml<T>(bytes: &[u8], f: impl FnOnce(Node<'_, '_>) -> Result<T, String>) -> Result<T, String> {
-    if bytes.len() > MAX_DIRECTORY_BYTES * 16 {
-        return Err("too large".into());
+/// Parses bounded XML without DOCTYPE and hands `f` the root element: the
+/// preamble every configuration file (anchors, shared parameters) shares.
+pub(crate) fn parse_xml<T>(bytes: &[u8], f: impl FnOnce(Node<'_, '_>) -> Result<T, String>) -> Result<T, String> {
+    if bytes.len() > crate::sharedparams::MAX_SHARED_PARAMS_BYTES {
+        return Err(format!("{} bytes exceeds {}", bytes.len(), crate::sharedparams::MAX_SHARED_PARAMS_BYTES));
     }
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8".to_string())?;
     if text.contains("<!DOCTYPE") {
@@ -470,19 +472,20 @@ pub fn write_anchor(instance: &str, generated_at: &str, sources: &[Source]) -> S
 /// The configuration sources a shared-parameters file announces (`<source>`
 /// with `address` and internal/external verification certificates).
 pub fn announced_sources(shared_params: &[u8]) -> Result<Vec<Source>, GlobalConfError> {
-    parse_xml(shared_params, |root| {
-        let mut out = Vec::new();
-        for s in children(root, "source") {
-            let location = children(s, "address").next().map(text_of).unwrap_or_default();
-            let certs =
-                children(s, "internalVerificationCert").map(|c| cert_b64(&text_of(c))).collect::<Result<_, _>>()?;
-            let external_certs =
-                children(s, "externalVerificationCert").map(|c| cert_b64(&text_of(c))).collect::<Result<_, _>>()?;
-            out.push(Source { location, certs, external_certs });
-        }
-        Ok(out)
-    })
-    .map_err(|e| GlobalConfError::Malformed(format!("shared parameters: {e}")))
+    parse_xml(shared_params, sources_of).map_err(|e| GlobalConfError::Malformed(format!("shared parameters: {e}")))
+}
+
+/// The `<source>` elements under a shared-parameters root.
+pub(crate) fn sources_of(root: Node<'_, '_>) -> Result<Vec<Source>, String> {
+    let mut out = Vec::new();
+    for s in children(root, "source") {
+        let location = children(s, "address").next().map(text_of).unwrap_or_default();
+        let certs = children(s, "internalVerificationCert").map(|c| cert_b64(&text_of(c))).collect::<Result<_, _>>()?;
+        let external_certs =
+            children(s, "externalVerificationCert").map(|c| cert_b64(&text_of(c))).collect::<Result<_, _>>()?;
+        out.push(Source { location, certs, external_certs });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

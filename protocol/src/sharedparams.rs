@@ -10,7 +10,6 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use xml_sec::Node;
-use xml_sec::document::XmlDocument;
 
 use crate::ClientId;
 
@@ -43,21 +42,28 @@ pub struct Trust {
     pub ocsp_freshness_seconds: Option<u64>,
 }
 
+/// Parses `shared-params.xml` (bounded, no DOCTYPE, root `<conf>`) and
+/// hands `f` its root.
+fn with_conf<T>(
+    bytes: &[u8],
+    f: impl FnOnce(Node<'_, '_>) -> Result<T, SharedParamsError>,
+) -> Result<T, SharedParamsError> {
+    crate::globalconf::parse_xml(bytes, |root| {
+        if root.tag_name().name() != "conf" {
+            return Err(format!("the root element is <{}>, not <conf>", root.tag_name().name()));
+        }
+        f(root).map_err(|e| e.0)
+    })
+    .map_err(SharedParamsError)
+}
+
 /// Reads the trust of one `shared-params.xml`.
 pub fn read_trust(bytes: &[u8]) -> Result<Trust, SharedParamsError> {
-    if bytes.len() > MAX_SHARED_PARAMS_BYTES {
-        return Err(bad(format!("{} bytes exceeds {MAX_SHARED_PARAMS_BYTES}", bytes.len())));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    if text.contains("<!DOCTYPE") {
-        return Err(bad("DOCTYPE is not allowed"));
-    }
-    let doc = XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
-    doc.with_view(|view| {
-        let root = view.document().root_element();
-        if root.tag_name().name() != "conf" {
-            return Err(bad(format!("the root element is <{}>, not <conf>", root.tag_name().name())));
-        }
+    with_conf(bytes, trust_of)
+}
+
+fn trust_of(root: Node<'_, '_>) -> Result<Trust, SharedParamsError> {
+    {
         let instance = children(root, "instanceIdentifier").next().map(text_of).unwrap_or_default();
         let mut trust = Trust { instance: instance.trim().into(), ..Trust::default() };
         for ca in children(root, "approvedCA") {
@@ -91,7 +97,7 @@ pub fn read_trust(bytes: &[u8]) -> Result<Trust, SharedParamsError> {
                 Some(t.trim().parse().map_err(|_| bad(format!("ocspFreshnessSeconds {t:?} is not a number")))?);
         }
         Ok(trust)
-    })
+    }
 }
 
 /// A member with its subsystems.
@@ -170,19 +176,11 @@ impl Directory {
 /// subsystems, security servers (owners and clients resolved from their
 /// XML ids), global groups, member classes and CAs' ACME servers.
 pub fn read_directory(bytes: &[u8]) -> Result<Directory, SharedParamsError> {
-    if bytes.len() > MAX_SHARED_PARAMS_BYTES {
-        return Err(bad(format!("{} bytes exceeds {MAX_SHARED_PARAMS_BYTES}", bytes.len())));
-    }
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    if text.contains("<!DOCTYPE") {
-        return Err(bad("DOCTYPE is not allowed"));
-    }
-    let doc = XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
-    doc.with_view(|view| {
-        let root = view.document().root_element();
-        if root.tag_name().name() != "conf" {
-            return Err(bad(format!("the root element is <{}>, not <conf>", root.tag_name().name())));
-        }
+    with_conf(bytes, directory_of)
+}
+
+fn directory_of(root: Node<'_, '_>) -> Result<Directory, SharedParamsError> {
+    {
         let field =
             |n: Node<'_, '_>, name: &'static str| children(n, name).next().map(|c| text_of(c).trim().to_string());
         let instance = field(root, "instanceIdentifier").unwrap_or_default();
@@ -265,7 +263,7 @@ pub fn read_directory(bytes: &[u8]) -> Result<Directory, SharedParamsError> {
             }
         }
         Ok(d)
-    })
+    }
 }
 
 /// A CA certificate (top or intermediate) with its OCSP responders.
@@ -333,14 +331,12 @@ fn read_ca_cert(n: Node<'_, '_>, what: &str) -> Result<CaCert, SharedParamsError
     Ok(CaCert { cert: cert(n, what)?, ocsp })
 }
 
-/// Reads a whole `shared-params.xml`.
+/// Reads a whole `shared-params.xml`, in one parse.
 pub fn read(bytes: &[u8]) -> Result<SharedParams, SharedParamsError> {
-    let directory = read_directory(bytes)?;
-    let sources = crate::globalconf::announced_sources(bytes).map_err(|e| bad(e.to_string()))?;
-    let text = std::str::from_utf8(bytes).map_err(|_| bad("not UTF-8"))?;
-    let doc = XmlDocument::parse(text).map_err(|e| bad(format!("does not parse: {e}")))?;
-    let (cas, tsas, freshness) = doc.with_view(|view| {
-        let root = view.document().root_element();
+    with_conf(bytes, |root| {
+        let directory = directory_of(root)?;
+        let sources = crate::globalconf::sources_of(root).map_err(SharedParamsError)?;
+
         let field =
             |n: Node<'_, '_>, name: &'static str| children(n, name).next().map(|c| text_of(c).trim().to_string());
         let mut cas = Vec::new();
@@ -373,9 +369,8 @@ pub fn read(bytes: &[u8]) -> Result<SharedParams, SharedParamsError> {
             .and_then(|g| field(g, "ocspFreshnessSeconds"))
             .map(|f| f.parse::<u64>().map_err(|_| bad(format!("ocspFreshnessSeconds {f:?} is not a number"))))
             .transpose()?;
-        Ok::<_, SharedParamsError>((cas, tsas, freshness))
-    })?;
-    Ok(SharedParams { sources, cas, tsas, directory, ocsp_freshness_seconds: freshness })
+        Ok(SharedParams { sources, cas, tsas, directory, ocsp_freshness_seconds: freshness })
+    })
 }
 
 fn write_ca_cert(s: &mut String, tag: &str, c: &CaCert) {
