@@ -162,7 +162,7 @@ impl Admin {
                     &serde_json::Value::Array(
                         rows.into_iter()
                             .map(|(seq, device, epc, edt, at)| {
-                                json!({ "seq": seq, "device": device, "epc": format!("0x{epc:02X}"), "edt": defs::hex(&edt), "at": at })
+                                json!({ "seq": seq, "device": device, "epc": format!("0x{epc:02X}"), "edt": hex::encode(&edt), "at": at })
                             })
                             .collect(),
                     ),

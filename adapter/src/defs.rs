@@ -148,7 +148,7 @@ impl fmt::Display for Reading {
                 let parts: Vec<String> = epcs.iter().map(|e| format!("0x{e:02X}")).collect();
                 f.write_str(&parts.join(" "))
             }
-            Reading::Raw(b) => f.write_str(&hex(b)),
+            Reading::Raw(b) => f.write_str(&hex::encode(b)),
         }
     }
 }
@@ -162,11 +162,6 @@ impl Reading {
             _ => None,
         }
     }
-}
-
-/// Lower-case hex.
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// `raw × 10^exp` as a decimal string (`255, -1` → `25.5`).
@@ -599,10 +594,7 @@ pub enum ValueError {
 fn parse_hex(s: &str) -> Option<Vec<u8>> {
     let s = s.trim();
     let s = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")).unwrap_or(s);
-    if s.is_empty() || !s.len().is_multiple_of(2) || s.len() > 510 {
-        return None;
-    }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect()
+    hex::decode(s).ok().filter(|b| (1..=255).contains(&b.len()))
 }
 
 /// Encodes a value given as text for `epc` in `class`: a state name, a

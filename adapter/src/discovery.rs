@@ -10,7 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::controller::Controller;
-use crate::defs;
 use crate::frame::{self, Eoj, Esv, Property};
 use crate::registry::{self, Device, Registered, Registry};
 
@@ -181,7 +180,7 @@ pub async fn describe(ctl: &Controller, ip: IpAddr, eoj: Eoj, node_id: Option<&[
         && let Ok(ctx) = ctl.get(ip, eoj, &needed).await
     {
         for p in ctx.into_iter().filter(|p| !p.edt.is_empty()) {
-            context.insert(format!("{:02X}", p.epc), defs::hex(&p.edt));
+            context.insert(format!("{:02X}", p.epc), hex::encode(&p.edt));
         }
     }
     let now = registry::now();
@@ -189,7 +188,7 @@ pub async fn describe(ctl: &Controller, ip: IpAddr, eoj: Eoj, node_id: Option<&[
         id,
         address: ip,
         eoj,
-        manufacturer: value(0x8A).map(|m| defs::hex(&m)).unwrap_or_default(),
+        manufacturer: value(0x8A).map(|m| hex::encode(&m)).unwrap_or_default(),
         get_map,
         set_map: map(0x9E),
         inf_map: map(0x9D),
@@ -205,12 +204,12 @@ pub async fn describe(ctl: &Controller, ip: IpAddr, eoj: Eoj, node_id: Option<&[
 /// A device's stable id (§2.8): its own identification number; else its
 /// node's number with the EOJ; else the address with the EOJ.
 pub fn stable_id(own: Option<&[u8]>, node: Option<&[u8]>, ip: IpAddr, eoj: Eoj) -> String {
-    let eoj_hex = defs::hex(&eoj.0);
+    let eoj_hex = hex::encode(eoj.0);
     // 0x83 is 0xFE + 16 bytes (or 0x00 + ...); all-zero numbers identify nothing.
     let usable = |id: &[u8]| id.len() >= 2 && id[1..].iter().any(|b| *b != 0);
     match (own.filter(|i| usable(i)), node.filter(|i| usable(i))) {
-        (Some(id), _) => defs::hex(id),
-        (None, Some(n)) => format!("{}-{eoj_hex}", defs::hex(n)),
+        (Some(id), _) => hex::encode(id),
+        (None, Some(n)) => format!("{}-{eoj_hex}", hex::encode(n)),
         (None, None) => format!("{ip}-{eoj_hex}"),
     }
 }
@@ -241,8 +240,8 @@ mod tests {
         let eoj = Eoj([0x01, 0x30, 0x01]);
         let own = [0xFE, 0, 0, 0x77, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13];
         let node = [0xFE, 0, 0, 0x77, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9, 9];
-        assert_eq!(stable_id(Some(&own), Some(&node), ip, eoj), defs::hex(&own));
-        assert_eq!(stable_id(None, Some(&node), ip, eoj), format!("{}-013001", defs::hex(&node)));
+        assert_eq!(stable_id(Some(&own), Some(&node), ip, eoj), hex::encode(own));
+        assert_eq!(stable_id(None, Some(&node), ip, eoj), format!("{}-013001", hex::encode(node)));
         assert_eq!(stable_id(Some(&[0xFE, 0, 0, 0]), None, ip, eoj), "192.168.1.20-013001");
     }
 

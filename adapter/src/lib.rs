@@ -407,7 +407,7 @@ fn read_or_create_token(dir: &std::path::Path) -> Result<String, std::io::Error>
     use ring::rand::SecureRandom as _;
     let mut raw = [0u8; 24];
     ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| std::io::Error::other("no randomness"))?;
-    let token = defs::hex(&raw);
+    let token = hex::encode(raw);
     std::fs::write(&path, &token)?;
     #[cfg(unix)]
     {

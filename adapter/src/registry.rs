@@ -57,8 +57,7 @@ impl Device {
 
     /// The context value of `epc`.
     pub fn context_value(&self, epc: u8) -> Option<Vec<u8>> {
-        let h = self.context.get(&format!("{epc:02X}"))?;
-        (0..h.len()).step_by(2).map(|i| h.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok())).collect()
+        hex::decode(self.context.get(&format!("{epc:02X}"))?).ok()
     }
 }
 
@@ -109,11 +108,6 @@ fn eoj_hex(e: Eoj) -> String {
     format!("{:02x}{:02x}{:02x}", e.0[0], e.0[1], e.0[2])
 }
 
-fn parse_eoj(s: &str) -> Option<Eoj> {
-    let b = u32::from_str_radix(s, 16).ok()?.to_be_bytes();
-    (s.len() == 6).then_some(Eoj([b[1], b[2], b[3]]))
-}
-
 type DeviceRow = (String, String, String, String, Vec<u8>, Vec<u8>, Vec<u8>, String, i64, i64, i64, i64, i64);
 
 impl Registry {
@@ -148,7 +142,7 @@ impl Registry {
             last,
         ) in rows
         {
-            let (Ok(address), Some(eoj)) = (address.parse(), parse_eoj(&eoj)) else {
+            let (Ok(address), Some(eoj)) = (address.parse(), crate::parse_eoj(&eoj)) else {
                 tracing::warn!(%id, "device registry row unreadable; skipped");
                 continue;
             };

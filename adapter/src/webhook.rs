@@ -111,7 +111,7 @@ fn random_hex(n: usize) -> String {
     use ring::rand::SecureRandom as _;
     let mut b = vec![0u8; n];
     let _ = ring::rand::SystemRandom::new().fill(&mut b);
-    crate::defs::hex(&b)
+    hex::encode(&b)
 }
 
 /// `t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`.
@@ -120,7 +120,7 @@ pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
     let mut ctx = ring::hmac::Context::with_key(&key);
     ctx.update(format!("{t}.").as_bytes());
     ctx.update(body);
-    format!("t={t},v1={}", crate::defs::hex(ctx.sign().as_ref()))
+    format!("t={t},v1={}", hex::encode(ctx.sign().as_ref()))
 }
 
 /// Checks a signature header against `body` (for receivers and tests).
@@ -135,13 +135,7 @@ pub fn verify(secret: &str, header: &str, body: &[u8]) -> bool {
         }
     }
     let (Some(t), Some(v1)) = (t, v1) else { return false };
-    let Some(tag) = (0..v1.len())
-        .step_by(2)
-        .map(|i| v1.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-        .collect::<Option<Vec<u8>>>()
-    else {
-        return false;
-    };
+    let Ok(tag) = hex::decode(v1) else { return false };
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.as_bytes());
     let mut msg = format!("{t}.").into_bytes();
     msg.extend_from_slice(body);
