@@ -403,9 +403,8 @@ impl Registry {
                 subs.iter().filter(|(c, m, _)| *c == class && *m == code).map(|(_, _, s)| s.clone()).collect();
             directory.members.push(MemberEntry { id, name, subsystems });
         }
-        for (class, code, server) in servers.iter().map(|(a, b, c, _)| (a, b, c)) {
+        for (class, code, server, address) in &servers {
             let owner = ClientId::member(&inst, class, code).map_err(bad)?;
-            let address = servers.iter().find(|s| (&s.0, &s.1, &s.2) == (class, code, server)).map(|s| s.3.clone());
             let of = |rows: &Vec<(String, String, String, String)>| -> Vec<String> {
                 rows.iter().filter(|r| (&r.0, &r.1, &r.2) == (class, code, server)).map(|r| r.3.clone()).collect()
             };
@@ -413,7 +412,7 @@ impl Registry {
             directory.servers.push(ServerEntry {
                 owner,
                 server_code: server.clone(),
-                address: address.filter(|a| !a.is_empty()),
+                address: Some(address.clone()).filter(|a| !a.is_empty()),
                 auth_cert_hashes: of(&hashes),
                 clients,
             });
