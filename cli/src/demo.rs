@@ -71,10 +71,36 @@ pub struct Options {
     pub adapter_ips: [Ipv4Addr; 2],
     /// The multicast group of the simulated home's LAN.
     pub echonet_group: Ipv4Addr,
-    /// A central server's configuration anchor both servers follow (none: they do not).
-    pub configuration_anchor: Option<PathBuf>,
-    /// Seconds between their configuration downloads.
+    /// Run a central server and have both servers take their trust from its
+    /// global configuration (none: a trust file, `global-conf.toml`).
+    pub central: Option<CentralOptions>,
+    /// Seconds between the servers' configuration downloads.
     pub configuration_download_secs: u64,
+}
+
+/// The global group whose members may read the door-lock state (none at
+/// first: the demo's denied service).
+pub const DOOR_LOCK_GROUP: &str = "door-lock-readers";
+
+/// The demo's central server.
+#[derive(Debug, Clone)]
+pub struct CentralOptions {
+    /// Where it serves the global configuration.
+    pub listen: SocketAddr,
+    /// Seconds between two generations.
+    pub generation_interval_secs: u64,
+    /// Seconds a generation stays valid.
+    pub expire_after_secs: u64,
+}
+
+impl Default for CentralOptions {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::new(Ipv4Addr::new(127, 0, 0, 8).into(), 8081),
+            generation_interval_secs: 60,
+            expire_after_secs: 600,
+        }
+    }
 }
 
 impl Default for Options {
@@ -100,7 +126,7 @@ impl Default for Options {
             adapter: false,
             adapter_ips: [Ipv4Addr::new(127, 0, 0, 6), Ipv4Addr::new(127, 0, 0, 7)],
             echonet_group: musubi_adapter::net::MULTICAST,
-            configuration_anchor: None,
+            central: None,
             configuration_download_secs: 60,
         }
     }
@@ -178,6 +204,8 @@ pub struct Network {
     pub home: Option<musubi_adapter::simulate::Home>,
     /// The adapter, when the demo runs one.
     pub adapter: Option<musubi_adapter::Handle>,
+    /// The central server, when the demo runs one, with its configuration.
+    pub central: Option<(musubi_central_server::Handle, musubi_central_server::CentralConf)>,
 }
 
 /// The adapter's services the demo publishes (and grants the consumer).
@@ -252,6 +280,59 @@ async fn start_adapter(
         .find(|d| d.class() == 0x0130)
         .context("the simulated air conditioner was not discovered")?;
     Ok((home, adapter, ac.id))
+}
+
+/// Starts the demo's central server and enters into its registry what the
+/// trust file would hold: member classes, members and subsystems, the CA and
+/// TSA, settings, and both security servers with their clients.
+async fn start_central(
+    dir: &Path,
+    c: &CentralOptions,
+    global: &GlobalConf,
+) -> Result<(musubi_central_server::Handle, musubi_central_server::CentralConf)> {
+    let conf = musubi_central_server::CentralConf {
+        instance: INSTANCE.into(),
+        state_dir: dir.join("central"),
+        database_url: None,
+        conf_listen: c.listen,
+        public_address: c.listen.to_string(),
+        generation_interval_secs: c.generation_interval_secs,
+        expire_after_secs: c.expire_after_secs,
+    };
+    let cs = musubi_central_server::start(conf.clone()).await.context("starting the central server")?;
+    let reg = &cs.registry;
+    let der = |pem: &str| musubi_pki::pem_decode("CERTIFICATE", pem).context("a demo certificate is not PEM");
+    reg.add_member_class("GOV", "Government").await?;
+    reg.add_member_class("COM", "Commercial").await?;
+    for m in &global.members {
+        reg.add_member(&m.id, &m.name).await?;
+        for sub in &m.subsystems {
+            reg.add_subsystem(&ClientId::subsystem(INSTANCE, m.id.member_class(), m.id.member_code(), sub)?).await?;
+        }
+    }
+    for ca in &global.approved_cas {
+        let ocsp = ca
+            .ocsp
+            .iter()
+            .map(|o| Ok((o.url.clone(), o.cert.as_deref().map(der).transpose()?)))
+            .collect::<Result<Vec<_>>>()?;
+        reg.add_ca(&ca.name, &der(&ca.cert)?, &ocsp, ca.profile_info.as_deref()).await?;
+    }
+    for t in &global.approved_tsas {
+        reg.add_tsa(&t.name, &t.url, &der(&t.cert)?).await?;
+    }
+    reg.set_setting("ocspFreshnessSeconds", &global.ocsp_freshness_seconds.to_string()).await?;
+    reg.set_setting("timeStampingIntervalSeconds", &global.timestamping_interval_seconds.to_string()).await?;
+    for s in &global.security_servers {
+        for hash in &s.auth_cert_hashes {
+            reg.add_server(s.id.owner(), s.id.server_code(), &s.address, hash).await?;
+        }
+        for client in &s.clients {
+            reg.add_server_client(s.id.owner(), s.id.server_code(), client).await?;
+        }
+    }
+    cs.generate().await?;
+    Ok((cs, conf))
 }
 
 /// Identifiers used by the demo.
@@ -349,6 +430,8 @@ impl Network {
                 cert: musubi_pki::pem("CERTIFICATE", ca.cert_der()),
                 intermediates: vec![],
                 ocsp: vec![OcspResponder { url: ocsp_responder_url.clone(), cert: None }],
+                profile_info: None,
+                authentication_only: false,
             }],
             ocsp_freshness_seconds: opts.ocsp_freshness_seconds,
             approved_tsas: vec![ApprovedTsa {
@@ -385,12 +468,24 @@ impl Network {
                     clients: vec![provider.member_id(), provider.clone()],
                 },
             ],
+            global_groups: vec![],
         };
         if let Some(edit) = opts.edit_global {
             edit(&mut global);
         }
-        let global_path = dir.join("global-conf.toml");
-        write(&global_path, &toml::to_string_pretty(&global)?)?;
+        let (global_path, central, anchor) = match &opts.central {
+            None => {
+                let path = dir.join("global-conf.toml");
+                write(&path, &toml::to_string_pretty(&global)?)?;
+                (Some(path), None, None)
+            }
+            Some(c) => {
+                let (handle, conf) = start_central(dir, c, &global).await?;
+                let anchor = dir.join("anchor.xml");
+                write(&anchor, &handle.anchor().await?)?;
+                (None, Some((handle, conf)), Some(anchor))
+            }
+        };
         let provider_url = format!("http://{ip_p}:8090/");
         let (home, adapter, ac_id) = if opts.adapter {
             let (h, a, id) = start_adapter(dir, &opts).await?;
@@ -411,6 +506,7 @@ impl Network {
                     timeout_secs: 30,
                     enabled: true,
                     allowed_clients: vec![consumer.clone()],
+                    allowed_global_groups: vec![],
                 })
             })
             .collect();
@@ -431,6 +527,7 @@ impl Network {
                         timeout_secs: 10,
                         enabled: true,
                         allowed_clients: vec![consumer.clone()],
+                        allowed_global_groups: vec![],
                     },
                     Service {
                         id: denied.clone(),
@@ -438,6 +535,8 @@ impl Network {
                         timeout_secs: 10,
                         enabled: true,
                         allowed_clients: vec![],
+                        // Opened by the central server's global group (empty in the demo).
+                        allowed_global_groups: vec![DOOR_LOCK_GROUP.into()],
                     },
                 ]
                 .into_iter()
@@ -476,7 +575,7 @@ impl Network {
                 archive_transfer_command: opts.archive_transfer_command.clone().filter(|_| name == "consumer"),
                 keep_records_for_secs: opts.keep_records_for_secs,
                 max_body_bytes: 32 * 1024 * 1024,
-                configuration_anchor: opts.configuration_anchor.clone(),
+                configuration_anchor: anchor.clone(),
                 configuration_download_secs: opts.configuration_download_secs,
             };
             write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
@@ -560,6 +659,7 @@ impl Network {
             tsa,
             home,
             adapter,
+            central,
         })
     }
 
@@ -616,6 +716,9 @@ impl Network {
         let _ = self.provider_stop.send(true);
         self.consumer.shutdown().await;
         self.provider.shutdown().await;
+        if let Some((c, _)) = self.central {
+            c.shutdown();
+        }
         let _ = self.ocsp_stop.send(true);
         let _ = self.tsa_stop.send(true);
     }

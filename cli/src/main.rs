@@ -347,7 +347,7 @@ fn read_conf_dir(dir: &std::path::Path, conf: &mut musubi_pki::verify::Verificat
             freshness = trust.ocsp_freshness_seconds;
         }
         for (ca, info) in trust.profiles {
-            if let Some(profile) = profile_of(&info) {
+            if let Some(profile) = musubi_pki::verify::SignerProfile::from_info(&info) {
                 conf.profiles.push((ca, profile));
             }
         }
@@ -356,20 +356,6 @@ fn read_conf_dir(dir: &std::path::Path, conf: &mut musubi_pki::verify::Verificat
         conf.tsas.extend(trust.tsas);
     }
     Ok(freshness)
-}
-
-/// The signer-name rule of an X-Road `certificateProfileInfo` class; none
-/// for a profile Musubi does not know (its certificates are then not checked
-/// by name).
-fn profile_of(info: &str) -> Option<musubi_pki::verify::SignerProfile> {
-    use musubi_pki::verify::SignerProfile;
-    let class = info.rsplit('.').next().unwrap_or_default();
-    match class {
-        "FiVRKCertificateProfileInfoProvider" => Some(SignerProfile::FiVrk),
-        "EjbcaCertificateProfileInfoProvider" => Some(SignerProfile::Default),
-        "TestCertificateProfileInfoProvider" => Some(SignerProfile::CommonName),
-        _ => None,
-    }
 }
 
 /// Largest file `--part`, `--hash-chain` or `--hash-chain-result` reads, bytes.

@@ -219,6 +219,19 @@ pub enum SignerProfile {
     CommonName,
 }
 
+impl SignerProfile {
+    /// The signer-name rule of an X-Road `certificateProfileInfo` class name
+    /// (its last dotted part decides); none for a profile Musubi does not know.
+    pub fn from_info(info: &str) -> Option<Self> {
+        match info.trim().rsplit('.').next().unwrap_or_default() {
+            "FiVRKCertificateProfileInfoProvider" => Some(Self::FiVrk),
+            "EjbcaCertificateProfileInfoProvider" | "DefaultCertificateProfileInfoProvider" => Some(Self::Default),
+            "TestCertificateProfileInfoProvider" => Some(Self::CommonName),
+            _ => None,
+        }
+    }
+}
+
 /// Checks that `cert_der` names `member` under `profile` (X-Road's signer-name
 /// check; `incorrect_certificate` otherwise).
 pub fn check_signer(cert_der: &[u8], member: &ClientId, profile: SignerProfile) -> Result<(), ContainerError> {

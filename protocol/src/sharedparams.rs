@@ -318,6 +318,30 @@ pub struct SharedParams {
     pub ocsp_freshness_seconds: Option<u64>,
 }
 
+/// What Musubi takes from `private-params.xml`: the instance and
+/// `timeStampingIntervalSeconds` (how often the message log is stamped).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrivateParams {
+    /// `instanceIdentifier`.
+    pub instance: String,
+    /// `timeStampingIntervalSeconds`, when given.
+    pub time_stamping_interval_seconds: Option<u64>,
+}
+
+/// Reads `private-params.xml` (bounded, no DOCTYPE, root `<conf>`).
+pub fn read_private(bytes: &[u8]) -> Result<PrivateParams, SharedParamsError> {
+    with_conf(bytes, |root| {
+        let field = |name: &'static str| children(root, name).next().map(|c| text_of(c).trim().to_string());
+        let interval = field("timeStampingIntervalSeconds")
+            .map(|t| t.parse::<u64>().map_err(|_| bad(format!("timeStampingIntervalSeconds {t:?} is not a number"))))
+            .transpose()?;
+        Ok(PrivateParams {
+            instance: field("instanceIdentifier").unwrap_or_default(),
+            time_stamping_interval_seconds: interval,
+        })
+    })
+}
+
 fn read_ca_cert(n: Node<'_, '_>, what: &str) -> Result<CaCert, SharedParamsError> {
     let mut ocsp = Vec::new();
     for o in children(n, "ocsp") {
@@ -604,5 +628,14 @@ mod tests {
         let freshness = conf("<globalSettings><ocspFreshnessSeconds>soon</ocspFreshnessSeconds></globalSettings>");
         assert!(read_trust(freshness.as_bytes()).unwrap_err().0.contains("is not a number"));
         assert!(read_trust(b"<!DOCTYPE x><conf/>").unwrap_err().0.contains("DOCTYPE"));
+    }
+
+    #[test]
+    fn reads_the_time_stamping_interval_of_private_params() {
+        let p = read_private(conf("<timeStampingIntervalSeconds>60</timeStampingIntervalSeconds>").as_bytes()).unwrap();
+        assert_eq!(p, PrivateParams { instance: "DEV".into(), time_stamping_interval_seconds: Some(60) });
+        assert_eq!(read_private(conf("").as_bytes()).unwrap().time_stamping_interval_seconds, None);
+        let bad = conf("<timeStampingIntervalSeconds>often</timeStampingIntervalSeconds>");
+        assert!(read_private(bad.as_bytes()).unwrap_err().0.contains("is not a number"));
     }
 }

@@ -33,6 +33,23 @@ pub struct GlobalConf {
     /// Security servers of the network.
     #[serde(default)]
     pub security_servers: Vec<SecurityServer>,
+    /// Global groups (X-Road's `globalGroup`), for access rights.
+    #[serde(default)]
+    pub global_groups: Vec<GlobalGroup>,
+}
+
+/// A global group of the network.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GlobalGroup {
+    /// Group code.
+    pub code: String,
+    /// Description.
+    #[serde(default)]
+    pub description: String,
+    /// Members and subsystems in it.
+    #[serde(default)]
+    pub members: Vec<ClientId>,
 }
 
 fn default_download() -> u64 {
@@ -45,6 +62,94 @@ fn default_freshness() -> u64 {
 
 fn default_ts_interval() -> u64 {
     60
+}
+
+impl GlobalConf {
+    /// The same model from a downloaded global configuration (X-Road's
+    /// shared and private parameters). Shared parameters list no member
+    /// signing certificates: signers are checked by their CA's certificate
+    /// profile instead (see [`Trust::check_signer`]).
+    pub fn from_params(
+        shared: &musubi_protocol::sharedparams::SharedParams,
+        private: &musubi_protocol::sharedparams::PrivateParams,
+    ) -> Result<Self, ConfError> {
+        let pem = |der: &[u8]| musubi_pki::pem("CERTIFICATE", der);
+        let d = &shared.directory;
+        let approved_cas = shared
+            .cas
+            .iter()
+            .map(|ca| ApprovedCa {
+                name: ca.name.clone(),
+                cert: pem(&ca.top.cert),
+                intermediates: ca.intermediates.iter().map(|i| pem(&i.cert)).collect(),
+                ocsp: ca
+                    .top
+                    .ocsp
+                    .iter()
+                    .chain(ca.intermediates.iter().flat_map(|i| i.ocsp.iter()))
+                    .map(|(url, cert)| OcspResponder { url: url.clone(), cert: cert.as_deref().map(pem) })
+                    .collect(),
+                profile_info: ca.profile_info.clone(),
+                authentication_only: ca.authentication_only,
+            })
+            .collect();
+        let security_servers = d
+            .servers
+            .iter()
+            .map(|s| {
+                Ok(SecurityServer {
+                    id: SecurityServerId::new(s.owner.clone(), &s.server_code).map_err(|e| {
+                        ConfError::Invalid(format!("security server {} of {}: {e}", s.server_code, s.owner))
+                    })?,
+                    address: s.address.clone().unwrap_or_default(),
+                    auth_cert_hashes: s.auth_cert_hashes.iter().map(|h| normalise_hash(h)).collect(),
+                    clients: s.clients.clone(),
+                })
+            })
+            .collect::<Result<_, ConfError>>()?;
+        Ok(Self {
+            instance_identifier: d.instance.clone(),
+            approved_cas,
+            ocsp_freshness_seconds: shared.ocsp_freshness_seconds.unwrap_or_else(default_freshness),
+            approved_tsas: shared
+                .tsas
+                .iter()
+                .map(|t| ApprovedTsa { name: t.name.clone(), url: t.url.clone(), cert: pem(&t.cert) })
+                .collect(),
+            timestamping_interval_seconds: private.time_stamping_interval_seconds.unwrap_or_else(default_ts_interval),
+            members: d
+                .members
+                .iter()
+                .map(|m| Member {
+                    id: m.id.clone(),
+                    name: m.name.clone(),
+                    subsystems: m.subsystems.clone(),
+                    signing_certs: vec![],
+                })
+                .collect(),
+            security_servers,
+            global_groups: d
+                .groups
+                .iter()
+                .map(|g| GlobalGroup {
+                    code: g.code.clone(),
+                    description: g.description.clone(),
+                    members: g.members.clone(),
+                })
+                .collect(),
+        })
+    }
+}
+
+/// An authentication-certificate hash as this server compares them: lower-case
+/// hex of the SHA-256 of the DER. X-Road's shared parameters write base64.
+pub fn normalise_hash(hash: &str) -> String {
+    use base64::Engine as _;
+    let hash = hash.trim();
+    match base64::engine::general_purpose::STANDARD.decode(hash) {
+        Ok(raw) if raw.len() == 32 && hash.len() == 44 => raw.iter().map(|b| format!("{b:02x}")).collect(),
+        _ => hash.to_ascii_lowercase(),
+    }
 }
 
 /// An approved time-stamping authority (shared-params `approvedTSA`).
@@ -73,6 +178,14 @@ pub struct ApprovedCa {
     /// Its OCSP responders, tried in order.
     #[serde(default)]
     pub ocsp: Vec<OcspResponder>,
+    /// X-Road's `certificateProfileInfo`: how its signing certificates name
+    /// their member (X-Road's default profile, C/O/CN, when absent).
+    #[serde(default)]
+    pub profile_info: Option<String>,
+    /// The CA issues authentication certificates only; signing certificates
+    /// under it are refused.
+    #[serde(default)]
+    pub authentication_only: bool,
 }
 
 /// An OCSP responder of an approved CA.
@@ -158,6 +271,9 @@ pub struct Service {
     /// Clients allowed to call it (subsystems, or members for all their subsystems).
     #[serde(default)]
     pub allowed_clients: Vec<ClientId>,
+    /// Global groups (codes of this instance) whose members may call it.
+    #[serde(default)]
+    pub allowed_global_groups: Vec<String>,
 }
 
 fn default_timeout() -> u64 {
@@ -184,8 +300,11 @@ pub struct SigningKeyConf {
 pub struct ServerConf {
     /// This server's identifier.
     pub server_id: SecurityServerId,
-    /// Path of the trust file.
-    pub global_conf: PathBuf,
+    /// Path of a trust file (Musubi's TOML shaped like shared-params), for a
+    /// server that does not follow a central server. Exclusive with
+    /// `configuration_anchor`.
+    #[serde(default)]
+    pub global_conf: Option<PathBuf>,
     /// Client proxy listen address (information systems).
     pub client_proxy_listen: SocketAddr,
     /// Server proxy listen address (peers, mTLS).
@@ -260,7 +379,8 @@ pub struct ServerConf {
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
     /// A configuration anchor (X-Road's XML): when set, the server downloads
-    /// the signed global configuration from the anchor's sources and refuses
+    /// the signed global configuration from the anchor's sources, takes its
+    /// trust (CAs, TSAs, members, servers, groups) from it, and refuses
     /// exchanges once the configuration in force has expired.
     #[serde(default)]
     pub configuration_anchor: Option<PathBuf>,
@@ -307,6 +427,13 @@ fn default_conf_check() -> u64 {
 
 fn default_max_body() -> usize {
     32 * 1024 * 1024
+}
+
+impl ServerConf {
+    /// Where downloaded global configurations are kept.
+    pub fn globalconf_root(&self) -> PathBuf {
+        self.state_dir.join("globalconf")
+    }
 }
 
 /// A configuration file that cannot be used.
@@ -382,8 +509,21 @@ pub struct Trust {
     pub ocsp: Vec<(Vec<String>, Vec<Vec<u8>>)>,
     /// Intermediate CAs with the index of the approved CA they belong to.
     pub intermediates: Vec<(usize, Vec<u8>)>,
-    /// Member → signing certificates (DER).
+    /// Member → signing certificates (DER), as the trust file registers them.
     pub signing_certs: HashMap<ClientId, Vec<Vec<u8>>>,
+    /// How signers are recognised.
+    signers: Signers,
+}
+
+/// How a signing certificate is tied to its member.
+#[derive(Debug)]
+enum Signers {
+    /// The trust file lists each member's signing certificates.
+    Listed,
+    /// A downloaded global configuration: the certificate must name the member
+    /// under its CA's certificate profile (per approved CA, `None` for a
+    /// profile Musubi does not know, which refuses every signer under it).
+    ByProfile(Vec<Option<musubi_pki::verify::SignerProfile>>),
 }
 
 impl Trust {
@@ -421,7 +561,68 @@ impl Trust {
                 .collect::<Result<Vec<_>, _>>()?;
             signing_certs.insert(m.id.member_id(), certs);
         }
-        Ok(Self { conf, ca_ders, ocsp, intermediates, signing_certs })
+        Ok(Self { conf, ca_ders, ocsp, intermediates, signing_certs, signers: Signers::Listed })
+    }
+
+    /// Trust from a downloaded global configuration: signers are recognised
+    /// by their CA's certificate profile, as X-Road does.
+    pub fn from_params(conf: GlobalConf) -> Result<Self, ConfError> {
+        use musubi_pki::verify::SignerProfile;
+        let profiles = conf
+            .approved_cas
+            .iter()
+            .map(|ca| match &ca.profile_info {
+                None => Some(SignerProfile::Default),
+                Some(info) => SignerProfile::from_info(info),
+            })
+            .collect();
+        let mut trust = Self::new(conf)?;
+        trust.signers = Signers::ByProfile(profiles);
+        Ok(trust)
+    }
+
+    /// Whether the trust comes from a downloaded global configuration.
+    pub fn from_central_server(&self) -> bool {
+        matches!(self.signers, Signers::ByProfile(_))
+    }
+
+    /// Checks that `cert_der` is a signing certificate of `member`: listed for
+    /// it in the trust file, or, under a downloaded configuration, issued by
+    /// an approved CA that may issue signing certificates and naming the
+    /// member as that CA's certificate profile says.
+    pub fn check_signer(&self, member: &ClientId, cert_der: &[u8]) -> Result<(), String> {
+        let member = member.member_id();
+        match &self.signers {
+            Signers::Listed => {
+                if self.signing_certs.get(&member).is_some_and(|certs| certs.iter().any(|c| c == cert_der)) {
+                    Ok(())
+                } else {
+                    Err(format!("the signing certificate does not belong to {member}"))
+                }
+            }
+            Signers::ByProfile(profiles) => {
+                let (index, _) = self
+                    .issuer_of(cert_der)
+                    .ok_or_else(|| "the signing certificate is not issued by an approved CA".to_string())?;
+                let ca = &self.conf.approved_cas[index];
+                if ca.authentication_only {
+                    return Err(format!("CA {:?} issues authentication certificates only", ca.name));
+                }
+                let profile = profiles.get(index).copied().flatten().ok_or_else(|| {
+                    format!(
+                        "CA {:?} names an unknown certificate profile {:?}",
+                        ca.name,
+                        ca.profile_info.as_deref().unwrap_or_default()
+                    )
+                })?;
+                musubi_pki::verify::check_signer(cert_der, &member, profile).map_err(|e| e.message)
+            }
+        }
+    }
+
+    /// Whether `client` is in global group `code` (a member's subsystems are not).
+    pub fn in_global_group(&self, code: &str, client: &ClientId) -> bool {
+        self.conf.global_groups.iter().any(|g| g.code == code && g.members.contains(client))
     }
 
     /// The CA certificate that issued `cert_der` (an approved CA or one of its

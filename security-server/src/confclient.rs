@@ -58,6 +58,9 @@ pub enum ConfClientError {
     /// A required file is not listed.
     #[error("the directory lists no {0}")]
     Missing(&'static str),
+    /// The parameters are well formed but this server cannot take its trust from them.
+    #[error("the configuration cannot be used: {0}")]
+    Unusable(String),
     /// Writing to disk failed.
     #[error("cannot store the configuration in {path}: {error}")]
     Store {

@@ -5,11 +5,12 @@
 //! outdated-configuration fault; the next good download lets them through
 //! again, by itself.
 //!
-//! For now the downloaded configuration gates traffic by its expiry; trust
-//! still comes from the trust file (deriving it from the shared parameters
-//! is the next step of the central-server issue).
+//! The server's trust is built from the shared and private parameters of
+//! the generation in force ([`read_in_force`]); a download whose parameters
+//! cannot be turned into trust is refused like a tampered one, and each new
+//! generation wakes the server's reload.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -18,7 +19,43 @@ use musubi_protocol::globalconf::Anchor;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
+use crate::conf::{ConfError, GlobalConf, Trust};
 use crate::confclient;
+
+/// Reads the trust of the generation in force under `root` for `instance`;
+/// `None` when no configuration has been downloaded yet.
+pub(crate) fn read_in_force(root: &Path, instance: &str) -> Result<Option<Trust>, ConfError> {
+    let Some(dir) = confclient::in_force_dir(root) else { return Ok(None) };
+    let conf = crate::confdir::read(&dir)
+        .map_err(|e| ConfError::Invalid(format!("global configuration in {}: {e:?}", dir.display())))?;
+    let read = |params| -> Result<Vec<u8>, ConfError> {
+        let file = conf.find(instance, params).ok_or_else(|| {
+            ConfError::Invalid(format!(
+                "global configuration in {} has no {params:?} parameters of {instance}",
+                dir.display()
+            ))
+        })?;
+        let len = std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(u64::MAX);
+        if len > musubi_protocol::sharedparams::MAX_SHARED_PARAMS_BYTES as u64 {
+            return Err(ConfError::Invalid(format!("{} is too large", file.path.display())));
+        }
+        std::fs::read(&file.path).map_err(|error| ConfError::Read { path: file.path.clone(), error })
+    };
+    let shared = read(crate::confdir::Params::Shared)?;
+    let private = read(crate::confdir::Params::Private).ok();
+    trust_of(&shared, private.as_deref()).map(Some)
+}
+
+/// Trust from shared parameters (and private ones, when present).
+fn trust_of(shared: &[u8], private: Option<&[u8]>) -> Result<Trust, ConfError> {
+    use musubi_protocol::sharedparams;
+    let params = sharedparams::read(shared).map_err(|e| ConfError::Invalid(e.to_string()))?;
+    let private = match private {
+        Some(p) => sharedparams::read_private(p).map_err(|e| ConfError::Invalid(e.to_string()))?,
+        None => sharedparams::PrivateParams::default(),
+    };
+    Trust::from_params(GlobalConf::from_params(&params, &private)?)
+}
 
 /// The expiry of the configuration in force, when the server follows one.
 #[derive(Debug)]
@@ -64,6 +101,8 @@ pub(crate) struct Follower {
     anchor: Anchor,
     root: PathBuf,
     interval: Duration,
+    /// Woken after each new generation is put in force.
+    pub(crate) taken: Arc<tokio::sync::Notify>,
 }
 
 impl Follower {
@@ -72,7 +111,17 @@ impl Follower {
         let bytes = std::fs::read(anchor_path).map_err(|e| format!("cannot read {}: {e}", anchor_path.display()))?;
         let anchor =
             musubi_protocol::globalconf::parse_anchor(&bytes).map_err(|e| format!("{}: {e}", anchor_path.display()))?;
-        Ok(Self { anchor, root, interval: Duration::from_secs(interval_secs.max(1)) })
+        Ok(Self {
+            anchor,
+            root,
+            interval: Duration::from_secs(interval_secs.max(1)),
+            taken: Arc::new(tokio::sync::Notify::new()),
+        })
+    }
+
+    /// The instance the anchor is for.
+    pub(crate) fn instance(&self) -> &str {
+        &self.anchor.instance
     }
 
     /// The freshness of what is on disk now.
@@ -82,14 +131,22 @@ impl Follower {
         f
     }
 
-    async fn round(&self, freshness: &Freshness) {
+    pub(crate) async fn round(&self, freshness: &Freshness) {
         let t = Duration::from_secs(10);
         let mut last_error = None;
         for source in &self.anchor.sources {
             let taken = async {
                 let dl = confclient::fetch(&source.location, t).await?;
                 confclient::check(&self.anchor, &confclient::in_force(&self.root), &dl)?;
+                // Parameters this server could not take its trust from are refused too.
+                let file =
+                    |id: &str| dl.files.iter().find(|(f, _)| f.content_identifier == id).map(|(_, b)| b.as_slice());
+                let shared =
+                    file("SHARED-PARAMETERS").ok_or(confclient::ConfClientError::Missing("SHARED-PARAMETERS"))?;
+                trust_of(shared, file("PRIVATE-PARAMETERS"))
+                    .map_err(|e| confclient::ConfClientError::Unusable(e.to_string()))?;
                 confclient::store(&self.root, &self.anchor.instance, &dl)?;
+                self.taken.notify_one();
                 Ok::<_, confclient::ConfClientError>(dl.directory.expire_date)
             }
             .await;

@@ -173,29 +173,59 @@ fn start_signers(keys: HashMap<musubi_protocol::ClientId, musubi_pki::SigningKey
         .collect()
 }
 
-/// Reads the trust file and checks that it names this server.
+/// Reads the server's trust: the trust file, or the global configuration in
+/// force when the server follows a central server. A trust file must name
+/// this server and host its services; a downloaded configuration may not
+/// yet (the server is being registered), which is logged, and exchanges are
+/// refused until it does.
 fn load_trust(conf: &ServerConf) -> Result<Trust, StartError> {
-    let trust = Trust::new(conf::read_toml(&conf.global_conf)?)?;
-    if trust.server(&conf.server_id).is_none() {
-        return Err(ConfError::Invalid(format!(
-            "{} is not in the global configuration {}",
-            conf.server_id,
-            conf.global_conf.display()
-        ))
-        .into());
-    }
-    for service in &conf.services {
-        if !trust.server(&conf.server_id).is_some_and(|s| s.hosts(service.id.provider())) {
-            return Err(ConfError::Invalid(format!(
+    let (trust, source) = match (&conf.global_conf, &conf.configuration_anchor) {
+        (Some(path), None) => (Trust::new(conf::read_toml(path)?)?, path.display().to_string()),
+        (None, Some(_)) => {
+            let instance = conf.server_id.owner().instance();
+            let trust = confsync::read_in_force(&conf.globalconf_root(), instance)?.ok_or_else(|| {
+                StartError::Anchor(
+                    "no global configuration has been downloaded from the anchor's sources yet; \
+                     check that the central server is reachable"
+                        .into(),
+                )
+            })?;
+            (trust, "downloaded from the central server".to_string())
+        }
+        (Some(_), Some(_)) => {
+            return Err(ConfError::Invalid(
+                "both global_conf and configuration_anchor are set; a server takes its trust from the central \
+                 server (configuration_anchor) or from a trust file (global_conf), not both"
+                    .into(),
+            )
+            .into());
+        }
+        (None, None) => {
+            return Err(ConfError::Invalid(
+                "set configuration_anchor (follow a central server) or global_conf (a trust file)".into(),
+            )
+            .into());
+        }
+    };
+    let problem = match trust.server(&conf.server_id) {
+        None => Some(format!("{} is not in the global configuration {source}", conf.server_id)),
+        Some(me) => conf.services.iter().find(|s| !me.hosts(s.id.provider())).map(|service| {
+            format!(
                 "service {} belongs to {}, which this server does not host; \
                  add the client to the server's clients in the global configuration",
                 service.id,
                 service.id.provider()
-            ))
-            .into());
+            )
+        }),
+    };
+    match problem {
+        Some(p) if !trust.from_central_server() => Err(ConfError::Invalid(p).into()),
+        Some(p) => {
+            warn!("{p}; exchanges are refused until the central server's configuration registers it");
+            Ok(trust)
         }
+        None => Ok(trust),
     }
-    Ok(trust)
 }
 
 /// Logs in to the token with the PIN and loads the keys of the configured
@@ -221,10 +251,9 @@ async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, Sta
     let mut signing_keys = HashMap::new();
     for k in &conf.signing_keys {
         let cert = read_pem(&k.cert, "CERTIFICATE")?;
-        let registered = trust.signing_certs.get(&k.member.member_id()).is_some_and(|c| c.contains(&cert));
-        if !registered {
+        if let Err(why) = trust.check_signer(&k.member, &cert) {
             return Err(ConfError::Invalid(format!(
-                "the signing certificate {} is not registered for {} in the global configuration; \
+                "the signing certificate {} cannot sign for {} under the global configuration ({why}); \
                  register it or point signing_keys at the registered one",
                 k.cert.display(),
                 k.member.member_id()
@@ -237,7 +266,9 @@ async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, Sta
     }
     let auth_cert = CertificateDer::from(read_pem(&conf.auth_cert, "CERTIFICATE")?);
     let me = trust.server(&conf.server_id).map(|s| s.auth_cert_hashes.clone()).unwrap_or_default();
-    if !me.iter().any(|h| h.eq_ignore_ascii_case(&musubi_pki::cert_hash(&auth_cert))) {
+    // Under a central server the registration may still be pending: the
+    // client proxy refuses exchanges until the configuration lists it.
+    if !trust.from_central_server() && !me.iter().any(|h| h.eq_ignore_ascii_case(&musubi_pki::cert_hash(&auth_cert))) {
         return Err(ConfError::Invalid(format!(
             "the authentication certificate {} is not registered for {} in the global configuration; \
              peers would refuse this server",
@@ -272,6 +303,30 @@ async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, Sta
 
 /// Starts a security server with `conf`.
 pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
+    let follower = match &conf.configuration_anchor {
+        Some(anchor) => Some(
+            confsync::Follower::new(anchor, conf.globalconf_root(), conf.configuration_download_secs)
+                .map_err(StartError::Anchor)?,
+        ),
+        None => None,
+    };
+    if let Some(f) = &follower
+        && f.instance() != conf.server_id.owner().instance()
+    {
+        return Err(StartError::Anchor(format!(
+            "the anchor is for instance {:?}, this server ({}) belongs to {:?}",
+            f.instance(),
+            conf.server_id,
+            conf.server_id.owner().instance()
+        )));
+    }
+    let freshness = Arc::new(follower.as_ref().map_or_else(confsync::Freshness::disabled, |f| f.freshness()));
+    // A first configuration before anything else; later ones come every interval.
+    if let Some(f) = &follower
+        && confclient::in_force_dir(&conf.globalconf_root()).is_none()
+    {
+        f.round(&freshness).await;
+    }
     let trust = load_trust(&conf)?;
     let identity = load_identity(&conf, &trust).await?;
     let trust = SharedTrust::new(trust);
@@ -310,14 +365,6 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         cp.local_addr().map_err(|source| StartError::Bind { addr: conf.client_proxy_listen, source })?;
     let server_proxy_addr =
         sp.local_addr().map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
-    let follower = match &conf.configuration_anchor {
-        Some(anchor) => Some(
-            confsync::Follower::new(anchor, conf.state_dir.join("globalconf"), conf.configuration_download_secs)
-                .map_err(StartError::Anchor)?,
-        ),
-        None => None,
-    };
-    let freshness = Arc::new(follower.as_ref().map_or_else(confsync::Freshness::disabled, |f| f.freshness()));
     let conf_check = Duration::from_secs(conf.conf_check_secs.max(1));
     let ts_period = Duration::from_secs(conf.acceptable_timestamp_failure_period_secs);
     let state = Arc::new(proxy::State {
@@ -338,11 +385,18 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
+    let new_generation = follower.as_ref().map(|f| f.taken.clone()).unwrap_or_default();
     if let Some(f) = follower {
         tasks.spawn(confsync::run(f, freshness, rx.clone()));
     }
     let (conf_updates, _) = watch::channel(0u64);
-    tasks.spawn(watch_configuration(state.clone(), tls_conf.clone(), conf_check, conf_updates.clone(), rx.clone()));
+    tasks.spawn(watch_configuration(
+        state.clone(),
+        tls_conf.clone(),
+        Reload { every: conf_check, new_generation },
+        conf_updates.clone(),
+        rx.clone(),
+    ));
     tasks.spawn(timestamper::run(state.clone(), rx.clone()));
     let archive_dir = state.conf.archive_dir.clone().unwrap_or_else(|| state.conf.state_dir.join("archive"));
     let (archive_updates, _) = watch::channel(0u64);
@@ -487,27 +541,40 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Takes a changed trust file or renewed certificates into use without a
-/// restart: checked every `every`; a configuration that does not check out is
+/// When the configuration is looked at again.
+struct Reload {
+    /// Files are checked this often.
+    every: Duration,
+    /// Woken when a new global configuration has been put in force.
+    new_generation: Arc<tokio::sync::Notify>,
+}
+
+/// Takes a changed trust file, a new global configuration or renewed
+/// certificates into use without a restart: checked every `reload.every` and
+/// at each new generation; a configuration that does not check out is
 /// logged and the running one kept.
 async fn watch_configuration(
     state: Arc<proxy::State>,
     tls: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
-    every: Duration,
+    reload: Reload,
     updates: watch::Sender<u64>,
     mut stop: watch::Receiver<bool>,
 ) {
     let stamp = |conf: &ServerConf| {
-        let mut files =
-            vec![modified(&conf.global_conf), modified(&conf.auth_cert), modified(&conf.token_dir.join("token.toml"))];
+        let mut files = vec![
+            conf.global_conf.as_deref().and_then(modified),
+            modified(&conf.auth_cert),
+            modified(&conf.token_dir.join("token.toml")),
+        ];
         files.extend(conf.signing_keys.iter().map(|k| modified(&k.cert)));
-        files
+        (files, confclient::in_force_dir(&conf.globalconf_root()))
     };
     let mut last = stamp(&state.conf);
     loop {
         tokio::select! {
             _ = stop.changed() => break,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(reload.every) => {}
+            _ = reload.new_generation.notified() => {}
         }
         let now = stamp(&state.conf);
         if now == last {
@@ -544,7 +611,7 @@ async fn watch_configuration(
         state.peers.lock().await.clear();
         state.peer_tls.lock().await.clear();
         state.ocsp.refresh().await;
-        info!("configuration reloaded: trust file and certificates taken into use");
+        info!("configuration reloaded: trust and certificates taken into use");
         updates.send_modify(|n| *n += 1);
     }
 }

@@ -174,10 +174,22 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     let h = msg.header().clone();
     let qid = h.id.clone();
     let err = |f: Fault| (qid.clone(), f);
+    state.globalconf.check().map_err(|e| err(Code::OUTDATED_GLOBALCONF.client_proxy(e)))?;
     let trust = state.trust.get();
-    let me = trust
-        .server(&state.conf.server_id)
-        .ok_or_else(|| err(Code::INTERNAL_ERROR.client_proxy("this server is not in the global configuration")))?;
+    let me = trust.server(&state.conf.server_id).ok_or_else(|| {
+        err(Code::SSL_AUTHENTICATION_FAILED.client_proxy(format!(
+            "security server {} is not registered in the global configuration",
+            state.conf.server_id
+        )))
+    })?;
+    // X-Road's check: a server whose authentication certificate is not (yet)
+    // registered cannot be trusted by any peer.
+    let own_auth = musubi_pki::cert_hash(&state.auth().0);
+    if !me.auth_cert_hashes.iter().any(|h| h.eq_ignore_ascii_case(&own_auth)) {
+        return Err(err(Code::SSL_AUTHENTICATION_FAILED.client_proxy(
+            "security server has no valid authentication certificate (its registration is not approved yet)",
+        )));
+    }
     if !me.hosts(&h.client) {
         return Err(err(
             Code::UNKNOWN_MEMBER.client_proxy(format!("client {} is not registered on this security server", h.client))
@@ -198,7 +210,6 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
 
     // Refuse while time-stamping has failed for too long: nothing is accepted
     // that could not be time-stamped later.
-    state.globalconf.check().map_err(|e| err(Code::OUTDATED_GLOBALCONF.client_proxy(e)))?;
     state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.client_proxy(e)))?;
     // This server's own certificates must have fresh good OCSP responses.
     let auth_ocsp = state.ocsp.own_good(&state.auth().0).map_err(|e| err(Code::CERT_VALIDATION.client_proxy(e)))?;
@@ -330,12 +341,7 @@ fn verify_transport(
         None => xades::verify(sig, &data),
     }
     .map_err(|e| (e.code, e.message))?;
-    let member = signer.member_id();
-    let registered =
-        state.trust.get().signing_certs.get(&member).is_some_and(|certs| certs.contains(&verified.certificate_der));
-    if !registered {
-        return Err((Code::INCORRECT_CERTIFICATE, format!("the signing certificate does not belong to {member}")));
-    }
+    state.trust.get().check_signer(signer, &verified.certificate_der).map_err(|e| (Code::INCORRECT_CERTIFICATE, e))?;
     let now = time::OffsetDateTime::now_utc();
     state.trust.get().check_path(&verified.certificate_der, &[], now).map_err(|e| {
         (
@@ -586,7 +592,8 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     let allowed = service
         .allowed_clients
         .iter()
-        .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()));
+        .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()))
+        || service.allowed_global_groups.iter().any(|g| trust.in_global_group(g, &h.client));
     if !allowed {
         return Err(err(Code::ACCESS_DENIED
             .server_proxy(format!("request is not allowed: {} may not call {}", h.client, h.service))));

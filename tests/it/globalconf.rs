@@ -1,38 +1,42 @@
-//! Security servers that follow a central server: exchanges flow while the
-//! global configuration is current, are refused with the outdated-
-//! configuration fault once the central server has been gone long enough for
-//! it to expire, and resume by themselves when it returns.
+//! Security servers that follow a central server and take their trust from
+//! its global configuration (no trust file): exchanges flow while the
+//! configuration is current, are refused with the outdated-configuration
+//! fault once the central server has been gone long enough for it to
+//! expire, and resume by themselves when it returns; a global-group change
+//! made on the central server reaches the provider's access check.
 
 use std::time::{Duration, Instant};
 
-use musubi::demo::{Options, example_request, ids};
-use musubi_central_server::CentralConf;
+use musubi::demo::{CentralOptions, DOOR_LOCK_GROUP, Options, example_request, ids};
 
-use crate::{http, network_with, scratch};
+use crate::{http, network_with};
 
 const XML: &str = "text/xml; charset=UTF-8";
 
-fn central(dir: &std::path::Path, net: u8) -> CentralConf {
-    let addr = format!("127.0.{net}.8:18081");
-    CentralConf {
-        instance: musubi::demo::INSTANCE.into(),
-        state_dir: dir.to_path_buf(),
-        database_url: None,
-        conf_listen: addr.parse().unwrap(),
-        public_address: addr,
-        generation_interval_secs: 1,
-        expire_after_secs: 4,
+fn following(net: u8, expire_after_secs: u64) -> Options {
+    Options {
+        central: Some(CentralOptions {
+            listen: format!("127.0.{net}.8:8081").parse().unwrap(),
+            generation_interval_secs: 1,
+            expire_after_secs,
+        }),
+        configuration_download_secs: 1,
+        ..Options::default()
     }
 }
 
-/// Sends the example request until `done` accepts the reply (or `secs` pass).
-async fn until(cp: std::net::SocketAddr, secs: u64, done: impl Fn(&crate::Reply) -> bool) -> crate::Reply {
-    let (_, _, service, _) = ids();
+/// Sends a request for `service` until `done` accepts the reply (or `secs` pass).
+async fn until(
+    cp: std::net::SocketAddr,
+    service: &musubi_protocol::ServiceId,
+    secs: u64,
+    done: impl Fn(&crate::Reply) -> bool,
+) -> crate::Reply {
     let deadline = Instant::now() + Duration::from_secs(secs);
     let mut n = 0;
     loop {
         n += 1;
-        let reply = http(cp, "POST", XML, example_request(&service, &format!("gc-{n}")).into_bytes()).await;
+        let reply = http(cp, "POST", XML, example_request(service, &format!("gc-{n}")).into_bytes()).await;
         if done(&reply) || Instant::now() >= deadline {
             return reply;
         }
@@ -43,34 +47,53 @@ async fn until(cp: std::net::SocketAddr, secs: u64, done: impl Fn(&crate::Reply)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_global_configuration_stops_traffic_until_the_central_server_returns() {
     let net = 35;
-    let dir = scratch("globalconf");
-    std::fs::create_dir_all(&dir).unwrap();
-    let cs_dir = dir.join("central");
-    let cs = musubi_central_server::start(central(&cs_dir, net)).await.unwrap();
-    let anchor = dir.join("anchor.xml");
-    std::fs::write(&anchor, cs.anchor().await.unwrap()).unwrap();
-    let network = network_with(
-        "globalconf-net",
-        net,
-        Options { configuration_anchor: Some(anchor), configuration_download_secs: 1, ..Options::default() },
-    )
-    .await;
+    let mut network = network_with("globalconf-net", net, following(net, 4)).await;
+    let (_, _, service, _) = ids();
     let cp = network.consumer.client_proxy_addr;
+    assert!(
+        !std::path::Path::new(&network.facts.request_file).with_file_name("global-conf.toml").exists(),
+        "no trust file is written when the servers follow a central server"
+    );
 
-    let ok = until(cp, 30, |r| r.status == 200).await;
+    let ok = until(cp, &service, 30, |r| r.status == 200).await;
     assert_eq!(ok.status, 200, "exchanges flow with a current configuration: {}", ok.body);
 
     // The central server goes away; within its 4 s expiry traffic stops, closed.
+    let (cs, cs_conf) = network.central.take().unwrap();
     cs.shutdown();
     drop(cs);
-    let refused = until(cp, 30, |r| r.fault_code() == Some("server.clientproxy.outdated_globalconf")).await;
+    let refused = until(cp, &service, 30, |r| r.fault_code() == Some("server.clientproxy.outdated_globalconf")).await;
     assert_eq!(refused.fault_code(), Some("server.clientproxy.outdated_globalconf"), "{}", refused.body);
     assert!(refused.body.contains("outdated"), "{}", refused.body);
 
-    // It returns (same keys, same address): traffic resumes by itself.
-    let cs = musubi_central_server::start(central(&cs_dir, net)).await.unwrap();
-    let back = until(cp, 30, |r| r.status == 200).await;
+    // It returns (same registry, keys and address): traffic resumes by itself.
+    let cs = musubi_central_server::start(cs_conf.clone()).await.unwrap();
+    network.central = Some((cs, cs_conf));
+    let back = until(cp, &service, 30, |r| r.status == 200).await;
     assert_eq!(back.status, 200, "exchanges resume after the next good download: {}", back.body);
-    cs.shutdown();
+    network.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_global_group_change_on_the_central_server_reaches_the_providers_access_check() {
+    let net = 36;
+    let network = network_with("globalconf-group", net, following(net, 600)).await;
+    let (consumer, _, _, door_lock) = ids();
+    let cp = network.consumer.client_proxy_addr;
+    let (cs, _) = network.central.as_ref().unwrap();
+
+    // The provider grants the door-lock service to a global group the consumer is not in.
+    let denied = until(cp, &door_lock, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("access_denied"))).await;
+    assert_eq!(denied.fault_code(), Some("server.serverproxy.access_denied"), "{}", denied.body);
+
+    // The central server adds the consumer to the group: the next generation lets it in.
+    cs.registry.add_group_member(DOOR_LOCK_GROUP, "May read door-lock state", &consumer).await.unwrap();
+    let allowed = until(cp, &door_lock, 30, |r| r.status == 200).await;
+    assert_eq!(allowed.status, 200, "group membership reached the provider: {}", allowed.body);
+
+    // And out again.
+    cs.registry.remove_group_member(DOOR_LOCK_GROUP, &consumer).await.unwrap();
+    let again = until(cp, &door_lock, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("access_denied"))).await;
+    assert_eq!(again.fault_code(), Some("server.serverproxy.access_denied"), "{}", again.body);
     network.shutdown().await;
 }
