@@ -15,10 +15,18 @@
 //! shared parameters' `<source>` before [`registry::Registry::activate_signing_key`]
 //! makes it sign.
 //!
-//! Not here yet (issue 6): registration requests on 4001, management
-//! requests, the admin API and CLI.
+//! Management requests (authentication-certificate and client registration
+//! and deletion, address change) arrive over HTTPS on `management_listen`
+//! (4001): [`management`] checks them, [`requests`] keeps them pending until
+//! a registration officer decides. The service's TLS certificate is
+//! published in the private parameters (`managementService`), and security
+//! servers accept no other.
+//!
+//! Not here yet (issue 6): the admin API and CLI.
 
+mod management;
 pub mod registry;
+pub mod requests;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -57,6 +65,23 @@ pub struct CentralConf {
     /// Seconds a generation stays valid.
     #[serde(default = "default_expiry")]
     pub expire_after_secs: u64,
+    /// Where management requests are taken over HTTPS (X-Road: port 4001);
+    /// none: the central server takes none.
+    #[serde(default)]
+    pub management_listen: Option<SocketAddr>,
+}
+
+impl CentralConf {
+    /// The management service's URL as security servers see it: the host of
+    /// `public_address` with the port of `management_listen`.
+    pub fn management_url(&self) -> Option<String> {
+        let listen = self.management_listen?;
+        let host = match self.public_address.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() => h,
+            _ => self.public_address.as_str(),
+        };
+        Some(format!("https://{host}:{}/managementservice/", listen.port()))
+    }
 }
 
 fn default_interval() -> u64 {
@@ -107,7 +132,10 @@ pub struct Handle {
     pub registry: Registry,
     /// Where the configuration is served.
     pub conf_addr: SocketAddr,
+    /// Where management requests are taken, when they are.
+    pub management_addr: Option<SocketAddr>,
     conf: CentralConf,
+    management_cert: Option<Vec<u8>>,
     published: Arc<RwLock<Published>>,
     stop: watch::Sender<bool>,
 }
@@ -120,7 +148,7 @@ impl Handle {
 
     /// Generates and publishes a configuration now.
     pub async fn generate(&self) -> Result<(), CentralError> {
-        generate(&self.registry, &self.conf, &self.published).await
+        generate(&self.registry, &self.conf, self.management_cert.as_deref(), &self.published).await
     }
 
     /// A configuration anchor for new members: the directory URL and the
@@ -153,11 +181,19 @@ impl Drop for Handle {
     }
 }
 
-fn private_params(instance: &str, time_stamping_interval: Option<u64>) -> String {
+fn private_params(instance: &str, time_stamping_interval: Option<u64>, management: Option<(&str, &[u8])>) -> String {
+    use base64::Engine as _;
     let mut s = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<tns:conf xmlns:tns=\"http://x-road.eu/xsd/xroad.xsd\">\n    <instanceIdentifier>{}</instanceIdentifier>\n",
         musubi_protocol::fault::escape_text(instance)
     );
+    if let Some((url, cert)) = management {
+        s.push_str(&format!(
+            "    <managementService>\n        <authCertRegServiceAddress>{}</authCertRegServiceAddress>\n        <authCertRegServiceCert>{}</authCertRegServiceCert>\n    </managementService>\n",
+            musubi_protocol::fault::escape_text(url),
+            base64::engine::general_purpose::STANDARD.encode(cert)
+        ));
+    }
     if let Some(t) = time_stamping_interval {
         s.push_str(&format!("    <timeStampingIntervalSeconds>{t}</timeStampingIntervalSeconds>\n"));
     }
@@ -165,11 +201,18 @@ fn private_params(instance: &str, time_stamping_interval: Option<u64>) -> String
     s
 }
 
-async fn generate(registry: &Registry, conf: &CentralConf, published: &RwLock<Published>) -> Result<(), CentralError> {
+async fn generate(
+    registry: &Registry,
+    conf: &CentralConf,
+    management_cert: Option<&[u8]>,
+    published: &RwLock<Published>,
+) -> Result<(), CentralError> {
     let source = format!("http://{}/internalconf", conf.public_address);
     let (params, ts_interval) = registry.snapshot(&source).await?;
     let shared = musubi_protocol::sharedparams::write(&params).map_err(|e| CentralError::Write(e.to_string()))?;
-    let private = private_params(&conf.instance, ts_interval);
+    let url = conf.management_url();
+    let management = url.as_deref().zip(management_cert);
+    let private = private_params(&conf.instance, ts_interval, management);
     let (_, key) = registry.active_key().await?;
     let now = time::OffsetDateTime::now_utc();
     let generation = now.unix_timestamp_nanos();
@@ -207,28 +250,74 @@ async fn generate(registry: &Registry, conf: &CentralConf, published: &RwLock<Pu
     Ok(())
 }
 
+/// The management service's TLS key and certificate: made at first start
+/// (`state_dir/keys/management-tls.p8`, mode 0600) and kept, since security
+/// servers pin the certificate the configuration publishes.
+fn management_identity(conf: &CentralConf) -> Result<(Vec<u8>, Vec<u8>), CentralError> {
+    let dir = conf.state_dir.join("keys");
+    let state = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |error| CentralError::State { path, error }
+    };
+    std::fs::create_dir_all(&dir).map_err(state(&dir))?;
+    let (key_path, cert_path) = (dir.join("management-tls.p8"), dir.join("management-tls.der"));
+    if let (Ok(key), Ok(cert)) = (std::fs::read(&key_path), std::fs::read(&cert_path)) {
+        return Ok((key, cert));
+    }
+    let key = musubi_pki::generate_ecdsa_key().map_err(|e| CentralError::Write(e.to_string()))?;
+    let cert = musubi_pki::self_signed_cert(&key, &format!("{} management service", conf.instance))
+        .map_err(|e| CentralError::Write(e.to_string()))?;
+    registry::write_secret(&key_path, &key).map_err(state(&key_path))?;
+    std::fs::write(&cert_path, &cert).map_err(state(&cert_path))?;
+    Ok((key, cert))
+}
+
 /// Starts the central server: opens the registry (creating and activating a
 /// first signing key if there is none), publishes a first generation and
-/// keeps generating.
+/// keeps generating; takes management requests when `management_listen` is set.
 pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
     std::fs::create_dir_all(&conf.state_dir)
         .map_err(|error| CentralError::State { path: conf.state_dir.clone(), error })?;
-    let registry =
-        Registry::open(&conf.state_dir.join("registry.sqlite"), &conf.instance, &conf.state_dir.join("keys")).await?;
+    let keys = conf.state_dir.join("keys");
+    let registry = match &conf.database_url {
+        Some(url) => Registry::connect(url, &conf.instance, &keys).await?,
+        None => Registry::open(&conf.state_dir.join("registry.sqlite"), &conf.instance, &keys).await?,
+    };
     if registry.signing_keys().await?.is_empty() {
         let k = registry.new_signing_key().await?;
         registry.activate_signing_key(k.id).await?;
     }
+    let (stop, stop_rx) = watch::channel(false);
+    let (management_addr, management_cert) = match conf.management_listen {
+        Some(addr) => {
+            let (key, cert) = management_identity(&conf)?;
+            let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .and_then(|b| {
+                    b.with_no_client_auth().with_single_cert(
+                        vec![rustls::pki_types::CertificateDer::from(cert.clone())],
+                        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+                    )
+                })
+                .map_err(|e| CentralError::Write(format!("management TLS: {e}")))?;
+            let listener =
+                tokio::net::TcpListener::bind(addr).await.map_err(|error| CentralError::Bind { addr, error })?;
+            let bound = listener.local_addr().map_err(|error| CentralError::Bind { addr, error })?;
+            tokio::spawn(serve_management(listener, Arc::new(tls), registry.clone(), stop_rx.clone()));
+            (Some(bound), Some(cert))
+        }
+        None => (None, None),
+    };
     let published = Arc::new(RwLock::new(Published::default()));
-    generate(&registry, &conf, &published).await?;
+    generate(&registry, &conf, management_cert.as_deref(), &published).await?;
     let listener = tokio::net::TcpListener::bind(conf.conf_listen)
         .await
         .map_err(|error| CentralError::Bind { addr: conf.conf_listen, error })?;
     let conf_addr = listener.local_addr().map_err(|error| CentralError::Bind { addr: conf.conf_listen, error })?;
-    let (stop, stop_rx) = watch::channel(false);
     tokio::spawn(serve(listener, published.clone(), stop_rx.clone()));
     {
         let (registry, conf, published, mut stop) = (registry.clone(), conf.clone(), published.clone(), stop_rx);
+        let cert = management_cert.clone();
         tokio::spawn(async move {
             let every = Duration::from_secs(conf.generation_interval_secs.max(1));
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
@@ -236,7 +325,7 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
                 tokio::select! {
                     _ = stop.changed() => return,
                     _ = tick.tick() => {
-                        if let Err(e) = generate(&registry, &conf, &published).await {
+                        if let Err(e) = generate(&registry, &conf, cert.as_deref(), &published).await {
                             tracing::error!(error = %e, "global configuration not generated; the previous one stays published");
                         }
                     }
@@ -244,7 +333,78 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             }
         });
     }
-    Ok(Handle { registry, conf_addr, conf, published, stop })
+    Ok(Handle { registry, conf_addr, management_addr, conf, management_cert, published, stop })
+}
+
+/// Most management connections served at once.
+const MAX_MANAGEMENT_CONNECTIONS: usize = 64;
+
+/// HTTPS on `listener`: each POST is one management request; the answer is
+/// X-Road's response with `requestId`, or a SOAP fault that says what is wrong.
+async fn serve_management(
+    listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    registry: Registry,
+    mut stop: watch::Receiver<bool>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_MANAGEMENT_CONNECTIONS));
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, peer)) = accepted else { continue };
+                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                let (acceptor, registry) = (acceptor.clone(), registry.clone());
+                tokio::spawn(async move {
+                    let _permit = permit;
+                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+                        tracing::warn!(%peer, "management TLS handshake failed");
+                        return;
+                    };
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let registry = registry.clone();
+                        async move { Ok::<_, std::convert::Infallible>(management_answer(&registry, req).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(Duration::from_secs(30))
+                        .serve_connection(TokioIo::new(tls), svc);
+                    let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+                });
+            }
+        }
+    }
+}
+
+async fn management_answer(registry: &Registry, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    use http_body_util::{BodyExt as _, Limited};
+    use musubi_protocol::management::{MAX_REQUEST_BYTES, response_soap};
+    let xml = |status: u16, body: Vec<u8>| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+        r.headers_mut()
+            .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/xml; charset=UTF-8"));
+        r
+    };
+    let fault = |code: &str, message: &str| {
+        xml(500, musubi_protocol::Fault::new(format!("server.management.{code}"), message.to_string()).to_xml())
+    };
+    if req.method() != hyper::Method::POST {
+        return fault("invalid_http_method", "management requests are sent with POST");
+    }
+    let ct = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
+        Ok(b) => b.to_bytes(),
+        Err(_) => return fault("invalid_request", &format!("the request exceeds {MAX_REQUEST_BYTES} bytes")),
+    };
+    match management::receive(registry, &ct, &body).await {
+        Ok((signed, id, _)) => match response_soap(&signed.request, &signed.id, id) {
+            Ok(r) => xml(200, r.into_bytes()),
+            Err(e) => fault(e.code, &e.message),
+        },
+        Err(e) => fault(e.code, &e.message),
+    }
 }
 
 async fn serve(listener: tokio::net::TcpListener, published: Arc<RwLock<Published>>, mut stop: watch::Receiver<bool>) {

@@ -53,16 +53,16 @@ pub struct KeyInfo {
 /// The registry.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     instance: String,
     key_dir: PathBuf,
 }
 
-fn id_text(c: &ClientId) -> String {
+pub(crate) fn id_text(c: &ClientId) -> String {
     c.to_string()
 }
 
-fn parse_client(instance: &str, s: &str) -> Result<ClientId, RegistryError> {
+pub(crate) fn parse_client(instance: &str, s: &str) -> Result<ClientId, RegistryError> {
     // Stored as `MEMBER:INST/CLASS/CODE` or `SUBSYSTEM:INST/CLASS/CODE/SUB`.
     let (kind, rest) = s.split_once(':').ok_or_else(|| RegistryError::Unknown(format!("bad identifier {s:?}")))?;
     let parts: Vec<&str> = rest.split('/').collect();
@@ -72,6 +72,21 @@ fn parse_client(instance: &str, s: &str) -> Result<ClientId, RegistryError> {
         ("SUBSYSTEM", [i, c, m, sub]) => ClientId::subsystem(i, c, m, sub).map_err(bad),
         _ => Err(RegistryError::Unknown(format!("{s:?} is not a member or subsystem of {instance}"))),
     }
+}
+
+/// Writes key material readable by its owner only (mode 0600 from creation).
+pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 impl Registry {
@@ -306,13 +321,7 @@ impl Registry {
                 .fetch_one(&self.pool)
                 .await?;
         let path = self.key_dir.join(format!("{id}.p8"));
-        std::fs::write(&path, &pkcs8).map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-                .map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
-        }
+        write_secret(&path, &pkcs8).map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
         Ok(KeyInfo { id, cert, active: false })
     }
 

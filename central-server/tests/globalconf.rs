@@ -61,6 +61,7 @@ async fn scenario(name: &str, host: u8, database_url: Option<String>) {
         public_address: addr.clone(),
         generation_interval_secs: 3600,
         expire_after_secs: 600,
+        management_listen: None,
     };
     let cs = musubi_central_server::start(conf).await.unwrap();
     let reg = &cs.registry;
@@ -144,4 +145,166 @@ async fn scenario(name: &str, host: u8, database_url: Option<String>) {
     assert_eq!(after.directory.verify(std::slice::from_ref(&new.cert)), Ok(0));
     cs.shutdown();
     let _ = std::fs::remove_dir_all(&state);
+}
+
+/// What a security server would send: a request signed with its
+/// authentication key and a member's signing key, with an OCSP response for
+/// the signing certificate.
+#[derive(Clone)]
+struct Sender {
+    auth: musubi_pki::Issued,
+    sign: musubi_pki::Issued,
+    ocsp: Vec<u8>,
+}
+
+fn issue(ca: &musubi_pki::DevCa, subject: musubi_pki::csr::Subject, usage: musubi_pki::Usage) -> musubi_pki::Issued {
+    let key = musubi_pki::generate_ecdsa_key().unwrap();
+    let cert = ca.sign_csr(&musubi_pki::csr::create(&key, &subject).unwrap(), usage).unwrap();
+    musubi_pki::Issued { cert_der: cert, key_pkcs8: key }
+}
+
+fn ocsp_of(ca: &musubi_pki::DevCa, cert: &[u8]) -> Vec<u8> {
+    let req = musubi_pki::ocsp::build_request(cert, ca.cert_der()).unwrap();
+    ca.ocsp_respond(&req, time::OffsetDateTime::now_utc())
+}
+
+impl Sender {
+    fn new(ca: &musubi_pki::DevCa, server: &musubi_protocol::SecurityServerId, member: &ClientId) -> Self {
+        use musubi_pki::csr::Subject;
+        let auth = issue(ca, Subject::Auth(server.clone()), musubi_pki::Usage::Auth);
+        let sign = issue(ca, Subject::Sign(member.clone()), musubi_pki::Usage::Sign);
+        let ocsp = ocsp_of(ca, &sign.cert_der);
+        Self { auth, sign, ocsp }
+    }
+
+    fn signed(&self, request: musubi_protocol::management::Request) -> musubi_protocol::management::Signed {
+        use musubi_protocol::management::{Signature, Signed, request_soap};
+        use musubi_protocol::xades::Signer as _;
+        let soap = request_soap(&request, "t-1").unwrap().into_bytes();
+        let sig = |i: &musubi_pki::Issued| {
+            let key = musubi_pki::SigningKey::from_pkcs8(&i.key_pkcs8, i.cert_der.clone()).unwrap();
+            Signature { algorithm: "SHA256withECDSA".into(), value: key.sign(&soap).unwrap(), cert: i.cert_der.clone() }
+        };
+        Signed {
+            id: "t-1".into(),
+            sender: request.server().owner().clone(),
+            auth: sig(&self.auth),
+            member: sig(&self.sign),
+            member_ocsp: self.ocsp.clone(),
+            request,
+            soap,
+        }
+    }
+}
+
+async fn post(
+    cs: &musubi_central_server::Handle,
+    pinned: &[u8],
+    s: &musubi_protocol::management::Signed,
+) -> Result<i64, String> {
+    let url = format!("https://{}/managementservice/", cs.management_addr.unwrap());
+    let (ct, body) = musubi_protocol::management::encode(s);
+    let answer = musubi_security_server::registration::post(&url, pinned.to_vec(), &ct, body)
+        .await
+        .map_err(|e| e.to_string())?;
+    musubi_protocol::management::parse_response(&answer).map_err(|e| e.message)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn management_requests_are_checked_before_they_are_kept() {
+    use musubi_central_server::requests::Status;
+    use musubi_protocol::management::Request;
+    let state = std::env::temp_dir().join(format!("musubi-cs-mgmt-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&state);
+    let conf = CentralConf {
+        instance: "DEMO".into(),
+        state_dir: state.join("cs"),
+        database_url: None,
+        conf_listen: "127.0.42.4:18081".parse().unwrap(),
+        public_address: "127.0.42.4:18081".into(),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        management_listen: Some("127.0.42.4:14001".parse().unwrap()),
+    };
+    let cs = musubi_central_server::start(conf).await.unwrap();
+    let reg = &cs.registry;
+    let owner = ClientId::member("DEMO", "GOV", "1001").unwrap();
+    let server = musubi_protocol::SecurityServerId::new(owner.clone(), "ss1").unwrap();
+    reg.add_member_class("GOV", "Government").await.unwrap();
+    reg.add_member(&owner, "Demo City").await.unwrap();
+    let ca = musubi_pki::DevCa::new("Test CA").unwrap();
+    reg.add_ca("Test CA", ca.cert_der(), &[("http://127.0.42.5:8888/".into(), None)], None).await.unwrap();
+    cs.generate().await.unwrap();
+    let pinned = std::fs::read(state.join("cs/keys/management-tls.der")).unwrap();
+    let x = Sender::new(&ca, &server, &owner);
+    let auth_cert_reg = |s: &Sender| Request::AuthCertReg {
+        server: server.clone(),
+        address: "127.0.42.9".into(),
+        auth_cert: s.auth.cert_der.clone(),
+    };
+
+    // The published configuration names the service and its certificate.
+    let dl = confclient::fetch(&cs.directory_url(), Duration::from_secs(5)).await.unwrap();
+    let private = dl.files.iter().find(|(f, _)| f.content_identifier == "PRIVATE-PARAMETERS").unwrap();
+    let private = sharedparams::read_private(&private.1).unwrap();
+    assert_eq!(private.management, Some(("https://127.0.42.4:14001/managementservice/".into(), pinned.clone())));
+
+    // A service that does not present the published certificate is not talked to.
+    let other = musubi_pki::self_signed_cert(&musubi_pki::generate_ecdsa_key().unwrap(), "impostor").unwrap();
+    let e = post(&cs, &other, &x.signed(auth_cert_reg(&x))).await.unwrap_err();
+    assert!(e.contains("TLS"), "{e}");
+
+    // Tampered after signing: the signatures no longer verify.
+    let mut tampered = x.signed(auth_cert_reg(&x));
+    tampered.soap = String::from_utf8(tampered.soap).unwrap().replace("127.0.42.9", "127.0.42.6").into_bytes();
+    let e = post(&cs, &pinned, &tampered).await.unwrap_err();
+    assert!(e.contains("invalid_signature_value"), "{e}");
+
+    // Certificates of a CA that is not approved (same name, other key).
+    let y = Sender::new(&musubi_pki::DevCa::new("Test CA").unwrap(), &server, &owner);
+    let e = post(&cs, &pinned, &y.signed(auth_cert_reg(&y))).await.unwrap_err();
+    assert!(e.contains("cert_validation"), "{e}");
+
+    // A signing certificate of another member than the server's owner.
+    let stranger = issue(
+        &ca,
+        musubi_pki::csr::Subject::Sign(ClientId::member("DEMO", "GOV", "2002").unwrap()),
+        musubi_pki::Usage::Sign,
+    );
+    let z = Sender { ocsp: ocsp_of(&ca, &stranger.cert_der), sign: stranger, ..x.clone() };
+    let e = post(&cs, &pinned, &z.signed(auth_cert_reg(&z))).await.unwrap_err();
+    assert!(e.contains("incorrect_certificate") && e.contains("GOV/1001"), "{e}");
+
+    // Without a good OCSP response for the signing certificate.
+    let no_ocsp = Sender { ocsp: b"not OCSP".to_vec(), ..x.clone() };
+    let e = post(&cs, &pinned, &no_ocsp.signed(auth_cert_reg(&no_ocsp))).await.unwrap_err();
+    assert!(e.contains("cert_validation") && e.contains("OCSP"), "{e}");
+    ca.revoke(&x.sign.cert_der);
+    let revoked = Sender { ocsp: ocsp_of(&ca, &x.sign.cert_der), ..x.clone() };
+    let e = post(&cs, &pinned, &revoked.signed(auth_cert_reg(&revoked))).await.unwrap_err();
+    assert!(e.contains("Revoked"), "{e}");
+
+    // A good request is kept pending; nothing reaches the configuration until it is decided.
+    let fresh = Sender::new(&ca, &server, &owner);
+    let id = post(&cs, &pinned, &fresh.signed(auth_cert_reg(&fresh))).await.unwrap();
+    assert_eq!(reg.requests(Some(Status::Pending)).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), [id]);
+    let (params, _) = reg.snapshot("").await.unwrap();
+    assert!(params.directory.servers.is_empty());
+    reg.reject(id, "officer", "unknown server").await.unwrap();
+    let decided = reg.requests(None).await.unwrap();
+    assert_eq!((decided[0].status, decided[0].reason.as_deref()), (Status::Rejected, Some("unknown server")));
+    assert!(reg.approve(id, "officer").await.unwrap_err().to_string().contains("already rejected"));
+
+    // Sent again and approved: the server, its certificate and its owner as a client are registered.
+    let id = post(&cs, &pinned, &fresh.signed(auth_cert_reg(&fresh))).await.unwrap();
+    reg.approve(id, "officer").await.unwrap();
+    let (params, _) = reg.snapshot("").await.unwrap();
+    let s = &params.directory.servers[0];
+    assert_eq!((s.server_code.as_str(), s.address.as_deref()), ("ss1", Some("127.0.42.9")));
+    assert_eq!(s.auth_cert_hashes, [musubi_central_server::requests::auth_cert_hash(&fresh.auth.cert_der)]);
+    assert_eq!(s.clients, std::slice::from_ref(&owner));
+    // The same certificate cannot be registered twice.
+    let e = post(&cs, &pinned, &fresh.signed(auth_cert_reg(&fresh))).await.unwrap_err();
+    assert!(e.contains("already registered"), "{e}");
+    cs.shutdown();
 }

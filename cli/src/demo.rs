@@ -91,14 +91,27 @@ pub struct CentralOptions {
     pub generation_interval_secs: u64,
     /// Seconds a generation stays valid.
     pub expire_after_secs: u64,
+    /// Where it takes management requests over HTTPS (X-Road's 4001).
+    pub management_listen: SocketAddr,
+    /// The servers register themselves (authentication certificates, then
+    /// clients) with management requests; otherwise the demo enters them
+    /// into the registry directly.
+    pub register: bool,
+    /// Registrations of existing members are approved at once (X-Road's
+    /// auto-approval); otherwise they wait for [`Network::approve_pending`].
+    pub auto_approve: bool,
 }
 
 impl Default for CentralOptions {
     fn default() -> Self {
+        let ip = Ipv4Addr::new(127, 0, 0, 8);
         Self {
-            listen: SocketAddr::new(Ipv4Addr::new(127, 0, 0, 8).into(), 8081),
+            listen: SocketAddr::new(ip.into(), 8081),
             generation_interval_secs: 60,
             expire_after_secs: 600,
+            management_listen: SocketAddr::new(ip.into(), 4001),
+            register: true,
+            auto_approve: true,
         }
     }
 }
@@ -298,6 +311,7 @@ async fn start_central(
         public_address: c.listen.to_string(),
         generation_interval_secs: c.generation_interval_secs,
         expire_after_secs: c.expire_after_secs,
+        management_listen: Some(c.management_listen),
     };
     let cs = musubi_central_server::start(conf.clone()).await.context("starting the central server")?;
     let reg = &cs.registry;
@@ -323,7 +337,12 @@ async fn start_central(
     }
     reg.set_setting("ocspFreshnessSeconds", &global.ocsp_freshness_seconds.to_string()).await?;
     reg.set_setting("timeStampingIntervalSeconds", &global.timestamping_interval_seconds.to_string()).await?;
-    for s in &global.security_servers {
+    let auto = if c.auto_approve { "true" } else { "false" };
+    reg.set_setting("autoApproveAuthCertRegRequests", auto).await?;
+    reg.set_setting("autoApproveClientRegRequests", auto).await?;
+    // Registering servers register themselves.
+    let servers = if c.register { &[][..] } else { &global.security_servers[..] };
+    for s in servers {
         for hash in &s.auth_cert_hashes {
             reg.add_server(s.id.owner(), s.id.server_code(), &s.address, hash).await?;
         }
@@ -333,6 +352,31 @@ async fn start_central(
     }
     cs.generate().await?;
     Ok((cs, conf))
+}
+
+/// Takes the central server's next generation into use on each server.
+async fn take_new_configuration(
+    central: &Option<(musubi_central_server::Handle, musubi_central_server::CentralConf)>,
+    servers: &[&musubi_security_server::Handle],
+) -> Result<()> {
+    let (cs, _) = central.as_ref().context("the demo runs no central server")?;
+    cs.generate().await?;
+    for s in servers {
+        anyhow::ensure!(s.update_global_conf().await, "{} did not take the new global configuration", s.server_id());
+    }
+    Ok(())
+}
+
+/// Registers each server's client subsystem (the servers are registered).
+async fn register_clients(
+    central: &Option<(musubi_central_server::Handle, musubi_central_server::CentralConf)>,
+    pairs: [(&musubi_security_server::Handle, &ClientId); 2],
+) -> Result<()> {
+    take_new_configuration(central, &[pairs[0].0, pairs[1].0]).await?;
+    for (handle, client) in pairs {
+        handle.register_client(client).await.with_context(|| format!("registering client {client}"))?;
+    }
+    take_new_configuration(central, &[pairs[0].0, pairs[1].0]).await
 }
 
 /// Identifiers used by the demo.
@@ -469,6 +513,7 @@ impl Network {
                 },
             ],
             global_groups: vec![],
+            management_service: None,
         };
         if let Some(edit) = opts.edit_global {
             edit(&mut global);
@@ -631,6 +676,20 @@ impl Network {
             musubi_security_server::start(conf_a).await.context("starting the consumer's security server")?;
         let provider_handle =
             musubi_security_server::start(conf_b).await.context("starting the provider's security server")?;
+        if let Some(c) = opts.central.as_ref().filter(|c| c.register) {
+            // Each server registers its authentication certificate, the way an
+            // operator's `register` step does; with auto-approval the clients
+            // follow once the servers are in the configuration.
+            for (handle, ip) in [(&consumer_handle, ip_a), (&provider_handle, ip_b)] {
+                handle
+                    .register_auth_cert(&ip.to_string())
+                    .await
+                    .with_context(|| format!("registering the authentication certificate of {}", handle.server_id()))?;
+            }
+            if c.auto_approve {
+                register_clients(&central, [(&consumer_handle, &consumer), (&provider_handle, &provider)]).await?;
+            }
+        }
         let facts = Facts {
             client_proxy_url: format!("http://{}/", consumer_handle.client_proxy_addr),
             client: consumer.to_string(),
@@ -661,6 +720,28 @@ impl Network {
             adapter,
             central,
         })
+    }
+
+    /// Approves every pending registration request on the central server (as
+    /// its registration officer) and has both servers take the result into use.
+    pub async fn approve_pending(&self) -> Result<Vec<i64>> {
+        use musubi_central_server::requests::Status;
+        let (cs, _) = self.central.as_ref().context("the demo runs no central server")?;
+        let mut approved = Vec::new();
+        for r in cs.registry.requests(Some(Status::Pending)).await? {
+            cs.registry.approve(r.id, "demo registration officer").await?;
+            approved.push(r.id);
+        }
+        take_new_configuration(&self.central, &[&self.consumer, &self.provider]).await?;
+        Ok(approved)
+    }
+
+    /// Asks the central server to register each server's client subsystem.
+    pub async fn request_client_registrations(&self) -> Result<()> {
+        let (consumer, provider, ..) = ids();
+        self.consumer.register_client(&consumer).await?;
+        self.provider.register_client(&provider).await?;
+        Ok(())
     }
 
     /// Splits the network into its two servers and the rest (CA services and

@@ -18,6 +18,7 @@ pub mod fault;
 pub mod globalconf;
 pub mod hashchain;
 pub mod identifiers;
+pub mod management;
 pub mod mime;
 pub mod package;
 pub mod sharedparams;

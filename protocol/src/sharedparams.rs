@@ -326,6 +326,10 @@ pub struct PrivateParams {
     pub instance: String,
     /// `timeStampingIntervalSeconds`, when given.
     pub time_stamping_interval_seconds: Option<u64>,
+    /// `managementService`: where security servers send management requests
+    /// (`authCertRegServiceAddress`) and the TLS certificate it must present
+    /// (`authCertRegServiceCert`, DER).
+    pub management: Option<(String, Vec<u8>)>,
 }
 
 /// Reads `private-params.xml` (bounded, no DOCTYPE, root `<conf>`).
@@ -335,9 +339,22 @@ pub fn read_private(bytes: &[u8]) -> Result<PrivateParams, SharedParamsError> {
         let interval = field("timeStampingIntervalSeconds")
             .map(|t| t.parse::<u64>().map_err(|_| bad(format!("timeStampingIntervalSeconds {t:?} is not a number"))))
             .transpose()?;
+        let management = match children(root, "managementService").next() {
+            Some(m) => {
+                let address = children(m, "authCertRegServiceAddress").next().map(|a| text_of(a).trim().to_string());
+                let address = address.ok_or_else(|| bad("managementService has no authCertRegServiceAddress"))?;
+                let cert = children(m, "authCertRegServiceCert")
+                    .next()
+                    .and_then(|c| decode_cert(&text_of(c)))
+                    .ok_or_else(|| bad("managementService has no authCertRegServiceCert certificate"))?;
+                Some((address, cert))
+            }
+            None => None,
+        };
         Ok(PrivateParams {
             instance: field("instanceIdentifier").unwrap_or_default(),
             time_stamping_interval_seconds: interval,
+            management,
         })
     })
 }
@@ -633,7 +650,10 @@ mod tests {
     #[test]
     fn reads_the_time_stamping_interval_of_private_params() {
         let p = read_private(conf("<timeStampingIntervalSeconds>60</timeStampingIntervalSeconds>").as_bytes()).unwrap();
-        assert_eq!(p, PrivateParams { instance: "DEV".into(), time_stamping_interval_seconds: Some(60) });
+        assert_eq!(
+            p,
+            PrivateParams { instance: "DEV".into(), time_stamping_interval_seconds: Some(60), management: None }
+        );
         assert_eq!(read_private(conf("").as_bytes()).unwrap().time_stamping_interval_seconds, None);
         let bad = conf("<timeStampingIntervalSeconds>often</timeStampingIntervalSeconds>");
         assert!(read_private(bad.as_bytes()).unwrap_err().0.contains("is not a number"));

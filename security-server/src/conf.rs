@@ -36,6 +36,19 @@ pub struct GlobalConf {
     /// Global groups (X-Road's `globalGroup`), for access rights.
     #[serde(default)]
     pub global_groups: Vec<GlobalGroup>,
+    /// Where management requests go (the private parameters' `managementService`).
+    #[serde(default)]
+    pub management_service: Option<ManagementService>,
+}
+
+/// The central server's management service.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManagementService {
+    /// `https://` URL.
+    pub url: String,
+    /// The TLS certificate it presents (PEM); no other is accepted.
+    pub cert: String,
 }
 
 /// A global group of the network.
@@ -128,6 +141,10 @@ impl GlobalConf {
                 })
                 .collect(),
             security_servers,
+            management_service: private
+                .management
+                .as_ref()
+                .map(|(url, cert)| ManagementService { url: url.clone(), cert: pem(cert) }),
             global_groups: d
                 .groups
                 .iter()

@@ -169,7 +169,7 @@ impl Follower {
 }
 
 /// Downloads every interval until `stop`.
-pub(crate) async fn run(follower: Follower, freshness: Arc<Freshness>, mut stop: watch::Receiver<bool>) {
+pub(crate) async fn run(follower: Arc<Follower>, freshness: Arc<Freshness>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(follower.interval);
     loop {
         tokio::select! {

@@ -19,6 +19,7 @@ mod confsync;
 pub mod messagelog;
 mod ocsp;
 mod proxy;
+pub mod registration;
 mod signer;
 mod timestamper;
 mod tls;
@@ -69,6 +70,7 @@ pub enum StartError {
 /// A running security server.
 pub struct Handle {
     state: Arc<proxy::State>,
+    follower: Option<(Arc<confsync::Follower>, Arc<confsync::Freshness>)>,
     archive_updates: watch::Sender<u64>,
     conf_updates: watch::Sender<u64>,
     shutdown: watch::Sender<bool>,
@@ -84,6 +86,61 @@ impl Handle {
     /// The message log (tests read it).
     pub fn message_log(&self) -> &MessageLog {
         &self.log
+    }
+
+    /// This server's identifier.
+    pub fn server_id(&self) -> &musubi_protocol::SecurityServerId {
+        &self.state.conf.server_id
+    }
+
+    /// The authentication certificate in use (DER).
+    pub fn auth_cert(&self) -> Vec<u8> {
+        self.state.auth().0.to_vec()
+    }
+
+    /// Downloads the global configuration now (as the periodic download
+    /// does) and waits until a new one is in force; false when none was
+    /// taken within 30 s or the server does not follow a central server.
+    pub async fn update_global_conf(&self) -> bool {
+        let Some((follower, freshness)) = &self.follower else { return false };
+        let mut updates = self.conf_updates.subscribe();
+        updates.mark_unchanged();
+        follower.round(freshness).await;
+        tokio::time::timeout(Duration::from_secs(30), updates.changed()).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Sends a management request to the central server, signed with this
+    /// server's authentication key and the member's signing key; returns the
+    /// central server's request id. The outcome arrives with a later global
+    /// configuration.
+    pub async fn management_request(
+        &self,
+        request: musubi_protocol::management::Request,
+    ) -> Result<i64, registration::RegistrationError> {
+        registration::send(&self.state, request).await
+    }
+
+    /// Asks the central server to register this server's authentication
+    /// certificate, with the address peers reach it at.
+    pub async fn register_auth_cert(&self, address: &str) -> Result<i64, registration::RegistrationError> {
+        self.management_request(musubi_protocol::management::Request::AuthCertReg {
+            server: self.server_id().clone(),
+            address: address.to_string(),
+            auth_cert: self.auth_cert(),
+        })
+        .await
+    }
+
+    /// Asks the central server to register `client` on this server.
+    pub async fn register_client(
+        &self,
+        client: &musubi_protocol::ClientId,
+    ) -> Result<i64, registration::RegistrationError> {
+        self.management_request(musubi_protocol::management::Request::ClientReg {
+            server: self.server_id().clone(),
+            client: client.clone(),
+        })
+        .await
     }
 
     /// Counters since start.
@@ -386,8 +443,9 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let mut tasks = JoinSet::new();
     tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
     let new_generation = follower.as_ref().map(|f| f.taken.clone()).unwrap_or_default();
-    if let Some(f) = follower {
-        tasks.spawn(confsync::run(f, freshness, rx.clone()));
+    let follower = follower.map(Arc::new);
+    if let Some(f) = &follower {
+        tasks.spawn(confsync::run(f.clone(), freshness.clone(), rx.clone()));
     }
     let (conf_updates, _) = watch::channel(0u64);
     tasks.spawn(watch_configuration(
@@ -406,6 +464,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
     Ok(Handle {
+        follower: follower.map(|f| (f, freshness)),
         archive_updates,
         conf_updates,
         state: stats_state,
@@ -578,6 +637,33 @@ async fn watch_configuration(
         }
         let now = stamp(&state.conf);
         if now == last {
+            continue;
+        }
+        // Only a new global configuration: the keys stay, the trust is replaced
+        // (no token login, which costs a key derivation, at every generation).
+        if now.0 == last.0 {
+            last = now;
+            let trust = match load_trust(&state.conf) {
+                Ok(t) => t,
+                Err(e) => {
+                    warn!("new global configuration not taken into use, the running one stays: {e}");
+                    continue;
+                }
+            };
+            for member in state.signing_keys().keys() {
+                let keys = state.signing_keys();
+                if let Some((key, _)) = keys.get(member)
+                    && let Err(why) =
+                        trust.check_signer(member, musubi_protocol::xades::Signer::certificate_der(&**key))
+                {
+                    warn!(%member, "the signing certificate no longer fits the global configuration: {why}");
+                }
+            }
+            state.trust.replace(trust);
+            state.peers.lock().await.clear();
+            state.peer_tls.lock().await.clear();
+            info!("global configuration taken into use");
+            updates.send_modify(|n| *n += 1);
             continue;
         }
         last = now;

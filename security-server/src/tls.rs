@@ -177,3 +177,57 @@ pub(crate) fn client_config(
         .with_custom_certificate_verifier(Arc::new(PeerServerVerifier { trust, allowed }))
         .with_client_auth_cert(vec![cert], key)
 }
+
+/// Accepts exactly one server certificate: the management service's, as
+/// the global configuration publishes it (PR-MSERV §2.3: "the client MUST
+/// verify that the server uses the TLS certificate that is given in the
+/// global configuration").
+#[derive(Debug)]
+struct PinnedServerVerifier {
+    cert: Vec<u8>,
+}
+
+impl ServerCertVerifier for PinnedServerVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_slice() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
+
+/// A client that talks only to the server presenting `cert` (DER).
+pub(crate) fn pinned_client_config(cert: Vec<u8>) -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(PinnedServerVerifier { cert }))
+        .with_no_client_auth())
+}

@@ -3,7 +3,9 @@
 //! configuration is current, are refused with the outdated-configuration
 //! fault once the central server has been gone long enough for it to
 //! expire, and resume by themselves when it returns; a global-group change
-//! made on the central server reaches the provider's access check.
+//! made on the central server reaches the provider's access check; servers
+//! and clients registered through management requests carry traffic only
+//! once a registration officer has approved them.
 
 use std::time::{Duration, Instant};
 
@@ -13,12 +15,17 @@ use crate::{http, network_with};
 
 const XML: &str = "text/xml; charset=UTF-8";
 
-fn following(net: u8, expire_after_secs: u64) -> Options {
+/// The demo network on 127.0.`net`.x with a central server on .8 that the
+/// servers register with (auto-approved unless `officer` decides).
+fn following(net: u8, expire_after_secs: u64, officer: bool) -> Options {
     Options {
         central: Some(CentralOptions {
             listen: format!("127.0.{net}.8:8081").parse().unwrap(),
+            management_listen: format!("127.0.{net}.8:4001").parse().unwrap(),
             generation_interval_secs: 1,
             expire_after_secs,
+            register: true,
+            auto_approve: !officer,
         }),
         configuration_download_secs: 1,
         ..Options::default()
@@ -47,7 +54,7 @@ async fn until(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_global_configuration_stops_traffic_until_the_central_server_returns() {
     let net = 35;
-    let mut network = network_with("globalconf-net", net, following(net, 4)).await;
+    let mut network = network_with("globalconf-net", net, following(net, 4, false)).await;
     let (_, _, service, _) = ids();
     let cp = network.consumer.client_proxy_addr;
     assert!(
@@ -77,7 +84,7 @@ async fn an_expired_global_configuration_stops_traffic_until_the_central_server_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_global_group_change_on_the_central_server_reaches_the_providers_access_check() {
     let net = 36;
-    let network = network_with("globalconf-group", net, following(net, 600)).await;
+    let network = network_with("globalconf-group", net, following(net, 600, false)).await;
     let (consumer, _, _, door_lock) = ids();
     let cp = network.consumer.client_proxy_addr;
     let (cs, _) = network.central.as_ref().unwrap();
@@ -95,5 +102,46 @@ async fn a_global_group_change_on_the_central_server_reaches_the_providers_acces
     cs.registry.remove_group_member(DOOR_LOCK_GROUP, &consumer).await.unwrap();
     let again = until(cp, &door_lock, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("access_denied"))).await;
     assert_eq!(again.fault_code(), Some("server.serverproxy.access_denied"), "{}", again.body);
+    network.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_servers_and_clients_carry_traffic_only_after_approval() {
+    use musubi_central_server::requests::Status;
+    let net = 37;
+    let network = network_with("globalconf-registration", net, following(net, 600, true)).await;
+    let (_, _, service, _) = ids();
+    let cp = network.consumer.client_proxy_addr;
+    let (cs, _) = network.central.as_ref().unwrap();
+    let send = |q: &'static str| http(cp, "POST", XML, example_request(&service, q).into_bytes());
+
+    // Both servers asked to register their authentication certificates; nothing is approved yet.
+    let pending = cs.registry.requests(Some(Status::Pending)).await.unwrap();
+    let kinds: Vec<&str> = pending.iter().map(|r| r.request.service_code()).collect();
+    assert_eq!(kinds, ["authCertReg", "authCertReg"]);
+    let refused = send("reg-1").await;
+    assert_eq!(refused.fault_code(), Some("server.clientproxy.ssl_authentication_failed"), "{}", refused.body);
+
+    // The officer approves: the servers are in the configuration, their subsystems are not yet clients.
+    assert_eq!(network.approve_pending().await.unwrap().len(), 2);
+    let unregistered = send("reg-2").await;
+    assert_eq!(unregistered.fault_code(), Some("server.clientproxy.unknown_member"), "{}", unregistered.body);
+    assert!(unregistered.body.contains("not registered on this security server"), "{}", unregistered.body);
+
+    // Client registration requests wait for approval too.
+    network.request_client_registrations().await.unwrap();
+    let pending = cs.registry.requests(Some(Status::Pending)).await.unwrap();
+    assert_eq!(pending.iter().map(|r| r.request.service_code()).collect::<Vec<_>>(), ["clientReg", "clientReg"]);
+    assert!(network.consumer.update_global_conf().await);
+    assert_eq!(send("reg-3").await.fault_code(), Some("server.clientproxy.unknown_member"));
+
+    assert_eq!(network.approve_pending().await.unwrap().len(), 2);
+    let ok = send("reg-4").await;
+    assert_eq!(ok.status, 200, "registered and approved: traffic flows: {}", ok.body);
+
+    // A request the registry cannot take is refused at once, with the reason.
+    let (consumer, ..) = ids();
+    let e = network.consumer.register_client(&consumer).await.unwrap_err();
+    assert!(e.to_string().contains("is already a client of"), "{e}");
     network.shutdown().await;
 }
