@@ -138,8 +138,14 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
     };
     // The demo time-stamps each record before its response is released, so its
     // containers can be exported and verified at once.
-    let options =
-        musubi::demo::Options { timestamp_immediately: true, adapter: true, ..musubi::demo::Options::default() };
+    // Its servers register themselves with a central server (127.0.0.8) and
+    // take their trust from its global configuration: no trust file.
+    let options = musubi::demo::Options {
+        timestamp_immediately: true,
+        adapter: true,
+        central: Some(musubi::demo::CentralOptions::default()),
+        ..musubi::demo::Options::default()
+    };
     let net = musubi::demo::Network::start(&dir, options)
         .await
         .with_context(|| format!("starting the demo network in {}", dir.display()))?;
@@ -158,6 +164,18 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
     println!("  dev CA OCSP responder        {} (live OCSP: every certificate is checked)", f.ocsp_responder_url);
     println!("  dev time-stamping authority  {}", f.tsa_url);
     println!("  certificates: keys generated on each server, CSRs signed by the dev CA, imported");
+    if let Some((cs, conf)) = &net.central {
+        println!(
+            "  central server               global configuration {}  management service {}",
+            cs.directory_url(),
+            conf.management_url().unwrap_or_default()
+        );
+        println!(
+            "  registration: each server registered its authentication certificate and client through the \
+             central server (auto-approved); anchor {}",
+            dir.join("anchor.xml").display()
+        );
+    }
     println!("  client   {}", f.client);
     println!("  service  {}", f.service);
     println!();
@@ -209,11 +227,20 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         f.client,
         export.display()
     );
-    println!(
-        "  cargo run -p musubi -- verify --global-conf {} {}",
-        dir.join("global-conf.toml").display(),
-        export.join("demo-query-1-request.asice").display()
-    );
+    let container = export.join("demo-query-1-request.asice");
+    match &net.central {
+        // The global configuration the consumer's server downloaded.
+        Some(_) => println!(
+            "  cargo run -p musubi -- verify --conf-dir {} {}",
+            dir.join("consumer").join("state").join("globalconf").display(),
+            container.display()
+        ),
+        None => println!(
+            "  cargo run -p musubi -- verify --global-conf {} {}",
+            dir.join("global-conf.toml").display(),
+            container.display()
+        ),
+    }
     println!();
     println!("The same facts are in {}. Press Ctrl-C to stop.", dir.join("demo.json").display());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
@@ -331,6 +358,9 @@ fn verify(args: &VerifyArgs) -> Result<()> {
 /// Adds the trust of an X-Road global configuration directory to `conf`;
 /// returns the `ocspFreshnessSeconds` of the directory's own instance.
 fn read_conf_dir(dir: &std::path::Path, conf: &mut musubi_pki::verify::VerificationConf) -> Result<Option<u64>> {
+    // A security server's download folder: the generation in force.
+    let in_force = musubi_security_server::confclient::in_force_dir(dir);
+    let dir = in_force.as_deref().unwrap_or(dir);
     let own = std::fs::read_to_string(dir.join("instance-identifier")).ok().map(|s| s.trim().to_owned());
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot read the configuration directory {}", dir.display()))?

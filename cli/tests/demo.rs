@@ -43,6 +43,16 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let printed = printed.join("\n");
     assert!(printed.contains("live OCSP"), "the demo says it runs with live OCSP:\n{printed}");
     assert!(printed.contains("CSRs signed by the dev CA"), "{printed}");
+    assert!(
+        printed.contains("registered its authentication certificate and client through the central server"),
+        "{printed}"
+    );
+    assert!(
+        !dir.join("global-conf.toml").exists(),
+        "the demo writes no trust file: trust comes from the central server"
+    );
+    let anchor = std::fs::read(dir.join("anchor.xml")).expect("the demo exports the central server's anchor");
+    assert!(String::from_utf8_lossy(&anchor).contains("<instanceIdentifier>DEMO</instanceIdentifier>"));
     let words: Vec<&str> = curl.split_whitespace().collect();
     let url = words.iter().find(|w| w.starts_with("http://")).expect("curl command has a URL");
     let file = words.iter().find_map(|w| w.strip_prefix('@')).expect("curl command sends a file");

@@ -137,9 +137,15 @@ fn write_synced(path: &Path, bytes: &[u8]) -> Result<(), ConfClientError> {
 /// in force; returns the generation's directory.
 pub fn store(root: &Path, instance: &str, dl: &Downloaded) -> Result<PathBuf, ConfClientError> {
     std::fs::create_dir_all(root).map_err(io(root))?;
-    let generation = format!("{}", dl.directory.expire_date.unix_timestamp_nanos());
+    // Each stored download gets a new folder (named by the time it is stored),
+    // even when it repeats the one in force: the folder in force is never
+    // rewritten, and a new folder tells the server to reload.
+    let mut stamp = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    while root.join(stamp.to_string()).exists() {
+        stamp += 1;
+    }
+    let generation = stamp.to_string();
     let dir = root.join(&generation);
-    let _ = std::fs::remove_dir_all(&dir);
     let inst_dir = dir.join(instance);
     std::fs::create_dir_all(&inst_dir).map_err(io(&inst_dir))?;
     write_synced(&dir.join("instance-identifier"), instance.as_bytes())?;
