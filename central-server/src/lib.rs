@@ -22,8 +22,10 @@
 //! published in the private parameters (`managementService`), and security
 //! servers accept no other.
 //!
-//! Not here yet (issue 6): the admin API and CLI.
+//! The registration officer decides requests through the admin API
+//! (`admin_listen`, HTTPS with API keys; [`admin`]) and `musubi requests`.
 
+mod admin;
 mod management;
 pub mod registry;
 pub mod requests;
@@ -69,6 +71,10 @@ pub struct CentralConf {
     /// none: the central server takes none.
     #[serde(default)]
     pub management_listen: Option<SocketAddr>,
+    /// Where the admin API listens (HTTPS; X-Road's 4000, on localhost unless
+    /// the operator decides otherwise); none: no admin API.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 impl CentralConf {
@@ -134,6 +140,8 @@ pub struct Handle {
     pub conf_addr: SocketAddr,
     /// Where management requests are taken, when they are.
     pub management_addr: Option<SocketAddr>,
+    /// Where the admin API listens, when it runs.
+    pub admin_addr: Option<SocketAddr>,
     conf: CentralConf,
     management_cert: Option<Vec<u8>>,
     published: Arc<RwLock<Published>>,
@@ -308,6 +316,21 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         }
         None => (None, None),
     };
+    let admin_addr = match conf.admin_listen {
+        Some(addr) => {
+            let dir = conf.state_dir.join("admin");
+            let sans = vec![addr.ip().to_string(), "localhost".to_string()];
+            let admin_error = |e: musubi_admin::AdminError| CentralError::Write(format!("admin API: {e}"));
+            let identity =
+                musubi_admin::Identity::load_or_create(&dir, "central server", &sans).map_err(admin_error)?;
+            let keys = musubi_admin::ApiKeys::open(&dir).map_err(admin_error)?;
+            let router = musubi_admin::protect(admin::router(registry.clone()), keys);
+            let (bound, _) =
+                musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
+            Some(bound)
+        }
+        None => None,
+    };
     let published = Arc::new(RwLock::new(Published::default()));
     generate(&registry, &conf, management_cert.as_deref(), &published).await?;
     let listener = tokio::net::TcpListener::bind(conf.conf_listen)
@@ -333,7 +356,7 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             }
         });
     }
-    Ok(Handle { registry, conf_addr, management_addr, conf, management_cert, published, stop })
+    Ok(Handle { registry, conf_addr, management_addr, admin_addr, conf, management_cert, published, stop })
 }
 
 /// Most management connections served at once.

@@ -62,6 +62,7 @@ async fn scenario(name: &str, host: u8, database_url: Option<String>) {
         generation_interval_secs: 3600,
         expire_after_secs: 600,
         management_listen: None,
+        admin_listen: None,
     };
     let cs = musubi_central_server::start(conf).await.unwrap();
     let reg = &cs.registry;
@@ -225,6 +226,7 @@ async fn management_requests_are_checked_before_they_are_kept() {
         generation_interval_secs: 3600,
         expire_after_secs: 600,
         management_listen: Some("127.0.42.4:14001".parse().unwrap()),
+        admin_listen: None,
     };
     let cs = musubi_central_server::start(conf).await.unwrap();
     let reg = &cs.registry;

@@ -93,6 +93,8 @@ pub struct CentralOptions {
     pub expire_after_secs: u64,
     /// Where it takes management requests over HTTPS (X-Road's 4001).
     pub management_listen: SocketAddr,
+    /// Where its admin API listens (HTTPS, 4000).
+    pub admin_listen: SocketAddr,
     /// The servers register themselves (authentication certificates, then
     /// clients) with management requests; otherwise the demo enters them
     /// into the registry directly.
@@ -110,6 +112,7 @@ impl Default for CentralOptions {
             generation_interval_secs: 60,
             expire_after_secs: 600,
             management_listen: SocketAddr::new(ip.into(), 4001),
+            admin_listen: SocketAddr::new(ip.into(), 4000),
             register: true,
             auto_approve: true,
         }
@@ -312,6 +315,7 @@ async fn start_central(
         generation_interval_secs: c.generation_interval_secs,
         expire_after_secs: c.expire_after_secs,
         management_listen: Some(c.management_listen),
+        admin_listen: Some(c.admin_listen),
     };
     let cs = musubi_central_server::start(conf.clone()).await.context("starting the central server")?;
     let reg = &cs.registry;
@@ -367,16 +371,94 @@ async fn take_new_configuration(
     Ok(())
 }
 
-/// Registers each server's client subsystem (the servers are registered).
-async fn register_clients(
-    central: &Option<(musubi_central_server::Handle, musubi_central_server::CentralConf)>,
-    pairs: [(&musubi_security_server::Handle, &ClientId); 2],
-) -> Result<()> {
-    take_new_configuration(central, &[pairs[0].0, pairs[1].0]).await?;
-    for (handle, client) in pairs {
-        handle.register_client(client).await.with_context(|| format!("registering client {client}"))?;
+/// What the demo starts a server from.
+enum Pending {
+    /// A complete configuration (keys enrolled by the demo).
+    Ready(Box<ServerConf>),
+    /// The operator's configuration before setup.
+    Setup(toml::Table),
+}
+
+/// A client of a running server's admin API, with the certificate and API key
+/// it keeps in `state_dir/admin`.
+pub fn admin_client(handle: &musubi_security_server::Handle) -> Result<musubi_admin::client::AdminClient> {
+    let addr = handle.admin_addr.context("the server runs no admin API")?;
+    admin_client_at(&handle.state_dir().join("admin"), addr)
+}
+
+fn admin_client_at(dir: &Path, addr: SocketAddr) -> Result<musubi_admin::client::AdminClient> {
+    let pem = std::fs::read_to_string(dir.join("admin-tls.pem")).context("the admin API's certificate")?;
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).context("the admin API's certificate is not PEM")?;
+    let key = std::fs::read_to_string(dir.join("admin-api-key")).context("the admin API key")?;
+    Ok(musubi_admin::client::AdminClient::new(&format!("https://{addr}"), cert, &key))
+}
+
+/// Sets a security server up the way its operator does, through its admin
+/// API (`musubi init`, `keys generate`, `keys csr`, the CA, `certs import`),
+/// then starts it. Returns the running server with its authentication and
+/// signing certificates (and, for the tests, their keys from the token).
+async fn set_up_through_api(
+    base: toml::Table,
+    id: &SecurityServerId,
+    d: &Path,
+    ca: &DevCa,
+    anchor: &Path,
+) -> Result<(musubi_security_server::Handle, Issued, Issued)> {
+    use serde_json::json;
+    let setup = musubi_security_server::start_setup(base).await?;
+    let api = admin_client_at(&d.join("state").join("admin"), setup.admin_addr)?;
+    let pin = random_pin()?;
+    let anchor_xml = std::fs::read_to_string(anchor).context("the anchor")?;
+    api.post(
+        "/api/v1/initialization",
+        &json!({ "anchor": anchor_xml, "owner": id.owner().to_string(), "server_code": id.server_code(), "pin": *pin }),
+    )
+    .await
+    .context("musubi init")?;
+    let mut keys = Vec::new();
+    for (role, usage) in [("auth", Usage::Auth), ("sign", Usage::Sign)] {
+        let key = api.post("/api/v1/keys", &json!({ "role": role })).await.context("musubi keys generate")?;
+        let key_id = key["id"].as_str().context("a key id")?.to_string();
+        let csr = api.post(&format!("/api/v1/keys/{key_id}/csr"), &json!({})).await.context("musubi keys csr")?;
+        let csr_der = musubi_pki::pem_decode("CERTIFICATE REQUEST", csr["csr"].as_str().unwrap_or_default())
+            .context("the CSR is not PEM")?;
+        let cert = ca.sign_csr(&csr_der, usage)?;
+        api.post("/api/v1/certificates", &json!({ "certificate": musubi_pki::pem("CERTIFICATE", &cert) }))
+            .await
+            .context("musubi certs import")?;
+        keys.push((key_id, cert));
     }
-    take_new_configuration(central, &[pairs[0].0, pairs[1].0]).await
+    setup.wait_complete().await;
+    let conf = setup.server_conf()?;
+    setup.shutdown().await;
+    let handle = musubi_security_server::start(conf).await?;
+    // The tests sign as this server now and then: its keys, from its token.
+    let token = SoftToken::open(&d.join("state").join("token"), TokenOptions::default())?;
+    token.login(&pin).await?;
+    let mut issued = keys
+        .into_iter()
+        .map(|(key_id, cert_der)| Ok(Issued { cert_der, key_pkcs8: token.private_key(&key_id)?.to_vec() }))
+        .collect::<Result<Vec<_>>>()?
+        .into_iter();
+    let (Some(auth), Some(sign)) = (issued.next(), issued.next()) else { unreachable!("two keys") };
+    Ok((handle, auth, sign))
+}
+
+/// `musubi clients add` and `musubi clients register` for `client`.
+async fn add_and_register_client(handle: &musubi_security_server::Handle, client: &ClientId) -> Result<i64> {
+    let api = admin_client(handle)?;
+    api.post("/api/v1/clients", &serde_json::json!({ "client": client.to_string() })).await?;
+    let path = format!("/api/v1/clients/{}/register", crate::admin::percent(&client.to_string()));
+    let answer =
+        api.post(&path, &serde_json::Value::Null).await.with_context(|| format!("registering client {client}"))?;
+    answer["request_id"].as_i64().context("a request id")
+}
+
+fn random_pin() -> Result<zeroize::Zeroizing<String>> {
+    use ring::rand::SecureRandom as _;
+    let mut raw = [0u8; 12];
+    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness for the PIN"))?;
+    Ok(zeroize::Zeroizing::new(raw.iter().map(|b| format!("{b:02x}")).collect()))
 }
 
 /// Identifiers used by the demo.
@@ -431,10 +513,7 @@ fn enroll(token: &SoftToken, ca: &DevCa, subject: csr::Subject, role: KeyRole) -
 
 /// A new token in `dir` with a random PIN written to `dir/../pin` (mode 0600).
 fn new_token(server_dir: &Path) -> Result<SoftToken> {
-    use ring::rand::SecureRandom as _;
-    let mut raw = [0u8; 12];
-    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| anyhow::anyhow!("no randomness for the PIN"))?;
-    let pin: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+    let pin = random_pin()?;
     std::fs::create_dir_all(server_dir)?;
     write_key(&server_dir.join("pin"), &pin)?;
     Ok(SoftToken::init(&server_dir.join("token"), &pin, TokenOptions::default())?)
@@ -458,15 +537,25 @@ impl Network {
         let (tsa_addr, tsa_stop) = musubi_pki::http::start_tsa(tsa.clone(), SocketAddr::new(opts.pki_ip.into(), 8899))
             .await
             .with_context(|| format!("cannot start the time-stamping authority on {}:8899", opts.pki_ip))?;
-        // Every certificate the way an operator gets one: a key generated on the
-        // server, a CSR, the CA's answer, and the import check.
-        let token_a = new_token(&dir.join("consumer"))?;
-        let token_b = new_token(&dir.join("provider"))?;
-        let auth_a = enroll(&token_a, &ca, csr::Subject::Auth(ss_a.clone()), KeyRole::Auth)?;
-        let auth_b = enroll(&token_b, &ca, csr::Subject::Auth(ss_b.clone()), KeyRole::Auth)?;
-        let sign_a = enroll(&token_a, &ca, csr::Subject::Sign(consumer.member_id()), KeyRole::Sign)?;
-        let sign_b = enroll(&token_b, &ca, csr::Subject::Sign(provider.member_id()), KeyRole::Sign)?;
-        drop((token_a, token_b));
+        // Servers that register themselves are set up through their admin API
+        // (see `set_up_through_api`); the others get their keys here. Either way
+        // every certificate comes the way an operator gets one: a key generated
+        // on the server, a CSR, the CA's answer, and the import check.
+        let register = opts.central.as_ref().is_some_and(|c| c.register);
+        let enrolled = if register {
+            None
+        } else {
+            let token_a = new_token(&dir.join("consumer"))?;
+            let token_b = new_token(&dir.join("provider"))?;
+            Some([
+                enroll(&token_a, &ca, csr::Subject::Auth(ss_a.clone()), KeyRole::Auth)?,
+                enroll(&token_b, &ca, csr::Subject::Auth(ss_b.clone()), KeyRole::Auth)?,
+                enroll(&token_a, &ca, csr::Subject::Sign(consumer.member_id()), KeyRole::Sign)?,
+                enroll(&token_b, &ca, csr::Subject::Sign(provider.member_id()), KeyRole::Sign)?,
+            ])
+        };
+        let pem_of = |i: usize| enrolled.iter().map(|e| e[i].cert_pem()).collect::<Vec<_>>();
+        let hash_of = |i: usize| enrolled.iter().map(|e| musubi_pki::cert_hash(&e[i].cert_der)).collect::<Vec<_>>();
         let mut global = GlobalConf {
             instance_identifier: INSTANCE.into(),
             approved_cas: vec![ApprovedCa {
@@ -489,26 +578,26 @@ impl Network {
                     id: consumer.member_id(),
                     name: "Demo City".into(),
                     subsystems: vec!["care".into()],
-                    signing_certs: vec![sign_a.cert_pem()],
+                    signing_certs: pem_of(2),
                 },
                 Member {
                     id: provider.member_id(),
                     name: "Demo Home Cloud".into(),
                     subsystems: vec!["home".into()],
-                    signing_certs: vec![sign_b.cert_pem()],
+                    signing_certs: pem_of(3),
                 },
             ],
             security_servers: vec![
                 SecurityServer {
                     id: ss_a.clone(),
                     address: ip_a.to_string(),
-                    auth_cert_hashes: vec![musubi_pki::cert_hash(&auth_a.cert_der)],
+                    auth_cert_hashes: hash_of(0),
                     clients: vec![consumer.member_id(), consumer.clone()],
                 },
                 SecurityServer {
                     id: ss_b.clone(),
                     address: ip_b.to_string(),
-                    auth_cert_hashes: vec![musubi_pki::cert_hash(&auth_b.cert_der)],
+                    auth_cert_hashes: hash_of(1),
                     clients: vec![provider.member_id(), provider.clone()],
                 },
             ],
@@ -556,14 +645,13 @@ impl Network {
             })
             .collect();
         let mut confs = Vec::new();
-        for (name, id, ip, auth, sign, member, services) in [
-            ("consumer", &ss_a, ip_a, &auth_a, &sign_a, consumer.member_id(), vec![]),
+        for (index, name, id, ip, member, services) in [
+            (0, "consumer", &ss_a, ip_a, consumer.member_id(), vec![]),
             (
+                1,
                 "provider",
                 &ss_b,
                 ip_b,
-                &auth_b,
-                &sign_b,
                 provider.member_id(),
                 vec![
                     Service {
@@ -591,8 +679,10 @@ impl Network {
         ] {
             let d = dir.join(name);
             std::fs::create_dir_all(&d)?;
-            write(&d.join("auth.pem"), &auth.cert_pem())?;
-            write(&d.join("sign.pem"), &sign.cert_pem())?;
+            if let Some(e) = &enrolled {
+                write(&d.join("auth.pem"), &e[index].cert_pem())?;
+                write(&d.join("sign.pem"), &e[index + 2].cert_pem())?;
+            }
             let conf = ServerConf {
                 server_id: id.clone(),
                 global_conf: global_path.clone(),
@@ -622,9 +712,29 @@ impl Network {
                 max_body_bytes: 32 * 1024 * 1024,
                 configuration_anchor: anchor.clone(),
                 configuration_download_secs: opts.configuration_download_secs,
+                admin_listen: Some(SocketAddr::new(ip.into(), 4000)),
             };
-            write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
-            confs.push(conf);
+            if register {
+                // What an operator writes before setup: the installation's
+                // settings; identity, keys and anchor come through the admin API.
+                let mut base = toml::Table::try_from(&conf)?;
+                for key in [
+                    "server_id",
+                    "global_conf",
+                    "token_dir",
+                    "pin_file",
+                    "auth_cert",
+                    "signing_keys",
+                    "configuration_anchor",
+                ] {
+                    base.remove(key);
+                }
+                write(&d.join("security-server.toml"), &toml::to_string_pretty(&base)?)?;
+                confs.push(Pending::Setup(base));
+            } else {
+                write(&d.join("security-server.toml"), &toml::to_string_pretty(&conf)?)?;
+                confs.push(Pending::Ready(Box::new(conf)));
+            }
         }
         let request_file = dir.join("request.xml");
         write(&request_file, &example_request(&service, "demo-query-1"))?;
@@ -669,26 +779,48 @@ impl Network {
                 .with_context(|| format!("cannot listen on {ip_p}:8090 for the provider"))?;
             tokio::spawn(serve_provider(listener, stop_rx));
         }
-        let mut confs = confs.into_iter();
-        let (Some(conf_a), Some(conf_b)) = (confs.next(), confs.next()) else { unreachable!("two servers configured") };
-        let logs = [conf_a.database.clone(), conf_b.database.clone()];
-        let consumer_handle =
-            musubi_security_server::start(conf_a).await.context("starting the consumer's security server")?;
-        let provider_handle =
-            musubi_security_server::start(conf_b).await.context("starting the provider's security server")?;
-        if let Some(c) = opts.central.as_ref().filter(|c| c.register) {
-            // Each server registers its authentication certificate, the way an
-            // operator's `register` step does; with auto-approval the clients
-            // follow once the servers are in the configuration.
-            for (handle, ip) in [(&consumer_handle, ip_a), (&provider_handle, ip_b)] {
-                handle
-                    .register_auth_cert(&ip.to_string())
+        let logs = [dir.join("consumer").join("messagelog.sqlite"), dir.join("provider").join("messagelog.sqlite")];
+        let mut started = Vec::new();
+        for (pending, (name, ip, id)) in confs.into_iter().zip([("consumer", ip_a, &ss_a), ("provider", ip_b, &ss_b)]) {
+            let what = || format!("starting the {name}'s security server");
+            started.push(match pending {
+                Pending::Ready(conf) => {
+                    let handle = musubi_security_server::start(*conf).await.with_context(what)?;
+                    let e = enrolled.as_ref().context("enrolled servers have certificates")?;
+                    let index = usize::from(name == "provider");
+                    (handle, e[index].clone(), e[index + 2].clone())
+                }
+                Pending::Setup(base) => {
+                    let anchor = anchor.as_deref().context("registering servers follow a central server")?;
+                    let (handle, auth, sign) =
+                        set_up_through_api(base, id, &dir.join(name), &ca, anchor).await.with_context(what)?;
+                    // The operator's `musubi certs register`.
+                    let api = admin_client(&handle)?;
+                    let hash = musubi_pki::cert_hash(&auth.cert_der);
+                    api.post(
+                        &format!("/api/v1/certificates/{hash}/register"),
+                        &serde_json::json!({ "address": ip.to_string() }),
+                    )
                     .await
                     .with_context(|| format!("registering the authentication certificate of {}", handle.server_id()))?;
+                    (handle, auth, sign)
+                }
+            });
+        }
+        let mut started = started.into_iter();
+        let (Some((consumer_handle, auth_a, sign_a)), Some((provider_handle, auth_b, _))) =
+            (started.next(), started.next())
+        else {
+            unreachable!("two servers started")
+        };
+        if opts.central.as_ref().is_some_and(|c| c.register && c.auto_approve) {
+            // With auto-approval the servers are registered at once; their
+            // clients follow, added and registered through the admin API.
+            take_new_configuration(&central, &[&consumer_handle, &provider_handle]).await?;
+            for (handle, client) in [(&consumer_handle, &consumer), (&provider_handle, &provider)] {
+                add_and_register_client(handle, client).await?;
             }
-            if c.auto_approve {
-                register_clients(&central, [(&consumer_handle, &consumer), (&provider_handle, &provider)]).await?;
-            }
+            take_new_configuration(&central, &[&consumer_handle, &provider_handle]).await?;
         }
         let facts = Facts {
             client_proxy_url: format!("http://{}/", consumer_handle.client_proxy_addr),
@@ -736,11 +868,12 @@ impl Network {
         Ok(approved)
     }
 
-    /// Asks the central server to register each server's client subsystem.
+    /// Adds each server's client subsystem and asks the central server to
+    /// register it, through the servers' admin APIs.
     pub async fn request_client_registrations(&self) -> Result<()> {
         let (consumer, provider, ..) = ids();
-        self.consumer.register_client(&consumer).await?;
-        self.provider.register_client(&provider).await?;
+        add_and_register_client(&self.consumer, &consumer).await?;
+        add_and_register_client(&self.provider, &provider).await?;
         Ok(())
     }
 

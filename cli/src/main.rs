@@ -21,6 +21,57 @@ enum Command {
     },
     /// Verify a message-log container (.asice) or archive file (.zip) offline; names the first check that fails.
     Verify(Box<VerifyArgs>),
+    /// Initialise a security server: import the configuration anchor, name the
+    /// owner member and server code, create the token with its PIN.
+    Init {
+        /// The central server's configuration anchor (XML).
+        #[arg(long)]
+        anchor: PathBuf,
+        /// The owner member, e.g. MEMBER:DEMO/GOV/1001
+        #[arg(long)]
+        owner: String,
+        /// The server code, e.g. ss1
+        #[arg(long)]
+        server_code: String,
+        /// A file holding the token PIN (or set MUSUBI_TOKEN_PIN; never on the command line).
+        #[arg(long)]
+        pin_file: Option<PathBuf>,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// A security server's state: initialised, running, registered, clients.
+    Status {
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// Keys in a security server's token: generate, CSR, list.
+    Keys {
+        #[command(subcommand)]
+        command: musubi::admin::KeysCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// Certificates: import what the CA issued, register the authentication certificate.
+    Certs {
+        #[command(subcommand)]
+        command: musubi::admin::CertsCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// A security server's clients: add, register, delete, list.
+    Clients {
+        #[command(subcommand)]
+        command: musubi::admin::ClientsCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// The central server's registration requests: list, approve, reject.
+    Requests {
+        #[command(subcommand)]
+        command: musubi::admin::RequestsCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// Start a whole demo network on this machine (127.0.0.2-4, real ports).
     Demo {
         /// Folder for keys, configuration and logs (default: a new folder).
@@ -124,6 +175,14 @@ async fn main() -> Result<()> {
             export(&url, &client, &query_id, &out).await
         }
         Command::Verify(args) => verify(&args),
+        Command::Init { anchor, owner, server_code, pin_file, endpoint } => {
+            musubi::admin::init(&endpoint, &anchor, &owner, &server_code, pin_file.as_deref()).await
+        }
+        Command::Status { endpoint } => musubi::admin::status(&endpoint).await,
+        Command::Keys { command, endpoint } => musubi::admin::keys(&endpoint, &command).await,
+        Command::Certs { command, endpoint } => musubi::admin::certs(&endpoint, &command).await,
+        Command::Clients { command, endpoint } => musubi::admin::clients(&endpoint, &command).await,
+        Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
     }
 }
 

@@ -129,6 +129,21 @@ pub fn self_signed_cert(key_pkcs8: &[u8], common_name: &str) -> Result<Vec<u8>, 
     Ok(params.self_signed(&key)?.der().to_vec())
 }
 
+/// A self-signed TLS server certificate for a PKCS#8 key (valid ten years)
+/// naming `sans` (IP addresses or DNS names): the admin endpoints' own
+/// certificate, which their clients pin.
+pub fn self_signed_tls_cert(key_pkcs8: &[u8], common_name: &str, sans: &[String]) -> Result<Vec<u8>, PkiError> {
+    let key = KeyPair::try_from(key_pkcs8)?;
+    let mut params = CertificateParams::new(sans.to_vec())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, common_name);
+    params.distinguished_name = dn;
+    let now = OffsetDateTime::now_utc();
+    params.not_before = now - std::time::Duration::from_secs(3600);
+    params.not_after = now + std::time::Duration::from_secs(10 * 365 * 24 * 3600);
+    Ok(params.self_signed(&key)?.der().to_vec())
+}
+
 /// PEM-encodes DER.
 pub fn pem(label: &str, der: &[u8]) -> String {
     use base64::Engine as _;

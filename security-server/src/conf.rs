@@ -404,6 +404,10 @@ pub struct ServerConf {
     /// Seconds between configuration downloads (X-Road: 60).
     #[serde(default = "default_download")]
     pub configuration_download_secs: u64,
+    /// Where the admin API listens (HTTPS; X-Road's 4000, on localhost unless
+    /// the operator decides otherwise); none: no admin API.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
 }
 
 fn default_fetch_interval() -> u64 {

@@ -11,6 +11,7 @@
 
 #![warn(missing_docs)]
 
+mod admin;
 mod archiver;
 pub mod conf;
 pub mod confclient;
@@ -20,6 +21,7 @@ pub mod messagelog;
 mod ocsp;
 mod proxy;
 pub mod registration;
+pub mod setup;
 mod signer;
 mod timestamper;
 mod tls;
@@ -57,6 +59,9 @@ pub enum StartError {
     /// The configuration anchor cannot be used.
     #[error("configuration anchor: {0}")]
     Anchor(String),
+    /// The admin API could not be started.
+    #[error("admin API: {0}")]
+    Admin(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -80,12 +85,19 @@ pub struct Handle {
     pub client_proxy_addr: SocketAddr,
     /// Where the server proxy listens.
     pub server_proxy_addr: SocketAddr,
+    /// Where the admin API listens, when it runs.
+    pub admin_addr: Option<SocketAddr>,
 }
 
 impl Handle {
     /// The message log (tests read it).
     pub fn message_log(&self) -> &MessageLog {
         &self.log
+    }
+
+    /// The state folder (keys, downloads, admin files).
+    pub fn state_dir(&self) -> &std::path::Path {
+        &self.state.conf.state_dir
     }
 
     /// This server's identifier.
@@ -459,8 +471,21 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let archive_dir = state.conf.archive_dir.clone().unwrap_or_else(|| state.conf.state_dir.join("archive"));
     let (archive_updates, _) = watch::channel(0u64);
     tasks.spawn(archiver::run(state.clone(), archive_dir, archive_updates.clone(), rx.clone()));
-    tasks.spawn(serve_server_proxy(sp, state, tls_conf, rx.clone()));
+    tasks.spawn(serve_server_proxy(sp, state.clone(), tls_conf, rx.clone()));
     tasks.spawn(ocsp::serve_responses(ocsp_listener, ocsp_cache.clone(), rx.clone()));
+    let admin_addr = match state.conf.admin_listen {
+        Some(addr) => {
+            let base = toml::Table::try_from(&state.conf).map_err(|e| StartError::Admin(e.to_string()))?;
+            let node = Arc::new(setup::Node::new(base).map_err(|e| StartError::Admin(e.to_string()))?);
+            let a = admin::Admin { node, running: Some(state.clone()), progressed: Arc::default() };
+            let (bound, task) = serve_admin(&state.conf.state_dir, addr, a, rx.clone()).await?;
+            tasks.spawn(async move {
+                let _ = task.await;
+            });
+            Some(bound)
+        }
+        None => None,
+    };
     tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
     Ok(Handle {
@@ -473,7 +498,80 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         log,
         client_proxy_addr,
         server_proxy_addr,
+        admin_addr,
     })
+}
+
+/// Serves the admin API at `addr` with its TLS identity and API keys from
+/// `state_dir/admin`.
+async fn serve_admin(
+    state_dir: &std::path::Path,
+    addr: SocketAddr,
+    admin: admin::Admin,
+    stop: watch::Receiver<bool>,
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
+    let dir = state_dir.join("admin");
+    let sans = vec![addr.ip().to_string(), "localhost".to_string()];
+    let identity = musubi_admin::Identity::load_or_create(&dir, "security server", &sans)
+        .map_err(|e| StartError::Admin(e.to_string()))?;
+    let keys = musubi_admin::ApiKeys::open(&dir).map_err(|e| StartError::Admin(e.to_string()))?;
+    let router = musubi_admin::protect(admin::router(admin), keys);
+    musubi_admin::serve(addr, &identity, router, stop).await.map_err(|e| StartError::Admin(e.to_string()))
+}
+
+/// A security server being set up: only its admin API runs, offering the
+/// setup steps (initialise, keys, CSRs, certificates) until they are done.
+pub struct SetupHandle {
+    node: Arc<setup::Node>,
+    progressed: Arc<tokio::sync::Notify>,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+}
+
+impl SetupHandle {
+    /// Waits until every step before registration is done.
+    pub async fn wait_complete(&self) {
+        loop {
+            let progressed = self.progressed.notified();
+            tokio::pin!(progressed);
+            progressed.as_mut().enable();
+            if self.node.is_complete() {
+                return;
+            }
+            progressed.await;
+        }
+    }
+
+    /// The server's configuration as set up so far.
+    pub fn server_conf(&self) -> Result<ServerConf, setup::SetupError> {
+        self.node.server_conf()
+    }
+
+    /// Stops the setup API (its port is free when this returns).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// Starts the admin API alone over the operator's configuration (a TOML
+/// table with `state_dir` and `admin_listen`), for a server not set up yet.
+pub async fn start_setup(base: toml::Table) -> Result<SetupHandle, StartError> {
+    let addr: SocketAddr = base
+        .get("admin_listen")
+        .and_then(|v| v.as_str())
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| StartError::Admin("the configuration names no admin_listen address".into()))?;
+    let node = Arc::new(setup::Node::new(base).map_err(|e| StartError::Admin(e.to_string()))?);
+    let state_dir = node.state_dir().to_path_buf();
+    let progressed = Arc::new(tokio::sync::Notify::new());
+    let (stop, rx) = watch::channel(false);
+    let a = admin::Admin { node: node.clone(), running: None, progressed: progressed.clone() };
+    let (admin_addr, task) = serve_admin(&state_dir, addr, a, rx).await?;
+    info!(%admin_addr, "security server not set up yet: the admin API waits for the setup steps");
+    Ok(SetupHandle { node, progressed, stop, task, admin_addr })
 }
 
 /// Counters of a running server (Prometheus metrics come with the admin API).

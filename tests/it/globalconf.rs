@@ -22,6 +22,7 @@ fn following(net: u8, expire_after_secs: u64, officer: bool) -> Options {
         central: Some(CentralOptions {
             listen: format!("127.0.{net}.8:8081").parse().unwrap(),
             management_listen: format!("127.0.{net}.8:4001").parse().unwrap(),
+            admin_listen: format!("127.0.{net}.8:4000").parse().unwrap(),
             generation_interval_secs: 1,
             expire_after_secs,
             register: true,

@@ -1,0 +1,270 @@
+//! What the admin endpoints of the security server and the central server
+//! (port 4000) share, and the `musubi` CLI's side of them.
+//!
+//! - **HTTPS with the node's own certificate**: made at first start
+//!   (`admin-tls.p8`, mode 0600, and `admin-tls.pem`), and pinned by clients:
+//!   there is no CA to ask for a certificate of `127.0.0.1`, and pinning is
+//!   stronger than a name check anyway.
+//! - **API keys** in X-Road's header form (`Authorization: X-Road-ApiKey
+//!   token=…`), kept only as SHA-256 hashes. The first key is made at first
+//!   start and written once to `admin-api-key` (mode 0600) for the local
+//!   administrator. Roles come with the admin API issue; every key is an
+//!   administrator's for now.
+//! - **JSON errors** that name the field at fault and what was expected.
+//! - Bodies are limited to [`MAX_BODY_BYTES`].
+//!
+//! [`client::AdminClient`] is the HTTPS JSON client the CLI uses.
+
+pub mod client;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use tokio::sync::watch;
+
+/// Largest request body the admin endpoints read, bytes.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// A file or key problem at start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// A file could not be read or written.
+    #[error("{path}: {error}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What failed.
+        error: std::io::Error,
+    },
+    /// Key material could not be made or used.
+    #[error("admin TLS: {0}")]
+    Tls(String),
+}
+
+fn file_error(path: &Path) -> impl Fn(std::io::Error) -> AdminError + '_ {
+    move |error| AdminError::File { path: path.to_path_buf(), error }
+}
+
+/// Writes a file readable by its owner only (mode 0600 from creation).
+pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(path)?;
+    f.write_all(bytes)?;
+    f.sync_all()
+}
+
+/// The admin endpoint's TLS certificate and key.
+pub struct Identity {
+    /// The certificate (DER).
+    pub cert_der: Vec<u8>,
+    key_pkcs8: Vec<u8>,
+}
+
+impl Identity {
+    /// Loads `dir/admin-tls.{p8,pem}`, or makes them (naming `sans`).
+    pub fn load_or_create(dir: &Path, name: &str, sans: &[String]) -> Result<Self, AdminError> {
+        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+        let (key_path, cert_path) = (dir.join("admin-tls.p8"), dir.join("admin-tls.pem"));
+        if let (Ok(key), Ok(pem)) = (std::fs::read(&key_path), std::fs::read_to_string(&cert_path)) {
+            let cert_der = musubi_pki::pem_decode("CERTIFICATE", &pem)
+                .ok_or_else(|| AdminError::Tls(format!("{} holds no certificate", cert_path.display())))?;
+            return Ok(Self { cert_der, key_pkcs8: key });
+        }
+        let key = musubi_pki::generate_ecdsa_key().map_err(|e| AdminError::Tls(e.to_string()))?;
+        let cert = musubi_pki::self_signed_tls_cert(&key, &format!("{name} admin"), sans)
+            .map_err(|e| AdminError::Tls(e.to_string()))?;
+        write_secret(&key_path, &key).map_err(file_error(&key_path))?;
+        std::fs::write(&cert_path, musubi_pki::pem("CERTIFICATE", &cert)).map_err(file_error(&cert_path))?;
+        Ok(Self { cert_der: cert, key_pkcs8: key })
+    }
+
+    fn server_config(&self) -> Result<rustls::ServerConfig, AdminError> {
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+            .and_then(|b| {
+                b.with_no_client_auth().with_single_cert(
+                    vec![rustls::pki_types::CertificateDer::from(self.cert_der.clone())],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_pkcs8.clone().into()),
+                )
+            })
+            .map_err(|e| AdminError::Tls(e.to_string()))
+    }
+}
+
+/// The API keys that may use an admin endpoint, as SHA-256 hashes.
+#[derive(Debug, Clone)]
+pub struct ApiKeys {
+    hashes: Arc<Vec<[u8; 32]>>,
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
+}
+
+impl ApiKeys {
+    /// Reads `dir/api-keys` (one hex hash per line). At first start (no such
+    /// file) makes a key, keeps its hash, and writes the key itself to
+    /// `dir/admin-api-key` (mode 0600) for the local administrator.
+    pub fn open(dir: &Path) -> Result<Self, AdminError> {
+        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+        let path = dir.join("api-keys");
+        if !path.exists() {
+            use base64::Engine as _;
+            use ring::rand::SecureRandom as _;
+            let mut raw = [0u8; 32];
+            ring::rand::SystemRandom::new()
+                .fill(&mut raw)
+                .map_err(|_| AdminError::Tls("no randomness for the API key".into()))?;
+            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
+            let key_file = dir.join("admin-api-key");
+            write_secret(&key_file, token.as_bytes()).map_err(file_error(&key_file))?;
+            let line: String = hash(&token).iter().map(|b| format!("{b:02x}")).collect();
+            write_secret(&path, format!("{line}\n").as_bytes()).map_err(file_error(&path))?;
+        }
+        let text = std::fs::read_to_string(&path).map_err(file_error(&path))?;
+        let mut hashes = Vec::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let bytes: Option<Vec<u8>> = (0..line.trim().len())
+                .step_by(2)
+                .map(|i| line.trim().get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+                .collect();
+            let h: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
+                AdminError::Tls(format!("{} line {}: not a SHA-256 hash in hex", path.display(), n + 1))
+            })?;
+            hashes.push(h);
+        }
+        Ok(Self { hashes: Arc::new(hashes) })
+    }
+
+    /// Whether `token` is one of the keys.
+    pub fn allows(&self, token: &str) -> bool {
+        let h = hash(token);
+        self.hashes.iter().fold(false, |found, k| found | (k == &h))
+    }
+}
+
+/// An error answer: `{"status": 400, "error": "…", "field": "…"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: u16,
+    /// What is wrong and what to do.
+    pub error: String,
+    /// The request field at fault, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    /// 400 naming `field`.
+    pub fn field(field: &str, error: impl Into<String>) -> Self {
+        Self { status: 400, error: error.into(), field: Some(field.into()) }
+    }
+    /// An error with `status`.
+    pub fn new(status: u16, error: impl Into<String>) -> Self {
+        Self { status, error: error.into(), field: None }
+    }
+    /// 409: the request does not fit the node's state.
+    pub fn conflict(error: impl Into<String>) -> Self {
+        Self::new(409, error)
+    }
+    /// 500 with a generic text; the detail goes to the log.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "admin request failed");
+        Self::new(500, "internal error; see the server's log")
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self)).into_response()
+    }
+}
+
+/// The token of an `Authorization: X-Road-ApiKey token=…` header.
+fn api_key(req: &Request) -> Option<&str> {
+    let value = req.headers().get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("X-Road-ApiKey") {
+        return None;
+    }
+    rest.trim().strip_prefix("token=").map(str::trim)
+}
+
+/// Middleware: refuses requests without a known API key (401).
+pub async fn require_api_key(State(keys): State<ApiKeys>, req: Request, next: Next) -> Response {
+    match api_key(&req) {
+        Some(token) if keys.allows(token) => next.run(req).await,
+        Some(_) => ApiError::new(401, "the API key is not known; use the key in admin-api-key").into_response(),
+        None => ApiError::new(401, "send the API key as 'Authorization: X-Road-ApiKey token=KEY'").into_response(),
+    }
+}
+
+/// Wraps `router` with the API-key check and the body limit.
+pub fn protect(router: axum::Router, keys: ApiKeys) -> axum::Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(keys, require_api_key))
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// Most admin connections served at once.
+const MAX_CONNECTIONS: usize = 64;
+
+/// Binds `addr` and serves `router` over HTTPS with `identity` until `stop`;
+/// returns the bound address and the accept loop's task (done once the
+/// listener is closed).
+pub async fn serve(
+    addr: std::net::SocketAddr,
+    identity: &Identity,
+    router: axum::Router,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(std::net::SocketAddr, tokio::task::JoinHandle<()>), AdminError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|error| AdminError::File { path: PathBuf::from(addr.to_string()), error })?;
+    let bound = listener.local_addr().map_err(|error| AdminError::File { path: addr.to_string().into(), error })?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(identity.server_config()?));
+    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let task = tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.changed() => return,
+                accepted = listener.accept() => {
+                    let Ok((tcp, _)) = accepted else { continue };
+                    let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                    let (acceptor, router) = (acceptor.clone(), router.clone());
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
+                            return;
+                        };
+                        let svc = hyper_util::service::TowerToHyperService::new(router);
+                        let conn = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(Duration::from_secs(30))
+                            .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
+                        let _ = tokio::time::timeout(Duration::from_secs(300), conn).await;
+                    });
+                }
+            }
+        }
+    });
+    Ok((bound, task))
+}

@@ -1,0 +1,334 @@
+//! The `musubi` commands that drive an admin API (a security server's or
+//! the central server's, port 4000): setting a server up and registering it,
+//! and deciding registration requests.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Subcommand};
+use musubi_admin::client::AdminClient;
+use serde_json::{Value, json};
+
+/// Where the admin API is and how to reach it (flags, or the environment).
+#[derive(Args, Debug, Clone)]
+pub struct Endpoint {
+    /// The admin API, e.g. https://127.0.0.1:4000
+    #[arg(long, global = true, env = "MUSUBI_SERVER", default_value = "https://127.0.0.1:4000")]
+    pub server: String,
+    /// The admin API's certificate (PEM; `state_dir/admin/admin-tls.pem`), which
+    /// must be the one the server presents.
+    #[arg(long, global = true, env = "MUSUBI_SERVER_CERT")]
+    pub server_cert: Option<PathBuf>,
+    /// A file holding the API key (`state_dir/admin/admin-api-key`); or set MUSUBI_API_KEY.
+    #[arg(long, global = true, env = "MUSUBI_API_KEY_FILE")]
+    pub api_key_file: Option<PathBuf>,
+    /// Print answers as JSON.
+    #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
+    pub output: String,
+}
+
+impl Endpoint {
+    /// A client for this endpoint.
+    pub fn client(&self) -> Result<AdminClient> {
+        let cert_path = self.server_cert.as_deref().context(
+            "name the admin API's certificate with --server-cert FILE (or MUSUBI_SERVER_CERT); \
+             it is state_dir/admin/admin-tls.pem on the server",
+        )?;
+        let cert = read_pem(cert_path, "CERTIFICATE")?;
+        let key = match (&self.api_key_file, std::env::var("MUSUBI_API_KEY")) {
+            (Some(f), _) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+            (None, Ok(k)) => k,
+            (None, Err(_)) => anyhow::bail!(
+                "no API key: use --api-key-file FILE (state_dir/admin/admin-api-key) or set MUSUBI_API_KEY"
+            ),
+        };
+        let key = key.trim();
+        anyhow::ensure!(
+            !key.is_empty() && key.len() <= 256 && key.bytes().all(|b| b.is_ascii_graphic()),
+            "the API key file does not hold an API key (one line of printable characters)"
+        );
+        Ok(AdminClient::new(&self.server, cert, key))
+    }
+}
+
+fn read_pem(path: &Path, label: &str) -> Result<Vec<u8>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    musubi_pki::pem_decode(label, &text).with_context(|| format!("{} holds no {label} PEM block", path.display()))
+}
+
+/// Key commands.
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// The token's keys and certificates.
+    List,
+    /// Generate a key in the server's token.
+    Generate {
+        /// `auth` (the server's authentication key) or `sign` (a member's signing key).
+        #[arg(long, value_parser = ["auth", "sign"])]
+        role: String,
+        /// A label for the key.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// Make a certificate signing request for a key; give it to the CA.
+    Csr {
+        /// The key's id (from `keys generate` or `keys list`).
+        key: String,
+        /// For a signing key: the member it signs for (default: the server's owner).
+        #[arg(long)]
+        member: Option<String>,
+        /// Where to write the CSR (PEM).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+/// Certificate commands.
+#[derive(Subcommand, Debug)]
+pub enum CertsCommand {
+    /// Import a certificate the CA issued for one of the token's keys.
+    Import {
+        /// The certificate (PEM).
+        file: PathBuf,
+    },
+    /// Ask the central server to register the authentication certificate.
+    Register {
+        /// The certificate's hash (from `certs import` or `keys list`).
+        hash: String,
+        /// The address peers reach this server at (host name or IP).
+        #[arg(long)]
+        address: String,
+    },
+}
+
+/// Client commands.
+#[derive(Subcommand, Debug)]
+pub enum ClientsCommand {
+    /// The server's clients and whether they are registered.
+    List,
+    /// Add a client (e.g. SUBSYSTEM:DEMO/GOV/1001/care) to the server.
+    Add {
+        /// The client.
+        client: String,
+    },
+    /// Ask the central server to register a client on this server.
+    Register {
+        /// The client.
+        client: String,
+    },
+    /// Remove a client (asking the central server to delete a registered one).
+    Delete {
+        /// The client.
+        client: String,
+    },
+}
+
+/// Registration-request commands (central server).
+#[derive(Subcommand, Debug)]
+pub enum RequestsCommand {
+    /// Registration requests, newest first.
+    List {
+        /// Only pending ones.
+        #[arg(long)]
+        pending: bool,
+    },
+    /// Approve a pending request.
+    Approve {
+        /// Its id.
+        id: i64,
+    },
+    /// Reject a pending request.
+    Reject {
+        /// Its id.
+        id: i64,
+        /// Why (recorded with the request).
+        #[arg(long)]
+        reason: String,
+    },
+}
+
+fn print(output: &str, value: &Value, text: impl FnOnce(&Value) -> String) {
+    if output == "json" {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        println!("{}", text(value));
+    }
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("")
+}
+
+/// `musubi init`.
+pub async fn init(ep: &Endpoint, anchor: &Path, owner: &str, server_code: &str, pin_file: Option<&Path>) -> Result<()> {
+    let anchor_xml = std::fs::read_to_string(anchor).with_context(|| format!("cannot read {}", anchor.display()))?;
+    let pin = match pin_file {
+        Some(f) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        None => std::env::var("MUSUBI_TOKEN_PIN")
+            .context("give the token PIN with --pin-file FILE or MUSUBI_TOKEN_PIN (never on the command line)")?,
+    };
+    let body = json!({ "anchor": anchor_xml, "owner": owner, "server_code": server_code,
+                       "pin": pin.trim_end_matches(['\r', '\n']) });
+    let v = ep.client()?.post("/api/v1/initialization", &body).await?;
+    print(&ep.output, &v, |v| format!("initialised {}", s(&v["server_id"])));
+    Ok(())
+}
+
+/// `musubi status`.
+pub async fn status(ep: &Endpoint) -> Result<()> {
+    let v = ep.client()?.get("/api/v1/status").await?;
+    print(&ep.output, &v, |v| {
+        format!(
+            "server {}  initialised {}  running {}  registered {}  clients {}",
+            s(&v["server_id"]),
+            v["initialized"],
+            v["running"],
+            v["registered"],
+            v["registered_clients"]
+                .as_array()
+                .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
+                .unwrap_or_default()
+        )
+    });
+    Ok(())
+}
+
+/// `musubi keys …`.
+pub async fn keys(ep: &Endpoint, command: &KeysCommand) -> Result<()> {
+    let client = ep.client()?;
+    match command {
+        KeysCommand::List => {
+            let v = client.get("/api/v1/keys").await?;
+            print(&ep.output, &v, |v| {
+                let mut out = Vec::new();
+                for k in v["keys"].as_array().into_iter().flatten() {
+                    out.push(format!("key  {}  {}  {}", s(&k["id"]), s(&k["role"]), s(&k["label"])));
+                }
+                for c in v["certificates"].as_array().into_iter().flatten() {
+                    out.push(format!(
+                        "cert {}  key {}  {}  {}",
+                        s(&c["hash"]),
+                        s(&c["key_id"]),
+                        s(&c["status"]),
+                        s(&c["subject"])
+                    ));
+                }
+                out.join("\n")
+            });
+        }
+        KeysCommand::Generate { role, label } => {
+            let v = client.post("/api/v1/keys", &json!({ "role": role, "label": label })).await?;
+            print(&ep.output, &v, |v| format!("generated {} key {}", s(&v["role"]), s(&v["id"])));
+        }
+        KeysCommand::Csr { key, member, out } => {
+            let v = client.post(&format!("/api/v1/keys/{key}/csr"), &json!({ "member": member })).await?;
+            std::fs::write(out, s(&v["csr"])).with_context(|| format!("cannot write {}", out.display()))?;
+            print(&ep.output, &v, |_| format!("CSR written to {}; give it to the CA", out.display()));
+        }
+    }
+    Ok(())
+}
+
+/// `musubi certs …`.
+pub async fn certs(ep: &Endpoint, command: &CertsCommand) -> Result<()> {
+    let client = ep.client()?;
+    match command {
+        CertsCommand::Import { file } => {
+            let pem = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+            let v = client.post("/api/v1/certificates", &json!({ "certificate": pem })).await?;
+            print(&ep.output, &v, |v| format!("imported {} certificate {}", s(&v["role"]), s(&v["hash"])));
+        }
+        CertsCommand::Register { hash, address } => {
+            let v =
+                client.post(&format!("/api/v1/certificates/{hash}/register"), &json!({ "address": address })).await?;
+            print(&ep.output, &v, |v| {
+                format!(
+                    "registration request {} sent; it takes effect with the central server's approval",
+                    v["request_id"]
+                )
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `musubi clients …`.
+pub async fn clients(ep: &Endpoint, command: &ClientsCommand) -> Result<()> {
+    let client = ep.client()?;
+    let path = |c: &str| format!("/api/v1/clients/{}", percent(c));
+    match command {
+        ClientsCommand::List => {
+            let v = client.get("/api/v1/clients").await?;
+            print(&ep.output, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|c| format!("{}  {}", s(&c["id"]), s(&c["status"])))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ClientsCommand::Add { client: c } => {
+            let v = client.post("/api/v1/clients", &json!({ "client": c })).await?;
+            print(&ep.output, &v, |v| format!("added {}", s(&v["id"])));
+        }
+        ClientsCommand::Register { client: c } => {
+            let v = client.post(&format!("{}/register", path(c)), &Value::Null).await?;
+            print(&ep.output, &v, |v| format!("registration request {} sent", v["request_id"]));
+        }
+        ClientsCommand::Delete { client: c } => {
+            let v = client.delete(&path(c)).await?;
+            print(&ep.output, &v, |v| match v["request_id"].as_i64() {
+                Some(id) => format!("removed; deletion request {id} sent"),
+                None => "removed".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `musubi requests …` (central server).
+pub async fn requests(ep: &Endpoint, command: &RequestsCommand) -> Result<()> {
+    let client = ep.client()?;
+    match command {
+        RequestsCommand::List { pending } => {
+            let v = client.get(if *pending { "/api/v1/requests?status=pending" } else { "/api/v1/requests" }).await?;
+            print(&ep.output, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        format!(
+                            "{}  {}  {}  {}  {}",
+                            r["id"],
+                            s(&r["status"]),
+                            s(&r["kind"]),
+                            s(&r["server"]),
+                            s(&r["detail"])
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RequestsCommand::Approve { id } => {
+            let v = client.post(&format!("/api/v1/requests/{id}/approve"), &Value::Null).await?;
+            print(&ep.output, &v, |_| format!("request {id} approved"));
+        }
+        RequestsCommand::Reject { id, reason } => {
+            let v = client.post(&format!("/api/v1/requests/{id}/reject"), &json!({ "reason": reason })).await?;
+            print(&ep.output, &v, |_| format!("request {id} rejected"));
+        }
+    }
+    Ok(())
+}
+
+/// Percent-encodes an identifier for a URL path segment.
+pub fn percent(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -1,0 +1,232 @@
+//! Setting up and registering a security server with the `musubi` CLI, as an
+//! operator does: `init`, `keys generate`, `keys csr`, the CA, `certs import`,
+//! `certs register`, `clients add` and `clients register` against the
+//! server's admin API; `requests list/approve/reject` against the central
+//! server's. Every answer that a script would read is taken as `--output json`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+const NET: &str = "127.0.50";
+
+/// How the CLI reaches one admin API.
+struct Endpoint {
+    url: String,
+    cert: PathBuf,
+    key: PathBuf,
+}
+
+impl Endpoint {
+    fn of(dir: &Path, addr: std::net::SocketAddr) -> Self {
+        Self { url: format!("https://{addr}"), cert: dir.join("admin-tls.pem"), key: dir.join("admin-api-key") }
+    }
+}
+
+/// Runs `musubi ARGS` against `ep`; returns (success, stdout, stderr).
+async fn musubi(ep: &Endpoint, args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_musubi"))
+        .args(args)
+        .env("MUSUBI_SERVER", &ep.url)
+        .env("MUSUBI_SERVER_CERT", &ep.cert)
+        .env("MUSUBI_API_KEY_FILE", &ep.key)
+        .env_remove("MUSUBI_API_KEY")
+        .env_remove("MUSUBI_TOKEN_PIN")
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `musubi ARGS --output json`, which must succeed.
+async fn json(ep: &Endpoint, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.extend(["--output", "json"]);
+    let (ok, out, err) = musubi(ep, &all).await;
+    assert!(ok, "musubi {args:?} failed: {err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("musubi {args:?} printed no JSON ({e}): {out}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
+    let dir = std::env::temp_dir().join(format!("musubi-cli-setup-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    // The network: a CA with OCSP, a TSA, a central server with an officer.
+    let ca = Arc::new(musubi_pki::DevCa::new("Setup CA").unwrap());
+    let (ocsp, _ocsp_stop) =
+        musubi_pki::http::start_ocsp_responder(ca.clone(), format!("{NET}.5:8888").parse().unwrap()).await.unwrap();
+    let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Setup TSA").unwrap());
+    let (tsa_addr, _tsa_stop) =
+        musubi_pki::http::start_tsa(tsa.clone(), format!("{NET}.5:8899").parse().unwrap()).await.unwrap();
+    let cs = musubi_central_server::start(musubi_central_server::CentralConf {
+        instance: "DEMO".into(),
+        state_dir: dir.join("central"),
+        database_url: None,
+        conf_listen: format!("{NET}.8:8081").parse().unwrap(),
+        public_address: format!("{NET}.8:8081"),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        management_listen: Some(format!("{NET}.8:4001").parse().unwrap()),
+        admin_listen: Some(format!("{NET}.8:4000").parse().unwrap()),
+    })
+    .await
+    .unwrap();
+    let owner = musubi_protocol::ClientId::member("DEMO", "GOV", "1001").unwrap();
+    let reg = &cs.registry;
+    reg.add_member_class("GOV", "Government").await.unwrap();
+    reg.add_member(&owner, "Demo City").await.unwrap();
+    reg.add_ca("Setup CA", ca.cert_der(), &[(format!("http://{ocsp}/"), None)], None).await.unwrap();
+    reg.add_tsa("Setup TSA", &format!("http://{tsa_addr}/"), tsa.cert_der()).await.unwrap();
+    cs.generate().await.unwrap();
+    let anchor = dir.join("anchor.xml");
+    std::fs::write(&anchor, cs.anchor().await.unwrap()).unwrap();
+    let officer = Endpoint::of(&dir.join("central/admin"), cs.admin_addr.unwrap());
+
+    // The security server as installed: its own settings, nothing else.
+    let state = dir.join("ss/state");
+    let base: toml::Table = toml::from_str(&format!(
+        r#"
+        client_proxy_listen = "{NET}.2:8080"
+        server_proxy_listen = "{NET}.2:5500"
+        ocsp_listen = "{NET}.2:5577"
+        admin_listen = "{NET}.2:4000"
+        database = "{db}"
+        state_dir = "{state}"
+        configuration_download_secs = 1
+        "#,
+        db = dir.join("ss/messagelog.sqlite").display(),
+        state = state.display(),
+    ))
+    .unwrap();
+    let setup = musubi_security_server::start_setup(base).await.unwrap();
+    let ss = Endpoint::of(&state.join("admin"), setup.admin_addr);
+
+    // Without the right key or certificate the API says what to do.
+    std::fs::write(dir.join("wrong-key"), "not-the-key").unwrap();
+    let wrong = Endpoint { key: dir.join("wrong-key"), ..Endpoint::of(&state.join("admin"), setup.admin_addr) };
+    let (ok, _, err) = musubi(&wrong, &["status"]).await;
+    assert!(!ok && err.contains("API key is not known"), "{err}");
+    let other_cert = Endpoint {
+        cert: dir.join("central/admin/admin-tls.pem"),
+        ..Endpoint::of(&state.join("admin"), setup.admin_addr)
+    };
+    let (ok, _, err) = musubi(&other_cert, &["status"]).await;
+    assert!(!ok && err.contains("TLS"), "{err}");
+
+    // musubi init: anchor, owner, server code, PIN (from a file, never argv).
+    let pin = dir.join("pin");
+    std::fs::write(&pin, "correct-horse-7").unwrap();
+    let (ok, _, err) = musubi(
+        &ss,
+        &["init", "--anchor", anchor.to_str().unwrap(), "--owner", "MEMBER:DEMO/GOV/1001", "--server-code", "ss1"],
+    )
+    .await;
+    assert!(!ok && err.contains("--pin-file"), "no PIN, no initialisation: {err}");
+    let (ok, _, err) = musubi(
+        &ss,
+        &[
+            "init",
+            "--anchor",
+            anchor.to_str().unwrap(),
+            "--owner",
+            "SUBSYSTEM:DEMO/GOV/1001/x",
+            "--server-code",
+            "ss1",
+            "--pin-file",
+            pin.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(!ok && err.contains("owner:"), "the field at fault is named: {err}");
+    let v = json(
+        &ss,
+        &[
+            "init",
+            "--anchor",
+            anchor.to_str().unwrap(),
+            "--owner",
+            "MEMBER:DEMO/GOV/1001",
+            "--server-code",
+            "ss1",
+            "--pin-file",
+            pin.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(v["server_id"], "SERVER:DEMO/GOV/1001/ss1");
+
+    // Keys, CSRs, the CA, certificates.
+    let mut auth_hash = String::new();
+    for (role, usage) in [("auth", musubi_pki::Usage::Auth), ("sign", musubi_pki::Usage::Sign)] {
+        let key = json(&ss, &["keys", "generate", "--role", role]).await;
+        let id = key["id"].as_str().unwrap().to_string();
+        let csr_file = dir.join(format!("{role}.csr"));
+        json(&ss, &["keys", "csr", &id, "--out", csr_file.to_str().unwrap()]).await;
+        let csr = musubi_pki::pem_decode("CERTIFICATE REQUEST", &std::fs::read_to_string(&csr_file).unwrap()).unwrap();
+        let cert_file = dir.join(format!("{role}.pem"));
+        std::fs::write(&cert_file, musubi_pki::pem("CERTIFICATE", &ca.sign_csr(&csr, usage).unwrap())).unwrap();
+        let imported = json(&ss, &["certs", "import", cert_file.to_str().unwrap()]).await;
+        assert_eq!(imported["role"], role);
+        if role == "auth" {
+            auth_hash = imported["hash"].as_str().unwrap().to_string();
+        } else {
+            assert_eq!(imported["member"], "MEMBER:DEMO/GOV/1001");
+        }
+    }
+    let listed = json(&ss, &["keys", "list"]).await;
+    assert_eq!(listed["keys"].as_array().unwrap().len(), 2);
+    let (ok, _, err) = musubi(&ss, &["certs", "register", &auth_hash, "--address", &format!("{NET}.2")]).await;
+    assert!(!ok && err.contains("not running yet"), "registration needs the running server: {err}");
+
+    // Set up: the server starts (the binary does this by itself).
+    setup.wait_complete().await;
+    let conf = setup.server_conf().unwrap();
+    setup.shutdown().await;
+    let server = musubi_security_server::start(conf).await.unwrap();
+    let status = json(&ss, &["status"]).await;
+    assert_eq!((status["running"].as_bool(), status["registered"].as_bool()), (Some(true), Some(false)));
+
+    // Register the authentication certificate; the officer approves it.
+    let sent = json(&ss, &["certs", "register", &auth_hash, "--address", &format!("{NET}.2")]).await;
+    let pending = json(&officer, &["requests", "list", "--pending"]).await;
+    assert_eq!(pending[0]["id"], sent["request_id"]);
+    assert_eq!(pending[0]["kind"], "authCertReg");
+    json(&officer, &["requests", "approve", &sent["request_id"].to_string()]).await;
+    cs.generate().await.unwrap();
+    assert!(server.update_global_conf().await);
+    assert_eq!(json(&ss, &["status"]).await["registered"], true);
+
+    // A client: added, registered, rejected once, then approved.
+    let care = "SUBSYSTEM:DEMO/GOV/1001/care";
+    json(&ss, &["clients", "add", care]).await;
+    let first = json(&ss, &["clients", "register", care]).await;
+    json(&officer, &["requests", "reject", &first["request_id"].to_string(), "--reason", "wrong subsystem name"]).await;
+    let (ok, _, err) = musubi(&officer, &["requests", "approve", &first["request_id"].to_string()]).await;
+    assert!(!ok && err.contains("already rejected"), "{err}");
+    let second = json(&ss, &["clients", "register", care]).await;
+    json(&officer, &["requests", "approve", &second["request_id"].to_string()]).await;
+    cs.generate().await.unwrap();
+    assert!(server.update_global_conf().await);
+    let clients = json(&ss, &["clients", "list"]).await;
+    assert_eq!(clients[0]["id"], care);
+    assert_eq!(clients[0]["status"], "registered");
+    let decided = json(&officer, &["requests", "list"]).await;
+    let statuses: Vec<&str> = decided.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses, ["approved", "rejected", "approved"]);
+
+    // Text output for people.
+    let (ok, out, _) = musubi(&ss, &["clients", "list"]).await;
+    assert!(ok && out.contains(&format!("{care}  registered")), "{out}");
+    server.shutdown().await;
+    cs.shutdown();
+}

@@ -1,0 +1,264 @@
+//! The security server's admin API on `admin_listen` (port 4000, HTTPS,
+//! `Authorization: X-Road-ApiKey token=…`; see `musubi-admin`): the setup
+//! and registration steps. Handlers are thin: they call [`crate::setup`] and
+//! [`crate::registration`].
+//!
+//! Endpoints (JSON, under `/api/v1`):
+//! - `GET  /status`: initialised, server id, whether it runs and is registered, clients
+//! - `POST /initialization` `{anchor, owner, server_code, pin}`
+//! - `GET  /keys`; `POST /keys` `{role: "auth"|"sign", label?}`
+//! - `POST /keys/{id}/csr` `{member?}` → `{csr}` (PEM)
+//! - `POST /certificates` `{certificate}` (PEM) → the imported certificate
+//! - `POST /certificates/{hash}/register` `{address}` → `{request_id}` (running server)
+//! - `GET  /clients`; `POST /clients` `{client}`
+//! - `POST /clients/{id}/register` → `{request_id}` (running server)
+//! - `DELETE /clients/{id}`: a client deletion request when it is registered
+//!
+//! Before the server is set up, the same API runs alone ([`crate::start_setup`])
+//! and offers the setup steps; registration needs the running server.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use musubi_admin::ApiError;
+use musubi_pki::token::{CertStatus, KeyRole};
+use musubi_protocol::ClientId;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::proxy;
+use crate::setup::{Node, SetupError};
+
+/// What the handlers reach.
+#[derive(Clone)]
+pub(crate) struct Admin {
+    pub(crate) node: Arc<Node>,
+    /// The running server, once set up.
+    pub(crate) running: Option<Arc<proxy::State>>,
+    /// Woken after each step that may complete the setup.
+    pub(crate) progressed: Arc<tokio::sync::Notify>,
+}
+
+impl From<SetupError> for ApiError {
+    fn from(e: SetupError) -> Self {
+        match e {
+            SetupError::Invalid { field, problem } => ApiError::field(field, problem),
+            SetupError::State(m) => ApiError::conflict(m),
+            SetupError::Failed(m) => ApiError::internal(m),
+        }
+    }
+}
+
+type Answer = Result<Json<Value>, ApiError>;
+
+/// The API's routes (the caller adds the API-key check).
+pub(crate) fn router(admin: Admin) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/status", get(status))
+        .route("/api/v1/initialization", post(initialise))
+        .route("/api/v1/keys", get(keys).post(generate_key))
+        .route("/api/v1/keys/{id}/csr", post(csr))
+        .route("/api/v1/certificates", post(import_certificate))
+        .route("/api/v1/certificates/{hash}/register", post(register_certificate))
+        .route("/api/v1/clients", get(clients).post(add_client))
+        .route("/api/v1/clients/{id}/register", post(register_client))
+        .route("/api/v1/clients/{id}", axum::routing::delete(delete_client))
+        .with_state(admin)
+}
+
+fn running(admin: &Admin) -> Result<&Arc<proxy::State>, ApiError> {
+    admin.running.as_ref().ok_or_else(|| {
+        ApiError::conflict("the server is not running yet: finish initialisation, keys and certificates first")
+    })
+}
+
+fn registration_error(e: crate::registration::RegistrationError) -> ApiError {
+    match e {
+        crate::registration::RegistrationError::Refused(m) => ApiError::new(422, format!("refused: {m}")),
+        crate::registration::RegistrationError::Transport { .. } => ApiError::new(502, e.to_string()),
+        other => ApiError::conflict(other.to_string()),
+    }
+}
+
+async fn status(State(a): State<Admin>) -> Answer {
+    let setup = a.node.setup()?;
+    let (registered, hosted) = match &a.running {
+        Some(state) => {
+            let trust = state.trust.get();
+            let own = musubi_pki::cert_hash(&state.auth().0);
+            let me = setup.server_id.as_ref().and_then(|id| trust.server(id));
+            let registered = me.is_some_and(|s| s.auth_cert_hashes.iter().any(|h| h.eq_ignore_ascii_case(&own)));
+            (registered, me.map(|s| s.clients.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default())
+        }
+        None => (false, vec![]),
+    };
+    Ok(Json(json!({
+        "initialized": setup.server_id.is_some(),
+        "server_id": setup.server_id.map(|s| s.to_string()),
+        "running": a.running.is_some(),
+        "registered": registered,
+        "registered_clients": hosted,
+        "global_configuration_ok": a.running.as_ref().map(|s| s.globalconf.check().is_ok()),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Initialise {
+    anchor: String,
+    owner: String,
+    server_code: String,
+    pin: String,
+}
+
+async fn initialise(State(a): State<Admin>, Json(r): Json<Initialise>) -> Answer {
+    let id = a.node.initialise(r.anchor.as_bytes(), &r.owner, &r.server_code, &r.pin).await?;
+    tracing::info!(server = %id, "initialised");
+    Ok(Json(json!({ "server_id": id.to_string() })))
+}
+
+async fn keys(State(a): State<Admin>) -> Answer {
+    let (keys, certs) = a.node.keys().await?;
+    let certs: Vec<Value> = certs
+        .iter()
+        .map(|c| {
+            json!({ "hash": c.hash, "key_id": c.key_id, "status": c.status, "active": c.active,
+                         "subject": musubi_pki::subject_of(&c.der()) })
+        })
+        .collect();
+    Ok(Json(json!({ "keys": keys, "certificates": certs })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    role: KeyRole,
+    #[serde(default)]
+    label: Option<String>,
+}
+
+async fn generate_key(State(a): State<Admin>, Json(r): Json<NewKey>) -> Answer {
+    let label = r.label.unwrap_or_else(|| match r.role {
+        KeyRole::Auth => "authentication".into(),
+        KeyRole::Sign => "signing".into(),
+    });
+    let key = a.node.generate_key(r.role, &label).await?;
+    Ok(Json(serde_json::to_value(key).map_err(ApiError::internal)?))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CsrRequest {
+    #[serde(default)]
+    member: Option<String>,
+}
+
+async fn csr(State(a): State<Admin>, Path(id): Path<String>, body: Option<Json<CsrRequest>>) -> Answer {
+    let member = body.and_then(|Json(b)| b.member);
+    let der = a.node.csr(&id, member.as_deref()).await?;
+    Ok(Json(json!({ "csr": musubi_pki::pem("CERTIFICATE REQUEST", &der) })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Certificate {
+    certificate: String,
+}
+
+async fn import_certificate(State(a): State<Admin>, Json(r): Json<Certificate>) -> Answer {
+    let der = musubi_pki::pem_decode("CERTIFICATE", &r.certificate)
+        .ok_or_else(|| ApiError::field("certificate", "expected a PEM certificate (-----BEGIN CERTIFICATE-----)"))?;
+    let imported = a.node.import_certificate(&der).await?;
+    a.progressed.notify_waiters();
+    let restart = a.running.is_some();
+    Ok(Json(json!({
+        "hash": imported.cert.hash,
+        "role": imported.role,
+        "member": imported.member.map(|m| m.to_string()),
+        "status": imported.cert.status,
+        "note": if restart { "restart the server to use a new certificate" } else { "" },
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Address {
+    address: String,
+}
+
+async fn register_certificate(State(a): State<Admin>, Path(hash): Path<String>, Json(r): Json<Address>) -> Answer {
+    let state = running(&a)?;
+    let auth = state.auth().0.to_vec();
+    if !musubi_pki::cert_hash(&auth).eq_ignore_ascii_case(&hash) {
+        return Err(ApiError::field("hash", "not the authentication certificate this server uses"));
+    }
+    let request = musubi_protocol::management::Request::AuthCertReg {
+        server: state.conf.server_id.clone(),
+        address: r.address,
+        auth_cert: auth,
+    };
+    let id = crate::registration::send(state, request).await.map_err(registration_error)?;
+    a.node.set_cert_status(&hash, CertStatus::RegistrationInProgress).await?;
+    Ok(Json(json!({ "request_id": id })))
+}
+
+async fn clients(State(a): State<Admin>) -> Answer {
+    let setup = a.node.setup()?;
+    let hosted: Vec<ClientId> = match (&a.running, &setup.server_id) {
+        (Some(state), Some(id)) => state.trust.get().server(id).map(|s| s.clients.clone()).unwrap_or_default(),
+        _ => vec![],
+    };
+    let list: Vec<Value> = setup
+        .clients
+        .iter()
+        .map(|c| json!({ "id": c.to_string(), "status": if hosted.contains(c) { "registered" } else { "saved" } }))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewClient {
+    client: String,
+}
+
+async fn add_client(State(a): State<Admin>, Json(r): Json<NewClient>) -> Answer {
+    let id = a.node.add_client(&r.client).await?;
+    Ok(Json(json!({ "id": id.to_string(), "status": "saved" })))
+}
+
+fn client_of(a: &Admin, id: &str) -> Result<ClientId, ApiError> {
+    let client: ClientId = id.parse().map_err(|e| ApiError::field("id", format!("{e}")))?;
+    if !a.node.setup()?.clients.contains(&client) {
+        return Err(ApiError::new(404, format!("{client} is not a client of this server; add it first")));
+    }
+    Ok(client)
+}
+
+async fn register_client(State(a): State<Admin>, Path(id): Path<String>) -> Answer {
+    let client = client_of(&a, &id)?;
+    let state = running(&a)?;
+    let request = musubi_protocol::management::Request::ClientReg { server: state.conf.server_id.clone(), client };
+    let id = crate::registration::send(state, request).await.map_err(registration_error)?;
+    Ok(Json(json!({ "request_id": id })))
+}
+
+async fn delete_client(State(a): State<Admin>, Path(id): Path<String>) -> Answer {
+    let client = client_of(&a, &id)?;
+    let registered =
+        a.running.as_ref().is_some_and(|s| s.trust.get().server(&s.conf.server_id).is_some_and(|me| me.hosts(&client)));
+    let request_id = match (&a.running, registered) {
+        (Some(state), true) => {
+            let request = musubi_protocol::management::Request::ClientDeletion {
+                server: state.conf.server_id.clone(),
+                client: client.clone(),
+            };
+            Some(crate::registration::send(state, request).await.map_err(registration_error)?)
+        }
+        _ => None,
+    };
+    a.node.remove_client(&client).await?;
+    Ok(Json(json!({ "request_id": request_id })))
+}
