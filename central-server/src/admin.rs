@@ -8,6 +8,7 @@
 //! - `POST /requests/{id}/reject` `{reason}`
 //! - `POST /members` `{id, name}`: adds (or renames) a member
 //! - `POST /global-groups/{code}/members` `{member, description?}`; `DELETE /global-groups/{code}/members/{member}`
+//! - `PUT /servers/{id}/maintenance` `{message}`; `DELETE /servers/{id}/maintenance`
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -39,6 +40,7 @@ pub(crate) fn router(registry: Registry) -> axum::Router {
         .route("/api/v1/members", post(add_member))
         .route("/api/v1/global-groups/{code}/members", post(add_group_member))
         .route("/api/v1/global-groups/{code}/members/{member}", delete(remove_group_member))
+        .route("/api/v1/servers/{id}/maintenance", axum::routing::put(maintenance_on).delete(maintenance_off))
         .with_state(registry)
 }
 
@@ -151,4 +153,34 @@ async fn remove_group_member(State(reg): State<Registry>, Path((code, member)): 
     let member = client("member", &member, reg.instance())?;
     reg.remove_group_member(&code, &member).await.map_err(registry_error)?;
     Ok(Json(json!({ "group": code, "member": member.to_string() })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Maintenance {
+    message: String,
+}
+
+fn server(id: &str, instance: &str) -> Result<musubi_protocol::SecurityServerId, ApiError> {
+    let id: musubi_protocol::SecurityServerId =
+        id.parse().map_err(|e| ApiError::field("id", format!("{e}; expected SERVER:INSTANCE/CLASS/CODE/SERVER")))?;
+    if id.owner().instance() != instance {
+        return Err(ApiError::field("id", format!("not of instance {instance}")));
+    }
+    Ok(id)
+}
+
+async fn maintenance_on(State(reg): State<Registry>, Path(id): Path<String>, Json(m): Json<Maintenance>) -> Answer {
+    let id = server(&id, reg.instance())?;
+    if m.message.len() > 1000 {
+        return Err(ApiError::field("message", "at most 1000 characters"));
+    }
+    reg.set_maintenance(&id, Some(m.message.trim())).await.map_err(registry_error)?;
+    Ok(Json(json!({ "server": id.to_string(), "maintenance": true })))
+}
+
+async fn maintenance_off(State(reg): State<Registry>, Path(id): Path<String>) -> Answer {
+    let id = server(&id, reg.instance())?;
+    reg.set_maintenance(&id, None).await.map_err(registry_error)?;
+    Ok(Json(json!({ "server": id.to_string(), "maintenance": false })))
 }

@@ -219,6 +219,31 @@ impl Registry {
         Ok(())
     }
 
+    /// Puts a security server into maintenance mode with a message for its
+    /// clients' administrators (`Some`), or out of it (`None`).
+    pub async fn set_maintenance(
+        &self,
+        server: &musubi_protocol::SecurityServerId,
+        message: Option<&str>,
+    ) -> Result<(), RegistryError> {
+        let o = server.owner();
+        let done = sqlx::query(
+            "UPDATE servers SET in_maintenance = $4, maintenance_message = $5 \
+             WHERE owner_class = $1 AND owner_code = $2 AND server_code = $3",
+        )
+        .bind(o.member_class())
+        .bind(o.member_code())
+        .bind(server.server_code())
+        .bind(i64::from(message.is_some()))
+        .bind(message)
+        .execute(&self.pool)
+        .await?;
+        if done.rows_affected() == 0 {
+            return Err(RegistryError::Unknown(format!("{server} is not registered")));
+        }
+        Ok(())
+    }
+
     /// Lets the server host `client`.
     pub async fn add_server_client(
         &self,
@@ -375,10 +400,12 @@ impl Registry {
             sqlx::query_as("SELECT class, code, subsystem FROM subsystems ORDER BY subsystem")
                 .fetch_all(&mut *tx)
                 .await?;
-        let servers: Vec<(String, String, String, String)> =
-            sqlx::query_as("SELECT owner_class, owner_code, server_code, address FROM servers ORDER BY owner_class, owner_code, server_code")
-                .fetch_all(&mut *tx)
-                .await?;
+        let servers: Vec<(String, String, String, String, i64, Option<String>)> = sqlx::query_as(
+            "SELECT owner_class, owner_code, server_code, address, in_maintenance, maintenance_message FROM servers \
+             ORDER BY owner_class, owner_code, server_code",
+        )
+        .fetch_all(&mut *tx)
+        .await?;
         let hashes: Vec<(String, String, String, String)> = sqlx::query_as(
             "SELECT owner_class, owner_code, server_code, cert_hash FROM server_auth_certs ORDER BY cert_hash",
         )
@@ -412,7 +439,7 @@ impl Registry {
                 subs.iter().filter(|(c, m, _)| *c == class && *m == code).map(|(_, _, s)| s.clone()).collect();
             directory.members.push(MemberEntry { id, name, subsystems });
         }
-        for (class, code, server, address) in &servers {
+        for (class, code, server, address, in_maintenance, message) in &servers {
             let owner = ClientId::member(&inst, class, code).map_err(bad)?;
             let of = |rows: &Vec<(String, String, String, String)>| -> Vec<String> {
                 rows.iter().filter(|r| (&r.0, &r.1, &r.2) == (class, code, server)).map(|r| r.3.clone()).collect()
@@ -424,6 +451,7 @@ impl Registry {
                 address: Some(address.clone()).filter(|a| !a.is_empty()),
                 auth_cert_hashes: of(&hashes),
                 clients,
+                maintenance: (*in_maintenance != 0).then(|| message.clone().unwrap_or_default()),
             });
         }
         // The automatic group of security-server owners, as X-Road keeps it.

@@ -234,6 +234,12 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
              central server (auto-approved); anchor {}",
             dir.join("anchor.xml").display()
         );
+        println!(
+            "  set up through the admin APIs  consumer https://{}  provider https://{}  central https://{}",
+            net.consumer.admin_addr.map(|a| a.to_string()).unwrap_or_default(),
+            net.provider.admin_addr.map(|a| a.to_string()).unwrap_or_default(),
+            conf.admin_listen.map(|a| a.to_string()).unwrap_or_default()
+        );
     }
     println!("  client   {}", f.client);
     println!("  service  {}", f.service);
@@ -301,6 +307,17 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         ),
     }
     println!();
+    let admin = dir.join("consumer").join("state").join("admin");
+    if let Some(addr) = net.consumer.admin_addr {
+        println!("Look at the consumer's security server through its admin API:");
+        println!();
+        println!(
+            "  cargo run -p musubi -- status --server https://{addr} --server-cert {} --api-key-file {}",
+            admin.join("admin-tls.pem").display(),
+            admin.join("admin-api-key").display()
+        );
+        println!();
+    }
     println!("The same facts are in {}. Press Ctrl-C to stop.", dir.join("demo.json").display());
     tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")?;
     println!("stopping…");

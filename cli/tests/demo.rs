@@ -96,6 +96,16 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
         }
     }
     let musubi = |args: &[String]| Command::new(env!("CARGO_BIN_EXE_musubi")).args(args).output().unwrap();
+    // The printed status command reaches the consumer's admin API.
+    let status = loop {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its status command");
+        if let Some(cmd) = line.trim_start().strip_prefix("cargo run -p musubi -- ") {
+            break cmd.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
+        }
+    };
+    let answer = musubi(&status);
+    let text = String::from_utf8_lossy(&answer.stdout).into_owned();
+    assert!(answer.status.success() && text.contains("registered true"), "{text}");
     let exported = musubi(&commands[0]);
     assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
     let verified = musubi(&commands[1]);

@@ -124,6 +124,9 @@ pub struct ServerEntry {
     pub auth_cert_hashes: Vec<String>,
     /// Clients it hosts.
     pub clients: Vec<ClientId>,
+    /// `inMaintenanceMode` (version 5 on): the server is in maintenance mode,
+    /// with the operator's message.
+    pub maintenance: Option<String>,
 }
 
 /// A global group.
@@ -224,6 +227,7 @@ fn directory_of(root: Node<'_, '_>) -> Result<Directory, SharedParamsError> {
                 address: field(s, "address").filter(|a| !a.is_empty()),
                 auth_cert_hashes: children(s, "authCertHash").map(|h| text_of(h).trim().to_string()).collect(),
                 clients,
+                maintenance: children(s, "inMaintenanceMode").next().map(|m| field(m, "message").unwrap_or_default()),
             });
         }
         for g in children(root, "globalGroup") {
@@ -539,6 +543,12 @@ pub fn write(p: &SharedParams) -> Result<String, SharedParamsError> {
         }
         for c in &srv.clients {
             s.push_str(&format!("        <client>{}</client>\n", xml_id(c)?));
+        }
+        if let Some(m) = &srv.maintenance {
+            s.push_str(&format!(
+                "        <inMaintenanceMode>\n            <message>{}</message>\n        </inMaintenanceMode>\n",
+                esc(m)
+            ));
         }
         s.push_str("    </securityServer>\n");
     }

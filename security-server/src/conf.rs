@@ -117,6 +117,7 @@ impl GlobalConf {
                     address: s.address.clone().unwrap_or_default(),
                     auth_cert_hashes: s.auth_cert_hashes.iter().map(|h| normalise_hash(h)).collect(),
                     clients: s.clients.clone(),
+                    maintenance: s.maintenance.clone(),
                 })
             })
             .collect::<Result<_, ConfError>>()?;
@@ -245,6 +246,9 @@ pub struct SecurityServer {
     /// Clients (members and subsystems) it hosts.
     #[serde(default)]
     pub clients: Vec<ClientId>,
+    /// In maintenance mode, with the operator's message: clients are not sent to it.
+    #[serde(default)]
+    pub maintenance: Option<String>,
 }
 
 impl SecurityServer {

@@ -204,8 +204,18 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     if let Some(ss) = &h.security_server {
         targets.retain(|s| &s.id == ss);
     }
-    let target = *targets.first().ok_or_else(|| {
-        err(Code::UNKNOWN_MEMBER.client_proxy(format!("cannot find a security server for {provider}")))
+    if targets.is_empty() {
+        return Err(err(Code::UNKNOWN_MEMBER.client_proxy(format!("cannot find a security server for {provider}"))));
+    }
+    // Servers in maintenance mode are not sent to (X-Road's maintenance mode).
+    let serving: Vec<&SecurityServer> = targets.iter().copied().filter(|s| s.maintenance.is_none()).collect();
+    let target = *serving.first().ok_or_else(|| {
+        let s = targets[0];
+        err(Code::MAINTENANCE_MODE.client_proxy(format!(
+            "security server {} is in maintenance mode: {}",
+            s.id,
+            s.maintenance.as_deref().unwrap_or_default()
+        )))
     })?;
 
     // Refuse while time-stamping has failed for too long: nothing is accepted

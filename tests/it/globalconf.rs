@@ -83,7 +83,7 @@ async fn an_expired_global_configuration_stops_traffic_until_the_central_server_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_global_group_change_on_the_central_server_reaches_the_providers_access_check() {
+async fn global_group_and_maintenance_changes_on_the_central_server_reach_the_security_servers() {
     let net = 36;
     let network = network_with("globalconf-group", net, following(net, 600, false)).await;
     let (consumer, _, _, door_lock) = ids();
@@ -103,6 +103,17 @@ async fn a_global_group_change_on_the_central_server_reaches_the_providers_acces
     cs.registry.remove_group_member(DOOR_LOCK_GROUP, &consumer).await.unwrap();
     let again = until(cp, &door_lock, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("access_denied"))).await;
     assert_eq!(again.fault_code(), Some("server.serverproxy.access_denied"), "{}", again.body);
+
+    // The provider's server goes into maintenance mode: clients are told so, with the message.
+    let (_, provider, service, _) = ids();
+    let ss = musubi_protocol::SecurityServerId::new(provider.member_id(), "ss-provider").unwrap();
+    cs.registry.set_maintenance(&ss, Some("upgrading until 18:00")).await.unwrap();
+    let resting = until(cp, &service, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("maintenance_mode"))).await;
+    assert_eq!(resting.fault_code(), Some("server.clientproxy.maintenance_mode"), "{}", resting.body);
+    assert!(resting.body.contains("upgrading until 18:00"), "{}", resting.body);
+    cs.registry.set_maintenance(&ss, None).await.unwrap();
+    let back = until(cp, &service, 30, |r| r.status == 200).await;
+    assert_eq!(back.status, 200, "out of maintenance mode: {}", back.body);
     network.shutdown().await;
 }
 
