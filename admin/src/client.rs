@@ -88,6 +88,16 @@ impl ServerCertVerifier for Pinned {
     }
 }
 
+/// A TLS client configuration that accepts exactly one server certificate
+/// (DER): for endpoints whose certificate is pinned, not named by a CA.
+pub fn pinned_config(cert_der: Vec<u8>) -> Result<rustls::ClientConfig, rustls::Error> {
+    Ok(rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(Pinned(cert_der)))
+        .with_no_client_auth())
+}
+
 /// A client of one admin endpoint.
 #[derive(Debug, Clone)]
 pub struct AdminClient {
@@ -132,12 +142,7 @@ impl AdminClient {
         }
         let host = uri.host().ok_or_else(|| fail("no host".into()))?.trim_matches(['[', ']']).to_string();
         let addr = format!("{host}:{}", uri.port_u16().unwrap_or(443));
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .map_err(|e| fail(e.to_string()))?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(Pinned(self.pinned.clone())))
-            .with_no_client_auth();
+        let config = pinned_config(self.pinned.clone()).map_err(|e| fail(e.to_string()))?;
         let name = ServerName::try_from(host.clone()).map_err(|_| fail(format!("{host:?} is not a host name")))?;
         let payload = match body {
             Some(v) => serde_json::to_vec(v).map_err(|e| fail(e.to_string()))?,

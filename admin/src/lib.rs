@@ -77,16 +77,23 @@ pub struct Identity {
 impl Identity {
     /// Loads `dir/admin-tls.{p8,pem}`, or makes them (naming `sans`).
     pub fn load_or_create(dir: &Path, name: &str, sans: &[String]) -> Result<Self, AdminError> {
+        Self::load_or_create_as(dir, "admin-tls", &format!("{name} admin"), sans)
+    }
+
+    /// Loads `dir/STEM.p8` (the key, mode 0600) and `dir/STEM.pem` (the
+    /// certificate), or makes them: a self-signed certificate for
+    /// `common_name` naming `sans`.
+    pub fn load_or_create_as(dir: &Path, stem: &str, common_name: &str, sans: &[String]) -> Result<Self, AdminError> {
         std::fs::create_dir_all(dir).map_err(file_error(dir))?;
-        let (key_path, cert_path) = (dir.join("admin-tls.p8"), dir.join("admin-tls.pem"));
+        let (key_path, cert_path) = (dir.join(format!("{stem}.p8")), dir.join(format!("{stem}.pem")));
         if let (Ok(key), Ok(pem)) = (std::fs::read(&key_path), std::fs::read_to_string(&cert_path)) {
             let cert_der = musubi_pki::pem_decode("CERTIFICATE", &pem)
                 .ok_or_else(|| AdminError::Tls(format!("{} holds no certificate", cert_path.display())))?;
             return Ok(Self { cert_der, key_pkcs8: key });
         }
         let key = musubi_pki::generate_ecdsa_key().map_err(|e| AdminError::Tls(e.to_string()))?;
-        let cert = musubi_pki::self_signed_tls_cert(&key, &format!("{name} admin"), sans)
-            .map_err(|e| AdminError::Tls(e.to_string()))?;
+        let cert =
+            musubi_pki::self_signed_tls_cert(&key, common_name, sans).map_err(|e| AdminError::Tls(e.to_string()))?;
         write_secret(&key_path, &key).map_err(file_error(&key_path))?;
         std::fs::write(&cert_path, musubi_pki::pem("CERTIFICATE", &cert)).map_err(file_error(&cert_path))?;
         Ok(Self { cert_der: cert, key_pkcs8: key })

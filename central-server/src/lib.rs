@@ -258,28 +258,6 @@ async fn generate(
     Ok(())
 }
 
-/// The management service's TLS key and certificate: made at first start
-/// (`state_dir/keys/management-tls.p8`, mode 0600) and kept, since security
-/// servers pin the certificate the configuration publishes.
-fn management_identity(conf: &CentralConf) -> Result<(Vec<u8>, Vec<u8>), CentralError> {
-    let dir = conf.state_dir.join("keys");
-    let state = |path: &std::path::Path| {
-        let path = path.to_path_buf();
-        move |error| CentralError::State { path, error }
-    };
-    std::fs::create_dir_all(&dir).map_err(state(&dir))?;
-    let (key_path, cert_path) = (dir.join("management-tls.p8"), dir.join("management-tls.der"));
-    if let (Ok(key), Ok(cert)) = (std::fs::read(&key_path), std::fs::read(&cert_path)) {
-        return Ok((key, cert));
-    }
-    let key = musubi_pki::generate_ecdsa_key().map_err(|e| CentralError::Write(e.to_string()))?;
-    let cert = musubi_pki::self_signed_cert(&key, &format!("{} management service", conf.instance))
-        .map_err(|e| CentralError::Write(e.to_string()))?;
-    registry::write_secret(&key_path, &key).map_err(state(&key_path))?;
-    std::fs::write(&cert_path, &cert).map_err(state(&cert_path))?;
-    Ok((key, cert))
-}
-
 /// Starts the central server: opens the registry (creating and activating a
 /// first signing key if there is none), publishes a first generation and
 /// keeps generating; takes management requests when `management_listen` is set.
@@ -296,23 +274,27 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         registry.activate_signing_key(k.id).await?;
     }
     let (stop, stop_rx) = watch::channel(false);
+    // The management service's TLS certificate is made at first start and
+    // kept (`state_dir/keys/management-tls.{p8,pem}`): security servers pin
+    // the certificate the configuration publishes.
+    let admin_error = |e: musubi_admin::AdminError| CentralError::Write(format!("admin API: {e}"));
     let (management_addr, management_cert) = match conf.management_listen {
         Some(addr) => {
-            let (key, cert) = management_identity(&conf)?;
-            let tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-                .and_then(|b| {
-                    b.with_no_client_auth().with_single_cert(
-                        vec![rustls::pki_types::CertificateDer::from(cert.clone())],
-                        rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
-                    )
-                })
-                .map_err(|e| CentralError::Write(format!("management TLS: {e}")))?;
-            let listener =
-                tokio::net::TcpListener::bind(addr).await.map_err(|error| CentralError::Bind { addr, error })?;
-            let bound = listener.local_addr().map_err(|error| CentralError::Bind { addr, error })?;
-            tokio::spawn(serve_management(listener, Arc::new(tls), registry.clone(), stop_rx.clone()));
-            (Some(bound), Some(cert))
+            let sans = vec![addr.ip().to_string()];
+            let identity = musubi_admin::Identity::load_or_create_as(
+                &keys,
+                "management-tls",
+                &format!("{} management service", conf.instance),
+                &sans,
+            )
+            .map_err(admin_error)?;
+            let router = axum::Router::new()
+                .fallback(management_answer)
+                .with_state(registry.clone())
+                .layer(axum::extract::DefaultBodyLimit::max(musubi_protocol::management::MAX_REQUEST_BYTES));
+            let (bound, _) =
+                musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
+            (Some(bound), Some(identity.cert_der))
         }
         None => (None, None),
     };
@@ -359,71 +341,34 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
     Ok(Handle { registry, conf_addr, management_addr, admin_addr, conf, management_cert, published, stop })
 }
 
-/// Most management connections served at once.
-const MAX_MANAGEMENT_CONNECTIONS: usize = 64;
-
-/// HTTPS on `listener`: each POST is one management request; the answer is
-/// X-Road's response with `requestId`, or a SOAP fault that says what is wrong.
-async fn serve_management(
-    listener: tokio::net::TcpListener,
-    tls: Arc<rustls::ServerConfig>,
-    registry: Registry,
-    mut stop: watch::Receiver<bool>,
-) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_MANAGEMENT_CONNECTIONS));
-    loop {
-        tokio::select! {
-            _ = stop.changed() => return,
-            accepted = listener.accept() => {
-                let Ok((tcp, peer)) = accepted else { continue };
-                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
-                let (acceptor, registry) = (acceptor.clone(), registry.clone());
-                tokio::spawn(async move {
-                    let _permit = permit;
-                    let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
-                        tracing::warn!(%peer, "management TLS handshake failed");
-                        return;
-                    };
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let registry = registry.clone();
-                        async move { Ok::<_, std::convert::Infallible>(management_answer(&registry, req).await) }
-                    });
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(Duration::from_secs(30))
-                        .serve_connection(TokioIo::new(tls), svc);
-                    let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
-                });
-            }
-        }
-    }
-}
-
-async fn management_answer(registry: &Registry, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
-    use http_body_util::{BodyExt as _, Limited};
-    use musubi_protocol::management::{MAX_REQUEST_BYTES, response_soap};
-    let xml = |status: u16, body: Vec<u8>| {
-        let mut r = Response::new(Full::new(Bytes::from(body)));
-        *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+/// Each POST is one management request (X-Road's path is
+/// `/managementservice/`; any path is taken); the answer is X-Road's response
+/// with `requestId`, or a SOAP fault that says what is wrong.
+async fn management_answer(
+    axum::extract::State(registry): axum::extract::State<Registry>,
+    method: hyper::Method,
+    headers: hyper::HeaderMap,
+    body: Bytes,
+) -> Response<axum::body::Body> {
+    use musubi_protocol::management::response_soap;
+    let xml = |status: hyper::StatusCode, body: Vec<u8>| {
+        let mut r = Response::new(axum::body::Body::from(body));
+        *r.status_mut() = status;
         r.headers_mut()
             .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/xml; charset=UTF-8"));
         r
     };
     let fault = |code: &str, message: &str| {
-        xml(500, musubi_protocol::Fault::new(format!("server.management.{code}"), message.to_string()).to_xml())
+        let f = musubi_protocol::Fault::new(format!("server.management.{code}"), message.to_string());
+        xml(hyper::StatusCode::INTERNAL_SERVER_ERROR, f.to_xml())
     };
-    if req.method() != hyper::Method::POST {
+    if method != hyper::Method::POST {
         return fault("invalid_http_method", "management requests are sent with POST");
     }
-    let ct = req.headers().get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let body = match Limited::new(req.into_body(), MAX_REQUEST_BYTES).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(_) => return fault("invalid_request", &format!("the request exceeds {MAX_REQUEST_BYTES} bytes")),
-    };
-    match management::receive(registry, &ct, &body).await {
+    let ct = headers.get(hyper::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    match management::receive(&registry, ct, &body).await {
         Ok((signed, id, _)) => match response_soap(&signed.request, &signed.id, id) {
-            Ok(r) => xml(200, r.into_bytes()),
+            Ok(r) => xml(hyper::StatusCode::OK, r.into_bytes()),
             Err(e) => fault(e.code, &e.message),
         },
         Err(e) => fault(e.code, &e.message),

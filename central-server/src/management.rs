@@ -119,7 +119,7 @@ pub(crate) async fn receive(
     };
     musubi_pki::verify::check_signer(&signed.member.cert, &member, profile)
         .map_err(|e| refuse("incorrect_certificate", e.message))?;
-    let responders: Vec<&[u8]> = issuer.ocsp.iter().filter_map(|(_, c)| c.as_deref()).collect();
+    let responders: Vec<&[u8]> = issuer.ocsp.iter().filter_map(|o| o.cert.as_deref()).collect();
     let freshness = Duration::from_secs(params.ocsp_freshness_seconds.unwrap_or(3600));
     let ocsp = musubi_pki::ocsp::verify_response_with_responders(
         &signed.member_ocsp,

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use musubi_protocol::ClientId;
 use musubi_protocol::globalconf::Source;
 use musubi_protocol::sharedparams::{
-    CaCert, CaEntry, Directory, GroupEntry, MemberEntry, ServerEntry, SharedParams, TsaEntry,
+    CaCert, CaEntry, Directory, GroupEntry, MemberEntry, OcspEntry, ServerEntry, SharedParams, TsaEntry,
 };
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
@@ -72,21 +72,6 @@ pub(crate) fn parse_client(instance: &str, s: &str) -> Result<ClientId, Registry
         ("SUBSYSTEM", [i, c, m, sub]) => ClientId::subsystem(i, c, m, sub).map_err(bad),
         _ => Err(RegistryError::Unknown(format!("{s:?} is not a member or subsystem of {instance}"))),
     }
-}
-
-/// Writes key material readable by its owner only (mode 0600 from creation).
-pub(crate) fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 impl Registry {
@@ -346,7 +331,8 @@ impl Registry {
                 .fetch_one(&self.pool)
                 .await?;
         let path = self.key_dir.join(format!("{id}.p8"));
-        write_secret(&path, &pkcs8).map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
+        musubi_admin::write_secret(&path, &pkcs8)
+            .map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
         Ok(KeyInfo { id, cert, active: false })
     }
 
@@ -479,7 +465,7 @@ impl Registry {
                     ocsp: ocsp
                         .iter()
                         .filter(|(ca, _, _)| *ca == name)
-                        .map(|(_, u, c)| (u.clone(), c.clone()))
+                        .map(|(_, u, c)| OcspEntry { url: u.clone(), cert: c.clone(), cost: None })
                         .collect(),
                 },
                 name,

@@ -252,53 +252,25 @@ impl Registry {
         let now = time::OffsetDateTime::now_utc().unix_timestamp();
         let mut tx = self.pool.begin().await?;
         let s = stored.request.server();
-        let (class, code, server) = (s.owner().member_class(), s.owner().member_code(), s.server_code());
+        const ADD_CLIENT: &str = "INSERT INTO server_clients (owner_class, owner_code, server_code, client) \
+                                  VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
         match &stored.request {
             Request::AuthCertReg { address, auth_cert, .. } => {
-                sqlx::query(
-                    "INSERT INTO servers (owner_class, owner_code, server_code, address) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (owner_class, owner_code, server_code) DO UPDATE SET address = excluded.address",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(address)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO server_auth_certs (owner_class, owner_code, server_code, cert_hash) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(auth_cert_hash(auth_cert))
-                .execute(&mut *tx)
-                .await?;
+                let upsert = "INSERT INTO servers (owner_class, owner_code, server_code, address) VALUES ($1, $2, $3, $4) \
+                              ON CONFLICT (owner_class, owner_code, server_code) DO UPDATE SET address = excluded.address";
+                for_server(&mut tx, upsert, s, address).await?;
+                let add_cert = "INSERT INTO server_auth_certs (owner_class, owner_code, server_code, cert_hash) \
+                                VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+                for_server(&mut tx, add_cert, s, &auth_cert_hash(auth_cert)).await?;
                 // The owner is a client of its own server, as in X-Road.
-                sqlx::query(
-                    "INSERT INTO server_clients (owner_class, owner_code, server_code, client) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(id_text(s.owner()))
-                .execute(&mut *tx)
-                .await?;
+                for_server(&mut tx, ADD_CLIENT, s, &id_text(s.owner())).await?;
             }
             Request::AuthCertDeletion { auth_cert, .. } => {
-                sqlx::query(
-                    "DELETE FROM server_auth_certs WHERE owner_class = $1 AND owner_code = $2 AND server_code = $3 \
-                     AND (cert_hash = $4 OR cert_hash = $5)",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(auth_cert_hash(auth_cert))
-                .bind(musubi_pki::cert_hash(auth_cert))
-                .execute(&mut *tx)
-                .await?;
+                let delete = "DELETE FROM server_auth_certs WHERE owner_class = $1 AND owner_code = $2 \
+                              AND server_code = $3 AND cert_hash = $4";
+                // Either form of the hash: X-Road's base64, or hex from a trust file.
+                for_server(&mut tx, delete, s, &auth_cert_hash(auth_cert)).await?;
+                for_server(&mut tx, delete, s, &musubi_pki::cert_hash(auth_cert)).await?;
             }
             Request::ClientReg { client, .. } => {
                 if let Some(sub) = client.subsystem_code() {
@@ -311,38 +283,17 @@ impl Registry {
                     .execute(&mut *tx)
                     .await?;
                 }
-                sqlx::query(
-                    "INSERT INTO server_clients (owner_class, owner_code, server_code, client) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT DO NOTHING",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(id_text(client))
-                .execute(&mut *tx)
-                .await?;
+                for_server(&mut tx, ADD_CLIENT, s, &id_text(client)).await?;
             }
             Request::ClientDeletion { client, .. } => {
-                sqlx::query(
-                    "DELETE FROM server_clients WHERE owner_class = $1 AND owner_code = $2 AND server_code = $3 AND client = $4",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(id_text(client))
-                .execute(&mut *tx)
-                .await?;
+                let delete = "DELETE FROM server_clients WHERE owner_class = $1 AND owner_code = $2 \
+                              AND server_code = $3 AND client = $4";
+                for_server(&mut tx, delete, s, &id_text(client)).await?;
             }
             Request::AddressChange { address, .. } => {
-                sqlx::query(
-                    "UPDATE servers SET address = $4 WHERE owner_class = $1 AND owner_code = $2 AND server_code = $3",
-                )
-                .bind(class)
-                .bind(code)
-                .bind(server)
-                .bind(address)
-                .execute(&mut *tx)
-                .await?;
+                let update =
+                    "UPDATE servers SET address = $4 WHERE owner_class = $1 AND owner_code = $2 AND server_code = $3";
+                for_server(&mut tx, update, s, address).await?;
             }
         }
         let done = sqlx::query(
@@ -379,4 +330,22 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// Runs `sql` with the server's key as `$1`–`$3` and `value` as `$4`.
+async fn for_server(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    sql: &'static str,
+    server: &SecurityServerId,
+    value: &str,
+) -> Result<(), sqlx::Error> {
+    let o = server.owner();
+    sqlx::query(sql)
+        .bind(o.member_class())
+        .bind(o.member_code())
+        .bind(server.server_code())
+        .bind(value)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }

@@ -237,7 +237,8 @@ async fn management_requests_are_checked_before_they_are_kept() {
     let ca = musubi_pki::DevCa::new("Test CA").unwrap();
     reg.add_ca("Test CA", ca.cert_der(), &[("http://127.0.42.5:8888/".into(), None)], None).await.unwrap();
     cs.generate().await.unwrap();
-    let pinned = std::fs::read(state.join("cs/keys/management-tls.der")).unwrap();
+    let pem = std::fs::read_to_string(state.join("cs/keys/management-tls.pem")).unwrap();
+    let pinned = musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap();
     let x = Sender::new(&ca, &server, &owner);
     let auth_cert_reg = |s: &Sender| Request::AuthCertReg {
         server: server.clone(),

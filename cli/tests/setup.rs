@@ -205,6 +205,9 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     cs.generate().await.unwrap();
     assert!(server.update_global_conf().await);
     assert_eq!(json(&ss, &["status"]).await["registered"], true);
+    let certs = json(&ss, &["keys", "list"]).await["certificates"].clone();
+    let auth = certs.as_array().unwrap().iter().find(|c| c["hash"] == auth_hash.as_str()).unwrap().clone();
+    assert_eq!(auth["status"], "registered");
 
     // A client: added, registered, rejected once, then approved.
     let care = "SUBSYSTEM:DEMO/GOV/1001/care";

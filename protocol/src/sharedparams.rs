@@ -275,8 +275,48 @@ fn directory_of(root: Node<'_, '_>) -> Result<Directory, SharedParamsError> {
 pub struct CaCert {
     /// The certificate (DER).
     pub cert: Vec<u8>,
-    /// OCSP responders: URL and, where it is not the CA, the responder's certificate.
-    pub ocsp: Vec<(String, Option<Vec<u8>>)>,
+    /// OCSP responders, in the order listed.
+    pub ocsp: Vec<OcspEntry>,
+}
+
+/// An OCSP responder of a CA.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OcspEntry {
+    /// Its URL.
+    pub url: String,
+    /// The responder's certificate, where it is not the CA itself.
+    pub cert: Option<Vec<u8>>,
+    /// `costType` (version 6 on).
+    pub cost: Option<OcspCost>,
+}
+
+/// Whether asking an OCSP responder costs money (shared parameters version 6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OcspCost {
+    /// `FREE`.
+    Free,
+    /// `PAID`.
+    Paid,
+    /// `UNDEFINED`.
+    Undefined,
+}
+
+impl OcspCost {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "FREE" => Some(Self::Free),
+            "PAID" => Some(Self::Paid),
+            "UNDEFINED" => Some(Self::Undefined),
+            _ => None,
+        }
+    }
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Free => "FREE",
+            Self::Paid => "PAID",
+            Self::Undefined => "UNDEFINED",
+        }
+    }
 }
 
 /// An approved certification authority.
@@ -371,7 +411,13 @@ fn read_ca_cert(n: Node<'_, '_>, what: &str) -> Result<CaCert, SharedParamsError
             Some(_) => Some(cert(o, &format!("an OCSP responder of {what}"))?),
             None => None,
         };
-        ocsp.push((url, c));
+        let cost = match children(o, "costType").next().map(|c| text_of(c).trim().to_string()) {
+            Some(t) => Some(OcspCost::parse(&t).ok_or_else(|| {
+                bad(format!("the costType {t:?} of an OCSP responder of {what} is not FREE, PAID or UNDEFINED"))
+            })?),
+            None => None,
+        };
+        ocsp.push(OcspEntry { url, cert: c, cost });
     }
     Ok(CaCert { cert: cert(n, what)?, ocsp })
 }
@@ -420,10 +466,13 @@ pub fn read(bytes: &[u8]) -> Result<SharedParams, SharedParamsError> {
 
 fn write_ca_cert(s: &mut String, tag: &str, c: &CaCert) {
     s.push_str(&format!("        <{tag}>\n            <cert>{}</cert>\n", B64.encode(&c.cert)));
-    for (url, cert) in &c.ocsp {
-        s.push_str(&format!("            <ocsp>\n                <url>{}</url>\n", esc(url)));
-        if let Some(cert) = cert {
+    for o in &c.ocsp {
+        s.push_str(&format!("            <ocsp>\n                <url>{}</url>\n", esc(&o.url)));
+        if let Some(cert) = &o.cert {
             s.push_str(&format!("                <cert>{}</cert>\n", B64.encode(cert)));
+        }
+        if let Some(cost) = o.cost {
+            s.push_str(&format!("                <costType>{}</costType>\n", cost.as_str()));
         }
         s.push_str("            </ocsp>\n");
     }

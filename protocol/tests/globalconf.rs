@@ -280,7 +280,18 @@ fn shared_parameters_round_trip_through_the_writer() {
     assert!(checked >= 15, "{checked} files");
     let v5 = sharedparams::read(&std::fs::read(core.join("globalconf_good_v5/EE/shared-params.xml")).unwrap()).unwrap();
     assert_eq!(v5.cas[0].name, "pki1");
-    assert_eq!(v5.cas[0].top.ocsp[0].0, "http://127.0.0.1:8082/ocsp");
+    assert_eq!(v5.cas[0].top.ocsp[0].url, "http://127.0.0.1:8082/ocsp");
+    // GlobalConfVer6Test: EE's root CA lists five responders with their cost
+    // types. (The preference orders that test computes need `user_1.p12`,
+    // which is not in the conformance set.)
+    let v6 = sharedparams::read(&std::fs::read(core.join("globalconf_good_v6/EE/shared-params.xml")).unwrap()).unwrap();
+    let root = &v6.cas[0].top.ocsp;
+    assert_eq!(root.len(), 5);
+    let cost = |url: &str| root.iter().find(|o| o.url == url).and_then(|o| o.cost);
+    use sharedparams::OcspCost::{Free, Paid};
+    assert_eq!(cost("http://127.0.0.1:8082/ocsp"), Some(Free));
+    assert_eq!(cost("http://www.example.net/ocsp"), Some(Paid));
+    assert_eq!(cost("http://www.example.net/ocsp4"), Some(Free));
     assert!(v5.cas[1].authentication_only);
     assert_eq!(v5.ocsp_freshness_seconds, Some(42));
     assert_eq!(v5.directory.members.len(), 3);

@@ -121,11 +121,21 @@ async fn initialise(State(a): State<Admin>, Json(r): Json<Initialise>) -> Answer
 
 async fn keys(State(a): State<Admin>) -> Answer {
     let (keys, certs) = a.node.keys().await?;
+    // An authentication certificate is registered once the global
+    // configuration lists it for this server, whatever the token last noted.
+    let registered: Vec<String> = match &a.running {
+        Some(state) => {
+            state.trust.get().server(&state.conf.server_id).map(|s| s.auth_cert_hashes.clone()).unwrap_or_default()
+        }
+        None => vec![],
+    };
     let certs: Vec<Value> = certs
         .iter()
         .map(|c| {
-            json!({ "hash": c.hash, "key_id": c.key_id, "status": c.status, "active": c.active,
-                         "subject": musubi_pki::subject_of(&c.der()) })
+            let listed = registered.iter().any(|h| h.eq_ignore_ascii_case(&c.hash));
+            let status = if listed { json!(CertStatus::Registered) } else { json!(c.status) };
+            json!({ "hash": c.hash, "key_id": c.key_id, "status": status, "active": c.active,
+                    "subject": musubi_pki::subject_of(&c.der()) })
         })
         .collect();
     Ok(Json(json!({ "keys": keys, "certificates": certs })))

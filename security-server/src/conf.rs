@@ -100,7 +100,7 @@ impl GlobalConf {
                     .ocsp
                     .iter()
                     .chain(ca.intermediates.iter().flat_map(|i| i.ocsp.iter()))
-                    .map(|(url, cert)| OcspResponder { url: url.clone(), cert: cert.as_deref().map(pem) })
+                    .map(|o| OcspResponder { url: o.url.clone(), cert: o.cert.as_deref().map(pem) })
                     .collect(),
                 profile_info: ca.profile_info.clone(),
                 authentication_only: ca.authentication_only,

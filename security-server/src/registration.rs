@@ -100,7 +100,9 @@ pub async fn post(url: &str, pinned: Vec<u8>, content_type: &str, body: Vec<u8>)
     }
     let host = uri.host().ok_or_else(|| fail("no host".into()))?.trim_matches(['[', ']']).to_string();
     let addr = format!("{host}:{}", uri.port_u16().unwrap_or(443));
-    let config = crate::tls::pinned_client_config(pinned).map_err(|e| fail(e.to_string()))?;
+    // PR-MSERV §2.3: the client MUST verify that the server uses the TLS
+    // certificate that is given in the global configuration.
+    let config = musubi_admin::client::pinned_config(pinned).map_err(|e| fail(e.to_string()))?;
     let name = ServerName::try_from(host.clone()).map_err(|_| fail(format!("{host:?} is not a host name")))?;
     let work = async {
         let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| fail(e.to_string()))?;
