@@ -135,47 +135,16 @@ impl AdminClient {
         body: Option<&serde_json::Value>,
     ) -> Result<serde_json::Value, ClientError> {
         let url = format!("{}{path}", self.url);
-        let fail = |detail: String| ClientError::Transport { url: url.clone(), detail };
-        let uri: hyper::Uri = url.parse().map_err(|_| fail("not a URL".into()))?;
-        if uri.scheme_str() != Some("https") {
-            return Err(fail("admin endpoints are https://".into()));
-        }
-        let host = uri.host().ok_or_else(|| fail("no host".into()))?.trim_matches(['[', ']']).to_string();
-        let addr = format!("{host}:{}", uri.port_u16().unwrap_or(443));
-        let config = pinned_config(self.pinned.clone()).map_err(|e| fail(e.to_string()))?;
-        let name = ServerName::try_from(host.clone()).map_err(|_| fail(format!("{host:?} is not a host name")))?;
         let payload = match body {
-            Some(v) => serde_json::to_vec(v).map_err(|e| fail(e.to_string()))?,
+            Some(v) => {
+                serde_json::to_vec(v).map_err(|e| ClientError::Transport { url: url.clone(), detail: e.to_string() })?
+            }
             None => Vec::new(),
         };
-        let work = async {
-            let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| fail(e.to_string()))?;
-            let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-                .connect(name, tcp)
-                .await
-                .map_err(|e| fail(format!("TLS (is the pinned certificate the server's?): {e}")))?;
-            let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            tokio::spawn(conn);
-            let req = hyper::Request::builder()
-                .method(method)
-                .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
-                .header("host", &addr)
-                .header("authorization", format!("X-Road-ApiKey token={}", self.api_key))
-                .header("content-type", "application/json")
-                .header("accept", "application/json")
-                .body(Full::new(Bytes::from(payload)))
-                .map_err(|e| fail(e.to_string()))?;
-            let resp = sender.send_request(req).await.map_err(|e| fail(e.to_string()))?;
-            let status = resp.status().as_u16();
-            let bytes =
-                Limited::new(resp.into_body(), MAX_ANSWER_BYTES).collect().await.map_err(|e| fail(e.to_string()))?;
-            Ok::<_, ClientError>((status, bytes.to_bytes()))
-        };
-        let (status, bytes) = tokio::time::timeout(Duration::from_secs(60), work)
-            .await
-            .map_err(|_| fail("no answer within 60 s".into()))??;
+        let auth = format!("X-Road-ApiKey token={}", self.api_key);
+        let headers =
+            [("authorization", auth.as_str()), ("content-type", "application/json"), ("accept", "application/json")];
+        let (status, bytes) = request(&url, &self.pinned, method, &headers, payload, MAX_ANSWER_BYTES).await?;
         let json: serde_json::Value =
             if bytes.is_empty() { serde_json::Value::Null } else { serde_json::from_slice(&bytes).unwrap_or_default() };
         if (200..300).contains(&status) {
@@ -187,4 +156,50 @@ impl AdminClient {
         }
         Err(ClientError::Refused { status, message })
     }
+}
+
+/// One HTTPS request over a new connection to the server at `url`, which
+/// must present the certificate `pinned` (DER); returns the status and at
+/// most `limit` bytes of the answer. Gives up after 60 s.
+pub async fn request(
+    url: &str,
+    pinned: &[u8],
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<(u16, Bytes), ClientError> {
+    let fail = |detail: String| ClientError::Transport { url: url.to_string(), detail };
+    let uri: hyper::Uri = url.parse().map_err(|_| fail("not a URL".into()))?;
+    if uri.scheme_str() != Some("https") {
+        return Err(fail("the endpoint must be https://".into()));
+    }
+    let host = uri.host().ok_or_else(|| fail("no host".into()))?.trim_matches(['[', ']']).to_string();
+    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(443));
+    let config = pinned_config(pinned.to_vec()).map_err(|e| fail(e.to_string()))?;
+    let name = ServerName::try_from(host.clone()).map_err(|_| fail(format!("{host:?} is not a host name")))?;
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| fail(e.to_string()))?;
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
+            .connect(name, tcp)
+            .await
+            .map_err(|e| fail(format!("TLS (is the pinned certificate the server's?): {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        tokio::spawn(conn);
+        let mut req = hyper::Request::builder()
+            .method(method)
+            .uri(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", &addr);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| fail(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| fail(e.to_string()))?;
+        let status = resp.status().as_u16();
+        let bytes = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| fail(e.to_string()))?;
+        Ok::<_, ClientError>((status, bytes.to_bytes()))
+    };
+    tokio::time::timeout(Duration::from_secs(60), work).await.map_err(|_| fail("no answer within 60 s".into()))?
 }

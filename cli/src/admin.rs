@@ -99,6 +99,11 @@ pub enum CertsCommand {
         #[arg(long)]
         address: String,
     },
+    /// Ask the central server to delete the registration of an authentication certificate.
+    Unregister {
+        /// The certificate's hash.
+        hash: String,
+    },
 }
 
 /// Client commands.
@@ -238,6 +243,10 @@ pub async fn certs(ep: &Endpoint, command: &CertsCommand) -> Result<()> {
             let v = client.post("/api/v1/certificates", &json!({ "certificate": pem })).await?;
             print(&ep.output, &v, |v| format!("imported {} certificate {}", s(&v["role"]), s(&v["hash"])));
         }
+        CertsCommand::Unregister { hash } => {
+            let v = client.post(&format!("/api/v1/certificates/{hash}/unregister"), &Value::Null).await?;
+            print(&ep.output, &v, |v| format!("deletion request {} sent", v["request_id"]));
+        }
         CertsCommand::Register { hash, address } => {
             let v =
                 client.post(&format!("/api/v1/certificates/{hash}/register"), &json!({ "address": address })).await?;
@@ -249,6 +258,13 @@ pub async fn certs(ep: &Endpoint, command: &CertsCommand) -> Result<()> {
             });
         }
     }
+    Ok(())
+}
+
+/// `musubi address`: tell the central server the server's new address.
+pub async fn address(ep: &Endpoint, address: &str) -> Result<()> {
+    let v = ep.client()?.call("PUT", "/api/v1/address", Some(&json!({ "address": address }))).await?;
+    print(&ep.output, &v, |v| format!("address change request {} sent", v["request_id"]));
     Ok(())
 }
 

@@ -58,6 +58,13 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// Tell the central server the security server's new address (peers use it at once).
+    Address {
+        /// The new address (host name or IP).
+        address: String,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// A security server's clients: add, register, delete, list.
     Clients {
         #[command(subcommand)]
@@ -182,6 +189,7 @@ async fn main() -> Result<()> {
         Command::Keys { command, endpoint } => musubi::admin::keys(&endpoint, &command).await,
         Command::Certs { command, endpoint } => musubi::admin::certs(&endpoint, &command).await,
         Command::Clients { command, endpoint } => musubi::admin::clients(&endpoint, &command).await,
+        Command::Address { address, endpoint } => musubi::admin::address(&endpoint, &address).await,
         Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
     }
 }

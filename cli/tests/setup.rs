@@ -230,6 +230,26 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     // Text output for people.
     let (ok, out, _) = musubi(&ss, &["clients", "list"]).await;
     assert!(ok && out.contains(&format!("{care}  registered")), "{out}");
+
+    // An address change and a client deletion apply at once, as in X-Road.
+    json(&ss, &["address", "ss1.example.org"]).await;
+    json(&ss, &["clients", "delete", care]).await;
+    let (params, _) = reg.snapshot("").await.unwrap();
+    let me = params.directory.servers.iter().find(|s| s.server_code == "ss1").unwrap();
+    assert_eq!(me.address.as_deref(), Some("ss1.example.org"));
+    assert!(!me.clients.iter().any(|c| c.to_string() == care), "{:?}", me.clients);
+    assert!(json(&ss, &["clients", "list"]).await.as_array().unwrap().is_empty());
+
+    // Unregistering the authentication certificate takes the server out of the configuration's trust.
+    json(&ss, &["certs", "unregister", &auth_hash]).await;
+    let (params, _) = reg.snapshot("").await.unwrap();
+    assert!(params.directory.servers.iter().all(|s| s.auth_cert_hashes.is_empty()));
+    cs.generate().await.unwrap();
+    assert!(server.update_global_conf().await);
+    assert_eq!(json(&ss, &["status"]).await["registered"], false);
+    let certs = json(&ss, &["keys", "list"]).await["certificates"].clone();
+    let auth = certs.as_array().unwrap().iter().find(|c| c["hash"] == auth_hash.as_str()).unwrap().clone();
+    assert_eq!(auth["status"], "deletion_in_progress");
     server.shutdown().await;
     cs.shutdown();
 }

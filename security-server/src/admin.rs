@@ -10,6 +10,8 @@
 //! - `POST /keys/{id}/csr` `{member?}` → `{csr}` (PEM)
 //! - `POST /certificates` `{certificate}` (PEM) → the imported certificate
 //! - `POST /certificates/{hash}/register` `{address}` → `{request_id}` (running server)
+//! - `POST /certificates/{hash}/unregister` → `{request_id}`: authentication-certificate deletion
+//! - `PUT  /address` `{address}` → `{request_id}`: the server's new address
 //! - `GET  /clients`; `POST /clients` `{client}`
 //! - `POST /clients/{id}/register` → `{request_id}` (running server)
 //! - `DELETE /clients/{id}`: a client deletion request when it is registered
@@ -62,6 +64,8 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/keys/{id}/csr", post(csr))
         .route("/api/v1/certificates", post(import_certificate))
         .route("/api/v1/certificates/{hash}/register", post(register_certificate))
+        .route("/api/v1/certificates/{hash}/unregister", post(unregister_certificate))
+        .route("/api/v1/address", axum::routing::put(change_address))
         .route("/api/v1/clients", get(clients).post(add_client))
         .route("/api/v1/clients/{id}/register", post(register_client))
         .route("/api/v1/clients/{id}", axum::routing::delete(delete_client))
@@ -211,6 +215,50 @@ async fn register_certificate(State(a): State<Admin>, Path(hash): Path<String>, 
     };
     let id = crate::registration::send(state, request).await.map_err(registration_error)?;
     a.node.set_cert_status(&hash, CertStatus::RegistrationInProgress).await?;
+    Ok(Json(json!({ "request_id": id })))
+}
+
+async fn unregister_certificate(State(a): State<Admin>, Path(hash): Path<String>) -> Answer {
+    let state = running(&a)?;
+    let (keys, certs) = a.node.keys().await?;
+    let cert = certs
+        .iter()
+        .find(|c| c.hash.eq_ignore_ascii_case(&hash))
+        .ok_or_else(|| ApiError::new(404, format!("no certificate {hash} in the token")))?;
+    if !keys.iter().any(|k| k.id == cert.key_id && k.role == KeyRole::Auth) {
+        return Err(ApiError::field(
+            "hash",
+            "not an authentication certificate; signing certificates are not registered",
+        ));
+    }
+    let listed = state
+        .trust
+        .get()
+        .server(&state.conf.server_id)
+        .is_some_and(|s| s.auth_cert_hashes.iter().any(|h| h.eq_ignore_ascii_case(&cert.hash)));
+    if !listed {
+        return Err(ApiError::conflict("the certificate is not registered in the global configuration"));
+    }
+    let request = musubi_protocol::management::Request::AuthCertDeletion {
+        server: state.conf.server_id.clone(),
+        auth_cert: cert.der(),
+    };
+    let id = crate::registration::send(state, request).await.map_err(registration_error)?;
+    // The token learns now what the configuration has said since.
+    if cert.status == CertStatus::RegistrationInProgress {
+        a.node.set_cert_status(&cert.hash, CertStatus::Registered).await?;
+    }
+    a.node.set_cert_status(&cert.hash, CertStatus::DeletionInProgress).await?;
+    Ok(Json(json!({ "request_id": id })))
+}
+
+async fn change_address(State(a): State<Admin>, Json(r): Json<Address>) -> Answer {
+    let state = running(&a)?;
+    let request = musubi_protocol::management::Request::AddressChange {
+        server: state.conf.server_id.clone(),
+        address: r.address,
+    };
+    let id = crate::registration::send(state, request).await.map_err(registration_error)?;
     Ok(Json(json!({ "request_id": id })))
 }
 

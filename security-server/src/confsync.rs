@@ -131,7 +131,9 @@ impl Follower {
         f
     }
 
-    pub(crate) async fn round(&self, freshness: &Freshness) {
+    /// One download from the anchor's sources in order; true when a good
+    /// configuration was stored.
+    pub(crate) async fn round(&self, freshness: &Freshness) -> bool {
         let t = Duration::from_secs(10);
         let mut last_error = None;
         for source in &self.anchor.sources {
@@ -157,7 +159,7 @@ impl Follower {
                     if was_stale {
                         info!(source = %source.location, "global configuration is current again");
                     }
-                    return;
+                    return true;
                 }
                 Err(e) => last_error = Some(format!("{}: {e}", source.location)),
             }
@@ -165,6 +167,7 @@ impl Follower {
         if let Some(e) = last_error {
             warn!(error = %e, "global configuration not downloaded; the one in force stays until it expires");
         }
+        false
     }
 }
 
@@ -174,7 +177,9 @@ pub(crate) async fn run(follower: Arc<Follower>, freshness: Arc<Freshness>, mut 
     loop {
         tokio::select! {
             _ = stop.changed() => return,
-            _ = tick.tick() => follower.round(&freshness).await,
+            _ = tick.tick() => {
+                follower.round(&freshness).await;
+            }
         }
     }
 }

@@ -1,13 +1,18 @@
 //! The Musubi security server: a client proxy for information systems, a
 //! server proxy for peer security servers on 5500 (mutual TLS), XAdES-signed
-//! transport messages, and a message log written before any response is
+//! transport messages, OCSP for its own and its peers' certificates, and a
+//! message log (time-stamped, archived) written before any response is
 //! released.
 //!
-//! [`start`] takes a [`conf::ServerConf`], binds both listeners and returns a
+//! [`start`] takes a [`conf::ServerConf`], binds the listeners and returns a
 //! [`Handle`]; the binary, `musubi demo` and the tests all start servers the
-//! same way. Not here yet: OCSP, time stamps, archives, the admin API, and the
-//! central server's global configuration (a static trust file stands in, shaped
-//! like shared-params).
+//! same way. Trust comes from the central server's global configuration
+//! ([`confclient`], `confsync`) or, without one, from a trust file shaped like
+//! shared-params. A server not set up yet runs only its admin API
+//! ([`start_setup`], [`setup`]); registration goes to the central server as
+//! X-Road's management requests ([`registration`]). Services and access
+//! rights still come from the configuration file (the services issue moves
+//! them into a database).
 
 #![warn(missing_docs)]
 
@@ -111,14 +116,25 @@ impl Handle {
     }
 
     /// Downloads the global configuration now (as the periodic download
-    /// does) and waits until a new one is in force; false when none was
-    /// taken within 30 s or the server does not follow a central server.
+    /// does) and takes it into use; false when no good configuration was
+    /// downloaded or the server does not follow a central server.
     pub async fn update_global_conf(&self) -> bool {
         let Some((follower, freshness)) = &self.follower else { return false };
-        let mut updates = self.conf_updates.subscribe();
-        updates.mark_unchanged();
-        follower.round(freshness).await;
-        tokio::time::timeout(Duration::from_secs(30), updates.changed()).await.is_ok_and(|r| r.is_ok())
+        if !follower.round(freshness).await {
+            return false;
+        }
+        // Taken into use here, not left to the watcher: when this returns, the
+        // trust is the downloaded one (the watcher may take it again; no harm).
+        match take_global_conf(&self.state).await {
+            Ok(()) => {
+                self.conf_updates.send_modify(|n| *n += 1);
+                true
+            }
+            Err(e) => {
+                warn!("downloaded global configuration not taken into use: {e}");
+                false
+            }
+        }
     }
 
     /// Sends a management request to the central server, signed with this
@@ -698,6 +714,23 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
+/// Takes the global configuration in force on disk into use: its trust
+/// replaces the running one, and connections made under the old trust are
+/// not reused.
+async fn take_global_conf(state: &proxy::State) -> Result<(), StartError> {
+    let trust = load_trust(&state.conf)?;
+    for (member, (key, _)) in state.signing_keys().iter() {
+        if let Err(why) = trust.check_signer(member, musubi_protocol::xades::Signer::certificate_der(&**key)) {
+            warn!(%member, "the signing certificate no longer fits the global configuration: {why}");
+        }
+    }
+    state.trust.replace(trust);
+    state.peers.lock().await.clear();
+    state.peer_tls.lock().await.clear();
+    info!("global configuration taken into use");
+    Ok(())
+}
+
 /// When the configuration is looked at again.
 struct Reload {
     /// Files are checked this often.
@@ -741,27 +774,10 @@ async fn watch_configuration(
         // (no token login, which costs a key derivation, at every generation).
         if now.0 == last.0 {
             last = now;
-            let trust = match load_trust(&state.conf) {
-                Ok(t) => t,
-                Err(e) => {
-                    warn!("new global configuration not taken into use, the running one stays: {e}");
-                    continue;
-                }
-            };
-            for member in state.signing_keys().keys() {
-                let keys = state.signing_keys();
-                if let Some((key, _)) = keys.get(member)
-                    && let Err(why) =
-                        trust.check_signer(member, musubi_protocol::xades::Signer::certificate_der(&**key))
-                {
-                    warn!(%member, "the signing certificate no longer fits the global configuration: {why}");
-                }
+            match take_global_conf(&state).await {
+                Ok(()) => updates.send_modify(|n| *n += 1),
+                Err(e) => warn!("new global configuration not taken into use, the running one stays: {e}"),
             }
-            state.trust.replace(trust);
-            state.peers.lock().await.clear();
-            state.peer_tls.lock().await.clear();
-            info!("global configuration taken into use");
-            updates.send_modify(|n| *n += 1);
             continue;
         }
         last = now;

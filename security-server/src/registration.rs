@@ -7,13 +7,9 @@
 //! present exactly the TLS certificate published with it. The outcome
 //! arrives with a later global configuration; [`send`] returns the request id.
 
-use std::time::Duration;
-
-use bytes::Bytes;
-use http_body_util::{BodyExt as _, Full, Limited};
 use musubi_protocol::management::{self, Request, Signature, Signed};
 use musubi_protocol::xades::Signer as _;
-use rustls::pki_types::{PrivateKeyDer, ServerName};
+use rustls::pki_types::PrivateKeyDer;
 
 use crate::proxy::State;
 
@@ -93,36 +89,16 @@ pub(crate) async fn send(state: &State, request: Request) -> Result<i64, Registr
 /// One HTTPS POST of a management request to the management service at
 /// `url`, accepting only the TLS certificate `pinned` (DER); returns the answer.
 pub async fn post(url: &str, pinned: Vec<u8>, content_type: &str, body: Vec<u8>) -> Result<Vec<u8>, RegistrationError> {
-    let fail = |detail: String| RegistrationError::Transport { url: url.to_string(), detail };
-    let uri: hyper::Uri = url.parse().map_err(|_| fail("not a URL".into()))?;
-    if uri.scheme_str() != Some("https") {
-        return Err(fail("the management service must be https://".into()));
-    }
-    let host = uri.host().ok_or_else(|| fail("no host".into()))?.trim_matches(['[', ']']).to_string();
-    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(443));
     // PR-MSERV §2.3: the client MUST verify that the server uses the TLS
     // certificate that is given in the global configuration.
-    let config = musubi_admin::client::pinned_config(pinned).map_err(|e| fail(e.to_string()))?;
-    let name = ServerName::try_from(host.clone()).map_err(|_| fail(format!("{host:?} is not a host name")))?;
-    let work = async {
-        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| fail(e.to_string()))?;
-        let tls = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config))
-            .connect(name, tcp)
+    let (_, answer) =
+        musubi_admin::client::request(url, &pinned, "POST", &[("content-type", content_type)], body, MAX_ANSWER_BYTES)
             .await
-            .map_err(|e| fail(format!("TLS: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
-            .await
-            .map_err(|e| fail(e.to_string()))?;
-        tokio::spawn(conn);
-        let req = hyper::Request::post(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header("host", &addr)
-            .header("content-type", content_type)
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|e| fail(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| fail(e.to_string()))?;
-        let answer =
-            Limited::new(resp.into_body(), MAX_ANSWER_BYTES).collect().await.map_err(|e| fail(e.to_string()))?;
-        Ok(answer.to_bytes().to_vec())
-    };
-    tokio::time::timeout(Duration::from_secs(30), work).await.map_err(|_| fail("no answer within 30 s".into()))?
+            .map_err(|e| match e {
+                musubi_admin::client::ClientError::Transport { url, detail } => {
+                    RegistrationError::Transport { url, detail }
+                }
+                other => RegistrationError::Transport { url: url.to_string(), detail: other.to_string() },
+            })?;
+    Ok(answer.to_vec())
 }

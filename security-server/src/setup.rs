@@ -309,7 +309,7 @@ impl Node {
     /// Marks a certificate's registration state in the token.
     pub async fn set_cert_status(&self, hash: &str, status: musubi_pki::token::CertStatus) -> Result<(), SetupError> {
         let _guard = self.lock.lock().await;
-        self.token().await?.set_status(hash, status).map_err(failed)
+        self.token().await?.set_status(hash, status).map_err(|e| SetupError::State(e.to_string()))
     }
 
     /// Adds a client (member or subsystem) to this server.
