@@ -22,6 +22,14 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
         .stdout(Stdio::piped())
         .spawn()
         .expect("musubi demo starts");
+    // If an assertion fails, the demo must not outlive the test (it holds the real ports).
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = Command::new("kill").args(["-KILL", &self.0.to_string()]).status();
+        }
+    }
+    let guard = KillOnDrop(child.id());
     // Readiness: the demo prints the curl command only once both servers listen.
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -119,6 +127,7 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let exit = child.wait().unwrap();
+    std::mem::forget(guard);
     assert!(exit.success(), "demo did not stop cleanly on Ctrl-C: {exit:?}");
 }
 

@@ -103,6 +103,9 @@ pub(crate) struct Follower {
     interval: Duration,
     /// Woken after each new generation is put in force.
     pub(crate) taken: Arc<tokio::sync::Notify>,
+    /// One round at a time: a round that downloaded an older generation must
+    /// not store it after a later round stored a newer one.
+    round_lock: tokio::sync::Mutex<()>,
 }
 
 impl Follower {
@@ -116,6 +119,7 @@ impl Follower {
             root,
             interval: Duration::from_secs(interval_secs.max(1)),
             taken: Arc::new(tokio::sync::Notify::new()),
+            round_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -134,6 +138,7 @@ impl Follower {
     /// One download from the anchor's sources in order; true when a good
     /// configuration was stored.
     pub(crate) async fn round(&self, freshness: &Freshness) -> bool {
+        let _one_at_a_time = self.round_lock.lock().await;
         let t = Duration::from_secs(10);
         let mut last_error = None;
         for source in &self.anchor.sources {

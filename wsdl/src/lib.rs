@@ -1,12 +1,17 @@
 //! WSDL 1.1 for X-Road services: generation (for the adapter's services)
-//! now; parsing (operations → service codes and versions) comes with the
-//! services issue.
+//! and parsing ([`parse`]: operations → service codes, versions and titles,
+//! with line-numbered errors) for service descriptions added to a security
+//! server.
 //!
 //! Generated documents follow the shape X-Road's own example services use:
 //! document/literal, one request and one response element per operation,
 //! the X-Road header fields (`client`, `service`, `id`, `userId`,
 //! `protocolVersion`) declared as SOAP headers of every operation, and an
 //! `xrd:version` per operation.
+
+mod parse;
+
+pub use parse::{MAX_DEPTH, MAX_OPERATIONS, MAX_WSDL_BYTES, Parsed, ParsedOperation, WsdlError, parse};
 
 /// X-Road's schema namespace.
 pub const XROAD_NS: &str = "http://x-road.eu/xsd/xroad.xsd";
@@ -240,5 +245,12 @@ mod tests {
         assert!(w.contains("reads &lt;a&gt; thing"));
         assert_eq!(w.matches("part=\"client\"").count(), 2);
         assert!(w.contains("<soap:address location=\"http://127.0.0.1:8090/\"/>"));
+        // What is generated reads back as the services it describes.
+        let parsed = parse(w.as_bytes()).unwrap();
+        assert_eq!(
+            parsed.operations,
+            [ParsedOperation { code: "getThing".into(), version: Some("v1".into()), title: None }]
+        );
+        assert_eq!(parsed.address.as_deref(), Some("http://127.0.0.1:8090/"));
     }
 }
