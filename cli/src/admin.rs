@@ -348,3 +348,208 @@ pub fn percent(s: &str) -> String {
         })
         .collect()
 }
+
+/// Service description commands.
+#[derive(Subcommand, Debug)]
+pub enum ServiceCommand {
+    /// Add a service description from a WSDL: its operations become the client's services.
+    Add {
+        /// The client (subsystem) providing the services.
+        #[arg(long)]
+        client: String,
+        /// The WSDL: an http(s):// URL, or a file.
+        #[arg(long)]
+        wsdl: String,
+        /// The provider URL when the WSDL names no soap:address.
+        #[arg(long)]
+        provider_url: Option<String>,
+    },
+    /// A client's service descriptions and services.
+    List {
+        /// The client.
+        #[arg(long)]
+        client: String,
+    },
+    /// Disable a service description; clients get the notice.
+    Disable {
+        /// The description's id (from `service list`).
+        id: i64,
+        /// What clients are told.
+        #[arg(long)]
+        notice: String,
+    },
+    /// Enable a service description again.
+    Enable {
+        /// The description's id.
+        id: i64,
+    },
+    /// Delete a service description, its services and their access rights.
+    Delete {
+        /// The description's id.
+        id: i64,
+    },
+}
+
+/// Access-right commands.
+#[derive(Subcommand, Debug)]
+pub enum AccessCommand {
+    /// Let a subsystem, member, local group or global group call a service.
+    Grant {
+        /// The service, e.g. SERVICE:DEMO/COM/2002/home/getHumidity
+        service: String,
+        /// SUBSYSTEM:…, MEMBER:…, local:GROUP or global:GROUP
+        #[arg(long)]
+        to: String,
+    },
+    /// Take an access right away.
+    Revoke {
+        /// The service.
+        service: String,
+        /// Whose right.
+        #[arg(long)]
+        to: String,
+    },
+    /// Who may call a service.
+    List {
+        /// The service.
+        service: String,
+    },
+}
+
+/// Local-group commands.
+#[derive(Subcommand, Debug)]
+pub enum GroupCommand {
+    /// Add a local group to a client.
+    Add {
+        /// The client.
+        #[arg(long)]
+        client: String,
+        /// The group's code.
+        code: String,
+        /// What it is for.
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Add a member or subsystem to a local group.
+    AddMember {
+        /// The client.
+        #[arg(long)]
+        client: String,
+        /// The group's code.
+        code: String,
+        /// The member or subsystem.
+        member: String,
+    },
+    /// Remove a member or subsystem from a local group.
+    RemoveMember {
+        /// The client.
+        #[arg(long)]
+        client: String,
+        /// The group's code.
+        code: String,
+        /// The member or subsystem.
+        member: String,
+    },
+}
+
+/// `musubi service …`.
+pub async fn service(ep: &Endpoint, command: &ServiceCommand) -> Result<()> {
+    let api = ep.client()?;
+    match command {
+        ServiceCommand::Add { client, wsdl, provider_url } => {
+            let body = if wsdl.starts_with("http://") || wsdl.starts_with("https://") {
+                if wsdl.starts_with("https://") {
+                    anyhow::bail!("download the https WSDL and give the file: the server reads WSDLs over http only");
+                }
+                json!({ "url": wsdl, "provider_url": provider_url })
+            } else {
+                let path = Path::new(wsdl);
+                let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+                let abs = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+                json!({ "url": format!("file://{}", abs.display()), "wsdl": text, "provider_url": provider_url })
+            };
+            let v = api.post(&format!("/api/v1/clients/{}/service-descriptions", percent(client)), &body).await?;
+            print(&ep.output, &v, |v| {
+                let services = v["services"].as_array().map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "));
+                format!("service description {} added: {}", v["id"], services.unwrap_or_default())
+            });
+        }
+        ServiceCommand::List { client } => {
+            let v = api.get(&format!("/api/v1/clients/{}/service-descriptions", percent(client))).await?;
+            print(&ep.output, &v, |v| {
+                let mut out = Vec::new();
+                for d in v.as_array().into_iter().flatten() {
+                    let state = if d["enabled"].as_bool() == Some(true) {
+                        "enabled".into()
+                    } else {
+                        format!("disabled: {}", s(&d["notice"]))
+                    };
+                    out.push(format!("{}  {}  {state}", d["id"], s(&d["url"])));
+                    for svc in d["services"].as_array().into_iter().flatten() {
+                        out.push(format!("    {}  {}", s(&svc["id"]), s(&svc["url"])));
+                    }
+                }
+                out.join("\n")
+            });
+        }
+        ServiceCommand::Disable { id, notice } => {
+            let v =
+                api.post(&format!("/api/v1/service-descriptions/{id}/disable"), &json!({ "notice": notice })).await?;
+            print(&ep.output, &v, |_| format!("service description {id} disabled"));
+        }
+        ServiceCommand::Enable { id } => {
+            let v = api.post(&format!("/api/v1/service-descriptions/{id}/enable"), &Value::Null).await?;
+            print(&ep.output, &v, |_| format!("service description {id} enabled"));
+        }
+        ServiceCommand::Delete { id } => {
+            let v = api.delete(&format!("/api/v1/service-descriptions/{id}")).await?;
+            print(&ep.output, &v, |_| format!("service description {id} deleted"));
+        }
+    }
+    Ok(())
+}
+
+/// `musubi access …`.
+pub async fn access(ep: &Endpoint, command: &AccessCommand) -> Result<()> {
+    let api = ep.client()?;
+    let path = |service: &str| format!("/api/v1/services/{}/access-rights", percent(service));
+    match command {
+        AccessCommand::Grant { service, to } => {
+            let v = api.post(&path(service), &json!({ "subject": to })).await?;
+            print(&ep.output, &v, |_| format!("{to} may call {service}"));
+        }
+        AccessCommand::Revoke { service, to } => {
+            let v = api.delete(&format!("{}/{}", path(service), percent(to))).await?;
+            print(&ep.output, &v, |_| format!("{to} may no longer call {service}"));
+        }
+        AccessCommand::List { service } => {
+            let v = api.get(&path(service)).await?;
+            print(&ep.output, &v, |v| {
+                v.as_array().into_iter().flatten().map(|r| s(&r["subject"]).to_string()).collect::<Vec<_>>().join("\n")
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `musubi group …`.
+pub async fn group(ep: &Endpoint, command: &GroupCommand) -> Result<()> {
+    let api = ep.client()?;
+    let base = |client: &str| format!("/api/v1/clients/{}/local-groups", percent(client));
+    match command {
+        GroupCommand::Add { client, code, description } => {
+            let v = api.post(&base(client), &json!({ "code": code, "description": description })).await?;
+            print(&ep.output, &v, |_| format!("local group {code} added to {client}"));
+        }
+        GroupCommand::AddMember { client, code, member } => {
+            let v =
+                api.post(&format!("{}/{}/members", base(client), percent(code)), &json!({ "member": member })).await?;
+            print(&ep.output, &v, |_| format!("{member} added to {code}"));
+        }
+        GroupCommand::RemoveMember { client, code, member } => {
+            let v = api.delete(&format!("{}/{}/members/{}", base(client), percent(code), percent(member))).await?;
+            print(&ep.output, &v, |_| format!("{member} removed from {code}"));
+        }
+    }
+    Ok(())
+}

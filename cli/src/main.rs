@@ -72,6 +72,27 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// Service descriptions (WSDLs) of a client: add, list, enable, disable, delete.
+    Service {
+        #[command(subcommand)]
+        command: musubi::admin::ServiceCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// Access rights to services: grant, revoke, list.
+    Access {
+        #[command(subcommand)]
+        command: musubi::admin::AccessCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// Local groups of a client: add, add-member, remove-member.
+    Group {
+        #[command(subcommand)]
+        command: musubi::admin::GroupCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// The central server's registration requests: list, approve, reject.
     Requests {
         #[command(subcommand)]
@@ -190,6 +211,9 @@ async fn main() -> Result<()> {
         Command::Certs { command, endpoint } => musubi::admin::certs(&endpoint, &command).await,
         Command::Clients { command, endpoint } => musubi::admin::clients(&endpoint, &command).await,
         Command::Address { address, endpoint } => musubi::admin::address(&endpoint, &address).await,
+        Command::Service { command, endpoint } => musubi::admin::service(&endpoint, &command).await,
+        Command::Access { command, endpoint } => musubi::admin::access(&endpoint, &command).await,
+        Command::Group { command, endpoint } => musubi::admin::group(&endpoint, &command).await,
         Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
     }
 }

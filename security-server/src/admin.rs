@@ -15,6 +15,13 @@
 //! - `GET  /clients`; `POST /clients` `{client}`
 //! - `POST /clients/{id}/register` → `{request_id}` (running server)
 //! - `DELETE /clients/{id}`: a client deletion request when it is registered
+//! - `GET  /clients/{id}/service-descriptions`; `POST` `{url, wsdl?, provider_url?}`: a WSDL read
+//!   from `url` (http), or given as `wsdl` (its text) with `url` naming where it came from
+//! - `POST /service-descriptions/{id}/disable` `{notice}`, `/enable`; `DELETE /service-descriptions/{id}`
+//! - `GET /services/{id}/access-rights`; `POST` `{subject}`; `DELETE /services/{id}/access-rights/{subject}`
+//!   (subject: a member or subsystem id, `local:GROUP` or `global:GROUP`)
+//! - `POST /clients/{id}/local-groups` `{code, description?}`;
+//!   `POST /clients/{id}/local-groups/{code}/members` `{member}`; `DELETE …/members/{member}`
 //!
 //! Before the server is set up, the same API runs alone ([`crate::start_setup`])
 //! and offers the setup steps; registration needs the running server.
@@ -69,6 +76,15 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/clients", get(clients).post(add_client))
         .route("/api/v1/clients/{id}/register", post(register_client))
         .route("/api/v1/clients/{id}", axum::routing::delete(delete_client))
+        .route("/api/v1/clients/{id}/service-descriptions", get(descriptions).post(add_description))
+        .route("/api/v1/service-descriptions/{id}/disable", post(disable_description))
+        .route("/api/v1/service-descriptions/{id}/enable", post(enable_description))
+        .route("/api/v1/service-descriptions/{id}", axum::routing::delete(delete_description))
+        .route("/api/v1/services/{id}/access-rights", get(access_rights).post(grant))
+        .route("/api/v1/services/{id}/access-rights/{subject}", axum::routing::delete(revoke))
+        .route("/api/v1/clients/{id}/local-groups", post(add_group))
+        .route("/api/v1/clients/{id}/local-groups/{code}/members", post(add_group_member))
+        .route("/api/v1/clients/{id}/local-groups/{code}/members/{member}", axum::routing::delete(remove_group_member))
         .with_state(admin)
 }
 
@@ -319,4 +335,225 @@ async fn delete_client(State(a): State<Admin>, Path(id): Path<String>) -> Answer
     };
     a.node.remove_client(&client).await?;
     Ok(Json(json!({ "request_id": request_id })))
+}
+
+fn serverconf_error(e: crate::serverconf::ServerConfError) -> ApiError {
+    use crate::serverconf::ServerConfError as E;
+    match e {
+        E::Conflict(m) => ApiError::conflict(m),
+        E::NotFound(m) => ApiError::new(404, m),
+        other => ApiError::internal(other),
+    }
+}
+
+/// A client this server has (added through `POST /clients`), for service configuration.
+fn own_client(a: &Admin, id: &str) -> Result<ClientId, ApiError> {
+    let client = client_of(a, id)?;
+    if client.subsystem_code().is_none() {
+        return Err(ApiError::field("id", "services belong to subsystems (SUBSYSTEM:INSTANCE/CLASS/CODE/SUB)"));
+    }
+    Ok(client)
+}
+
+async fn descriptions(State(a): State<Admin>, Path(id): Path<String>) -> Answer {
+    let client = own_client(&a, &id)?;
+    let db = running(&a)?.serverconf.snapshot();
+    let list: Vec<Value> = db
+        .descriptions
+        .iter()
+        .filter(|d| d.client == client)
+        .map(|d| {
+            let services: Vec<Value> = db
+                .services
+                .iter()
+                .filter(|s| s.description_id == d.id)
+                .map(|s| {
+                    json!({ "id": s.id.to_string(), "code": s.id.service_code(), "version": s.id.version(),
+                                 "title": s.title, "url": s.url, "timeout_secs": s.timeout_secs })
+                })
+                .collect();
+            json!({ "id": d.id, "url": d.url, "enabled": d.disabled.is_none(), "notice": d.disabled,
+                    "refreshed_at": d.refreshed_at, "services": services })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewDescription {
+    url: String,
+    #[serde(default)]
+    wsdl: Option<String>,
+    #[serde(default)]
+    provider_url: Option<String>,
+}
+
+/// Largest WSDL fetched, bytes.
+const MAX_FETCHED_WSDL: usize = musubi_wsdl::MAX_WSDL_BYTES;
+
+async fn fetch_wsdl(url: &str) -> Result<Vec<u8>, ApiError> {
+    use http_body_util::{BodyExt as _, Empty, Limited};
+    let bad = |m: String| ApiError::field("url", m);
+    let uri: hyper::Uri = url.parse().map_err(|_| bad("not a URL".into()))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(bad("the server reads WSDLs over http://; send an https or file WSDL's text as `wsdl`".into()));
+    }
+    let host = uri.host().ok_or_else(|| bad("no host".into()))?.to_string();
+    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let work = async {
+        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| bad(format!("cannot connect: {e}")))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        tokio::spawn(conn);
+        let req = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
+            .header("host", &addr)
+            .body(Empty::<bytes::Bytes>::new())
+            .map_err(|e| bad(e.to_string()))?;
+        let resp = sender.send_request(req).await.map_err(|e| bad(e.to_string()))?;
+        if !resp.status().is_success() {
+            return Err(bad(format!("HTTP {} from {url}", resp.status().as_u16())));
+        }
+        let body = Limited::new(resp.into_body(), MAX_FETCHED_WSDL)
+            .collect()
+            .await
+            .map_err(|e| bad(format!("cannot read the WSDL: {e}")))?;
+        Ok(body.to_bytes().to_vec())
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), work)
+        .await
+        .map_err(|_| bad(format!("no answer from {url} within 30 s")))?
+}
+
+async fn add_description(State(a): State<Admin>, Path(id): Path<String>, Json(r): Json<NewDescription>) -> Answer {
+    let client = own_client(&a, &id)?;
+    let state = running(&a)?;
+    let bytes = match &r.wsdl {
+        Some(text) => text.as_bytes().to_vec(),
+        None => fetch_wsdl(&r.url).await?,
+    };
+    let parsed = musubi_wsdl::parse(&bytes).map_err(|e| ApiError::field("wsdl", e.to_string()))?;
+    let id = state
+        .serverconf
+        .add_description(&client, &r.url, &parsed, r.provider_url.as_deref())
+        .await
+        .map_err(serverconf_error)?;
+    let codes: Vec<&str> = parsed.operations.iter().map(|o| o.code.as_str()).collect();
+    tracing::info!(%client, id, services = ?codes, "service description added");
+    Ok(Json(json!({ "id": id, "services": codes })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Notice {
+    notice: String,
+}
+
+async fn disable_description(State(a): State<Admin>, Path(id): Path<i64>, Json(r): Json<Notice>) -> Answer {
+    if r.notice.len() > 1000 {
+        return Err(ApiError::field("notice", "at most 1000 characters"));
+    }
+    running(&a)?.serverconf.set_disabled(id, Some(r.notice.trim())).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "id": id, "enabled": false })))
+}
+
+async fn enable_description(State(a): State<Admin>, Path(id): Path<i64>) -> Answer {
+    running(&a)?.serverconf.set_disabled(id, None).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "id": id, "enabled": true })))
+}
+
+async fn delete_description(State(a): State<Admin>, Path(id): Path<i64>) -> Answer {
+    running(&a)?.serverconf.delete_description(id).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "id": id, "deleted": true })))
+}
+
+fn service_of(a: &Admin, id: &str) -> Result<musubi_protocol::ServiceId, ApiError> {
+    let service: musubi_protocol::ServiceId =
+        id.parse().map_err(|e| ApiError::field("id", format!("{e}; expected SERVICE:INSTANCE/CLASS/CODE/SUB/CODE")))?;
+    own_client(a, &service.provider().to_string())?;
+    Ok(service)
+}
+
+fn subject_of(field: &str, s: &str) -> Result<crate::serverconf::Subject, ApiError> {
+    crate::serverconf::Subject::parse(s).map_err(|e| ApiError::field(field, e))
+}
+
+async fn access_rights(State(a): State<Admin>, Path(id): Path<String>) -> Answer {
+    let service = service_of(&a, &id)?;
+    let db = running(&a)?.serverconf.snapshot();
+    let list: Vec<Value> = db
+        .rights
+        .iter()
+        .filter(|r| r.client == *service.provider() && r.service_code == service.service_code())
+        .map(|r| json!({ "subject": r.subject.to_string() }))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Grant {
+    subject: String,
+}
+
+async fn grant(State(a): State<Admin>, Path(id): Path<String>, Json(g): Json<Grant>) -> Answer {
+    let service = service_of(&a, &id)?;
+    let subject = subject_of("subject", &g.subject)?;
+    running(&a)?.serverconf.grant(&service, &subject).await.map_err(serverconf_error)?;
+    tracing::info!(%service, %subject, "access right granted");
+    Ok(Json(json!({ "service": service.to_string(), "subject": subject.to_string() })))
+}
+
+async fn revoke(State(a): State<Admin>, Path((id, subject)): Path<(String, String)>) -> Answer {
+    let service = service_of(&a, &id)?;
+    let subject = subject_of("subject", &subject)?;
+    running(&a)?.serverconf.revoke(&service, &subject).await.map_err(serverconf_error)?;
+    tracing::info!(%service, %subject, "access right revoked");
+    Ok(Json(json!({ "service": service.to_string(), "subject": subject.to_string(), "revoked": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewGroup {
+    code: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+async fn add_group(State(a): State<Admin>, Path(id): Path<String>, Json(g): Json<NewGroup>) -> Answer {
+    let client = own_client(&a, &id)?;
+    let crate::serverconf::Subject::LocalGroup(code) = subject_of("code", &format!("local:{}", g.code))? else {
+        return Err(ApiError::field("code", "not a group code"));
+    };
+    let description = g.description.unwrap_or_else(|| code.clone());
+    running(&a)?.serverconf.add_group(&client, &code, &description).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "client": client.to_string(), "code": code })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GroupMember {
+    member: String,
+}
+
+async fn add_group_member(
+    State(a): State<Admin>,
+    Path((id, code)): Path<(String, String)>,
+    Json(m): Json<GroupMember>,
+) -> Answer {
+    let client = own_client(&a, &id)?;
+    let member: ClientId = m.member.parse().map_err(|e| ApiError::field("member", format!("{e}")))?;
+    running(&a)?.serverconf.add_group_member(&client, &code, &member).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "client": client.to_string(), "code": code, "member": member.to_string() })))
+}
+
+async fn remove_group_member(
+    State(a): State<Admin>,
+    Path((id, code, member)): Path<(String, String, String)>,
+) -> Answer {
+    let client = own_client(&a, &id)?;
+    let member: ClientId = member.parse().map_err(|e| ApiError::field("member", format!("{e}")))?;
+    running(&a)?.serverconf.remove_group_member(&client, &code, &member).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "client": client.to_string(), "code": code, "member": member.to_string(), "removed": true })))
 }

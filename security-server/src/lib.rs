@@ -26,6 +26,7 @@ pub mod messagelog;
 mod ocsp;
 mod proxy;
 pub mod registration;
+pub mod serverconf;
 pub mod setup;
 mod signer;
 mod timestamper;
@@ -419,6 +420,9 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         Some(url) => MessageLog::connect(&url).await?,
         None => MessageLog::open(&conf.database).await?,
     };
+    let serverconf = serverconf::ServerConfDb::open(log.pool())
+        .await
+        .map_err(|e| StartError::Admin(format!("server configuration: {e}")))?;
     let tls_conf = tls::server_config(trust.clone(), identity.auth_cert.clone(), identity.auth_key.clone_key())
         .map_err(|e| StartError::Key(format!("authentication certificate: {e}")))?;
     let tls_conf = Arc::new(std::sync::RwLock::new(Arc::new(tls_conf)));
@@ -465,6 +469,8 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         ocsp: ocsp_cache.clone(),
         timestamper: timestamper::Timestamper::new(ts_period),
         globalconf: freshness.clone(),
+        serverconf,
+        trust_reload: tokio::sync::Mutex::new(()),
     });
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
@@ -718,6 +724,7 @@ fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {
 /// replaces the running one, and connections made under the old trust are
 /// not reused.
 async fn take_global_conf(state: &proxy::State) -> Result<(), StartError> {
+    let _one_at_a_time = state.trust_reload.lock().await;
     let trust = load_trust(&state.conf)?;
     for (member, (key, _)) in state.signing_keys().iter() {
         if let Err(why) = trust.check_signer(member, musubi_protocol::xades::Signer::certificate_der(&**key)) {
@@ -781,6 +788,7 @@ async fn watch_configuration(
             continue;
         }
         last = now;
+        let reload_guard = state.trust_reload.lock().await;
         let loaded = async {
             let trust = load_trust(&state.conf)?;
             let identity = load_identity(&state.conf, &trust).await?;
@@ -810,6 +818,7 @@ async fn watch_configuration(
         // Connections and TLS settings made under the old trust are not reused.
         state.peers.lock().await.clear();
         state.peer_tls.lock().await.clear();
+        drop(reload_guard);
         state.ocsp.refresh().await;
         info!("configuration reloaded: trust and certificates taken into use");
         updates.send_modify(|n| *n += 1);

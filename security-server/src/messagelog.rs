@@ -194,6 +194,11 @@ impl MessageLog {
         Ok(Self { pool })
     }
 
+    /// The connection pool (the server configuration shares the database).
+    pub(crate) fn pool(&self) -> AnyPool {
+        self.pool.clone()
+    }
+
     /// Stores one record; returns only once it is durable.
     pub async fn write(&self, r: &Record<'_>) -> Result<(), sqlx::Error> {
         let now =

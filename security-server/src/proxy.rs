@@ -49,6 +49,11 @@ pub(crate) struct State {
     pub(crate) timestamper: crate::timestamper::Timestamper,
     /// The expiry of the downloaded global configuration (when following a central server).
     pub(crate) globalconf: Arc<crate::confsync::Freshness>,
+    /// Service descriptions, local groups and access rights kept in the database.
+    pub(crate) serverconf: crate::serverconf::ServerConfDb,
+    /// Held while the trust is read from disk and replaced, so that a reload
+    /// that read an older configuration cannot replace a newer one.
+    pub(crate) trust_reload: tokio::sync::Mutex<()>,
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -593,24 +598,38 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
             Code::UNKNOWN_MEMBER.server_proxy(format!("client {} is not a member of the network", h.client))
         ));
     }
-    let service = state
-        .conf
-        .services
-        .iter()
-        .find(|s| s.id == h.service)
-        .ok_or_else(|| err(Code::UNKNOWN_SERVICE.server_proxy(format!("unknown service {}", h.service))))?;
-    let allowed = service
-        .allowed_clients
-        .iter()
-        .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()))
-        || service.allowed_global_groups.iter().any(|g| trust.in_global_group(g, &h.client));
-    if !allowed {
-        return Err(err(Code::ACCESS_DENIED
-            .server_proxy(format!("request is not allowed: {} may not call {}", h.client, h.service))));
-    }
-    if !service.enabled {
-        return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
-    }
+    // X-Road's order: the service is known, the client may call it, it is enabled.
+    let denied = || {
+        err(Code::ACCESS_DENIED
+            .server_proxy(format!("request is not allowed: {} may not call {}", h.client, h.service)))
+    };
+    let db = state.serverconf.snapshot();
+    let (provider_url, timeout_secs) = if let Some(service) = state.conf.services.iter().find(|s| s.id == h.service) {
+        let allowed = service
+            .allowed_clients
+            .iter()
+            .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()))
+            || service.allowed_global_groups.iter().any(|g| trust.in_global_group(g, &h.client));
+        if !allowed {
+            return Err(denied());
+        }
+        if !service.enabled {
+            return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
+        }
+        (service.url.clone(), service.timeout_secs)
+    } else if let Some((service, description)) = db.service(&h.service) {
+        if !db.allows(&h.service, &h.client, |g, c| trust.in_global_group(g, c)) {
+            return Err(denied());
+        }
+        if let Some(notice) = &description.disabled {
+            return Err(err(
+                Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled: {notice}", h.service))
+            ));
+        }
+        (service.url.clone(), service.timeout_secs)
+    } else {
+        return Err(err(Code::UNKNOWN_SERVICE.server_proxy(format!("unknown service {}", h.service))));
+    };
     state.globalconf.check().map_err(|e| err(Code::OUTDATED_GLOBALCONF.server_proxy(e)))?;
     state.timestamper.check(&trust).map_err(|e| err(Code::TIMESTAMPER_FAILED.server_proxy(e)))?;
     log(
@@ -634,7 +653,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     };
     let action = header_str(&headers, transport::ORIGINAL_SOAP_ACTION).map(str::to_owned);
     let (status, rheaders, rbody) =
-        forward(state, &service.url, service.timeout_secs, &pct, action.as_deref(), pbody).await.map_err(err)?;
+        forward(state, &provider_url, timeout_secs, &pct, action.as_deref(), pbody).await.map_err(err)?;
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
     // SOAP over HTTP answers 200, or 500 with a fault; anything else is an HTTP error.
     if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {

@@ -1,0 +1,164 @@
+//! A data provider publishes a service with the `musubi` CLI and decides who
+//! may call it: a WSDL added to its subsystem, access granted to a local
+//! group holding the consumer's subsystem, the service disabled with a
+//! notice and enabled again, the right revoked. The consumer's calls go
+//! through both security servers of a demo network whose servers registered
+//! themselves with its central server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use musubi::demo::{CentralOptions, Network, Options, example_request, ids};
+use serde_json::Value;
+
+const NET: u8 = 51;
+
+/// Runs `musubi ARGS --output json` against the admin API in `admin_dir`.
+async fn musubi(addr: std::net::SocketAddr, admin_dir: &Path, args: &[&str]) -> Result<Value, String> {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_musubi"))
+        .args(args)
+        .args(["--output", "json"])
+        .env("MUSUBI_SERVER", format!("https://{addr}"))
+        .env("MUSUBI_SERVER_CERT", admin_dir.join("admin-tls.pem"))
+        .env("MUSUBI_API_KEY_FILE", admin_dir.join("admin-api-key"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .await
+        .unwrap();
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    Ok(serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("musubi {args:?} printed no JSON: {e}")))
+}
+
+/// The consumer's information system calls `service`; returns (status, body).
+async fn call(cp: std::net::SocketAddr, service: &musubi_protocol::ServiceId, n: u32) -> (u16, String) {
+    let body = example_request(service, &format!("svc-{n}"));
+    let tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post("/")
+        .header("host", cp.to_string())
+        .header("content-type", "text/xml; charset=UTF-8")
+        .body(Full::new(Bytes::from(body)))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+}
+
+fn wsdl(provider_url: &str) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:tns="http://example.org/home" targetNamespace="http://example.org/home">
+  <wsdl:binding name="homeBinding" type="tns:homePortType">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <wsdl:operation name="getHumidity">
+      <soap:operation soapAction="" style="document"/>
+      <xrd:version>v1</xrd:version>
+      <xrd:title>Room humidity</xrd:title>
+    </wsdl:operation>
+  </wsdl:binding>
+  <wsdl:service name="home">
+    <wsdl:port binding="tns:homeBinding" name="homePort"><soap:address location="{provider_url}"/></wsdl:port>
+  </wsdl:service>
+</wsdl:definitions>
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_cli() {
+    let dir: PathBuf = std::env::temp_dir().join(format!("musubi-cli-services-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ip = |n| Ipv4Addr::new(127, 0, NET, n);
+    let central = CentralOptions {
+        listen: format!("127.0.{NET}.8:8081").parse().unwrap(),
+        management_listen: format!("127.0.{NET}.8:4001").parse().unwrap(),
+        admin_listen: format!("127.0.{NET}.8:4000").parse().unwrap(),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        register: true,
+        auto_approve: true,
+    };
+    let opts = Options {
+        ips: [ip(2), ip(3), ip(4)],
+        pki_ip: ip(5),
+        central: Some(central),
+        configuration_download_secs: 60,
+        ..Options::default()
+    };
+    let net = Network::start(&dir, opts).await.expect("demo network starts");
+    let admin = net.provider.admin_addr.unwrap();
+    let admin_dir = dir.join("provider/state/admin");
+    let cp = net.consumer.client_proxy_addr;
+    let (consumer, provider, ..) = ids();
+    let service = musubi_protocol::ServiceId::new(provider.clone(), "getHumidity", Some("v1")).unwrap();
+    let fault =
+        |body: &str| body.split("<faultcode>").nth(1).and_then(|r| r.split('<').next()).unwrap_or("").to_string();
+
+    // Not published yet.
+    let (_, body) = call(cp, &service, 1).await;
+    assert_eq!(fault(&body), "server.serverproxy.unknown_service", "{body}");
+
+    // The WSDL: a bad one is refused with its line, a good one publishes getHumidity.
+    let wsdl_file = dir.join("home.wsdl");
+    std::fs::write(&wsdl_file, wsdl(&format!("http://{}:8090/", ip(4))).replace("</wsdl:binding>", "</wsdl:bindin>"))
+        .unwrap();
+    let home = provider.to_string();
+    let e = musubi(admin, &admin_dir, &["service", "add", "--client", &home, "--wsdl", wsdl_file.to_str().unwrap()])
+        .await
+        .unwrap_err();
+    assert!(e.contains("wsdl: line 11"), "{e}");
+    std::fs::write(&wsdl_file, wsdl(&format!("http://{}:8090/", ip(4)))).unwrap();
+    let added =
+        musubi(admin, &admin_dir, &["service", "add", "--client", &home, "--wsdl", wsdl_file.to_str().unwrap()])
+            .await
+            .unwrap();
+    assert_eq!(added["services"][0], "getHumidity");
+    let description = added["id"].to_string();
+    let listed = musubi(admin, &admin_dir, &["service", "list", "--client", &home]).await.unwrap();
+    assert_eq!(listed[0]["services"][0]["id"], service.to_string());
+
+    // Known, but nobody may call it yet.
+    let (_, body) = call(cp, &service, 2).await;
+    assert_eq!(fault(&body), "server.serverproxy.access_denied", "{body}");
+
+    // A local group with the consumer's subsystem gets the right: the call goes through.
+    musubi(admin, &admin_dir, &["group", "add", "--client", &home, "care-team"]).await.unwrap();
+    musubi(admin, &admin_dir, &["group", "add-member", "--client", &home, "care-team", &consumer.to_string()])
+        .await
+        .unwrap();
+    let e = musubi(admin, &admin_dir, &["access", "grant", &service.to_string(), "--to", "local:nobody"])
+        .await
+        .unwrap_err();
+    assert!(e.contains("no local group nobody"), "{e}");
+    musubi(admin, &admin_dir, &["access", "grant", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
+    let rights = musubi(admin, &admin_dir, &["access", "list", &service.to_string()]).await.unwrap();
+    assert_eq!(rights[0]["subject"], "local:care-team");
+    let (status, body) = call(cp, &service, 3).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("getHumidityResponse"), "{body}");
+
+    // Disabled with a notice, then enabled again.
+    musubi(admin, &admin_dir, &["service", "disable", &description, "--notice", "sensor recalibration until noon"])
+        .await
+        .unwrap();
+    let (_, body) = call(cp, &service, 4).await;
+    assert_eq!(fault(&body), "server.serverproxy.service_disabled", "{body}");
+    assert!(body.contains("sensor recalibration until noon"), "{body}");
+    musubi(admin, &admin_dir, &["service", "enable", &description]).await.unwrap();
+    assert_eq!(call(cp, &service, 5).await.0, 200);
+
+    // Revoked: refused with the access-denied fault.
+    musubi(admin, &admin_dir, &["access", "revoke", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
+    let (_, body) = call(cp, &service, 6).await;
+    assert_eq!(fault(&body), "server.serverproxy.access_denied", "{body}");
+    net.shutdown().await;
+}
