@@ -156,6 +156,23 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     musubi(admin, &admin_dir, &["service", "enable", &description]).await.unwrap();
     assert_eq!(call(cp, &service, 5).await.0, 200);
 
+    // A WSDL read from a URL: its service joins the client's.
+    let listener = tokio::net::TcpListener::bind((ip(9), 8080)).await.unwrap();
+    let second = wsdl(&format!("http://{}:8090/", ip(4))).replace("getHumidity", "getPressure");
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let svc = hyper::service::service_fn(move |_req| {
+            let body = second.clone();
+            async move { Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(Bytes::from(body)))) }
+        });
+        let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+    });
+    let url = format!("http://{}:8080/home.wsdl", ip(9));
+    let added = musubi(admin, &admin_dir, &["service", "add", "--client", &home, "--wsdl", &url]).await.unwrap();
+    assert_eq!(added["services"][0], "getPressure");
+    let listed = musubi(admin, &admin_dir, &["service", "list", "--client", &home]).await.unwrap();
+    assert_eq!(listed[1]["url"], url);
+
     // Revoked: refused with the access-denied fault.
     musubi(admin, &admin_dir, &["access", "revoke", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
     let (_, body) = call(cp, &service, 6).await;

@@ -393,37 +393,16 @@ struct NewDescription {
 const MAX_FETCHED_WSDL: usize = musubi_wsdl::MAX_WSDL_BYTES;
 
 async fn fetch_wsdl(url: &str) -> Result<Vec<u8>, ApiError> {
-    use http_body_util::{BodyExt as _, Empty, Limited};
-    let bad = |m: String| ApiError::field("url", m);
-    let uri: hyper::Uri = url.parse().map_err(|_| bad("not a URL".into()))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(bad("the server reads WSDLs over http://; send an https or file WSDL's text as `wsdl`".into()));
+    if !url.starts_with("http://") {
+        return Err(ApiError::field(
+            "url",
+            "the server reads WSDLs over http://; send an https or file WSDL's text as `wsdl`",
+        ));
     }
-    let host = uri.host().ok_or_else(|| bad("no host".into()))?.to_string();
-    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(80));
-    let work = async {
-        let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| bad(format!("cannot connect: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
-            .await
-            .map_err(|e| bad(e.to_string()))?;
-        tokio::spawn(conn);
-        let req = hyper::Request::get(uri.path_and_query().map_or("/", |p| p.as_str()))
-            .header("host", &addr)
-            .body(Empty::<bytes::Bytes>::new())
-            .map_err(|e| bad(e.to_string()))?;
-        let resp = sender.send_request(req).await.map_err(|e| bad(e.to_string()))?;
-        if !resp.status().is_success() {
-            return Err(bad(format!("HTTP {} from {url}", resp.status().as_u16())));
-        }
-        let body = Limited::new(resp.into_body(), MAX_FETCHED_WSDL)
-            .collect()
-            .await
-            .map_err(|e| bad(format!("cannot read the WSDL: {e}")))?;
-        Ok(body.to_bytes().to_vec())
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), work)
+    let (_, body) = crate::confclient::get(url, MAX_FETCHED_WSDL, std::time::Duration::from_secs(30))
         .await
-        .map_err(|_| bad(format!("no answer from {url} within 30 s")))?
+        .map_err(|e| ApiError::field("url", e.to_string()))?;
+    Ok(body)
 }
 
 async fn add_description(State(a): State<Admin>, Path(id): Path<String>, Json(r): Json<NewDescription>) -> Answer {

@@ -217,7 +217,8 @@ pub fn in_force(root: &Path) -> InForce {
     InForce { expire_date, announced }
 }
 
-async fn get(url: &str, limit: usize, timeout: Duration) -> Result<(String, Vec<u8>), ConfClientError> {
+/// One HTTP GET of at most `limit` bytes within `timeout`; (content type, body).
+pub(crate) async fn get(url: &str, limit: usize, timeout: Duration) -> Result<(String, Vec<u8>), ConfClientError> {
     use http_body_util::{BodyExt as _, Empty, Limited};
     let fail = |detail: String| ConfClientError::Fetch { url: url.to_string(), detail };
     let uri: hyper::Uri = url.parse().map_err(|_| fail("not a URL".into()))?;
