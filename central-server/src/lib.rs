@@ -125,7 +125,11 @@ pub enum CentralError {
     },
 }
 
-/// One published generation: path → (content type, bytes).
+/// Earlier generations whose files stay served beside the newest.
+const KEPT_GENERATIONS: usize = 2;
+
+/// What is served: path → (content type, bytes) of the newest generation
+/// (with its directory) and the files of the generations before it.
 #[derive(Debug, Clone, Default)]
 struct Published {
     files: Vec<(String, String, Bytes)>,
@@ -243,17 +247,28 @@ async fn generate(
     let sign = |d: &[u8]| key.sign(d);
     let (ct, body) = globalconf::write_directory(expire, 5, &files, key.algorithm(), key.certificate_der(), &sign)
         .map_err(CentralError::Write)?;
-    let new = Published {
-        files: vec![
-            ("/internalconf".into(), ct, Bytes::from(body)),
-            (sl, "text/xml; charset=UTF-8".into(), Bytes::from(shared)),
-            (pl, "text/xml; charset=UTF-8".into(), Bytes::from(private)),
-        ],
-        generated_at: Some(now),
-    };
-    // The switch is one assignment: readers see the old generation or the new one.
+    let mut files = vec![
+        ("/internalconf".into(), ct, Bytes::from(body)),
+        (sl, "text/xml; charset=UTF-8".into(), Bytes::from(shared)),
+        (pl, "text/xml; charset=UTF-8".into(), Bytes::from(private)),
+    ];
+    // The switch is one assignment: readers see the old generation or the new
+    // one. The files of the two generations before stay served, so a client
+    // that fetched the previous directory can still fetch what it lists.
     if let Ok(mut p) = published.write() {
-        *p = new;
+        let older: Vec<(String, String, Bytes)> = p.files.iter().filter(|f| f.0 != "/internalconf").cloned().collect();
+        let mut kept_generations: Vec<String> = Vec::new();
+        for f in older {
+            let generation = f.0.split('/').nth(2).unwrap_or_default().to_string();
+            if !kept_generations.contains(&generation) {
+                if kept_generations.len() == KEPT_GENERATIONS {
+                    continue;
+                }
+                kept_generations.push(generation);
+            }
+            files.push(f);
+        }
+        *p = Published { files, generated_at: Some(now) };
     }
     Ok(())
 }

@@ -38,18 +38,33 @@ async fn musubi(addr: std::net::SocketAddr, admin_dir: &Path, args: &[&str]) -> 
 
 /// The consumer's information system calls `service`; returns (status, body).
 async fn call(cp: std::net::SocketAddr, service: &musubi_protocol::ServiceId, n: u32) -> (u16, String) {
-    let body = example_request(service, &format!("svc-{n}"));
+    let (status, _, body) = http(cp, "POST", "/", &[], example_request(service, &format!("svc-{n}"))).await;
+    (status, body)
+}
+
+/// One HTTP request to the consumer's client proxy; (status, content type, body).
+async fn http(
+    cp: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: String,
+) -> (u16, String, String) {
     let tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp)).await.unwrap();
     tokio::spawn(conn);
-    let req = hyper::Request::post("/")
+    let mut req = hyper::Request::builder()
+        .method(method)
+        .uri(path)
         .header("host", cp.to_string())
-        .header("content-type", "text/xml; charset=UTF-8")
-        .body(Full::new(Bytes::from(body)))
-        .unwrap();
-    let resp = sender.send_request(req).await.unwrap();
+        .header("content-type", "text/xml; charset=UTF-8");
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
     let status = resp.status().as_u16();
-    (status, String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+    (status, ct, String::from_utf8_lossy(&resp.into_body().collect().await.unwrap().to_bytes()).into_owned())
 }
 
 fn wsdl(provider_url: &str) -> String {
@@ -145,6 +160,36 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     let (status, body) = call(cp, &service, 3).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("getHumidityResponse"), "{body}");
+
+    // The metaservices, answered by the provider's server through both servers.
+    let meta = |code: &str| musubi_protocol::ServiceId::new(provider.clone(), code, None).unwrap();
+    let (status, all) = call(cp, &meta("listMethods"), 30).await;
+    assert_eq!(status, 200, "{all}");
+    for code in ["getHumidity", "getRoomTemperature", "getDoorLockState"] {
+        assert!(all.contains(&format!("<id:serviceCode>{code}</id:serviceCode>")), "{code}: {all}");
+    }
+    let (status, allowed) = call(cp, &meta("allowedMethods"), 31).await;
+    assert_eq!(status, 200, "{allowed}");
+    assert!(allowed.contains("<id:serviceCode>getHumidity</id:serviceCode>"), "{allowed}");
+    assert!(!allowed.contains("<id:serviceCode>getDoorLockState</id:serviceCode>"), "{allowed}");
+    let get_wsdl = musubi_protocol::soap::build_request(
+        &consumer,
+        &meta("getWsdl"),
+        "svc-32",
+        None,
+        "    <xroad:getWsdl><xroad:serviceCode>getHumidity</xroad:serviceCode><xroad:serviceVersion>v1</xroad:serviceVersion></xroad:getWsdl>",
+    );
+    let (status, ct, body) = http(cp, "POST", "/", &[], get_wsdl).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(ct.starts_with("multipart/related; type=\"text/xml\"; charset=UTF-8;"), "{ct}");
+    assert!(body.contains("getWsdlResponse") && body.contains("<xrd:title>Room humidity</xrd:title>"), "{body}");
+    let (status, ct, xml) = http(cp, "GET", "/listClients?xRoadInstance=DEMO", &[], String::new()).await;
+    assert_eq!((status, ct.starts_with("text/xml")), (200, true), "{xml}");
+    assert!(xml.contains("<id:subsystemCode>care</id:subsystemCode>") && xml.contains("Demo Home Cloud"), "{xml}");
+    let (_, ct, json) = http(cp, "GET", "/listClients", &[("accept", "application/json")], String::new()).await;
+    assert_eq!(ct, "application/json");
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert!(json["member"].as_array().unwrap().iter().any(|m| m["id"]["subsystem_code"] == "home"), "{json}");
 
     // Disabled with a notice, then enabled again.
     musubi(admin, &admin_dir, &["service", "disable", &description, "--notice", "sensor recalibration until noon"])

@@ -415,7 +415,7 @@ async fn add_description(State(a): State<Admin>, Path(id): Path<String>, Json(r)
     let parsed = musubi_wsdl::parse(&bytes).map_err(|e| ApiError::field("wsdl", e.to_string()))?;
     let id = state
         .serverconf
-        .add_description(&client, &r.url, &parsed, r.provider_url.as_deref())
+        .add_description(&client, &r.url, (&bytes, &parsed), r.provider_url.as_deref())
         .await
         .map_err(serverconf_error)?;
     let codes: Vec<&str> = parsed.operations.iter().map(|o| o.code.as_str()).collect();

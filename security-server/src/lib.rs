@@ -23,6 +23,7 @@ pub mod confclient;
 pub mod confdir;
 mod confsync;
 pub mod messagelog;
+mod metaservice;
 mod ocsp;
 mod proxy;
 pub mod registration;

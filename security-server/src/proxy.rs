@@ -148,6 +148,9 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     if req.method() == Method::GET && req.uri().path() == "/asic" {
         return asic_export(state, req.uri().query().unwrap_or("")).await.map_err(nq);
     }
+    if req.method() == Method::GET && req.uri().path() == "/listClients" {
+        return list_clients(state, &req).map_err(nq);
+    }
     if req.method() != Method::POST {
         return Err(nq(
             Code::INVALID_HTTP_METHOD.client(format!("must use POST request method instead of {}", req.method()))
@@ -598,19 +601,21 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
             Code::UNKNOWN_MEMBER.server_proxy(format!("client {} is not a member of the network", h.client))
         ));
     }
+    // Metaservices are answered here, for every client (X-Road: no access rights apply).
+    let meta = crate::metaservice::Meta::of(h.service.service_code());
+    if meta.is_some() && !trust.server(&state.conf.server_id).is_some_and(|me| me.hosts(h.service.provider())) {
+        return Err(err(Code::UNKNOWN_SERVICE.server_proxy(format!("unknown service {}", h.service))));
+    }
     // X-Road's order: the service is known, the client may call it, it is enabled.
     let denied = || {
         err(Code::ACCESS_DENIED
             .server_proxy(format!("request is not allowed: {} may not call {}", h.client, h.service)))
     };
     let db = state.serverconf.snapshot();
-    let (provider_url, timeout_secs) = if let Some(service) = state.conf.services.iter().find(|s| s.id == h.service) {
-        let allowed = service
-            .allowed_clients
-            .iter()
-            .any(|c| *c == h.client || (c.subsystem_code().is_none() && *c == h.client.member_id()))
-            || service.allowed_global_groups.iter().any(|g| trust.in_global_group(g, &h.client));
-        if !allowed {
+    let (provider_url, timeout_secs) = if meta.is_some() {
+        (String::new(), 0)
+    } else if let Some(service) = state.conf.services.iter().find(|s| s.id == h.service) {
+        if !file_service_allows(service, &h.client, &trust) {
             return Err(denied());
         }
         if !service.enabled {
@@ -652,8 +657,10 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         (b, ct)
     };
     let action = header_str(&headers, transport::ORIGINAL_SOAP_ACTION).map(str::to_owned);
-    let (status, rheaders, rbody) =
-        forward(state, &provider_url, timeout_secs, &pct, action.as_deref(), pbody).await.map_err(err)?;
+    let (status, rheaders, rbody) = match meta {
+        Some(m) => metaservice_answer(state, &trust, &request, m).await.map_err(err)?,
+        None => forward(state, &provider_url, timeout_secs, &pct, action.as_deref(), pbody).await.map_err(err)?,
+    };
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
     // SOAP over HTTP answers 200, or 500 with a fault; anything else is an HTTP error.
     if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {
@@ -710,6 +717,71 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         r.headers_mut().insert(transport::ORIGINAL_CONTENT_TYPE, b);
     }
     Ok(r)
+}
+
+/// Whether a service of the configuration file lets `caller` in.
+fn file_service_allows(service: &crate::conf::Service, caller: &ClientId, trust: &crate::conf::Trust) -> bool {
+    service.allowed_clients.iter().any(|c| *c == *caller || (c.subsystem_code().is_none() && *c == caller.member_id()))
+        || service.allowed_global_groups.iter().any(|g| trust.in_global_group(g, caller))
+}
+
+/// The provider's answer to a metaservice, made by this server.
+async fn metaservice_answer(
+    state: &State,
+    trust: &crate::conf::Trust,
+    request: &soap::SoapMessage,
+    meta: crate::metaservice::Meta,
+) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
+    use crate::metaservice::{self as ms, Meta};
+    use musubi_protocol::ServiceId;
+    let h = request.header();
+    let provider = h.service.provider();
+    let db = state.serverconf.snapshot();
+    let xml = |ct: &str, body: Vec<u8>| {
+        let mut headers = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(ct) {
+            headers.insert(header::CONTENT_TYPE, v);
+        }
+        (StatusCode::OK, headers, Bytes::from(body))
+    };
+    match meta {
+        Meta::ListMethods | Meta::AllowedMethods => {
+            let allowed = |id: &ServiceId| match state.conf.services.iter().find(|s| s.id == *id) {
+                Some(s) => file_service_allows(s, &h.client, trust),
+                None => db.allows(id, &h.client, |g, c| trust.in_global_group(g, c)),
+            };
+            let services: Vec<ServiceId> = state
+                .conf
+                .services
+                .iter()
+                .map(|s| s.id.clone())
+                .chain(db.services.iter().map(|s| s.id.clone()))
+                .filter(|id| id.provider() == provider)
+                .filter(|id| meta == Meta::ListMethods || allowed(id))
+                .collect();
+            Ok(xml("text/xml; charset=UTF-8", ms::methods_response(h, meta, &services).into_bytes()))
+        }
+        Meta::GetWsdl => {
+            let wanted = ms::wsdl_request(provider, request.body_content())
+                .map_err(|e| Code::INVALID_REQUEST.server_proxy(format!("getWsdl: {e}")))?;
+            let found = db.services.iter().find(|s| {
+                s.id.provider() == provider
+                    && s.id.service_code() == wanted.service_code()
+                    && (wanted.version().is_none() || s.id.version() == wanted.version())
+            });
+            let Some(service) = found else {
+                return Err(Code::UNKNOWN_SERVICE.server_proxy(format!("no WSDL is kept for {wanted}")));
+            };
+            let wsdl = state
+                .serverconf
+                .wsdl_of(service.description_id)
+                .await
+                .map_err(|e| Code::INTERNAL_ERROR.server_proxy(e.to_string()))?
+                .ok_or_else(|| Code::UNKNOWN_SERVICE.server_proxy(format!("no WSDL is kept for {wanted}")))?;
+            let (ct, body) = ms::wsdl_response(h, &service.id, &wsdl);
+            Ok(xml(&ct, body))
+        }
+    }
 }
 
 async fn forward(
@@ -800,6 +872,29 @@ fn percent_decode(s: &str) -> String {
 /// X-Road's `/asic` export: `GET /asic?queryId=…&xRoadInstance=…&memberClass=…&memberCode=…[&subsystemCode=…]`
 /// answers a ZIP of the ASiC-E containers of that query's request and
 /// response, for the client named in the parameters only.
+/// `GET /listClients[?xRoadInstance=…]`: the instance's members and
+/// subsystems, as XML or (`Accept: application/json`) JSON.
+fn list_clients(state: &State, req: &Request<Incoming>) -> Result<Resp, Fault> {
+    state.globalconf.check().map_err(|e| Code::OUTDATED_GLOBALCONF.client_proxy(e))?;
+    let trust = state.trust.get();
+    let wanted = req.uri().query().unwrap_or("").split('&').find_map(|kv| kv.strip_prefix("xRoadInstance="));
+    let instance = wanted.map(percent_decode);
+    let members: Vec<crate::conf::Member> = if instance.as_deref().is_none_or(|i| i == trust.conf.instance_identifier) {
+        trust.conf.members.clone()
+    } else {
+        vec![]
+    };
+    let json = header_str(req.headers(), "accept").is_some_and(|a| a.contains("application/json"));
+    let (ct, body) = if json {
+        ("application/json", crate::metaservice::list_clients_json(&members).to_string())
+    } else {
+        ("text/xml; charset=UTF-8", crate::metaservice::list_clients_xml(&members))
+    };
+    let mut r = Response::new(Full::new(Bytes::from(body)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(r)
+}
+
 async fn asic_export(state: &State, query: &str) -> Result<Resp, Fault> {
     let params: HashMap<String, String> =
         query.split('&').filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_owned(), percent_decode(v))).collect();

@@ -266,7 +266,7 @@ impl ServerConfDb {
         &self,
         client: &ClientId,
         url: &str,
-        wsdl: &musubi_wsdl::Parsed,
+        (text, wsdl): (&[u8], &musubi_wsdl::Parsed),
         default_url: Option<&str>,
     ) -> Result<i64, ServerConfError> {
         let snapshot = self.snapshot();
@@ -287,11 +287,12 @@ impl ServerConfDb {
             })?;
         let mut tx = self.pool.begin().await?;
         let (id,): (i64,) = sqlx::query_as(
-            "INSERT INTO service_descriptions (client, url, refreshed_at) VALUES ($1, $2, $3) RETURNING id",
+            "INSERT INTO service_descriptions (client, url, refreshed_at, wsdl) VALUES ($1, $2, $3, $4) RETURNING id",
         )
         .bind(client.to_string())
         .bind(url)
         .bind(now())
+        .bind(text)
         .fetch_one(&mut *tx)
         .await?;
         for op in &wsdl.operations {
@@ -310,6 +311,15 @@ impl ServerConfDb {
         tx.commit().await?;
         self.reload().await?;
         Ok(id)
+    }
+
+    /// The WSDL a description was read from (for `getWsdl`).
+    pub async fn wsdl_of(&self, description_id: i64) -> Result<Option<Vec<u8>>, ServerConfError> {
+        let row: Option<(Option<Vec<u8>>,)> = sqlx::query_as("SELECT wsdl FROM service_descriptions WHERE id = $1")
+            .bind(description_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.and_then(|(w,)| w))
     }
 
     /// Enables a description (`None`) or disables it with a notice for clients.
