@@ -715,6 +715,7 @@ impl Network {
                 configuration_anchor: anchor.clone(),
                 configuration_download_secs: opts.configuration_download_secs,
                 admin_listen: Some(SocketAddr::new(ip.into(), 4000)),
+                health_listen: Some(SocketAddr::new(ip.into(), 5588)),
             };
             if register {
                 // What an operator writes before setup: the installation's

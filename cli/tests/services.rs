@@ -218,6 +218,37 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     let listed = musubi(admin, &admin_dir, &["service", "list", "--client", &home]).await.unwrap();
     assert_eq!(listed[1]["url"], url);
 
+    // The provider's counters, as Prometheus reads them from the admin API.
+    let pem = std::fs::read_to_string(admin_dir.join("admin-tls.pem")).unwrap();
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap();
+    let key = std::fs::read_to_string(admin_dir.join("admin-api-key")).unwrap();
+    let auth = format!("X-Road-ApiKey token={}", key.trim());
+    let (status, text) = musubi_admin::client::request(
+        &format!("https://{admin}/metrics"),
+        &cert,
+        "GET",
+        &[("authorization", &auth)],
+        Vec::new(),
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&text).into_owned();
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("code=\"server.serverproxy.access_denied\"} 1"), "{text}");
+    let served: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("musubi_exchanges_total{proxy=\"server\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(served >= 5, "{text}");
+    assert!(text.contains("musubi_globalconf_expires_in_seconds"), "{text}");
+    let (status, _) =
+        musubi_admin::client::request(&format!("https://{admin}/metrics"), &cert, "GET", &[], Vec::new(), 1 << 20)
+            .await
+            .unwrap();
+    assert_eq!(status, 401, "metrics need the API key");
+
     // Revoked: refused with the access-denied fault.
     musubi(admin, &admin_dir, &["access", "revoke", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
     let (_, body) = call(cp, &service, 6).await;

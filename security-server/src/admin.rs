@@ -3,6 +3,8 @@
 //! and registration steps. Handlers are thin: they call [`crate::setup`] and
 //! [`crate::registration`].
 //!
+//! `GET /metrics` gives the Prometheus text of the running server.
+//!
 //! Endpoints (JSON, under `/api/v1`):
 //! - `GET  /status`: initialised, server id, whether it runs and is registered, clients
 //! - `POST /initialization` `{anchor, owner, server_code, pin}`
@@ -66,6 +68,7 @@ type Answer = Result<Json<Value>, ApiError>;
 pub(crate) fn router(admin: Admin) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/status", get(status))
+        .route("/metrics", get(metrics))
         .route("/api/v1/initialization", post(initialise))
         .route("/api/v1/keys", get(keys).post(generate_key))
         .route("/api/v1/keys/{id}/csr", post(csr))
@@ -535,4 +538,17 @@ async fn remove_group_member(
     let member: ClientId = member.parse().map_err(|e| ApiError::field("member", format!("{e}")))?;
     running(&a)?.serverconf.remove_group_member(&client, &code, &member).await.map_err(serverconf_error)?;
     Ok(Json(json!({ "client": client.to_string(), "code": code, "member": member.to_string(), "removed": true })))
+}
+
+async fn metrics(State(a): State<Admin>) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let state = running(&a)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let gauges = crate::metrics::Gauges {
+        backlog: state.log.unstamped_count().await.map_err(ApiError::internal)?,
+        ocsp_ages: state.ocsp.own_ages(),
+        globalconf_expires_in: state.globalconf.expires_at().map(|e| e - now),
+    };
+    let text = state.stats.exchanges.render(&gauges);
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
 }

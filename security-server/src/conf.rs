@@ -412,6 +412,10 @@ pub struct ServerConf {
     /// the operator decides otherwise); none: no admin API.
     #[serde(default)]
     pub admin_listen: Option<SocketAddr>,
+    /// Where the health check for load balancers answers (X-Road: 5588);
+    /// none: no health check.
+    #[serde(default)]
+    pub health_listen: Option<SocketAddr>,
 }
 
 fn default_fetch_interval() -> u64 {

@@ -75,6 +75,13 @@ impl Freshness {
         self.expires.store(t.map_or(i64::MIN, |t| t.unix_timestamp()), Ordering::Relaxed);
     }
 
+    /// When the configuration in force expires (Unix seconds); `None` when
+    /// the server does not follow a central server or has none yet.
+    pub(crate) fn expires_at(&self) -> Option<i64> {
+        let e = self.expires.load(Ordering::Relaxed);
+        (self.enabled && e != i64::MIN).then_some(e)
+    }
+
     /// `Err(why)` when exchanges must be refused.
     pub(crate) fn check(&self) -> Result<(), String> {
         if !self.enabled {

@@ -22,8 +22,10 @@ pub mod conf;
 pub mod confclient;
 pub mod confdir;
 mod confsync;
+mod health;
 pub mod messagelog;
 mod metaservice;
+mod metrics;
 mod ocsp;
 mod proxy;
 pub mod registration;
@@ -94,6 +96,8 @@ pub struct Handle {
     pub server_proxy_addr: SocketAddr,
     /// Where the admin API listens, when it runs.
     pub admin_addr: Option<SocketAddr>,
+    /// Where the health check answers, when it runs.
+    pub health_addr: Option<SocketAddr>,
 }
 
 impl Handle {
@@ -476,7 +480,16 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    tasks.spawn(serve_client_proxy(cp, state.clone(), rx.clone()));
+    tasks.spawn(serve_plain(cp, state.clone(), proxy::client_proxy, rx.clone()));
+    let health_addr = match state.conf.health_listen {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await.map_err(|source| StartError::Bind { addr, source })?;
+            let bound = l.local_addr().map_err(|source| StartError::Bind { addr, source })?;
+            tasks.spawn(serve_plain(l, state.clone(), health_answer, rx.clone()));
+            Some(bound)
+        }
+        None => None,
+    };
     let new_generation = follower.as_ref().map(|f| f.taken.clone()).unwrap_or_default();
     let follower = follower.map(Arc::new);
     if let Some(f) = &follower {
@@ -522,6 +535,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         client_proxy_addr,
         server_proxy_addr,
         admin_addr,
+        health_addr,
     })
 }
 
@@ -597,11 +611,13 @@ pub async fn start_setup(base: toml::Table) -> Result<SetupHandle, StartError> {
     Ok(SetupHandle { node, progressed, stop, task, admin_addr })
 }
 
-/// Counters of a running server (Prometheus metrics come with the admin API).
+/// Counters of a running server (served as Prometheus text on the admin API).
 #[derive(Debug, Default)]
 pub(crate) struct Stats {
     /// TLS connections opened to peer security servers.
     pub(crate) peer_connections: std::sync::atomic::AtomicU64,
+    /// Exchanges, faults and latency, for `/metrics`.
+    pub(crate) exchanges: metrics::Metrics,
 }
 
 impl Stats {
@@ -621,7 +637,17 @@ pub struct StatsSnapshot {
 /// Most connections served at once per listener.
 const MAX_CONNECTIONS: usize = 1024;
 
-async fn serve_client_proxy(listener: TcpListener, state: Arc<proxy::State>, mut stop: watch::Receiver<bool>) {
+/// Plain HTTP on `listener`, each request answered by `handler` (the client
+/// proxy, the health check), until `stop`; in-flight requests finish.
+async fn serve_plain<F, Fut>(
+    listener: TcpListener,
+    state: Arc<proxy::State>,
+    handler: F,
+    mut stop: watch::Receiver<bool>,
+) where
+    F: Fn(Arc<proxy::State>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+{
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();
     loop {
@@ -630,13 +656,13 @@ async fn serve_client_proxy(listener: TcpListener, state: Arc<proxy::State>, mut
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { continue };
                 let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
-                let state = state.clone();
+                let (state, handler) = (state.clone(), handler.clone());
                 let mut stop = stop.clone();
                 conns.spawn(async move {
                     let _permit = permit;
                     let svc = service_fn(move |req| {
-                        let state = state.clone();
-                        async move { Ok::<_, std::convert::Infallible>(proxy::client_proxy(state, req).await) }
+                        let (state, handler) = (state.clone(), handler.clone());
+                        async move { Ok::<_, std::convert::Infallible>(handler(state, req).await) }
                     });
                     serve_http1(tcp, svc, &mut stop).await;
                 });
@@ -644,6 +670,17 @@ async fn serve_client_proxy(listener: TcpListener, state: Arc<proxy::State>, mut
         }
     }
     while conns.join_next().await.is_some() {}
+}
+
+/// The health check's answer (see [`health`]).
+async fn health_answer(
+    state: Arc<proxy::State>,
+    _req: hyper::Request<hyper::body::Incoming>,
+) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
+    let (status, text) = health::check(&state).await;
+    let mut r = hyper::Response::new(http_body_util::Full::new(bytes::Bytes::from(text)));
+    *r.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    r
 }
 
 async fn serve_server_proxy(

@@ -235,6 +235,13 @@ impl MessageLog {
             .await
     }
 
+    /// How many records wait for a time stamp.
+    pub async fn unstamped_count(&self) -> Result<i64, sqlx::Error> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM message_log WHERE timestamp_id IS NULL").fetch_one(&self.pool).await?;
+        Ok(n)
+    }
+
     /// Up to `limit` records without a time stamp, oldest first: (id, signature).
     pub async fn unstamped(&self, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
         sqlx::query_as("SELECT id, signature FROM message_log WHERE timestamp_id IS NULL ORDER BY id LIMIT $1")

@@ -196,6 +196,16 @@ impl OcspCache {
     }
 
     /// The response of an own certificate if it is still fresh and good.
+    /// (certificate SHA-1, seconds since `thisUpdate`) of each own certificate's response.
+    pub(crate) fn own_ages(&self) -> Vec<(String, i64)> {
+        let now = OffsetDateTime::now_utc();
+        let map = self.own_responses.read().unwrap_or_else(|p| p.into_inner());
+        let mut ages: Vec<(String, i64)> =
+            map.iter().map(|(sha1, (_, v))| (sha1.clone(), (now - v.this_update).whole_seconds())).collect();
+        ages.sort();
+        ages
+    }
+
     pub(crate) fn own_good(&self, der: &[u8]) -> Result<Vec<u8>, String> {
         let sha1 = cert_sha1(der);
         let now = OffsetDateTime::now_utc();

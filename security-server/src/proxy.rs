@@ -134,10 +134,15 @@ fn parts_of<'a>(soap: &'a [u8], attachments: &'a [Part<'a>], uris: &'a [String])
 
 /// Handles one request from an information system.
 pub(crate) async fn client_proxy(state: Arc<State>, req: Request<Incoming>) -> Resp {
+    let started = std::time::Instant::now();
     match client_proxy_inner(&state, req).await {
-        Ok(r) => r,
+        Ok(r) => {
+            state.stats.exchanges.record(crate::metrics::Side::Client, started.elapsed(), None);
+            r
+        }
         Err((query_id, fault)) => {
             warn!(query_id = %query_id, code = %fault.code, "client proxy refused request: {}", fault.string);
+            state.stats.exchanges.record(crate::metrics::Side::Client, started.elapsed(), Some(&fault.code));
             fault_response(&fault)
         }
     }
@@ -544,10 +549,15 @@ async fn connect_peer(
 
 /// Handles one transport message from a peer whose TLS certificate is `peer_cert`.
 pub(crate) async fn server_proxy(state: Arc<State>, peer_cert: Arc<Vec<u8>>, req: Request<Incoming>) -> Resp {
+    let started = std::time::Instant::now();
     match server_proxy_inner(&state, &peer_cert, req).await {
-        Ok(r) => r,
+        Ok(r) => {
+            state.stats.exchanges.record(crate::metrics::Side::Server, started.elapsed(), None);
+            r
+        }
         Err((query_id, fault)) => {
             warn!(query_id = %query_id, code = %fault.code, "server proxy refused request: {}", fault.string);
+            state.stats.exchanges.record(crate::metrics::Side::Server, started.elapsed(), Some(&fault.code));
             fault_response(&fault)
         }
     }

@@ -73,6 +73,9 @@ async fn an_expired_global_configuration_stops_traffic_until_the_central_server_
     let refused = until(cp, &service, 30, |r| r.fault_code() == Some("server.clientproxy.outdated_globalconf")).await;
     assert_eq!(refused.fault_code(), Some("server.clientproxy.outdated_globalconf"), "{}", refused.body);
     assert!(refused.body.contains("outdated"), "{}", refused.body);
+    let sick = http(network.consumer.health_addr.unwrap(), "GET", "text/plain", vec![]).await;
+    assert_eq!(sick.status, 500, "{}", sick.body);
+    assert!(sick.body.contains("global configuration"), "{}", sick.body);
 
     // It returns (same registry, keys and address): traffic resumes by itself.
     let cs = musubi_central_server::start(cs_conf.clone()).await.unwrap();
@@ -107,10 +110,15 @@ async fn global_group_and_maintenance_changes_on_the_central_server_reach_the_se
     // The provider's server goes into maintenance mode: clients are told so, with the message.
     let (_, provider, service, _) = ids();
     let ss = musubi_protocol::SecurityServerId::new(provider.member_id(), "ss-provider").unwrap();
+    let health = network.provider.health_addr.unwrap();
+    let ok = http(health, "GET", "text/plain", vec![]).await;
+    assert_eq!((ok.status, ok.body.as_str()), (200, "OK"), "a registered, current server is healthy");
     cs.registry.set_maintenance(&ss, Some("upgrading until 18:00")).await.unwrap();
     let resting = until(cp, &service, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("maintenance_mode"))).await;
     assert_eq!(resting.fault_code(), Some("server.clientproxy.maintenance_mode"), "{}", resting.body);
     assert!(resting.body.contains("upgrading until 18:00"), "{}", resting.body);
+    let resting = http(health, "GET", "text/plain", vec![]).await;
+    assert_eq!(resting.status, 503, "load balancers take a server in maintenance out: {}", resting.body);
     cs.registry.set_maintenance(&ss, None).await.unwrap();
     let back = until(cp, &service, 30, |r| r.status == 200).await;
     assert_eq!(back.status, 200, "out of maintenance mode: {}", back.body);
