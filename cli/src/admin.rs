@@ -388,6 +388,28 @@ pub enum ServiceCommand {
         /// The description's id.
         id: i64,
     },
+    /// Read a description's WSDL again: new operations are added, gone ones removed.
+    Refresh {
+        /// The description's id.
+        id: i64,
+        /// The WSDL file, for a description that was added from a file.
+        #[arg(long)]
+        wsdl: Option<PathBuf>,
+    },
+    /// Change a service's provider URL, timeout or TLS verification.
+    Edit {
+        /// The service, e.g. SERVICE:DEMO/COM/2002/home/getHumidity/v1
+        service: String,
+        /// The provider URL.
+        #[arg(long)]
+        url: Option<String>,
+        /// Seconds to wait for the provider.
+        #[arg(long)]
+        timeout: Option<u64>,
+        /// Whether the provider's TLS certificate is checked (https URLs).
+        #[arg(long)]
+        ssl_verify: Option<bool>,
+    },
 }
 
 /// Access-right commands.
@@ -500,6 +522,21 @@ pub async fn service(ep: &Endpoint, command: &ServiceCommand) -> Result<()> {
         ServiceCommand::Enable { id } => {
             let v = api.post(&format!("/api/v1/service-descriptions/{id}/enable"), &Value::Null).await?;
             print(&ep.output, &v, |_| format!("service description {id} enabled"));
+        }
+        ServiceCommand::Refresh { id, wsdl } => {
+            let body = match wsdl {
+                Some(f) => {
+                    json!({ "wsdl": std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))? })
+                }
+                None => json!({}),
+            };
+            let v = api.post(&format!("/api/v1/service-descriptions/{id}/refresh"), &body).await?;
+            print(&ep.output, &v, |v| format!("refreshed: added {}, removed {}", v["added"], v["removed"]));
+        }
+        ServiceCommand::Edit { service, url, timeout, ssl_verify } => {
+            let body = json!({ "url": url, "timeout_secs": timeout, "ssl_verify": ssl_verify });
+            let v = api.call("PATCH", &format!("/api/v1/services/{}", percent(service)), Some(&body)).await?;
+            print(&ep.output, &v, |v| format!("{}  {}  timeout {} s", s(&v["id"]), s(&v["url"]), v["timeout_secs"]));
         }
         ServiceCommand::Delete { id } => {
             let v = api.delete(&format!("/api/v1/service-descriptions/{id}")).await?;

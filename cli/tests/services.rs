@@ -249,6 +249,43 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
             .unwrap();
     assert_eq!(status, 401, "metrics need the API key");
 
+    // The provider's URL and timeout edited; the file description refreshed with a new operation.
+    let edited = musubi(
+        admin,
+        &admin_dir,
+        &["service", "edit", &service.to_string(), "--timeout", "15", "--url", &format!("http://{}:8090/home", ip(4))],
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        (edited["timeout_secs"].as_u64(), edited["url"].as_str()),
+        (Some(15), Some(&*format!("http://{}:8090/home", ip(4))))
+    );
+    assert_eq!(call(cp, &service, 7).await.0, 200, "{}", call(cp, &service, 70).await.1);
+    // Pointed where nobody listens, the exchange fails at the provider: the edited URL is the one used.
+    let nowhere = format!("http://{}:8099/", ip(4));
+    musubi(admin, &admin_dir, &["service", "edit", &service.to_string(), "--url", &nowhere]).await.unwrap();
+    let (_, body) = call(cp, &service, 71).await;
+    assert!(fault(&body).starts_with("server.serverproxy.service_failed"), "{body}");
+    let back = format!("http://{}:8090/", ip(4));
+    musubi(admin, &admin_dir, &["service", "edit", &service.to_string(), "--url", &back]).await.unwrap();
+    let e =
+        musubi(admin, &admin_dir, &["service", "edit", &service.to_string(), "--url", "ftp://x"]).await.unwrap_err();
+    assert!(e.contains("url:"), "{e}");
+    let two = wsdl(&format!("http://{}:8090/", ip(4))).replace(
+        "</wsdl:binding>",
+        "<wsdl:operation name=\"getDewPoint\"><xrd:version>v1</xrd:version></wsdl:operation></wsdl:binding>",
+    );
+    std::fs::write(&wsdl_file, two).unwrap();
+    let refreshed =
+        musubi(admin, &admin_dir, &["service", "refresh", &description, "--wsdl", wsdl_file.to_str().unwrap()])
+            .await
+            .unwrap();
+    assert_eq!(refreshed["added"][0], "getDewPoint");
+    let listed = musubi(admin, &admin_dir, &["service", "list", "--client", &home]).await.unwrap();
+    assert_eq!(listed[0]["services"].as_array().unwrap().len(), 2);
+    assert_eq!(call(cp, &service, 8).await.0, 200, "the kept service keeps its settings and rights");
+
     // Revoked: refused with the access-denied fault.
     musubi(admin, &admin_dir, &["access", "revoke", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
     let (_, body) = call(cp, &service, 6).await;

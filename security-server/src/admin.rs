@@ -20,6 +20,8 @@
 //! - `GET  /clients/{id}/service-descriptions`; `POST` `{url, wsdl?, provider_url?}`: a WSDL read
 //!   from `url` (http), or given as `wsdl` (its text) with `url` naming where it came from
 //! - `POST /service-descriptions/{id}/disable` `{notice}`, `/enable`; `DELETE /service-descriptions/{id}`
+//! - `POST /service-descriptions/{id}/refresh` `{wsdl?}`: read the WSDL again (from its http URL, or the text given)
+//! - `PATCH /services/{id}` `{url?, timeout_secs?, ssl_verify?}`
 //! - `GET /services/{id}/access-rights`; `POST` `{subject}`; `DELETE /services/{id}/access-rights/{subject}`
 //!   (subject: a member or subsystem id, `local:GROUP` or `global:GROUP`)
 //! - `POST /clients/{id}/local-groups` `{code, description?}`;
@@ -83,6 +85,8 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/service-descriptions/{id}/disable", post(disable_description))
         .route("/api/v1/service-descriptions/{id}/enable", post(enable_description))
         .route("/api/v1/service-descriptions/{id}", axum::routing::delete(delete_description))
+        .route("/api/v1/service-descriptions/{id}/refresh", post(refresh_description))
+        .route("/api/v1/services/{id}", axum::routing::patch(edit_service))
         .route("/api/v1/services/{id}/access-rights", get(access_rights).post(grant))
         .route("/api/v1/services/{id}/access-rights/{subject}", axum::routing::delete(revoke))
         .route("/api/v1/clients/{id}/local-groups", post(add_group))
@@ -551,4 +555,70 @@ async fn metrics(State(a): State<Admin>) -> Result<axum::response::Response, Api
     };
     let text = state.stats.exchanges.render(&gauges);
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Refresh {
+    #[serde(default)]
+    wsdl: Option<String>,
+}
+
+async fn refresh_description(State(a): State<Admin>, Path(id): Path<i64>, body: Option<Json<Refresh>>) -> Answer {
+    let state = running(&a)?;
+    let db = state.serverconf.snapshot();
+    let d = db
+        .descriptions
+        .iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| ApiError::new(404, format!("no service description {id}")))?;
+    let bytes = match body.and_then(|Json(b)| b.wsdl) {
+        Some(text) => text.into_bytes(),
+        None if d.url.starts_with("http://") => fetch_wsdl(&d.url).await?,
+        None => {
+            return Err(ApiError::field(
+                "wsdl",
+                format!("{} cannot be read by the server; send the WSDL's text", d.url),
+            ));
+        }
+    };
+    let parsed = musubi_wsdl::parse(&bytes).map_err(|e| ApiError::field("wsdl", e.to_string()))?;
+    let (added, removed) =
+        state.serverconf.refresh_description(id, (&bytes, &parsed)).await.map_err(serverconf_error)?;
+    tracing::info!(id, ?added, ?removed, "service description refreshed");
+    Ok(Json(json!({ "id": id, "added": added, "removed": removed })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceEdit {
+    #[serde(default)]
+    url: Option<String>,
+    #[serde(default)]
+    timeout_secs: Option<u64>,
+    #[serde(default)]
+    ssl_verify: Option<bool>,
+}
+
+async fn edit_service(State(a): State<Admin>, Path(id): Path<String>, Json(e): Json<ServiceEdit>) -> Answer {
+    let service = service_of(&a, &id)?;
+    if let Some(url) = &e.url {
+        let ok = (url.starts_with("http://") || url.starts_with("https://")) && url.parse::<hyper::Uri>().is_ok();
+        if !ok {
+            return Err(ApiError::field("url", "an http:// or https:// URL of the provider"));
+        }
+    }
+    if e.timeout_secs.is_some_and(|t| t == 0 || t > 3600) {
+        return Err(ApiError::field("timeout_secs", "between 1 and 3600 seconds"));
+    }
+    running(&a)?
+        .serverconf
+        .update_service(&service, e.url.as_deref(), e.timeout_secs, e.ssl_verify)
+        .await
+        .map_err(serverconf_error)?;
+    let db = running(&a)?.serverconf.snapshot();
+    let (s, _) = db.service(&service).ok_or_else(|| ApiError::new(404, format!("no service {service}")))?;
+    Ok(Json(
+        json!({ "id": service.to_string(), "url": s.url, "timeout_secs": s.timeout_secs, "ssl_verify": s.ssl_verify }),
+    ))
 }

@@ -322,6 +322,112 @@ impl ServerConfDb {
         Ok(row.and_then(|(w,)| w))
     }
 
+    /// Reads a description's WSDL again (X-Road's refresh): services it no
+    /// longer declares go, with their access rights; new ones come with the
+    /// description's provider URL; the others keep their settings. Returns
+    /// the service codes (added, removed).
+    pub async fn refresh_description(
+        &self,
+        id: i64,
+        (text, wsdl): (&[u8], &musubi_wsdl::Parsed),
+    ) -> Result<(Vec<String>, Vec<String>), ServerConfError> {
+        let snapshot = self.snapshot();
+        let d = snapshot
+            .descriptions
+            .iter()
+            .find(|d| d.id == id)
+            .ok_or_else(|| ServerConfError::NotFound(format!("no service description {id}")))?;
+        let current: Vec<&Service> = snapshot.services.iter().filter(|s| s.description_id == id).collect();
+        for op in &wsdl.operations {
+            let elsewhere = snapshot
+                .services
+                .iter()
+                .any(|s| s.description_id != id && s.id.provider() == &d.client && s.id.service_code() == op.code);
+            if elsewhere {
+                return Err(ServerConfError::Conflict(format!(
+                    "{} already provides {} from another service description",
+                    d.client, op.code
+                )));
+            }
+        }
+        let url = current.first().map(|s| s.url.clone()).or_else(|| wsdl.address.clone()).unwrap_or_default();
+        let keeps = |s: &Service| {
+            wsdl.operations.iter().any(|o| o.code == s.id.service_code() && o.version.as_deref() == s.id.version())
+        };
+        let removed: Vec<String> =
+            current.iter().filter(|s| !keeps(s)).map(|s| s.id.service_code().to_string()).collect();
+        let added: Vec<&musubi_wsdl::ParsedOperation> = wsdl
+            .operations
+            .iter()
+            .filter(|o| {
+                !current.iter().any(|s| s.id.service_code() == o.code && s.id.version() == o.version.as_deref())
+            })
+            .collect();
+        let mut tx = self.pool.begin().await?;
+        for s in current.iter().filter(|s| !keeps(s)) {
+            sqlx::query("DELETE FROM services WHERE client = $1 AND code = $2 AND version = $3")
+                .bind(d.client.to_string())
+                .bind(s.id.service_code())
+                .bind(s.id.version().unwrap_or_default())
+                .execute(&mut *tx)
+                .await?;
+            if !wsdl.operations.iter().any(|o| o.code == s.id.service_code()) {
+                sqlx::query("DELETE FROM access_rights WHERE client = $1 AND service_code = $2")
+                    .bind(d.client.to_string())
+                    .bind(s.id.service_code())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for op in &added {
+            sqlx::query(
+                "INSERT INTO services (description_id, client, code, version, title, url) VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(d.client.to_string())
+            .bind(&op.code)
+            .bind(op.version.clone().unwrap_or_default())
+            .bind(op.title.clone())
+            .bind(&url)
+            .execute(&mut *tx)
+            .await?;
+        }
+        sqlx::query("UPDATE service_descriptions SET wsdl = $2, refreshed_at = $3 WHERE id = $1")
+            .bind(id)
+            .bind(text)
+            .bind(now())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.reload().await?;
+        Ok((added.iter().map(|o| o.code.clone()).collect(), removed))
+    }
+
+    /// Changes a service's provider URL, timeout or TLS verification.
+    pub async fn update_service(
+        &self,
+        id: &ServiceId,
+        url: Option<&str>,
+        timeout_secs: Option<u64>,
+        ssl_verify: Option<bool>,
+    ) -> Result<(), ServerConfError> {
+        let snapshot = self.snapshot();
+        let (s, _) = snapshot.service(id).ok_or_else(|| ServerConfError::NotFound(format!("no service {id}")))?;
+        let timeout = i64::try_from(timeout_secs.unwrap_or(s.timeout_secs)).unwrap_or(i64::MAX);
+        sqlx::query(
+            "UPDATE services SET url = $4, timeout_secs = $5, ssl_verify = $6 WHERE client = $1 AND code = $2 AND version = $3",
+        )
+        .bind(id.provider().to_string())
+        .bind(id.service_code())
+        .bind(id.version().unwrap_or_default())
+        .bind(url.unwrap_or(&s.url))
+        .bind(timeout)
+        .bind(i64::from(ssl_verify.unwrap_or(s.ssl_verify)))
+        .execute(&self.pool)
+        .await?;
+        self.reload().await
+    }
+
     /// Enables a description (`None`) or disables it with a notice for clients.
     pub async fn set_disabled(&self, id: i64, notice: Option<&str>) -> Result<(), ServerConfError> {
         let done = sqlx::query("UPDATE service_descriptions SET disabled = $2, disabled_notice = $3 WHERE id = $1")

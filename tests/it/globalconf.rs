@@ -117,8 +117,17 @@ async fn global_group_and_maintenance_changes_on_the_central_server_reach_the_se
     let resting = until(cp, &service, 30, |r| r.fault_code().is_some_and(|c| c.ends_with("maintenance_mode"))).await;
     assert_eq!(resting.fault_code(), Some("server.clientproxy.maintenance_mode"), "{}", resting.body);
     assert!(resting.body.contains("upgrading until 18:00"), "{}", resting.body);
-    let resting = http(health, "GET", "text/plain", vec![]).await;
+    // The provider learns it from its own next download.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let resting = loop {
+        let r = http(health, "GET", "text/plain", vec![]).await;
+        if r.status == 503 || Instant::now() >= deadline {
+            break r;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
     assert_eq!(resting.status, 503, "load balancers take a server in maintenance out: {}", resting.body);
+    assert!(resting.body.contains("upgrading until 18:00"), "{}", resting.body);
     cs.registry.set_maintenance(&ss, None).await.unwrap();
     let back = until(cp, &service, 30, |r| r.status == 200).await;
     assert_eq!(back.status, 200, "out of maintenance mode: {}", back.body);
