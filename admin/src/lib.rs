@@ -6,24 +6,27 @@
 //!   there is no CA to ask for a certificate of `127.0.0.1`, and pinning is
 //!   stronger than a name check anyway.
 //! - **API keys** in X-Road's header form (`Authorization: X-Road-ApiKey
-//!   token=…`), kept only as SHA-256 hashes. The first key is made at first
-//!   start and written once to `admin-api-key` (mode 0600) for the local
-//!   administrator. Roles come with the admin API issue; every key is an
-//!   administrator's for now.
+//!   token=…`), kept only as SHA-256 hashes, each with X-Road's roles; every
+//!   endpoint names the roles it needs, and every change is written to the
+//!   audit log (the `access` module). The first key (every role) is made at first start
+//!   and written once to `admin-api-key` (mode 0600) for the local
+//!   administrator.
 //! - **JSON errors** that name the field at fault and what was expected.
 //! - Bodies are limited to [`MAX_BODY_BYTES`].
 //!
 //! [`client::AdminClient`] is the HTTPS JSON client the CLI uses.
 
+mod access;
 pub mod client;
+
+pub use access::{ApiKeys, Audit, Caller, Policy, Role, protect};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -112,60 +115,6 @@ impl Identity {
     }
 }
 
-/// The API keys that may use an admin endpoint, as SHA-256 hashes.
-#[derive(Debug, Clone)]
-pub struct ApiKeys {
-    hashes: Arc<Vec<[u8; 32]>>,
-}
-
-fn hash(token: &str) -> [u8; 32] {
-    let mut out = [0u8; 32];
-    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
-    out
-}
-
-impl ApiKeys {
-    /// Reads `dir/api-keys` (one hex hash per line). At first start (no such
-    /// file) makes a key, keeps its hash, and writes the key itself to
-    /// `dir/admin-api-key` (mode 0600) for the local administrator.
-    pub fn open(dir: &Path) -> Result<Self, AdminError> {
-        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
-        let path = dir.join("api-keys");
-        if !path.exists() {
-            use base64::Engine as _;
-            use ring::rand::SecureRandom as _;
-            let mut raw = [0u8; 32];
-            ring::rand::SystemRandom::new()
-                .fill(&mut raw)
-                .map_err(|_| AdminError::Tls("no randomness for the API key".into()))?;
-            let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-            let key_file = dir.join("admin-api-key");
-            write_secret(&key_file, token.as_bytes()).map_err(file_error(&key_file))?;
-            let line: String = hash(&token).iter().map(|b| format!("{b:02x}")).collect();
-            write_secret(&path, format!("{line}\n").as_bytes()).map_err(file_error(&path))?;
-        }
-        let text = std::fs::read_to_string(&path).map_err(file_error(&path))?;
-        let mut hashes = Vec::new();
-        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
-            let bytes: Option<Vec<u8>> = (0..line.trim().len())
-                .step_by(2)
-                .map(|i| line.trim().get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
-                .collect();
-            let h: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(|| {
-                AdminError::Tls(format!("{} line {}: not a SHA-256 hash in hex", path.display(), n + 1))
-            })?;
-            hashes.push(h);
-        }
-        Ok(Self { hashes: Arc::new(hashes) })
-    }
-
-    /// Whether `token` is one of the keys.
-    pub fn allows(&self, token: &str) -> bool {
-        let h = hash(token);
-        self.hashes.iter().fold(false, |found, k| found | (k == &h))
-    }
-}
-
 /// An error answer: `{"status": 400, "error": "…", "field": "…"}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiError {
@@ -206,29 +155,13 @@ impl IntoResponse for ApiError {
 }
 
 /// The token of an `Authorization: X-Road-ApiKey token=…` header.
-fn api_key(req: &Request) -> Option<&str> {
+pub(crate) fn api_key(req: &Request) -> Option<&str> {
     let value = req.headers().get(axum::http::header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = value.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("X-Road-ApiKey") {
         return None;
     }
     rest.trim().strip_prefix("token=").map(str::trim)
-}
-
-/// Middleware: refuses requests without a known API key (401).
-pub async fn require_api_key(State(keys): State<ApiKeys>, req: Request, next: Next) -> Response {
-    match api_key(&req) {
-        Some(token) if keys.allows(token) => next.run(req).await,
-        Some(_) => ApiError::new(401, "the API key is not known; use the key in admin-api-key").into_response(),
-        None => ApiError::new(401, "send the API key as 'Authorization: X-Road-ApiKey token=KEY'").into_response(),
-    }
-}
-
-/// Wraps `router` with the API-key check and the body limit.
-pub fn protect(router: axum::Router, keys: ApiKeys) -> axum::Router {
-    router
-        .layer(axum::middleware::from_fn_with_state(keys, require_api_key))
-        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
 }
 
 /// Most admin connections served at once.

@@ -24,6 +24,15 @@ use crate::requests::Status;
 
 type Answer = Result<Json<Value>, ApiError>;
 
+/// The roles each endpoint needs; reading needs any key.
+pub(crate) fn policy(method: &axum::http::Method, path: &str) -> Option<&'static [musubi_admin::Role]> {
+    use musubi_admin::Role::*;
+    if method == axum::http::Method::GET {
+        return None;
+    }
+    Some(if path.starts_with("/api/v1/servers/") { &[SystemAdministrator] } else { &[RegistrationOfficer] })
+}
+
 fn registry_error(e: RegistryError) -> ApiError {
     match e {
         RegistryError::Unknown(m) => ApiError::conflict(m),
@@ -86,8 +95,12 @@ async fn requests(State(reg): State<Registry>, Query(f): Query<Filter>) -> Answe
     )))
 }
 
-async fn approve(State(reg): State<Registry>, Path(id): Path<i64>) -> Answer {
-    reg.approve(id, "registration officer (API key)").await.map_err(registry_error)?;
+async fn approve(
+    State(reg): State<Registry>,
+    axum::Extension(caller): axum::Extension<musubi_admin::Caller>,
+    Path(id): Path<i64>,
+) -> Answer {
+    reg.approve(id, &caller.name).await.map_err(registry_error)?;
     tracing::info!(id, "request approved");
     Ok(Json(json!({ "id": id, "status": "approved" })))
 }
@@ -98,11 +111,16 @@ struct Reject {
     reason: String,
 }
 
-async fn reject(State(reg): State<Registry>, Path(id): Path<i64>, Json(r): Json<Reject>) -> Answer {
+async fn reject(
+    State(reg): State<Registry>,
+    axum::Extension(caller): axum::Extension<musubi_admin::Caller>,
+    Path(id): Path<i64>,
+    Json(r): Json<Reject>,
+) -> Answer {
     if r.reason.trim().is_empty() || r.reason.len() > 1000 {
         return Err(ApiError::field("reason", "say why, in at most 1000 characters"));
     }
-    reg.reject(id, "registration officer (API key)", r.reason.trim()).await.map_err(registry_error)?;
+    reg.reject(id, &caller.name, r.reason.trim()).await.map_err(registry_error)?;
     tracing::info!(id, "request rejected");
     Ok(Json(json!({ "id": id, "status": "rejected" })))
 }

@@ -321,7 +321,8 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             let identity =
                 musubi_admin::Identity::load_or_create(&dir, "central server", &sans).map_err(admin_error)?;
             let keys = musubi_admin::ApiKeys::open(&dir).map_err(admin_error)?;
-            let router = musubi_admin::protect(admin::router(registry.clone()), keys);
+            let audit = musubi_admin::Audit::new(dir.join("audit.log"));
+            let router = musubi_admin::protect(admin::router(registry.clone()), keys, admin::policy, audit);
             let (bound, _) =
                 musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
             Some(bound)

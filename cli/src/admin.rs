@@ -590,3 +590,57 @@ pub async fn group(ep: &Endpoint, command: &GroupCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// API-key commands (system administrators).
+#[derive(Subcommand, Debug)]
+pub enum ApiKeyCommand {
+    /// Make an API key with roles; the key is printed once.
+    Create {
+        /// Who or what uses it.
+        #[arg(long)]
+        name: String,
+        /// A role: security_officer, registration_officer, service_administrator,
+        /// system_administrator or observer; repeatable.
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// The keys (ids, names, roles; never the keys themselves).
+    List,
+    /// Revoke a key.
+    Revoke {
+        /// Its id.
+        id: u32,
+    },
+}
+
+/// `musubi api-key …`.
+pub async fn api_key(ep: &Endpoint, command: &ApiKeyCommand) -> Result<()> {
+    let api = ep.client()?;
+    match command {
+        ApiKeyCommand::Create { name, roles } => {
+            let v = api.post("/api/v1/api-keys", &json!({ "name": name, "roles": roles })).await?;
+            print(&ep.output, &v, |v| {
+                format!("API key {} for {name}: {}\n(shown once; keep it safe)", v["id"], s(&v["key"]))
+            });
+        }
+        ApiKeyCommand::List => {
+            let v = api.get("/api/v1/api-keys").await?;
+            print(&ep.output, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|k| {
+                        let roles: Vec<&str> = k["roles"].as_array().into_iter().flatten().map(s).collect();
+                        format!("{}  {}  {}", k["id"], s(&k["name"]), roles.join(","))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        ApiKeyCommand::Revoke { id } => {
+            let v = api.delete(&format!("/api/v1/api-keys/{id}")).await?;
+            print(&ep.output, &v, |_| format!("API key {id} revoked"));
+        }
+    }
+    Ok(())
+}

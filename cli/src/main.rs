@@ -93,6 +93,13 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// API keys of an admin API, with their roles: create, list, revoke.
+    ApiKey {
+        #[command(subcommand)]
+        command: musubi::admin::ApiKeyCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// The central server's registration requests: list, approve, reject.
     Requests {
         #[command(subcommand)]
@@ -214,6 +221,7 @@ async fn main() -> Result<()> {
         Command::Service { command, endpoint } => musubi::admin::service(&endpoint, &command).await,
         Command::Access { command, endpoint } => musubi::admin::access(&endpoint, &command).await,
         Command::Group { command, endpoint } => musubi::admin::group(&endpoint, &command).await,
+        Command::ApiKey { command, endpoint } => musubi::admin::api_key(&endpoint, &command).await,
         Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
     }
 }

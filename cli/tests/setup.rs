@@ -227,6 +227,33 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     let statuses: Vec<&str> = decided.as_array().unwrap().iter().map(|r| r["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["approved", "rejected", "approved"]);
 
+    // Roles: an observer's key reads but changes nothing; every change and refusal is audited.
+    let created = json(&ss, &["api-key", "create", "--name", "monitoring", "--role", "observer"]).await;
+    let observer_key = dir.join("observer-key");
+    std::fs::write(&observer_key, created["key"].as_str().unwrap()).unwrap();
+    let observer = Endpoint { key: observer_key, ..Endpoint::of(&state.join("admin"), server.admin_addr.unwrap()) };
+    assert_eq!(json(&observer, &["status"]).await["registered"], true);
+    let (ok, _, err) = musubi(&observer, &["clients", "add", "SUBSYSTEM:DEMO/GOV/1001/other"]).await;
+    assert!(!ok && err.contains("needs the role registration_officer") && err.contains("403"), "{err}");
+    let (ok, _, err) = musubi(&observer, &["api-key", "create", "--name", "x", "--role", "observer"]).await;
+    assert!(!ok && err.contains("system_administrator"), "{err}");
+    let audit = std::fs::read_to_string(state.join("admin/audit.log")).unwrap();
+    let records: Vec<Value> = audit.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let refused = records
+        .iter()
+        .find(|r| r["event"] == "POST /api/v1/clients" && r["outcome"] == "refused: role")
+        .unwrap_or_else(|| panic!("the refusal is audited: {audit}"));
+    assert_eq!(refused["user"], format!("monitoring (key {})", created["id"]));
+    assert_eq!(refused["auth"], "api-key");
+    for event in
+        ["POST /api/v1/initialization", "POST /api/v1/keys", "POST /api/v1/certificates", "POST /api/v1/api-keys"]
+    {
+        assert!(records.iter().any(|r| r["event"] == event && r["outcome"] == "success"), "{event}: {audit}");
+    }
+    json(&ss, &["api-key", "revoke", &created["id"].to_string()]).await;
+    let (ok, _, err) = musubi(&observer, &["status"]).await;
+    assert!(!ok && err.contains("401"), "a revoked key is refused: {err}");
+
     // Text output for people.
     let (ok, out, _) = musubi(&ss, &["clients", "list"]).await;
     assert!(ok && out.contains(&format!("{care}  registered")), "{out}");

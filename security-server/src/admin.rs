@@ -66,6 +66,31 @@ impl From<SetupError> for ApiError {
 
 type Answer = Result<Json<Value>, ApiError>;
 
+/// The roles each endpoint needs (X-Road's split of duties); reading needs
+/// any key.
+pub(crate) fn policy(method: &axum::http::Method, path: &str) -> Option<&'static [musubi_admin::Role]> {
+    use musubi_admin::Role::*;
+    if method == axum::http::Method::GET {
+        return None;
+    }
+    let p = path.trim_start_matches("/api/v1/");
+    Some(if p == "initialization" {
+        &[SecurityOfficer, SystemAdministrator]
+    } else if p.starts_with("keys") || p == "certificates" {
+        &[SecurityOfficer]
+    } else if p.starts_with("certificates/") || p == "address" {
+        &[RegistrationOfficer]
+    } else if p.starts_with("clients/") && (p.contains("/service-descriptions") || p.contains("/local-groups")) {
+        &[ServiceAdministrator]
+    } else if p.starts_with("clients") {
+        &[RegistrationOfficer]
+    } else if p.starts_with("service-descriptions") || p.starts_with("services") {
+        &[ServiceAdministrator]
+    } else {
+        &[SystemAdministrator]
+    })
+}
+
 /// The API's routes (the caller adds the API-key check).
 pub(crate) fn router(admin: Admin) -> axum::Router {
     axum::Router::new()

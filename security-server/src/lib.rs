@@ -552,7 +552,8 @@ async fn serve_admin(
     let identity = musubi_admin::Identity::load_or_create(&dir, "security server", &sans)
         .map_err(|e| StartError::Admin(e.to_string()))?;
     let keys = musubi_admin::ApiKeys::open(&dir).map_err(|e| StartError::Admin(e.to_string()))?;
-    let router = musubi_admin::protect(admin::router(admin), keys);
+    let audit = musubi_admin::Audit::new(dir.join("audit.log"));
+    let router = musubi_admin::protect(admin::router(admin), keys, admin::policy, audit);
     musubi_admin::serve(addr, &identity, router, stop).await.map_err(|e| StartError::Admin(e.to_string()))
 }
 

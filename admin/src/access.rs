@@ -1,0 +1,369 @@
+//! Who may do what on an admin API: API keys with X-Road's roles, the
+//! policy each server gives (which roles an endpoint needs), and the audit
+//! log of every change (JSON lines: time, event, user, authentication method,
+//! data, outcome).
+//!
+//! Keys are kept in `api-keys` (one line each: `ID HASH ROLES NAME`, the
+//! SHA-256 of the key in hex, roles comma-separated); a line holding only a
+//! hash (the first key, as earlier versions wrote it) has every role.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+use crate::{AdminError, ApiError, write_secret};
+
+/// X-Road's user roles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Keys, certificates, initialisation.
+    SecurityOfficer,
+    /// Registration of the server, its certificates and clients; decisions on the central server.
+    RegistrationOfficer,
+    /// Services, access rights, local groups.
+    ServiceAdministrator,
+    /// API keys, system settings.
+    SystemAdministrator,
+    /// Reads everything, changes nothing.
+    Observer,
+}
+
+impl Role {
+    /// Every role.
+    pub const ALL: [Role; 5] = [
+        Role::SecurityOfficer,
+        Role::RegistrationOfficer,
+        Role::ServiceAdministrator,
+        Role::SystemAdministrator,
+        Role::Observer,
+    ];
+
+    /// The role's name (`security_officer`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SecurityOfficer => "security_officer",
+            Self::RegistrationOfficer => "registration_officer",
+            Self::ServiceAdministrator => "service_administrator",
+            Self::SystemAdministrator => "system_administrator",
+            Self::Observer => "observer",
+        }
+    }
+
+    /// Reads a role's name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == s.trim())
+    }
+}
+
+/// Who is calling: the key's id, name and roles.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The key's id.
+    pub id: u32,
+    /// The name it was created with.
+    pub name: String,
+    /// Its roles.
+    pub roles: Vec<Role>,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    id: u32,
+    hash: [u8; 32],
+    roles: Vec<Role>,
+    name: String,
+}
+
+/// The API keys of an admin API.
+#[derive(Debug, Clone)]
+pub struct ApiKeys {
+    path: PathBuf,
+    entries: Arc<RwLock<Vec<Entry>>>,
+}
+
+fn hash(token: &str) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, token.as_bytes()).as_ref());
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn new_token() -> Result<String, AdminError> {
+    use base64::Engine as _;
+    use ring::rand::SecureRandom as _;
+    let mut raw = [0u8; 32];
+    ring::rand::SystemRandom::new()
+        .fill(&mut raw)
+        .map_err(|_| AdminError::Tls("no randomness for an API key".into()))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw))
+}
+
+impl ApiKeys {
+    /// Reads `dir/api-keys`. At first start (no such file) makes a key with
+    /// every role, keeps its hash, and writes the key itself to
+    /// `dir/admin-api-key` (mode 0600) for the local administrator.
+    pub fn open(dir: &Path) -> Result<Self, AdminError> {
+        let file_error = |path: &Path| {
+            let path = path.to_path_buf();
+            move |error| AdminError::File { path: path.clone(), error }
+        };
+        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+        let path = dir.join("api-keys");
+        let keys = Self { path: path.clone(), entries: Arc::default() };
+        if !path.exists() {
+            let token = new_token()?;
+            let key_file = dir.join("admin-api-key");
+            write_secret(&key_file, token.as_bytes()).map_err(file_error(&key_file))?;
+            keys.entries.write().unwrap_or_else(|p| p.into_inner()).push(Entry {
+                id: 1,
+                hash: hash(&token),
+                roles: Role::ALL.to_vec(),
+                name: "administrator".into(),
+            });
+            keys.save()?;
+        }
+        let text = std::fs::read_to_string(&path).map_err(file_error(&path))?;
+        let mut entries = Vec::new();
+        for (n, line) in text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()) {
+            let bad = || AdminError::Tls(format!("{} line {}: not `ID HASH ROLES NAME`", path.display(), n + 1));
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let (id, h, roles, name) = match words.as_slice() {
+                [h] => (1, *h, Role::ALL.to_vec(), "administrator".to_string()),
+                [id, h, roles, name @ ..] => (
+                    id.parse().map_err(|_| bad())?,
+                    *h,
+                    roles.split(',').map(|r| Role::parse(r).ok_or_else(bad)).collect::<Result<_, _>>()?,
+                    name.join(" "),
+                ),
+                _ => return Err(bad()),
+            };
+            let bytes: Option<Vec<u8>> =
+                (0..h.len()).step_by(2).map(|i| h.get(i..i + 2).and_then(|x| u8::from_str_radix(x, 16).ok())).collect();
+            let hash: [u8; 32] = bytes.and_then(|b| b.try_into().ok()).ok_or_else(bad)?;
+            entries.push(Entry { id, hash, roles, name });
+        }
+        *keys.entries.write().unwrap_or_else(|p| p.into_inner()) = entries;
+        Ok(keys)
+    }
+
+    fn save(&self) -> Result<(), AdminError> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let text: String = entries
+            .iter()
+            .map(|e| {
+                let roles: Vec<&str> = e.roles.iter().map(|r| r.name()).collect();
+                format!("{} {} {} {}\n", e.id, hex(&e.hash), roles.join(","), e.name)
+            })
+            .collect();
+        let tmp = self.path.with_extension("tmp");
+        write_secret(&tmp, text.as_bytes()).map_err(|error| AdminError::File { path: tmp.clone(), error })?;
+        std::fs::rename(&tmp, &self.path).map_err(|error| AdminError::File { path: self.path.clone(), error })
+    }
+
+    /// The caller a key belongs to.
+    pub fn check(&self, token: &str) -> Option<Caller> {
+        let h = hash(token);
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.iter().find(|e| e.hash == h).map(|e| Caller { id: e.id, name: e.name.clone(), roles: e.roles.clone() })
+    }
+
+    /// Whether `token` is one of the keys.
+    pub fn allows(&self, token: &str) -> bool {
+        self.check(token).is_some()
+    }
+
+    /// Makes a key with `roles`; returns its id and the key (shown once).
+    pub fn create(&self, name: &str, roles: &[Role]) -> Result<(u32, String), AdminError> {
+        let token = new_token()?;
+        let id = {
+            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+            let id = entries.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+            entries.push(Entry { id, hash: hash(&token), roles: roles.to_vec(), name: name.to_string() });
+            id
+        };
+        self.save()?;
+        Ok((id, token))
+    }
+
+    /// Revokes key `id`; false when there is none.
+    pub fn revoke(&self, id: u32) -> Result<bool, AdminError> {
+        let found = {
+            let mut entries = self.entries.write().unwrap_or_else(|p| p.into_inner());
+            let before = entries.len();
+            entries.retain(|e| e.id != id);
+            entries.len() != before
+        };
+        if found {
+            self.save()?;
+        }
+        Ok(found)
+    }
+
+    /// (id, name, roles) of every key.
+    pub fn list(&self) -> Vec<(u32, String, Vec<Role>)> {
+        let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        entries.iter().map(|e| (e.id, e.name.clone(), e.roles.clone())).collect()
+    }
+}
+
+/// The audit log: one JSON line per change, appended and flushed.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    path: PathBuf,
+    lock: Arc<Mutex<()>>,
+}
+
+impl Audit {
+    /// The audit log at `path` (created when first written).
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, lock: Arc::default() }
+    }
+
+    /// Appends one record.
+    pub fn record(&self, event: &str, caller: Option<&Caller>, data: serde_json::Value, outcome: &str) {
+        let line = serde_json::json!({
+            "time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+            "event": event,
+            "user": caller.map(|c| format!("{} (key {})", c.name, c.id)),
+            "auth": "api-key",
+            "data": data,
+            "outcome": outcome,
+        });
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)
+            .and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.sync_data()));
+        if let Err(e) = written {
+            tracing::error!(error = %e, path = %self.path.display(), "audit record not written");
+        }
+    }
+}
+
+/// Which roles an endpoint needs (`None`: any key, for reading).
+pub type Policy = fn(&Method, &str) -> Option<&'static [Role]>;
+
+#[derive(Clone)]
+struct Guard {
+    keys: ApiKeys,
+    policy: Policy,
+    audit: Audit,
+}
+
+/// API-key management is for system administrators.
+const KEY_ADMINS: &[Role] = &[Role::SystemAdministrator];
+
+async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    let event = format!("{method} {path}");
+    let change = method != Method::GET && method != Method::HEAD;
+    let Some(caller) = crate::api_key(&req).and_then(|t| g.keys.check(t)) else {
+        if change {
+            g.audit.record(&event, None, serde_json::Value::Null, "refused: no valid API key");
+        }
+        let hint = if crate::api_key(&req).is_some() {
+            "the API key is not known; use the key in admin-api-key or one made with `musubi api-key create`"
+        } else {
+            "send the API key as 'Authorization: X-Road-ApiKey token=KEY'"
+        };
+        return ApiError::new(401, hint).into_response();
+    };
+    let needed = if path.starts_with("/api/v1/api-keys") { Some(KEY_ADMINS) } else { (g.policy)(&method, &path) };
+    if let Some(roles) = needed
+        && !caller.roles.iter().any(|r| roles.contains(r))
+    {
+        let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
+        g.audit.record(&event, Some(&caller), serde_json::Value::Null, "refused: role");
+        return ApiError::new(403, format!("this needs the role {}; the API key has not", names.join(" or ")))
+            .into_response();
+    }
+    let mut req = req;
+    req.extensions_mut().insert(caller.clone());
+    let response = next.run(req).await;
+    if change {
+        let status = response.status();
+        let outcome =
+            if status.is_success() { "success".to_string() } else { format!("failure: HTTP {}", status.as_u16()) };
+        g.audit.record(&event, Some(&caller), serde_json::json!({ "path": path }), &outcome);
+    }
+    response
+}
+
+/// Wraps `router` with the API-key and role checks, the audit log, the body
+/// limit, and the API-key management endpoints (`GET/POST /api/v1/api-keys`,
+/// `DELETE /api/v1/api-keys/{id}`; system administrators only).
+pub fn protect(router: axum::Router, keys: ApiKeys, policy: Policy, audit: Audit) -> axum::Router {
+    router
+        .merge(key_routes(keys.clone()))
+        .layer(axum::middleware::from_fn_with_state(Guard { keys, policy, audit }, guard))
+        .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewKey {
+    name: String,
+    roles: Vec<String>,
+}
+
+fn key_routes(keys: ApiKeys) -> axum::Router {
+    use axum::Json;
+    use axum::extract::Path as UrlPath;
+    use axum::routing::{delete, get};
+    async fn list(State(keys): State<ApiKeys>) -> Json<serde_json::Value> {
+        let list: Vec<serde_json::Value> = keys
+            .list()
+            .into_iter()
+            .map(|(id, name, roles)| {
+                serde_json::json!({ "id": id, "name": name, "roles": roles.iter().map(|r| r.name()).collect::<Vec<_>>() })
+            })
+            .collect();
+        Json(serde_json::Value::Array(list))
+    }
+    async fn create(State(keys): State<ApiKeys>, Json(k): Json<NewKey>) -> Result<Json<serde_json::Value>, ApiError> {
+        let name = k.name.trim();
+        if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
+            return Err(ApiError::field("name", "a name of 1 to 100 printable characters"));
+        }
+        let roles = k
+            .roles
+            .iter()
+            .map(|r| {
+                Role::parse(r).ok_or_else(|| {
+                    let all: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                    ApiError::field("roles", format!("{r:?} is not a role; expected {}", all.join(", ")))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if roles.is_empty() {
+            return Err(ApiError::field("roles", "at least one role"));
+        }
+        let (id, key) = keys.create(name, &roles).map_err(ApiError::internal)?;
+        Ok(Json(serde_json::json!({ "id": id, "key": key, "note": "the key is shown once; keep it safe" })))
+    }
+    async fn revoke(
+        State(keys): State<ApiKeys>,
+        UrlPath(id): UrlPath<u32>,
+    ) -> Result<Json<serde_json::Value>, ApiError> {
+        if keys.revoke(id).map_err(ApiError::internal)? {
+            Ok(Json(serde_json::json!({ "id": id, "revoked": true })))
+        } else {
+            Err(ApiError::new(404, format!("no API key {id}")))
+        }
+    }
+    axum::Router::new()
+        .route("/api/v1/api-keys", get(list).post(create))
+        .route("/api/v1/api-keys/{id}", delete(revoke))
+        .with_state(keys)
+}
