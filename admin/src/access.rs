@@ -259,6 +259,32 @@ struct Guard {
     keys: ApiKeys,
     policy: Policy,
     audit: Audit,
+    limits: RateLimits,
+}
+
+/// Requests per second each API key may make, sustained.
+pub const RATE_PER_SECOND: f64 = 20.0;
+/// How many requests a key may make at once before the rate applies.
+pub const RATE_BURST: f64 = 40.0;
+
+/// A token bucket per API key.
+#[derive(Debug, Clone, Default)]
+struct RateLimits(Arc<Mutex<std::collections::HashMap<u32, (f64, std::time::Instant)>>>);
+
+impl RateLimits {
+    /// Takes one request from `key`'s bucket; the seconds to wait when empty.
+    fn take(&self, key: u32, now: std::time::Instant) -> Result<(), u64> {
+        let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let (tokens, last) = buckets.entry(key).or_insert((RATE_BURST, now));
+        *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
+        *last = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(((1.0 - *tokens) / RATE_PER_SECOND).ceil().max(1.0) as u64)
+        }
+    }
 }
 
 /// API-key management is for system administrators.
@@ -279,6 +305,14 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         };
         return ApiError::new(401, hint).into_response();
     };
+    if let Err(wait) = g.limits.take(caller.id, std::time::Instant::now()) {
+        let mut r =
+            ApiError::new(429, format!("too many requests with this API key; retry in {wait} s")).into_response();
+        if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+        }
+        return r;
+    }
     let needed = if path.starts_with("/api/v1/api-keys") { Some(KEY_ADMINS) } else { (g.policy)(&method, &path) };
     if let Some(roles) = needed
         && !caller.roles.iter().any(|r| roles.contains(r))
@@ -300,13 +334,17 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     response
 }
 
-/// Wraps `router` with the API-key and role checks, the audit log, the body
-/// limit, and the API-key management endpoints (`GET/POST /api/v1/api-keys`,
+/// Wraps `router` with the API-key and role checks, a rate limit per key
+/// ([`RATE_PER_SECOND`], bursts of [`RATE_BURST`]; 429 with `Retry-After`),
+/// the audit log, the body limit, and the API-key management endpoints (`GET/POST /api/v1/api-keys`,
 /// `DELETE /api/v1/api-keys/{id}`; system administrators only).
 pub fn protect(router: axum::Router, keys: ApiKeys, policy: Policy, audit: Audit) -> axum::Router {
     router
         .merge(key_routes(keys.clone()))
-        .layer(axum::middleware::from_fn_with_state(Guard { keys, policy, audit }, guard))
+        .layer(axum::middleware::from_fn_with_state(
+            Guard { keys, policy, audit, limits: RateLimits::default() },
+            guard,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
 }
 
@@ -366,4 +404,46 @@ fn key_routes(keys: ApiKeys) -> axum::Router {
         .route("/api/v1/api-keys", get(list).post(create))
         .route("/api/v1/api-keys/{id}", delete(revoke))
         .with_state(keys)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_may_burst_then_waits_for_the_rate() {
+        let limits = RateLimits::default();
+        let t0 = std::time::Instant::now();
+        for _ in 0..RATE_BURST as usize {
+            assert!(limits.take(1, t0).is_ok());
+        }
+        assert_eq!(limits.take(1, t0), Err(1), "the burst is spent");
+        assert!(limits.take(2, t0).is_ok(), "another key has its own bucket");
+        let later = t0 + std::time::Duration::from_millis(100);
+        assert!(limits.take(1, later).is_ok(), "{RATE_PER_SECOND}/s refills");
+    }
+
+    #[test]
+    fn keys_with_roles_survive_a_reload_and_revocation() {
+        let dir = std::env::temp_dir().join(format!("musubi-admin-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = ApiKeys::open(&dir).unwrap();
+        let first = std::fs::read_to_string(dir.join("admin-api-key")).unwrap();
+        assert_eq!(keys.check(&first).unwrap().roles, Role::ALL.to_vec());
+        let (id, token) = keys.create("monitoring", &[Role::Observer]).unwrap();
+        let again = ApiKeys::open(&dir).unwrap();
+        let caller = again.check(&token).unwrap();
+        assert_eq!(
+            (caller.id, caller.name.as_str(), caller.roles.as_slice()),
+            (id, "monitoring", &[Role::Observer][..])
+        );
+        assert!(again.revoke(id).unwrap());
+        assert!(ApiKeys::open(&dir).unwrap().check(&token).is_none());
+        assert!(!again.revoke(id).unwrap());
+        let text = std::fs::read_to_string(dir.join("api-keys")).unwrap();
+        assert!(!text.contains(&token) && !text.contains(first.trim()), "keys are stored hashed");
+        // A file of an earlier version: one hash, every role.
+        std::fs::write(dir.join("api-keys"), format!("{}\n", hex(&hash("old")))).unwrap();
+        assert_eq!(ApiKeys::open(&dir).unwrap().check("old").unwrap().roles, Role::ALL.to_vec());
+    }
 }

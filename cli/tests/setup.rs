@@ -250,6 +250,24 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     {
         assert!(records.iter().any(|r| r["event"] == event && r["outcome"] == "success"), "{event}: {audit}");
     }
+    // Each key has a rate: a burst beyond it is told to wait (429), other keys are not.
+    let pem = std::fs::read_to_string(state.join("admin/admin-tls.pem")).unwrap();
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap();
+    let eager = musubi_admin::client::AdminClient::new(
+        &format!("https://{}", server.admin_addr.unwrap()),
+        cert,
+        created["key"].as_str().unwrap(),
+    );
+    let mut told_to_wait = 0;
+    for _ in 0..(musubi_admin::RATE_BURST as usize * 3) {
+        if let Err(e) = eager.get("/api/v1/status").await {
+            assert_eq!(e.status(), Some(429), "{e}");
+            assert!(e.to_string().contains("retry in"), "{e}");
+            told_to_wait += 1;
+        }
+    }
+    assert!(told_to_wait > 0, "a burst beyond the rate is refused");
+    assert_eq!(json(&ss, &["status"]).await["registered"], true, "the administrator's key has its own rate");
     json(&ss, &["api-key", "revoke", &created["id"].to_string()]).await;
     let (ok, _, err) = musubi(&observer, &["status"]).await;
     assert!(!ok && err.contains("401"), "a revoked key is refused: {err}");
