@@ -288,15 +288,28 @@ impl RateLimits {
 }
 
 /// API-key management is for system administrators.
-const KEY_ADMINS: &[Role] = &[Role::SystemAdministrator];
+pub const KEY_ADMINS: &[Role] = &[Role::SystemAdministrator];
 
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let (method, path) = (req.method().clone(), req.uri().path().to_string());
     let event = format!("{method} {path}");
     let change = method != Method::GET && method != Method::HEAD;
+    let response = checked(&g, req, next, &method, &path, &event, change).await;
+    json_error(&method, &path, response).await
+}
+
+async fn checked(
+    g: &Guard,
+    req: Request,
+    next: Next,
+    method: &Method,
+    path: &str,
+    event: &str,
+    change: bool,
+) -> Response {
     let Some(caller) = crate::api_key(&req).and_then(|t| g.keys.check(t)) else {
         if change {
-            g.audit.record(&event, None, serde_json::Value::Null, "refused: no valid API key");
+            g.audit.record(event, None, serde_json::Value::Null, "refused: no valid API key");
         }
         let hint = if crate::api_key(&req).is_some() {
             "the API key is not known; use the key in admin-api-key or one made with `musubi api-key create`"
@@ -313,12 +326,12 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         }
         return r;
     }
-    let needed = if path.starts_with("/api/v1/api-keys") { Some(KEY_ADMINS) } else { (g.policy)(&method, &path) };
+    let needed = if path.starts_with("/api/v1/api-keys") { Some(KEY_ADMINS) } else { (g.policy)(method, path) };
     if let Some(roles) = needed
         && !caller.roles.iter().any(|r| roles.contains(r))
     {
         let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
-        g.audit.record(&event, Some(&caller), serde_json::Value::Null, "refused: role");
+        g.audit.record(event, Some(&caller), serde_json::Value::Null, "refused: role");
         return ApiError::new(403, format!("this needs the role {}; the API key has not", names.join(" or ")))
             .into_response();
     }
@@ -329,7 +342,7 @@ async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
         let status = response.status();
         let outcome =
             if status.is_success() { "success".to_string() } else { format!("failure: HTTP {}", status.as_u16()) };
-        g.audit.record(&event, Some(&caller), serde_json::json!({ "path": path }), &outcome);
+        g.audit.record(event, Some(&caller), serde_json::json!({ "path": path }), &outcome);
     }
     response
 }
@@ -445,5 +458,93 @@ mod tests {
         // A file of an earlier version: one hash, every role.
         std::fs::write(dir.join("api-keys"), format!("{}\n", hex(&hash("old")))).unwrap();
         assert_eq!(ApiKeys::open(&dir).unwrap().check("old").unwrap().roles, Role::ALL.to_vec());
+    }
+}
+
+/// Turns the framework's own refusals (a body that is not the JSON
+/// expected, a path segment of the wrong type, no such endpoint, a method
+/// not allowed, a body too large), which come as plain text, into the
+/// API's JSON errors, naming the field where the text does.
+pub(crate) async fn json_error(method: &Method, path: &str, response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !status.is_client_error() || is_json {
+        return response;
+    }
+    let text = match axum::body::to_bytes(response.into_body(), 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let (error, field) = explain(status.as_u16(), method, path, &text);
+    let mut e = ApiError::new(status.as_u16(), error);
+    e.field = field;
+    e.into_response()
+}
+
+/// What a framework refusal means, and the field it names.
+fn explain(status: u16, method: &Method, path: &str, text: &str) -> (String, Option<String>) {
+    const DATA: &str = "Failed to deserialize the JSON body into the target type: ";
+    const SYNTAX: &str = "Failed to parse the request body as JSON: ";
+    let quoted = |s: &str, after: &str| s.split_once(after).and_then(|(_, r)| r.split('`').next()).map(str::to_owned);
+    if let Some(rest) = text.strip_prefix(DATA) {
+        let rest = rest.split(" at line ").next().unwrap_or(rest);
+        let field = if rest.starts_with("missing field `") {
+            quoted(rest, "missing field `")
+        } else if rest.starts_with("unknown field `") {
+            quoted(rest, "unknown field `")
+        } else {
+            rest.split_once(": ").map(|(p, _)| p.to_owned()).filter(|p| !p.contains(' '))
+        };
+        return (format!("the request body is not what this endpoint takes: {rest}; see /api/v1/openapi.json"), field);
+    }
+    if let Some(rest) = text.strip_prefix(SYNTAX) {
+        return (format!("the request body is not JSON: {rest}"), None);
+    }
+    match status {
+        404 if text.is_empty() => (format!("no endpoint {path}; see /api/v1/openapi.json"), None),
+        405 => (format!("{path} does not take {method}; see /api/v1/openapi.json"), None),
+        413 => (format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES), None),
+        415 => ("send the body as JSON with 'Content-Type: application/json'".into(), None),
+        _ if text.starts_with("Invalid URL") => (format!("{path}: {text}"), Some("path".into())),
+        _ => (if text.is_empty() { format!("refused (HTTP {status})") } else { text.to_owned() }, None),
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    use super::*;
+
+    #[test]
+    fn framework_refusals_name_the_field() {
+        let m = Method::POST;
+        let (e, f) = explain(
+            422,
+            &m,
+            "/api/v1/keys",
+            "Failed to deserialize the JSON body into the target type: role: unknown variant `x`, expected `auth` or `sign` at line 1 column 12",
+        );
+        assert_eq!(f.as_deref(), Some("role"));
+        assert!(e.contains("expected `auth` or `sign`") && !e.contains("line 1"), "{e}");
+        let (_, f) = explain(
+            422,
+            &m,
+            "/api/v1/clients",
+            "Failed to deserialize the JSON body into the target type: missing field `client` at line 1 column 2",
+        );
+        assert_eq!(f.as_deref(), Some("client"));
+        let (_, f) = explain(
+            422,
+            &m,
+            "/api/v1/clients",
+            "Failed to deserialize the JSON body into the target type: unknown field `cleint`, expected `client` at line 1 column 10",
+        );
+        assert_eq!(f.as_deref(), Some("cleint"));
+        let (e, f) = explain(404, &m, "/api/v1/nothing", "");
+        assert_eq!((e.as_str(), f), ("no endpoint /api/v1/nothing; see /api/v1/openapi.json", None));
+        assert!(explain(405, &Method::PUT, "/api/v1/keys", "").0.contains("does not take PUT"));
     }
 }

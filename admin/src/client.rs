@@ -150,12 +150,29 @@ impl AdminClient {
         if (200..300).contains(&status) {
             return Ok(json);
         }
-        let mut message = json["error"].as_str().map_or_else(|| format!("HTTP {status}"), str::to_owned);
-        if let Some(field) = json["field"].as_str() {
-            message = format!("{field}: {message}");
-        }
-        Err(ClientError::Refused { status, message })
+        Err(refusal(status, &json))
     }
+
+    /// A GET whose answer is a file (a ZIP, say): its bytes, at most `limit`.
+    pub async fn download(&self, path: &str, limit: usize) -> Result<Bytes, ClientError> {
+        let url = format!("{}{path}", self.url);
+        let auth = format!("X-Road-ApiKey token={}", self.api_key);
+        let (status, bytes) =
+            request(&url, &self.pinned, "GET", &[("authorization", &auth)], Vec::new(), limit).await?;
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        Err(refusal(status, &serde_json::from_slice(&bytes).unwrap_or_default()))
+    }
+}
+
+/// The error an API answered with.
+fn refusal(status: u16, json: &serde_json::Value) -> ClientError {
+    let mut message = json["error"].as_str().map_or_else(|| format!("HTTP {status}"), str::to_owned);
+    if let Some(field) = json["field"].as_str() {
+        message = format!("{field}: {message}");
+    }
+    ClientError::Refused { status, message }
 }
 
 /// One HTTPS request over a new connection to the server at `url`, which

@@ -19,7 +19,7 @@
 mod access;
 pub mod client;
 
-pub use access::{ApiKeys, Audit, Caller, Policy, RATE_BURST, RATE_PER_SECOND, Role, protect};
+pub use access::{ApiKeys, Audit, Caller, KEY_ADMINS, Policy, RATE_BURST, RATE_PER_SECOND, Role, protect};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

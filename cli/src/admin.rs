@@ -644,3 +644,74 @@ pub async fn api_key(ep: &Endpoint, command: &ApiKeyCommand) -> Result<()> {
     }
     Ok(())
 }
+
+/// Global-group commands (central server; registration officers).
+#[derive(Subcommand, Debug)]
+pub enum GlobalGroupCommand {
+    /// Add a member or subsystem to a global group (made if new); security
+    /// servers see it in the next global configuration.
+    AddMember {
+        /// The group's code.
+        code: String,
+        /// The member or subsystem, e.g. SUBSYSTEM:DEMO/GOV/1001/care
+        member: String,
+        /// What the group is for (for a new group).
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Remove a member or subsystem from a global group.
+    RemoveMember {
+        /// The group's code.
+        code: String,
+        /// The member or subsystem.
+        member: String,
+    },
+}
+
+/// `musubi global-group …`.
+pub async fn global_group(ep: &Endpoint, command: &GlobalGroupCommand) -> Result<()> {
+    let api = ep.client()?;
+    match command {
+        GlobalGroupCommand::AddMember { code, member, description } => {
+            let body = json!({ "member": member, "description": description });
+            let v = api.post(&format!("/api/v1/global-groups/{}/members", percent(code)), &body).await?;
+            print(&ep.output, &v, |_| format!("{member} added to global group {code}"));
+        }
+        GlobalGroupCommand::RemoveMember { code, member } => {
+            let v = api.delete(&format!("/api/v1/global-groups/{}/members/{}", percent(code), percent(member))).await?;
+            print(&ep.output, &v, |_| format!("{member} removed from global group {code}"));
+        }
+    }
+    Ok(())
+}
+
+/// `musubi log export` through the admin API.
+pub async fn export_log(
+    ep: &Endpoint,
+    query_id: &str,
+    client: Option<&musubi_protocol::ClientId>,
+    out: &Path,
+) -> Result<()> {
+    let mut path = format!("/api/v1/message-log/{}", percent(query_id));
+    if let Some(c) = client {
+        path.push_str(&format!("?client={}", percent(&c.to_string())));
+    }
+    let zip = ep.client()?.download(&path, 512 * 1024 * 1024).await?;
+    unpack_containers(&zip, out)
+}
+
+/// Writes the containers of an export ZIP into `out`, printing each path.
+pub fn unpack_containers(zip: &[u8], out: &Path) -> Result<()> {
+    let files = musubi_protocol::asic::read_zip(zip, &musubi_protocol::asic::Limits::default())?;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    for (name, bytes) in files {
+        anyhow::ensure!(
+            !name.contains(['/', '\\']) && !name.starts_with('.'),
+            "the export holds a file named {name:?}, which is not a container name; refused"
+        );
+        let path = out.join(&name);
+        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
+        println!("{}", path.display());
+    }
+    Ok(())
+}

@@ -100,6 +100,13 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// The central server's global groups: add-member, remove-member.
+    GlobalGroup {
+        #[command(subcommand)]
+        command: musubi::admin::GlobalGroupCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// The central server's registration requests: list, approve, reject.
     Requests {
         #[command(subcommand)]
@@ -182,20 +189,25 @@ struct VerifyArgs {
 
 #[derive(Subcommand)]
 enum LogCommand {
-    /// Download the ASiC-E containers of a query from a security server (X-Road's /asic).
+    /// Download the ASiC-E containers of a query: from the admin API (security
+    /// officers and system administrators; every client's records), or with
+    /// --url from a client proxy's /asic as an information system does (X-Road's
+    /// export; that client's records only).
     Export {
-        /// The security server's client proxy, e.g. http://127.0.0.2:8080
+        /// A security server's client proxy, e.g. http://127.0.0.2:8080 (else the admin API).
         #[arg(long)]
-        url: String,
-        /// The client whose query it was, e.g. SUBSYSTEM:DEMO/GOV/1001/care
+        url: Option<String>,
+        /// The client whose query it was, e.g. SUBSYSTEM:DEMO/GOV/1001/care (needed with --url).
         #[arg(long)]
-        client: musubi_protocol::ClientId,
+        client: Option<musubi_protocol::ClientId>,
         /// The query id.
         #[arg(long)]
         query_id: String,
         /// Folder for the containers.
         #[arg(long, default_value = ".")]
         out: PathBuf,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
     },
 }
 
@@ -206,9 +218,11 @@ async fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Demo { dir } => demo(dir).await,
-        Command::Log { command: LogCommand::Export { url, client, query_id, out } } => {
-            export(&url, &client, &query_id, &out).await
-        }
+        Command::Log { command: LogCommand::Export { url, client, query_id, out, endpoint } } => match (url, client) {
+            (Some(url), Some(client)) => export(&url, &client, &query_id, &out).await,
+            (Some(_), None) => anyhow::bail!("--url needs --client: the client proxy exports one client's records"),
+            (None, client) => musubi::admin::export_log(&endpoint, &query_id, client.as_ref(), &out).await,
+        },
         Command::Verify(args) => verify(&args),
         Command::Init { anchor, owner, server_code, pin_file, endpoint } => {
             musubi::admin::init(&endpoint, &anchor, &owner, &server_code, pin_file.as_deref()).await
@@ -223,6 +237,7 @@ async fn main() -> Result<()> {
         Command::Group { command, endpoint } => musubi::admin::group(&endpoint, &command).await,
         Command::ApiKey { command, endpoint } => musubi::admin::api_key(&endpoint, &command).await,
         Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
+        Command::GlobalGroup { command, endpoint } => musubi::admin::global_group(&endpoint, &command).await,
     }
 }
 
@@ -648,12 +663,5 @@ async fn export(url: &str, client: &musubi_protocol::ClientId, query_id: &str, o
         .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
         .to_bytes();
     anyhow::ensure!(status.is_success(), "the security server answered {status}: {}", String::from_utf8_lossy(&body));
-    let files = musubi_protocol::asic::read_zip(&body, &musubi_protocol::asic::Limits::default())?;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    for (name, bytes) in files {
-        let path = out.join(&name);
-        std::fs::write(&path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
-        println!("{}", path.display());
-    }
-    Ok(())
+    musubi::admin::unpack_containers(&body, out)
 }

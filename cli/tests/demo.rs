@@ -114,6 +114,19 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let answer = musubi(&status);
     let text = String::from_utf8_lossy(&answer.stdout).into_owned();
     assert!(answer.status.success() && text.contains("registered true"), "{text}");
+    // The same containers through the admin API (the administrator's key).
+    let out = std::env::temp_dir().join(format!("musubi-demo-api-export-{}", std::process::id()));
+    let mut via_api: Vec<String> =
+        ["log", "export", "--query-id", "demo-query-1", "--out"].iter().map(|s| s.to_string()).collect();
+    via_api.push(out.display().to_string());
+    via_api.extend(status[1..].iter().cloned());
+    let exported = musubi(&via_api);
+    assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
+    let mut files: Vec<String> =
+        std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    files.sort();
+    assert_eq!(files, ["demo-query-1-request.asice", "demo-query-1-response.asice"]);
+    let _ = std::fs::remove_dir_all(&out);
     let exported = musubi(&commands[0]);
     assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
     let verified = musubi(&commands[1]);

@@ -1,7 +1,8 @@
 //! A data provider publishes a service with the `musubi` CLI and decides who
 //! may call it: a WSDL added to its subsystem, access granted to a local
 //! group holding the consumer's subsystem, the service disabled with a
-//! notice and enabled again, the right revoked. The consumer's calls go
+//! notice and enabled again, the right revoked; then granted to a global
+//! group whose membership the central server's officer changes. The consumer's calls go
 //! through both security servers of a demo network whose servers registered
 //! themselves with its central server.
 
@@ -290,5 +291,28 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     musubi(admin, &admin_dir, &["access", "revoke", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
     let (_, body) = call(cp, &service, 6).await;
     assert_eq!(fault(&body), "server.serverproxy.access_denied", "{body}");
+
+    // A global group: granted on the provider's server, its members decided on
+    // the central server and carried to the security servers by the global configuration.
+    let (cs, _) = net.central.as_ref().unwrap();
+    let (officer, officer_dir) = (cs.admin_addr.unwrap(), dir.join("central/admin"));
+    let member = consumer.to_string();
+    musubi(admin, &admin_dir, &["access", "grant", &service.to_string(), "--to", "global:care-providers"])
+        .await
+        .unwrap();
+    let (_, body) = call(cp, &service, 9).await;
+    assert_eq!(fault(&body), "server.serverproxy.access_denied", "not a member yet: {body}");
+    let added =
+        musubi(officer, &officer_dir, &["global-group", "add-member", "care-providers", &member]).await.unwrap();
+    assert_eq!(added["member"], consumer.to_string());
+    cs.generate().await.unwrap();
+    assert!(net.provider.update_global_conf().await, "the provider's server downloads the new configuration");
+    let (status, body) = call(cp, &service, 10).await;
+    assert_eq!(status, 200, "a member of the global group may call: {body}");
+    musubi(officer, &officer_dir, &["global-group", "remove-member", "care-providers", &member]).await.unwrap();
+    cs.generate().await.unwrap();
+    assert!(net.provider.update_global_conf().await);
+    let (_, body) = call(cp, &service, 11).await;
+    assert_eq!(fault(&body), "server.serverproxy.access_denied", "removed from the group: {body}");
     net.shutdown().await;
 }

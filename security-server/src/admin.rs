@@ -5,8 +5,11 @@
 //!
 //! `GET /metrics` gives the Prometheus text of the running server.
 //!
-//! Endpoints (JSON, under `/api/v1`):
-//! - `GET  /status`: initialised, server id, whether it runs and is registered, clients
+//! Endpoints (JSON, under `/api/v1`; the OpenAPI document of them all at
+//! `GET /openapi.json`, see [`crate::openapi`]):
+//! - `GET  /status`: initialised, server id, whether it runs and is registered, clients;
+//!   the health check's verdict, the global configuration's expiry, the OCSP
+//!   state of each own certificate, the time-stamping state and backlog
 //! - `POST /initialization` `{anchor, owner, server_code, pin}`
 //! - `GET  /keys`; `POST /keys` `{role: "auth"|"sign", label?}`
 //! - `POST /keys/{id}/csr` `{member?}` → `{csr}` (PEM)
@@ -24,6 +27,8 @@
 //! - `PATCH /services/{id}` `{url?, timeout_secs?, ssl_verify?}`
 //! - `GET /services/{id}/access-rights`; `POST` `{subject}`; `DELETE /services/{id}/access-rights/{subject}`
 //!   (subject: a member or subsystem id, `local:GROUP` or `global:GROUP`)
+//! - `GET /message-log/{query_id}[?client=ID]`: a ZIP of the ASiC-E containers of a
+//!   query's time-stamped records (security officers and system administrators)
 //! - `POST /clients/{id}/local-groups` `{code, description?}`;
 //!   `POST /clients/{id}/local-groups/{code}/members` `{member}`; `DELETE …/members/{member}`
 //!
@@ -70,10 +75,11 @@ type Answer = Result<Json<Value>, ApiError>;
 /// any key.
 pub(crate) fn policy(method: &axum::http::Method, path: &str) -> Option<&'static [musubi_admin::Role]> {
     use musubi_admin::Role::*;
-    if method == axum::http::Method::GET {
-        return None;
-    }
     let p = path.trim_start_matches("/api/v1/");
+    if method == axum::http::Method::GET {
+        // The messages themselves are not for every reader.
+        return p.starts_with("message-log/").then_some(&[SecurityOfficer, SystemAdministrator][..]);
+    }
     Some(if p == "initialization" {
         &[SecurityOfficer, SystemAdministrator]
     } else if p.starts_with("keys") || p == "certificates" {
@@ -94,6 +100,7 @@ pub(crate) fn policy(method: &axum::http::Method, path: &str) -> Option<&'static
 /// The API's routes (the caller adds the API-key check).
 pub(crate) fn router(admin: Admin) -> axum::Router {
     axum::Router::new()
+        .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/status", get(status))
         .route("/metrics", get(metrics))
         .route("/api/v1/initialization", post(initialise))
@@ -114,6 +121,7 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/services/{id}", axum::routing::patch(edit_service))
         .route("/api/v1/services/{id}/access-rights", get(access_rights).post(grant))
         .route("/api/v1/services/{id}/access-rights/{subject}", axum::routing::delete(revoke))
+        .route("/api/v1/message-log/{query_id}", get(message_log))
         .route("/api/v1/clients/{id}/local-groups", post(add_group))
         .route("/api/v1/clients/{id}/local-groups/{code}/members", post(add_group_member))
         .route("/api/v1/clients/{id}/local-groups/{code}/members/{member}", axum::routing::delete(remove_group_member))
@@ -134,6 +142,10 @@ fn registration_error(e: crate::registration::RegistrationError) -> ApiError {
     }
 }
 
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
 async fn status(State(a): State<Admin>) -> Answer {
     let setup = a.node.setup()?;
     let (registered, hosted) = match &a.running {
@@ -146,6 +158,7 @@ async fn status(State(a): State<Admin>) -> Answer {
         }
         None => (false, vec![]),
     };
+    let (health, globalconf, ocsp, timestamping) = running_state(&a).await?;
     Ok(Json(json!({
         "initialized": setup.server_id.is_some(),
         "server_id": setup.server_id.map(|s| s.to_string()),
@@ -153,7 +166,79 @@ async fn status(State(a): State<Admin>) -> Answer {
         "registered": registered,
         "registered_clients": hosted,
         "global_configuration_ok": a.running.as_ref().map(|s| s.globalconf.check().is_ok()),
+        "health": health,
+        "global_configuration": globalconf,
+        "ocsp": ocsp,
+        "timestamping": timestamping,
     })))
+}
+
+/// The running server's health, global configuration, OCSP and
+/// time-stamping state, as `status` shows them (nulls before it runs).
+async fn running_state(a: &Admin) -> Result<(Value, Value, Value, Value), ApiError> {
+    let Some(state) = &a.running else { return Ok((Value::Null, Value::Null, Value::Null, Value::Null)) };
+    let (code, text) = crate::health::check(state).await;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let globalconf = json!({
+        "ok": state.globalconf.check().is_ok(),
+        "problem": state.globalconf.check().err().map(|e| e.to_string()),
+        "expires_in_secs": state.globalconf.expires_at().map(|e| e - now),
+    });
+    let auth = state.auth();
+    let ages = state.ocsp.own_ages();
+    let auth_sha1 = crate::ocsp::cert_sha1(&auth.0);
+    let ocsp: Vec<Value> = ages
+        .iter()
+        .map(|(sha1, age)| {
+            let mut v = json!({ "certificate_sha1": sha1, "age_secs": age });
+            if *sha1 == auth_sha1 {
+                v["authentication"] = json!(true);
+                v["problem"] = json!(state.ocsp.own_good(&auth.0).err());
+            }
+            v
+        })
+        .collect();
+    let backlog = state.log.unstamped_count().await.map_err(ApiError::internal)?;
+    let trust = state.trust.get();
+    let timestamping = json!({
+        "ok": state.timestamper.check(&trust).is_ok(),
+        "problem": state.timestamper.check(&trust).err(),
+        "backlog": backlog,
+    });
+    Ok((json!({ "status": code, "text": text }), globalconf, json!(ocsp), timestamping))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    #[serde(default)]
+    client: Option<String>,
+}
+
+async fn message_log(
+    State(a): State<Admin>,
+    Path(query_id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<LogQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse as _;
+    let state = running(&a)?;
+    let client = q
+        .client
+        .as_deref()
+        .map(|c| c.parse::<ClientId>().map_err(|e| ApiError::field("client", e.to_string())))
+        .transpose()?;
+    let mut records = state.log.archived_records(&query_id).await.map_err(ApiError::internal)?;
+    if let Some(c) = &client {
+        records.retain(|r| r.client == c.to_string());
+    }
+    if records.is_empty() {
+        return Err(ApiError::new(
+            404,
+            format!("no time-stamped message-log records of query {query_id}; records are exported once time-stamped"),
+        ));
+    }
+    let zip = crate::proxy::containers_zip(&query_id, &records).map_err(ApiError::internal)?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/zip")], zip).into_response())
 }
 
 #[derive(Deserialize)]

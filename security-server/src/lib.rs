@@ -27,6 +27,7 @@ pub mod messagelog;
 mod metaservice;
 mod metrics;
 mod ocsp;
+mod openapi;
 mod proxy;
 pub mod registration;
 pub mod serverconf;

@@ -929,17 +929,23 @@ async fn asic_export(state: &State, query: &str) -> Result<Resp, Fault> {
     if records.is_empty() {
         return Err(Code::INVALID_REQUEST.client(format!("no message log records of query {query_id} for {client}")));
     }
+    let zip = containers_zip(query_id, &records).map_err(|e| Code::INTERNAL_ERROR.client_proxy(e))?;
+    let mut r = Response::new(Full::new(Bytes::from(zip)));
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
+    Ok(r)
+}
+
+/// A ZIP of the ASiC-E containers of `records` (of query `query_id`), named
+/// `QUERY-request.asice` and `QUERY-response.asice`.
+pub(crate) fn containers_zip(query_id: &str, records: &[crate::messagelog::LoggedRecord]) -> Result<Vec<u8>, String> {
     let mut containers = Vec::new();
-    for r in &records {
-        let bytes = r.container().map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.message))?;
+    for r in records {
+        let bytes = r.container().map_err(|e| e.message)?;
         let name = format!("{}-{}.asice", safe_file_name(query_id), if r.response { "response" } else { "request" });
         containers.push((name, bytes));
     }
     let borrowed: Vec<(&str, &[u8])> = containers.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
-    let zip = musubi_protocol::asic::write_zip(&borrowed).map_err(|e| Code::INTERNAL_ERROR.client_proxy(e.message))?;
-    let mut r = Response::new(Full::new(Bytes::from(zip)));
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
-    Ok(r)
+    musubi_protocol::asic::write_zip(&borrowed).map_err(|e| e.message)
 }
 
 fn safe_file_name(s: &str) -> String {
