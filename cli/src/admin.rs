@@ -9,12 +9,14 @@ use clap::{Args, Subcommand};
 use musubi_admin::client::AdminClient;
 use serde_json::{Value, json};
 
-/// Where the admin API is and how to reach it (flags, or the environment).
+/// Where the admin API is and how to reach it: flags, else the environment,
+/// else a profile of the profile file (see [`Profiles`]), else the local
+/// server's default address.
 #[derive(Args, Debug, Clone)]
 pub struct Endpoint {
-    /// The admin API, e.g. https://127.0.0.1:4000
-    #[arg(long, global = true, env = "MUSUBI_SERVER", default_value = "https://127.0.0.1:4000")]
-    pub server: String,
+    /// The admin API [default: https://127.0.0.1:4000]
+    #[arg(long, global = true, env = "MUSUBI_SERVER")]
+    pub server: Option<String>,
     /// The admin API's certificate (PEM; `state_dir/admin/admin-tls.pem`), which
     /// must be the one the server presents.
     #[arg(long, global = true, env = "MUSUBI_SERVER_CERT")]
@@ -22,24 +24,130 @@ pub struct Endpoint {
     /// A file holding the API key (`state_dir/admin/admin-api-key`); or set MUSUBI_API_KEY.
     #[arg(long, global = true, env = "MUSUBI_API_KEY_FILE")]
     pub api_key_file: Option<PathBuf>,
+    /// A profile of the profile file ($MUSUBI_CONFIG, else
+    /// ~/.config/musubi/config.toml) naming server, server_cert and api_key_file.
+    #[arg(long, global = true, env = "MUSUBI_PROFILE")]
+    pub profile: Option<String>,
     /// Print answers as JSON.
     #[arg(long, global = true, value_parser = ["text", "json"], default_value = "text")]
     pub output: String,
 }
 
+/// The profile file: named endpoints, so that `--profile central` (or
+/// `MUSUBI_PROFILE`, or `default_profile`) stands for three flags.
+///
+/// ```toml
+/// default_profile = "ss1"
+/// [profiles.ss1]
+/// server = "https://127.0.0.1:4000"
+/// server_cert = "/var/lib/musubi/admin/admin-tls.pem"
+/// api_key_file = "/var/lib/musubi/admin/admin-api-key"
+/// ```
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Profiles {
+    /// The profile used when none is named.
+    pub default_profile: Option<String>,
+    /// The profiles by name.
+    #[serde(default)]
+    pub profiles: std::collections::BTreeMap<String, Profile>,
+}
+
+/// One profile.
+#[derive(serde::Deserialize, Debug, Default, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// The admin API's URL.
+    pub server: Option<String>,
+    /// Its certificate (PEM).
+    pub server_cert: Option<PathBuf>,
+    /// The API key's file.
+    pub api_key_file: Option<PathBuf>,
+}
+
+/// The largest profile file read.
+const MAX_PROFILE_FILE: u64 = 64 * 1024;
+
+impl Profiles {
+    /// Where the profile file is: `$MUSUBI_CONFIG`, else
+    /// `$XDG_CONFIG_HOME/musubi/config.toml`, else `~/.config/musubi/config.toml`.
+    pub fn path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("MUSUBI_CONFIG") {
+            return Some(PathBuf::from(p));
+        }
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+        Some(base.join("musubi").join("config.toml"))
+    }
+
+    /// Reads the profile file at `path`; none there is no profiles.
+    pub fn read(path: &Path) -> Result<Self> {
+        let Ok(meta) = std::fs::metadata(path) else { return Ok(Self::default()) };
+        anyhow::ensure!(
+            meta.len() <= MAX_PROFILE_FILE,
+            "the profile file {} is larger than {MAX_PROFILE_FILE} bytes; it holds a few profiles only",
+            path.display()
+        );
+        let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+        toml::from_str(&text).with_context(|| {
+            format!(
+                "the profile file {} is not valid (expected default_profile and [profiles.NAME] tables \
+                 with server, server_cert, api_key_file)",
+                path.display()
+            )
+        })
+    }
+
+    /// The profile named, or the default one; an unknown name is an error.
+    fn pick(&self, name: Option<&str>, path: &Path) -> Result<Profile> {
+        match name.or(self.default_profile.as_deref()) {
+            None => Ok(Profile::default()),
+            Some(n) => self.profiles.get(n).cloned().with_context(|| {
+                let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+                format!(
+                    "no profile {n:?} in {} (it has: {}); add a [profiles.{n}] table or name another",
+                    path.display(),
+                    if known.is_empty() { "none".to_string() } else { known.join(", ") }
+                )
+            }),
+        }
+    }
+}
+
 impl Endpoint {
+    /// This endpoint with what flags and environment left open taken from the
+    /// profile file.
+    pub fn resolved(&self) -> Result<Self> {
+        let mut ep = self.clone();
+        if ep.server.is_some() && ep.server_cert.is_some() && ep.api_key_file.is_some() && ep.profile.is_none() {
+            return Ok(ep);
+        }
+        let profile = match Profiles::path() {
+            Some(path) => Profiles::read(&path)?.pick(ep.profile.as_deref(), &path)?,
+            None if ep.profile.is_some() => anyhow::bail!("--profile needs a profile file: set MUSUBI_CONFIG or HOME"),
+            None => Profile::default(),
+        };
+        ep.server = ep.server.or(profile.server);
+        ep.server_cert = ep.server_cert.or(profile.server_cert);
+        ep.api_key_file = ep.api_key_file.or(profile.api_key_file);
+        Ok(ep)
+    }
+
     /// A client for this endpoint.
     pub fn client(&self) -> Result<AdminClient> {
-        let cert_path = self.server_cert.as_deref().context(
-            "name the admin API's certificate with --server-cert FILE (or MUSUBI_SERVER_CERT); \
+        let ep = self.resolved()?;
+        let cert_path = ep.server_cert.as_deref().context(
+            "name the admin API's certificate with --server-cert FILE (or MUSUBI_SERVER_CERT, or a profile); \
              it is state_dir/admin/admin-tls.pem on the server",
         )?;
         let cert = read_pem(cert_path, "CERTIFICATE")?;
-        let key = match (&self.api_key_file, std::env::var("MUSUBI_API_KEY")) {
+        let key = match (&ep.api_key_file, std::env::var("MUSUBI_API_KEY")) {
             (Some(f), _) => std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
             (None, Ok(k)) => k,
             (None, Err(_)) => anyhow::bail!(
-                "no API key: use --api-key-file FILE (state_dir/admin/admin-api-key) or set MUSUBI_API_KEY"
+                "no API key: use --api-key-file FILE (state_dir/admin/admin-api-key), set MUSUBI_API_KEY, \
+                 or name a profile with --profile"
             ),
         };
         let key = key.trim();
@@ -47,7 +155,44 @@ impl Endpoint {
             !key.is_empty() && key.len() <= 256 && key.bytes().all(|b| b.is_ascii_graphic()),
             "the API key file does not hold an API key (one line of printable characters)"
         );
-        Ok(AdminClient::new(&self.server, cert, key))
+        Ok(AdminClient::new(ep.server.as_deref().unwrap_or("https://127.0.0.1:4000"), cert, key))
+    }
+}
+
+/// The exit codes scripts can rely on.
+pub mod exit {
+    /// Done.
+    pub const OK: u8 = 0;
+    /// Failed for another reason: a local file, a check that did not pass.
+    pub const FAILED: u8 = 1;
+    /// The command line was not understood (clap's own code).
+    pub const USAGE: u8 = 2;
+    /// The server could not be reached (connection, TLS, the pinned certificate, time-out).
+    pub const UNREACHABLE: u8 = 3;
+    /// The API key is missing or unknown (401), or lacks the role (403).
+    pub const NOT_ALLOWED: u8 = 4;
+    /// No such object (404).
+    pub const NOT_FOUND: u8 = 5;
+    /// Refused: a field is wrong, or the request does not fit the server's state (400, 409, 413, 415, 422).
+    pub const REFUSED: u8 = 6;
+    /// Too many requests with this key (429): retry later.
+    pub const RATE_LIMITED: u8 = 7;
+    /// The server failed (5xx); its log says why.
+    pub const SERVER_FAILED: u8 = 8;
+}
+
+/// The exit code for an error, and a hint for what to do.
+pub fn exit_code(e: &anyhow::Error) -> (u8, Option<&'static str>) {
+    use musubi_admin::client::ClientError;
+    let Some(client) = e.chain().find_map(|c| c.downcast_ref::<ClientError>()) else { return (exit::FAILED, None) };
+    match client.status() {
+        None => (exit::UNREACHABLE, Some("is the server running at --server, and is --server-cert its admin-tls.pem?")),
+        Some(401) => (exit::NOT_ALLOWED, Some("check the API key (--api-key-file, MUSUBI_API_KEY or the profile)")),
+        Some(403) => (exit::NOT_ALLOWED, Some("ask a system administrator for a key with that role")),
+        Some(404) => (exit::NOT_FOUND, None),
+        Some(429) => (exit::RATE_LIMITED, Some("wait the seconds named and retry")),
+        Some(s) if s >= 500 => (exit::SERVER_FAILED, Some("the server's log has the details")),
+        Some(_) => (exit::REFUSED, None),
     }
 }
 

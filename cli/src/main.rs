@@ -5,8 +5,19 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 
+const EXIT_CODES: &str = "\
+Exit codes: 0 done; 1 failed (a local file, a check that did not pass); 2 usage;
+3 server unreachable (connection, TLS, pinned certificate); 4 not allowed (API key
+unknown, or lacking the role); 5 not found; 6 refused (a field is wrong, or the
+state does not allow it); 7 rate-limited, retry later; 8 the server failed.
+
+The admin API is named by --server/--server-cert/--api-key-file, else
+MUSUBI_SERVER/MUSUBI_SERVER_CERT/MUSUBI_API_KEY_FILE (or MUSUBI_API_KEY), else a
+profile (--profile NAME or MUSUBI_PROFILE) of $MUSUBI_CONFIG or
+~/.config/musubi/config.toml.";
+
 #[derive(Parser)]
-#[command(name = "musubi", version, about = "Musubi: an X-Road compatible data exchange node")]
+#[command(name = "musubi", version, about = "Musubi: an X-Road compatible data exchange node", after_help = EXIT_CODES)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -114,6 +125,11 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// Print a shell completion script: musubi completions bash > /etc/bash_completion.d/musubi
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Start a whole demo network on this machine (127.0.0.2-4, real ports).
     Demo {
         /// Folder for keys, configuration and logs (default: a new folder).
@@ -212,11 +228,31 @@ enum LogCommand {
 }
 
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
         .init();
-    match Cli::parse().command {
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::from(musubi::admin::exit::OK),
+        Err(e) => {
+            let (code, hint) = musubi::admin::exit_code(&e);
+            eprintln!("error: {e:#}");
+            if let Some(hint) = hint {
+                eprintln!("hint: {hint}");
+            }
+            std::process::ExitCode::from(code)
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Completions { shell } => {
+            use clap::CommandFactory as _;
+            clap_complete::generate(shell, &mut Cli::command(), "musubi", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Demo { dir } => demo(dir).await,
         Command::Log { command: LogCommand::Export { url, client, query_id, out, endpoint } } => match (url, client) {
             (Some(url), Some(client)) => export(&url, &client, &query_id, &out).await,

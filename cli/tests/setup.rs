@@ -350,6 +350,70 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     let (ok, _, err) = musubi(&observer, &["status"]).await;
     assert!(!ok && err.contains("401"), "a revoked key is refused: {err}");
 
+    // Exit codes scripts rely on, a profile file, and shell completions.
+    let run = |args: &[&str], env: &[(&str, &Path)]| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_musubi"));
+        c.args(args).env("RUST_LOG", "warn").env("HOME", &dir);
+        for v in [
+            "MUSUBI_SERVER",
+            "MUSUBI_SERVER_CERT",
+            "MUSUBI_API_KEY_FILE",
+            "MUSUBI_API_KEY",
+            "MUSUBI_PROFILE",
+            "MUSUBI_CONFIG",
+        ] {
+            c.env_remove(v);
+        }
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let profiles = dir.join("config.toml");
+    let admin_dir = state.join("admin");
+    std::fs::write(
+        &profiles,
+        format!(
+            "default_profile = \"ss1\"\n[profiles.ss1]\nserver = \"https://{}\"\nserver_cert = {:?}\napi_key_file = {:?}\n\
+             [profiles.watcher]\nserver = \"https://{}\"\nserver_cert = {:?}\napi_key_file = {:?}\n\
+             [profiles.nowhere]\nserver = \"https://{NET}.99:4000\"\nserver_cert = {:?}\napi_key_file = {:?}\n",
+            server.admin_addr.unwrap(), admin_dir.join("admin-tls.pem"), admin_dir.join("admin-api-key"),
+            server.admin_addr.unwrap(), admin_dir.join("admin-tls.pem"), dir.join("key-observer"),
+            admin_dir.join("admin-tls.pem"), admin_dir.join("admin-api-key"),
+        ),
+    )
+    .unwrap();
+    let conf: &[(&str, &Path)] = &[("MUSUBI_CONFIG", &profiles)];
+    let (code, out, err) = run(&["status", "--output", "json"], conf);
+    assert_eq!(code, Some(0), "the default profile: {err}");
+    assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["registered"], true);
+    let (code, _, err) = run(&["clients", "add", "SUBSYSTEM:DEMO/GOV/1001/x", "--profile", "watcher"], conf);
+    assert_eq!(code, Some(4), "a role lacking: {err}");
+    assert!(err.contains("hint: ask a system administrator"), "{err}");
+    let (code, _, err) = run(&["status", "--profile", "nowhere"], conf);
+    assert_eq!(code, Some(3), "unreachable: {err}");
+    let (code, _, err) = run(&["status", "--profile", "nobody"], conf);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("no profile \"nobody\"") && err.contains("ss1, watcher"), "{err}");
+    let (code, _, err) = run(&["service", "list", "--client", "SUBSYSTEM:DEMO/GOV/1001/none"], conf);
+    assert_eq!(code, Some(5), "not found: {err}");
+    let (code, _, err) = run(&["clients", "add", "SUBSYSTEM:DEMO"], conf);
+    assert_eq!(code, Some(6), "refused: {err}");
+    let (code, _, err) = run(&["status", "--api-key-file"], conf);
+    assert_eq!(code, Some(2), "usage: {err}");
+    // Flags and the environment win over the profile.
+    let (code, _, err) =
+        run(&["status", "--profile", "nowhere", "--server", &format!("https://{}", server.admin_addr.unwrap())], conf);
+    assert_eq!(code, Some(0), "{err}");
+    let (code, script, _) = run(&["completions", "bash"], &[]);
+    assert_eq!(code, Some(0));
+    assert!(script.contains("_musubi()") && script.contains("api-key") && script.contains("global-group"), "{script}");
+
     // Text output for people.
     let (ok, out, _) = musubi(&ss, &["clients", "list"]).await;
     assert!(ok && out.contains(&format!("{care}  registered")), "{out}");
