@@ -102,6 +102,11 @@ impl Identity {
         Ok(Self { cert_der: cert, key_pkcs8: key })
     }
 
+    /// The private key, for using the identity as a TLS client.
+    pub fn key_der(&self) -> rustls::pki_types::PrivateKeyDer<'static> {
+        rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_pkcs8.clone().into())
+    }
+
     fn server_config(&self) -> Result<rustls::ServerConfig, AdminError> {
         rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])

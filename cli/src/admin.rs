@@ -860,3 +860,82 @@ pub fn unpack_containers(zip: &[u8], out: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+/// Adapter commands.
+#[derive(Subcommand, Debug)]
+pub enum AdapterCommand {
+    /// Publish the ECHONET Lite adapter's services on the provider's security
+    /// server in one step: its generated WSDL added to the client (or
+    /// refreshed, when it is there already), and access granted.
+    Publish {
+        /// The provider's subsystem that offers the services, e.g. SUBSYSTEM:DEMO/COM/2002/home
+        #[arg(long)]
+        client: String,
+        /// The adapter's provider endpoint as the security server reaches it, e.g. http://10.0.0.5:8090/
+        #[arg(long)]
+        adapter: String,
+        /// Grant every published service to a subsystem, member, local:GROUP or global:GROUP; repeatable.
+        #[arg(long)]
+        grant: Vec<String>,
+    },
+}
+
+/// `musubi adapter …`.
+pub async fn adapter(ep: &Endpoint, command: &AdapterCommand) -> Result<()> {
+    let AdapterCommand::Publish { client, adapter, grant } = command;
+    let v = publish_adapter(&ep.client()?, client, adapter, grant).await?;
+    print(&ep.output, &v, |v| {
+        let services: Vec<&str> = v["services"].as_array().into_iter().flatten().map(s).collect();
+        let mut text = format!("{} service description {}: {}", s(&v["action"]), v["id"], services.join(", "));
+        for g in v["granted"].as_array().into_iter().flatten() {
+            text.push_str(&format!("\ngranted to {}", s(g)));
+        }
+        text
+    });
+    Ok(())
+}
+
+/// Publishes the adapter at `adapter` (its provider endpoint; the WSDL is
+/// at `?wsdl`) for `client`: adds the WSDL as a service description, or
+/// refreshes the one already added from there, then grants every service of
+/// it to each of `grants`. Answers `{action, id, services, granted}`.
+pub async fn publish_adapter(api: &AdminClient, client: &str, adapter: &str, grants: &[String]) -> Result<Value> {
+    anyhow::ensure!(
+        adapter.starts_with("http://"),
+        "--adapter must be the adapter's http:// provider endpoint, e.g. http://10.0.0.5:8090/"
+    );
+    let base = if adapter.ends_with('/') { adapter.to_string() } else { format!("{adapter}/") };
+    let wsdl_url = format!("{base}?wsdl");
+    let descriptions = format!("/api/v1/clients/{}/service-descriptions", percent(client));
+    let existing = api.get(&descriptions).await?;
+    let found =
+        existing.as_array().into_iter().flatten().find(|d| d["url"] == wsdl_url.as_str()).map(|d| d["id"].clone());
+    let (action, id) = match found {
+        Some(id) => {
+            api.post(&format!("/api/v1/service-descriptions/{id}/refresh"), &json!({})).await?;
+            ("refreshed", id)
+        }
+        None => {
+            let added = api.post(&descriptions, &json!({ "url": wsdl_url, "provider_url": base })).await?;
+            ("added", added["id"].clone())
+        }
+    };
+    let listed = api.get(&descriptions).await?;
+    let services: Vec<String> = listed
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|d| d["id"] == id)
+        .flat_map(|d| d["services"].as_array().cloned().unwrap_or_default())
+        .filter_map(|svc| svc["id"].as_str().map(str::to_owned))
+        .collect();
+    anyhow::ensure!(!services.is_empty(), "the adapter's WSDL at {wsdl_url} offers no services");
+    for subject in grants {
+        for service in &services {
+            api.post(&format!("/api/v1/services/{}/access-rights", percent(service)), &json!({ "subject": subject }))
+                .await
+                .with_context(|| format!("granting {service} to {subject}"))?;
+        }
+    }
+    Ok(json!({ "action": action, "id": id, "services": services, "granted": grants }))
+}

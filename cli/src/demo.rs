@@ -228,11 +228,14 @@ pub struct Network {
 pub const ADAPTER_SERVICES: [&str; 5] =
     ["listDevices", "getProperties", "setProperties", "getHomeAirConditioner", "getLvSmartElectricEnergyMeter"];
 
+/// The version the adapter's WSDL gives its services (`xrd:version`).
+pub const ADAPTER_VERSION: &str = "v1";
+
 /// A request of the consumer to an adapter operation.
 pub fn adapter_request(op: &str, query_id: &str, inner: &str) -> String {
     let (consumer, provider, ..) = ids();
-    let service =
-        ServiceId::new(provider, op, None).unwrap_or_else(|e| unreachable!("demo identifiers are valid: {e}"));
+    let service = ServiceId::new(provider, op, Some(ADAPTER_VERSION))
+        .unwrap_or_else(|e| unreachable!("demo identifiers are valid: {e}"));
     let body = format!("    <{op} xmlns=\"{}\">{inner}</{op}>", musubi_adapter::service::NAMESPACE);
     soap::build_request(&consumer, &service, query_id, Some("DEMO:care-worker-7"), &body)
 }
@@ -629,14 +632,19 @@ impl Network {
         } else {
             (None, None, String::new())
         };
+        // Servers set up through their admin APIs get the adapter's services the
+        // way an operator publishes them (`musubi adapter publish`), once registered;
+        // the others list them in their configuration file.
+        let publish_through_api = opts.central.as_ref().is_some_and(|c| c.register && c.auto_approve);
         let adapter_services: Vec<Service> = adapter
             .iter()
+            .filter(|_| !publish_through_api)
             .flat_map(|a| {
                 let url = format!("http://{}/", a.provider_addr);
                 let provider = provider.clone();
                 let consumer = consumer.clone();
                 ADAPTER_SERVICES.into_iter().map(move |code| Service {
-                    id: ServiceId::new(provider.clone(), code, None)
+                    id: ServiceId::new(provider.clone(), code, Some(ADAPTER_VERSION))
                         .unwrap_or_else(|e| unreachable!("demo identifiers are valid: {e}")),
                     url: url.clone(),
                     timeout_secs: 30,
@@ -716,6 +724,7 @@ impl Network {
                 configuration_download_secs: opts.configuration_download_secs,
                 admin_listen: Some(SocketAddr::new(ip.into(), 4000)),
                 health_listen: Some(SocketAddr::new(ip.into(), 5588)),
+                provider_ca_file: None,
             };
             if register {
                 // What an operator writes before setup: the installation's
@@ -741,7 +750,7 @@ impl Network {
         }
         let request_file = dir.join("request.xml");
         write(&request_file, &example_request(&service, "demo-query-1"))?;
-        let adapter_facts = match &adapter {
+        let mut adapter_facts = match &adapter {
             Some(a) => {
                 let get_request_file = dir.join("adapter-get-request.xml");
                 let device = format!("<deviceId>{ac_id}</deviceId>");
@@ -824,6 +833,22 @@ impl Network {
                 add_and_register_client(handle, client).await?;
             }
             take_new_configuration(&central, &[&consumer_handle, &provider_handle]).await?;
+            if let (Some(a), Some(facts)) = (&adapter, adapter_facts.as_mut()) {
+                let published = crate::admin::publish_adapter(
+                    &admin_client(&provider_handle)?,
+                    &provider.to_string(),
+                    &format!("http://{}/", a.provider_addr),
+                    &[consumer.to_string()],
+                )
+                .await
+                .context("publishing the adapter's services (musubi adapter publish)")?;
+                facts.services = published["services"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect();
+            }
         }
         let facts = Facts {
             client_proxy_url: format!("http://{}/", consumer_handle.client_proxy_addr),
@@ -978,7 +1003,8 @@ async fn serve_provider(listener: tokio::net::TcpListener, mut stop: watch::Rece
     }
 }
 
-fn provider_answer(content_type: &str, body: &[u8]) -> Response<Full<Bytes>> {
+/// The demo provider's answer to one request (also served over TLS by tests).
+pub fn provider_answer(content_type: &str, body: &[u8]) -> Response<Full<Bytes>> {
     let parsed =
         musubi_protocol::package::decode(content_type, body, Direction::Request, &Limits::default()).map(|p| p.soap);
     let reply = match parsed {

@@ -125,6 +125,13 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// The ECHONET Lite adapter on the provider's security server: publish.
+    Adapter {
+        #[command(subcommand)]
+        command: musubi::admin::AdapterCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// Print a shell completion script: musubi completions bash > /etc/bash_completion.d/musubi
     Completions {
         /// The shell.
@@ -273,6 +280,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Group { command, endpoint } => musubi::admin::group(&endpoint, &command).await,
         Command::ApiKey { command, endpoint } => musubi::admin::api_key(&endpoint, &command).await,
         Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
+        Command::Adapter { command, endpoint } => musubi::admin::adapter(&endpoint, &command).await,
         Command::GlobalGroup { command, endpoint } => musubi::admin::global_group(&endpoint, &command).await,
     }
 }
@@ -364,6 +372,23 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
             f.client_proxy_url
         );
         println!();
+        if let (Some(addr), Some(_)) = (net.provider.admin_addr, &net.central) {
+            let admin = dir.join("provider").join("state").join("admin");
+            println!("The adapter's services were published on the provider's security server with one command;");
+            println!("run it again after approving devices (it refreshes the WSDL and grants access):");
+            println!();
+            let provider = f.service.parse::<musubi_protocol::ServiceId>().map(|s| s.provider().to_string());
+            println!(
+                "  cargo run -p musubi -- adapter publish --client {} --adapter {} --grant {} \
+                 --server https://{addr} --server-cert {} --api-key-file {}",
+                provider.unwrap_or_default(),
+                a.provider_url,
+                f.client,
+                admin.join("admin-tls.pem").display(),
+                admin.join("admin-api-key").display()
+            );
+            println!();
+        }
         println!("Devices wait for an operator's approval before they are published (the lock is not approved):");
         println!();
         println!(

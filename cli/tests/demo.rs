@@ -95,22 +95,28 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     assert!(answers[1].contains("name=\"targetTemperature\""), "{}", answers[1]);
     assert!(answers[1].contains("<value unit=\"Celsius\">24</value>"), "{}", answers[1]);
 
-    // The printed export and verify commands work.
-    let mut commands = Vec::new();
-    while commands.len() < 2 {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its export and verify commands");
+    // The printed publish, export, verify and status commands work.
+    let mut commands = std::collections::BTreeMap::new();
+    while commands.len() < 4 {
+        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its musubi commands");
         if let Some(cmd) = line.trim_start().strip_prefix("cargo run -p musubi -- ") {
-            commands.push(cmd.split_whitespace().map(str::to_owned).collect::<Vec<_>>());
+            let words: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
+            commands.insert(words[0].clone(), words);
         }
     }
     let musubi = |args: &[String]| Command::new(env!("CARGO_BIN_EXE_musubi")).args(args).output().unwrap();
+    // The adapter was published at start; published again, its description is refreshed.
+    let mut publish = commands["adapter"].clone();
+    publish.extend(["--output".to_string(), "json".to_string()]);
+    let published = musubi(&publish);
+    assert!(published.status.success(), "{}", String::from_utf8_lossy(&published.stderr));
+    let published: serde_json::Value = serde_json::from_slice(&published.stdout).unwrap();
+    assert_eq!(published["action"], "refreshed", "{published}");
+    let services: Vec<&str> = published["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(services.iter().any(|s| s.ends_with("/getProperties/v1")), "{services:?}");
+    assert_eq!(published["granted"][0], json["client"]);
+    let status = commands["status"].clone();
     // The printed status command reaches the consumer's admin API.
-    let status = loop {
-        let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its status command");
-        if let Some(cmd) = line.trim_start().strip_prefix("cargo run -p musubi -- ") {
-            break cmd.split_whitespace().map(str::to_owned).collect::<Vec<_>>();
-        }
-    };
     let answer = musubi(&status);
     let text = String::from_utf8_lossy(&answer.stdout).into_owned();
     assert!(answer.status.success() && text.contains("registered true"), "{text}");
@@ -127,9 +133,9 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     files.sort();
     assert_eq!(files, ["demo-query-1-request.asice", "demo-query-1-response.asice"]);
     let _ = std::fs::remove_dir_all(&out);
-    let exported = musubi(&commands[0]);
+    let exported = musubi(&commands["log"]);
     assert!(exported.status.success(), "{}", String::from_utf8_lossy(&exported.stderr));
-    let verified = musubi(&commands[1]);
+    let verified = musubi(&commands["verify"]);
     let text = String::from_utf8_lossy(&verified.stdout).into_owned();
     assert!(
         verified.status.success() && text.starts_with("valid:"),

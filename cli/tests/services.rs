@@ -162,6 +162,27 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("getHumidityResponse"), "{body}");
 
+    // A new client, added and registered with the CLI, publishes a WSDL of its own.
+    let (cs, _) = net.central.as_ref().unwrap();
+    let garden = "SUBSYSTEM:DEMO/COM/2002/garden";
+    musubi(admin, &admin_dir, &["clients", "add", garden]).await.unwrap();
+    musubi(admin, &admin_dir, &["clients", "register", garden]).await.unwrap();
+    cs.generate().await.unwrap();
+    assert!(net.provider.update_global_conf().await && net.consumer.update_global_conf().await);
+    let clients = musubi(admin, &admin_dir, &["clients", "list"]).await.unwrap();
+    assert!(clients.as_array().unwrap().iter().any(|c| c["id"] == garden && c["status"] == "registered"), "{clients}");
+    let garden_wsdl = dir.join("garden.wsdl");
+    std::fs::write(&garden_wsdl, wsdl(&format!("http://{}:8090/", ip(4))).replace("getHumidity", "getSoilMoisture"))
+        .unwrap();
+    musubi(admin, &admin_dir, &["service", "add", "--client", garden, "--wsdl", garden_wsdl.to_str().unwrap()])
+        .await
+        .unwrap();
+    let soil: musubi_protocol::ServiceId = "SERVICE:DEMO/COM/2002/garden/getSoilMoisture/v1".parse().unwrap();
+    assert_eq!(fault(&call(cp, &soil, 20).await.1), "server.serverproxy.access_denied");
+    musubi(admin, &admin_dir, &["access", "grant", &soil.to_string(), "--to", &consumer.to_string()]).await.unwrap();
+    let (status, body) = call(cp, &soil, 21).await;
+    assert_eq!(status, 200, "granted to the consumer's subsystem: {body}");
+
     // The metaservices, answered by the provider's server through both servers.
     let meta = |code: &str| musubi_protocol::ServiceId::new(provider.clone(), code, None).unwrap();
     let (status, all) = call(cp, &meta("listMethods"), 30).await;
@@ -236,7 +257,7 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     .unwrap();
     let text = String::from_utf8_lossy(&text).into_owned();
     assert_eq!(status, 200, "{text}");
-    assert!(text.contains("code=\"server.serverproxy.access_denied\"} 1"), "{text}");
+    assert!(text.contains("code=\"server.serverproxy.access_denied\"} 2"), "{text}");
     let served: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("musubi_exchanges_total{proxy=\"server\"} "))
@@ -287,6 +308,52 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     assert_eq!(listed[0]["services"].as_array().unwrap().len(), 2);
     assert_eq!(call(cp, &service, 8).await.0, 200, "the kept service keeps its settings and rights");
 
+    // An https provider: encrypted always, its certificate checked only when the service says so.
+    let key = musubi_pki::generate_ecdsa_key().unwrap();
+    let cert = musubi_pki::self_signed_tls_cert(&key, "home provider", &[ip(4).to_string()]).unwrap();
+    let tls =
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![rustls::pki_types::CertificateDer::from(cert)],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()),
+            )
+            .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind((ip(4), 8443)).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let svc = hyper::service::service_fn(|req: hyper::Request<hyper::body::Incoming>| async move {
+                    let ct = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+                    let body = req.into_body().collect().await.unwrap().to_bytes();
+                    Ok::<_, std::convert::Infallible>(musubi::demo::provider_answer(&ct, &body))
+                });
+                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+            });
+        }
+    });
+    let https = format!("https://{}:8443/", ip(4));
+    musubi(admin, &admin_dir, &["service", "edit", &service.to_string(), "--url", &https, "--ssl-verify", "true"])
+        .await
+        .unwrap();
+    let (_, body) = call(cp, &service, 12).await;
+    assert!(fault(&body).ends_with("ssl_authentication_failed"), "an unknown certificate is refused: {body}");
+    musubi(admin, &admin_dir, &["service", "edit", &service.to_string(), "--ssl-verify", "false"]).await.unwrap();
+    let (status, body) = call(cp, &service, 13).await;
+    assert_eq!(status, 200, "verification off: {body}");
+    let internal =
+        musubi_admin::client::AdminClient::new(&format!("https://{admin}"), cert_der(&admin_dir), &api_key(&admin_dir))
+            .get("/api/v1/internal-tls-certificate")
+            .await
+            .unwrap();
+    assert!(internal["certificate"].as_str().unwrap().starts_with("-----BEGIN CERTIFICATE-----"), "{internal}");
+    musubi(admin, &admin_dir, &["service", "edit", &service.to_string(), "--url", &back]).await.unwrap();
+
     // Revoked: refused with the access-denied fault.
     musubi(admin, &admin_dir, &["access", "revoke", &service.to_string(), "--to", "local:care-team"]).await.unwrap();
     let (_, body) = call(cp, &service, 6).await;
@@ -294,7 +361,6 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
 
     // A global group: granted on the provider's server, its members decided on
     // the central server and carried to the security servers by the global configuration.
-    let (cs, _) = net.central.as_ref().unwrap();
     let (officer, officer_dir) = (cs.admin_addr.unwrap(), dir.join("central/admin"));
     let member = consumer.to_string();
     musubi(admin, &admin_dir, &["access", "grant", &service.to_string(), "--to", "global:care-providers"])
@@ -315,4 +381,12 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     let (_, body) = call(cp, &service, 11).await;
     assert_eq!(fault(&body), "server.serverproxy.access_denied", "removed from the group: {body}");
     net.shutdown().await;
+}
+
+fn cert_der(admin_dir: &Path) -> Vec<u8> {
+    musubi_pki::pem_decode("CERTIFICATE", &std::fs::read_to_string(admin_dir.join("admin-tls.pem")).unwrap()).unwrap()
+}
+
+fn api_key(admin_dir: &Path) -> String {
+    std::fs::read_to_string(admin_dir.join("admin-api-key")).unwrap()
 }

@@ -10,6 +10,7 @@
 //! - `GET  /status`: initialised, server id, whether it runs and is registered, clients;
 //!   the health check's verdict, the global configuration's expiry, the OCSP
 //!   state of each own certificate, the time-stamping state and backlog
+//! - `GET  /internal-tls-certificate`: `{certificate, hash}`, what https providers are shown
 //! - `POST /initialization` `{anchor, owner, server_code, pin}`
 //! - `GET  /keys`; `POST /keys` `{role: "auth"|"sign", label?}`
 //! - `POST /keys/{id}/csr` `{member?}` → `{csr}` (PEM)
@@ -102,6 +103,7 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/openapi.json", get(openapi))
         .route("/api/v1/status", get(status))
+        .route("/api/v1/internal-tls-certificate", get(internal_tls_certificate))
         .route("/metrics", get(metrics))
         .route("/api/v1/initialization", post(initialise))
         .route("/api/v1/keys", get(keys).post(generate_key))
@@ -144,6 +146,16 @@ fn registration_error(e: crate::registration::RegistrationError) -> ApiError {
 
 async fn openapi() -> Json<Value> {
     Json(crate::openapi::document())
+}
+
+/// The certificate the server shows https providers (to pin or trust there).
+async fn internal_tls_certificate(State(a): State<Admin>) -> Answer {
+    let state = running(&a)?;
+    let path = state.conf.state_dir.join("internal-tls.pem");
+    let pem = std::fs::read_to_string(&path).map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+    let der = musubi_pki::pem_decode("CERTIFICATE", &pem)
+        .ok_or_else(|| ApiError::internal(format!("{} holds no certificate", path.display())))?;
+    Ok(Json(json!({ "certificate": pem, "hash": musubi_pki::cert_hash(&der) })))
 }
 
 async fn status(State(a): State<Admin>) -> Answer {

@@ -416,6 +416,11 @@ pub struct ServerConf {
     /// none: no health check.
     #[serde(default)]
     pub health_listen: Option<SocketAddr>,
+    /// Extra trusted roots (PEM) for https providers whose services verify
+    /// TLS (`ssl_verify`), beside the system's; the server presents its
+    /// internal TLS certificate (`state_dir/internal-tls.pem`) to them.
+    #[serde(default)]
+    pub provider_ca_file: Option<PathBuf>,
 }
 
 fn default_fetch_interval() -> u64 {

@@ -462,7 +462,22 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         sp.local_addr().map_err(|source| StartError::Bind { addr: conf.server_proxy_listen, source })?;
     let conf_check = Duration::from_secs(conf.conf_check_secs.max(1));
     let ts_period = Duration::from_secs(conf.acceptable_timestamp_failure_period_secs);
+    // The internal TLS identity shown to https providers (X-Road's internal TLS certificate).
+    let internal = musubi_admin::Identity::load_or_create_as(
+        &conf.state_dir,
+        "internal-tls",
+        &format!("{} internal", conf.server_id),
+        &[],
+    )
+    .map_err(|e| StartError::Key(format!("internal TLS certificate: {e}")))?;
+    let provider_tls = tls::ProviderTls::new(
+        conf.provider_ca_file.as_deref(),
+        CertificateDer::from(internal.cert_der.clone()),
+        internal.key_der(),
+    )
+    .map_err(|e| StartError::Key(format!("TLS towards https providers: {e}")))?;
     let state = Arc::new(proxy::State {
+        provider_tls,
         conf,
         trust,
         log: log.clone(),

@@ -93,6 +93,14 @@ fn ops() -> Vec<Op> {
             string("text/plain"),
         ),
         op(
+            "get",
+            "/api/v1/internal-tls-certificate",
+            "system",
+            "The internal TLS certificate the server shows https providers (PEM, with its SHA-256 hash).",
+            None,
+            answer(json!({ "certificate": string("PEM"), "hash": string("SHA-256 hex") })),
+        ),
+        op(
             "post",
             "/api/v1/initialization",
             "setup",

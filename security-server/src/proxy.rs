@@ -42,6 +42,8 @@ pub(crate) struct State {
     pub(crate) peers: Pool<Arc<Vec<u8>>>,
     /// Pooled connections to providers.
     pub(crate) provider_client: Pool<()>,
+    /// TLS towards https providers.
+    pub(crate) provider_tls: crate::tls::ProviderTls,
     /// TLS client settings per peer server, kept so sessions can be resumed.
     pub(crate) peer_tls: Mutex<HashMap<String, Arc<rustls::ClientConfig>>>,
     pub(crate) stats: crate::Stats,
@@ -622,8 +624,8 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
             .server_proxy(format!("request is not allowed: {} may not call {}", h.client, h.service)))
     };
     let db = state.serverconf.snapshot();
-    let (provider_url, timeout_secs) = if meta.is_some() {
-        (String::new(), 0)
+    let (provider_url, timeout_secs, ssl_verify) = if meta.is_some() {
+        (String::new(), 0, true)
     } else if let Some(service) = state.conf.services.iter().find(|s| s.id == h.service) {
         if !file_service_allows(service, &h.client, &trust) {
             return Err(denied());
@@ -631,7 +633,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         if !service.enabled {
             return Err(err(Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled", h.service))));
         }
-        (service.url.clone(), service.timeout_secs)
+        (service.url.clone(), service.timeout_secs, true)
     } else if let Some((service, description)) = db.service(&h.service) {
         if !db.allows(&h.service, &h.client, |g, c| trust.in_global_group(g, c)) {
             return Err(denied());
@@ -641,7 +643,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
                 Code::SERVICE_DISABLED.server_proxy(format!("service {} is disabled: {notice}", h.service))
             ));
         }
-        (service.url.clone(), service.timeout_secs)
+        (service.url.clone(), service.timeout_secs, service.ssl_verify)
     } else {
         return Err(err(Code::UNKNOWN_SERVICE.server_proxy(format!("unknown service {}", h.service))));
     };
@@ -669,7 +671,9 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     let action = header_str(&headers, transport::ORIGINAL_SOAP_ACTION).map(str::to_owned);
     let (status, rheaders, rbody) = match meta {
         Some(m) => metaservice_answer(state, &trust, &request, m).await.map_err(err)?,
-        None => forward(state, &provider_url, timeout_secs, &pct, action.as_deref(), pbody).await.map_err(err)?,
+        None => forward(state, &provider_url, timeout_secs, ssl_verify, &pct, action.as_deref(), pbody)
+            .await
+            .map_err(err)?,
     };
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
     // SOAP over HTTP answers 200, or 500 with a fault; anything else is an HTTP error.
@@ -798,6 +802,7 @@ async fn forward(
     state: &State,
     url: &str,
     timeout_secs: u64,
+    ssl_verify: bool,
     content_type: &str,
     soap_action: Option<&str>,
     body: Bytes,
@@ -805,14 +810,19 @@ async fn forward(
     let failed = |code: Code, m: String| code.server_proxy_service_failed(m);
     let uri: http::Uri =
         url.parse().map_err(|e| failed(Code::INTERNAL_ERROR, format!("bad service URL {url:?}: {e}")))?;
-    if uri.scheme_str() != Some("http") {
-        return Err(failed(
-            Code::INTERNAL_ERROR,
-            format!("service URL {url:?}: only http:// providers are supported yet"),
-        ));
-    }
-    let host = uri.host().unwrap_or_default().to_owned();
-    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(80));
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        _ => return Err(failed(Code::INTERNAL_ERROR, format!("service URL {url:?}: not an http:// or https:// URL"))),
+    };
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']).to_owned();
+    let addr = format!("{host}:{}", uri.port_u16().unwrap_or(if https { 443 } else { 80 }));
+    // Connections are pooled per address and way of connecting.
+    let pool_key = match (https, ssl_verify) {
+        (false, _) => addr.clone(),
+        (true, true) => format!("https://{addr}"),
+        (true, false) => format!("https+unverified://{addr}"),
+    };
     let mut req = Request::post(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
         .header(header::HOST, &addr)
         .header(header::CONTENT_TYPE, content_type);
@@ -821,7 +831,7 @@ async fn forward(
     }
     let req = req.body(Full::new(body)).map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
     let work = async {
-        let mut sender = match take_ready(&state.provider_client, &addr).await {
+        let mut sender = match take_ready(&state.provider_client, &pool_key).await {
             Some((s, ())) => s,
             None => {
                 let tcp = tokio::net::TcpStream::connect(&addr).await.map_err(|e| {
@@ -832,13 +842,29 @@ async fn forward(
                     };
                     failed(code, format!("cannot connect to the provider at {addr}: {e}"))
                 })?;
-                let (s, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
-                    .await
-                    .map_err(|e| failed(Code::NETWORK_ERROR, e.to_string()))?;
-                tokio::spawn(async move {
-                    let _ = conn.await;
-                });
-                s
+                if https {
+                    let config = if ssl_verify {
+                        state.provider_tls.verified.clone().ok_or_else(|| {
+                            failed(
+                                Code::SSL_AUTHENTICATION_FAILED,
+                                format!(
+                                    "no trusted roots to check the provider at {addr}; set provider_ca_file, \
+                                     or turn TLS verification off for the service"
+                                ),
+                            )
+                        })?
+                    } else {
+                        state.provider_tls.unverified.clone()
+                    };
+                    let name = rustls::pki_types::ServerName::try_from(host.clone())
+                        .map_err(|_| failed(Code::UNKNOWN_HOST, format!("{host:?} is not a host name")))?;
+                    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
+                        failed(Code::SSL_AUTHENTICATION_FAILED, format!("TLS with the provider at {addr}: {e}"))
+                    })?;
+                    handshake(TokioIo::new(tls)).await?
+                } else {
+                    handshake(TokioIo::new(tcp)).await?
+                }
             }
         };
         let resp = sender
@@ -847,12 +873,26 @@ async fn forward(
             .map_err(|e| failed(Code::NETWORK_ERROR, format!("provider at {addr}: {e}")))?;
         let (parts, body) = resp.into_parts();
         let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| failed(Code::IO_ERROR, e))?;
-        state.provider_client.lock().await.entry(addr.clone()).or_default().push((sender, ()));
+        state.provider_client.lock().await.entry(pool_key.clone()).or_default().push((sender, ()));
         Ok((parts.status, parts.headers, body))
     };
     tokio::time::timeout(Duration::from_secs(timeout_secs), work)
         .await
         .map_err(|_| failed(Code::NETWORK_ERROR, format!("the provider did not answer within {timeout_secs} s")))?
+}
+
+/// An HTTP/1.1 client connection to a provider over `io`.
+async fn handshake<T>(io: TokioIo<T>) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Fault>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (s, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| Code::NETWORK_ERROR.server_proxy_service_failed(e.to_string()))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(s)
 }
 
 fn percent_decode(s: &str) -> String {

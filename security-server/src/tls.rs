@@ -177,3 +177,122 @@ pub(crate) fn client_config(
         .with_custom_certificate_verifier(Arc::new(PeerServerVerifier { trust, allowed }))
         .with_client_auth_cert(vec![cert], key)
 }
+
+/// Where Debian keeps the system's trusted roots.
+const SYSTEM_ROOTS: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+/// Largest roots file read.
+const MAX_ROOTS_FILE: u64 = 4 * 1024 * 1024;
+
+/// TLS towards https providers (X-Road's HTTPS connection to a service):
+/// the server presents its internal TLS certificate; the provider's
+/// certificate is checked against the system's roots and `provider_ca_file`
+/// when the service says so (`ssl_verify`), else only encrypted to.
+pub(crate) struct ProviderTls {
+    /// For services with `ssl_verify`; none when no root could be loaded.
+    pub(crate) verified: Option<Arc<rustls::ClientConfig>>,
+    /// For services without.
+    pub(crate) unverified: Arc<rustls::ClientConfig>,
+}
+
+impl ProviderTls {
+    /// Builds both configurations; `extra_roots` is the operator's PEM file.
+    pub(crate) fn new(
+        extra_roots: Option<&std::path::Path>,
+        cert: CertificateDer<'static>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        let system = std::path::Path::new(SYSTEM_ROOTS);
+        for (path, required) in [(Some(system), false), (extra_roots, true)] {
+            let Some(path) = path else { continue };
+            match read_roots(path) {
+                Ok(certs) => {
+                    roots.add_parsable_certificates(certs);
+                }
+                Err(e) if required => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let verified = if roots.is_empty() {
+            None
+        } else {
+            let verifier = rustls::client::WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| e.to_string())?;
+            Some(Arc::new(
+                rustls::ClientConfig::builder_with_provider(provider())
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| e.to_string())?
+                    .with_webpki_verifier(verifier)
+                    .with_client_auth_cert(vec![cert.clone()], key.clone_key())
+                    .map_err(|e| e.to_string())?,
+            ))
+        };
+        let unverified = Arc::new(
+            rustls::ClientConfig::builder_with_provider(provider())
+                .with_safe_default_protocol_versions()
+                .map_err(|e| e.to_string())?
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AnyServerCert))
+                .with_client_auth_cert(vec![cert], key)
+                .map_err(|e| e.to_string())?,
+        );
+        Ok(Self { verified, unverified })
+    }
+}
+
+fn read_roots(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    if meta.len() > MAX_ROOTS_FILE {
+        return Err(format!("{}: larger than {MAX_ROOTS_FILE} bytes", path.display()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let certs: Vec<CertificateDer<'static>> = text
+        .split("-----END CERTIFICATE-----")
+        .filter_map(|block| musubi_pki::pem_decode("CERTIFICATE", &format!("{block}-----END CERTIFICATE-----")))
+        .map(CertificateDer::from)
+        .collect();
+    if certs.is_empty() {
+        return Err(format!("{}: holds no PEM certificate", path.display()));
+    }
+    Ok(certs)
+}
+
+/// For providers whose certificate is not checked (`ssl_verify = false`, as
+/// X-Road allows): the handshake's signatures are still verified, so the
+/// connection is encrypted to whoever holds the presented key.
+#[derive(Debug)]
+struct AnyServerCert;
+
+impl ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls12(message, cert, dss)
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        tls13(message, cert, dss)
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        algorithms().supported_schemes()
+    }
+}
