@@ -337,14 +337,56 @@ async fn checked(
     }
     let mut req = req;
     req.extensions_mut().insert(caller.clone());
+    // A change is audited with what it asked for (secrets masked, long texts cut).
+    let mut data = serde_json::json!({ "path": path });
+    if change {
+        let (parts, body) = req.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, crate::MAX_BODY_BYTES).await else {
+            g.audit.record(event, Some(&caller), data, "failure: HTTP 413");
+            return ApiError::new(413, format!("the request body is larger than {} bytes", crate::MAX_BODY_BYTES))
+                .into_response();
+        };
+        if let Ok(body) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+            data["body"] = audited(body);
+        }
+        req = Request::from_parts(parts, axum::body::Body::from(bytes));
+    }
     let response = next.run(req).await;
     if change {
         let status = response.status();
         let outcome =
             if status.is_success() { "success".to_string() } else { format!("failure: HTTP {}", status.as_u16()) };
-        g.audit.record(event, Some(&caller), serde_json::json!({ "path": path }), &outcome);
+        g.audit.record(event, Some(&caller), data, &outcome);
     }
     response
+}
+
+/// Longest text kept whole in an audit record.
+const AUDITED_TEXT: usize = 256;
+
+/// A request body as the audit log keeps it: PINs, keys, passwords, tokens
+/// and secrets masked; long texts (WSDLs, anchors, certificates) cut to their
+/// start and length.
+fn audited(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let secret =
+                        ["pin", "key", "password", "token", "secret"].contains(&k.to_ascii_lowercase().as_str());
+                    let v = if secret && !v.is_null() { Value::String("***".into()) } else { audited(v) };
+                    (k, v)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.into_iter().map(audited).collect()),
+        Value::String(s) if s.len() > AUDITED_TEXT => {
+            let cut = (0..=64).rev().find(|i| s.is_char_boundary(*i)).unwrap_or(0);
+            Value::String(format!("{}… ({} bytes)", &s[..cut], s.len()))
+        }
+        other => other,
+    }
 }
 
 /// Wraps `router` with the API-key and role checks, a rate limit per key
@@ -517,6 +559,20 @@ fn explain(status: u16, method: &Method, path: &str, text: &str) -> (String, Opt
 #[cfg(test)]
 mod explain_tests {
     use super::*;
+
+    #[test]
+    fn audit_records_mask_secrets_and_cut_long_texts() {
+        let body = serde_json::json!({
+            "pin": "1234", "owner": "MEMBER:DEMO/GOV/1001", "anchor": "x".repeat(1000),
+            "nested": [{ "Token": "t" }], "name": "monitoring"
+        });
+        let kept = audited(body);
+        assert_eq!(kept["pin"], "***");
+        assert_eq!(kept["nested"][0]["Token"], "***");
+        assert_eq!(kept["owner"], "MEMBER:DEMO/GOV/1001");
+        assert_eq!(kept["anchor"], format!("{}… (1000 bytes)", "x".repeat(64)));
+        assert_eq!(kept["name"], "monitoring");
+    }
 
     #[test]
     fn framework_refusals_name_the_field() {

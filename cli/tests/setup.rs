@@ -245,6 +245,13 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
         .unwrap_or_else(|| panic!("the refusal is audited: {audit}"));
     assert_eq!(refused["user"], format!("monitoring (key {})", created["id"]));
     assert_eq!(refused["auth"], "api-key");
+    assert!(!audit.contains("correct-horse-7"), "the PIN is never audited: {audit}");
+    let init =
+        records.iter().find(|r| r["event"] == "POST /api/v1/initialization" && r["outcome"] == "success").unwrap();
+    assert_eq!(
+        (init["data"]["body"]["pin"].as_str(), init["data"]["body"]["server_code"].as_str()),
+        (Some("***"), Some("ss1"))
+    );
     for event in
         ["POST /api/v1/initialization", "POST /api/v1/keys", "POST /api/v1/certificates", "POST /api/v1/api-keys"]
     {
