@@ -457,6 +457,76 @@ async fn add_and_register_client(handle: &musubi_security_server::Handle, client
     answer["request_id"].as_i64().context("a request id")
 }
 
+/// The demo provider's services as a configuration file lists them (for
+/// servers that are not set up through their admin API).
+fn demo_file_services(service: &ServiceId, denied: &ServiceId, url: &str, consumer: &ClientId) -> Vec<Service> {
+    vec![
+        Service {
+            id: service.clone(),
+            url: url.to_string(),
+            timeout_secs: 10,
+            enabled: true,
+            allowed_clients: vec![consumer.clone()],
+            allowed_global_groups: vec![],
+        },
+        Service {
+            id: denied.clone(),
+            url: url.to_string(),
+            timeout_secs: 10,
+            enabled: true,
+            allowed_clients: vec![],
+            // Opened by the central server's global group (empty in the demo).
+            allowed_global_groups: vec![DOOR_LOCK_GROUP.into()],
+        },
+    ]
+}
+
+/// The demo provider's WSDL: its two operations, without versions.
+fn demo_wsdl(url: &str) -> String {
+    let (_, _, service, denied) = ids();
+    let operation = |code: &str| {
+        format!(
+            "    <wsdl:operation name=\"{code}\"><soap:operation soapAction=\"\" style=\"document\"/></wsdl:operation>\n"
+        )
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <wsdl:definitions xmlns:wsdl=\"http://schemas.xmlsoap.org/wsdl/\" \
+         xmlns:soap=\"http://schemas.xmlsoap.org/wsdl/soap/\" xmlns:tns=\"http://example.org/home\" \
+         targetNamespace=\"http://example.org/home\">\n\
+         <wsdl:binding name=\"homeBinding\" type=\"tns:homePortType\">\n\
+         <soap:binding style=\"document\" transport=\"http://schemas.xmlsoap.org/soap/http\"/>\n\
+         {}{}</wsdl:binding>\n\
+         <wsdl:service name=\"home\"><wsdl:port binding=\"tns:homeBinding\" name=\"homePort\">\
+         <soap:address location=\"{url}\"/></wsdl:port></wsdl:service>\n\
+         </wsdl:definitions>\n",
+        operation(service.service_code()),
+        operation(denied.service_code())
+    )
+}
+
+/// Publishes the demo provider's services on its security server as an
+/// operator does (`musubi service add`, `musubi access grant`): the WSDL in
+/// `dir/provider.wsdl`, the example service for the consumer, the door-lock
+/// service for the global group.
+async fn publish_demo_services(api: &musubi_admin::client::AdminClient, dir: &Path, url: &str) -> Result<()> {
+    let (consumer, provider, service, denied) = ids();
+    let file = dir.join("provider.wsdl");
+    let wsdl = demo_wsdl(url);
+    write(&file, &wsdl)?;
+    let descriptions = format!("/api/v1/clients/{}/service-descriptions", crate::admin::percent(&provider.to_string()));
+    api.post(&descriptions, &serde_json::json!({ "url": format!("file://{}", file.display()), "wsdl": wsdl }))
+        .await
+        .context("adding the demo provider's WSDL")?;
+    for (svc, subject) in [(&service, consumer.to_string()), (&denied, format!("global:{DOOR_LOCK_GROUP}"))] {
+        let path = format!("/api/v1/services/{}/access-rights", crate::admin::percent(&svc.to_string()));
+        api.post(&path, &serde_json::json!({ "subject": subject }))
+            .await
+            .with_context(|| format!("granting {svc} to {subject}"))?;
+    }
+    Ok(())
+}
+
 fn random_pin() -> Result<zeroize::Zeroizing<String>> {
     use ring::rand::SecureRandom as _;
     let mut raw = [0u8; 12];
@@ -663,25 +733,11 @@ impl Network {
                 &ss_b,
                 ip_b,
                 provider.member_id(),
-                vec![
-                    Service {
-                        id: service.clone(),
-                        url: provider_url.clone(),
-                        timeout_secs: 10,
-                        enabled: true,
-                        allowed_clients: vec![consumer.clone()],
-                        allowed_global_groups: vec![],
-                    },
-                    Service {
-                        id: denied.clone(),
-                        url: provider_url.clone(),
-                        timeout_secs: 10,
-                        enabled: true,
-                        allowed_clients: vec![],
-                        // Opened by the central server's global group (empty in the demo).
-                        allowed_global_groups: vec![DOOR_LOCK_GROUP.into()],
-                    },
-                ]
+                if publish_through_api {
+                    vec![]
+                } else {
+                    demo_file_services(&service, &denied, &provider_url, &consumer)
+                }
                 .into_iter()
                 .chain(adapter_services.iter().cloned())
                 .collect(),
@@ -833,6 +889,7 @@ impl Network {
                 add_and_register_client(handle, client).await?;
             }
             take_new_configuration(&central, &[&consumer_handle, &provider_handle]).await?;
+            publish_demo_services(&admin_client(&provider_handle)?, dir, &provider_url).await?;
             if let (Some(a), Some(facts)) = (&adapter, adapter_facts.as_mut()) {
                 let published = crate::admin::publish_adapter(
                     &admin_client(&provider_handle)?,
