@@ -576,10 +576,17 @@ pub enum AccessCommand {
         #[arg(long)]
         to: String,
     },
-    /// Who may call a service.
+    /// Who may call a service; or, with --client, every right on a client's services.
     List {
         /// The service.
-        service: String,
+        #[arg(required_unless_present = "client", conflicts_with = "client")]
+        service: Option<String>,
+        /// The providing client (X-Road's service clients view).
+        #[arg(long)]
+        client: Option<String>,
+        /// With --client: only this subject's rights.
+        #[arg(long, requires = "client")]
+        to: Option<String>,
     },
 }
 
@@ -596,6 +603,20 @@ pub enum GroupCommand {
         /// What it is for.
         #[arg(long)]
         description: Option<String>,
+    },
+    /// A client's local groups and their members.
+    List {
+        /// The client.
+        #[arg(long)]
+        client: String,
+    },
+    /// Delete a local group (the access rights granted to it go too).
+    Delete {
+        /// The client.
+        #[arg(long)]
+        client: String,
+        /// The group's code.
+        code: String,
     },
     /// Add a member or subsystem to a local group.
     AddMember {
@@ -704,10 +725,26 @@ pub async fn access(ep: &Endpoint, command: &AccessCommand) -> Result<()> {
             let v = api.delete(&format!("{}/{}", path(service), percent(to))).await?;
             print(&ep.output, &v, |_| format!("{to} may no longer call {service}"));
         }
-        AccessCommand::List { service } => {
+        AccessCommand::List { service: Some(service), .. } => {
             let v = api.get(&path(service)).await?;
             print(&ep.output, &v, |v| {
                 v.as_array().into_iter().flatten().map(|r| s(&r["subject"]).to_string()).collect::<Vec<_>>().join("\n")
+            });
+        }
+        AccessCommand::List { service: None, client, to } => {
+            let client = client.as_deref().context("name a service or --client")?;
+            let mut p = format!("/api/v1/clients/{}/access-rights", percent(client));
+            if let Some(to) = to {
+                p.push_str(&format!("?subject={}", percent(to)));
+            }
+            let v = api.get(&p).await?;
+            print(&ep.output, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| format!("{}  {}", s(&r["service_code"]), s(&r["subject"])))
+                    .collect::<Vec<_>>()
+                    .join("\n")
             });
         }
     }
@@ -722,6 +759,24 @@ pub async fn group(ep: &Endpoint, command: &GroupCommand) -> Result<()> {
         GroupCommand::Add { client, code, description } => {
             let v = api.post(&base(client), &json!({ "code": code, "description": description })).await?;
             print(&ep.output, &v, |_| format!("local group {code} added to {client}"));
+        }
+        GroupCommand::List { client } => {
+            let v = api.get(&base(client)).await?;
+            print(&ep.output, &v, |v| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|g| {
+                        let members: Vec<&str> = g["members"].as_array().into_iter().flatten().map(s).collect();
+                        format!("{}  {}  {}", s(&g["code"]), s(&g["description"]), members.join(", "))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        GroupCommand::Delete { client, code } => {
+            let v = api.delete(&format!("{}/{}", base(client), percent(code))).await?;
+            print(&ep.output, &v, |_| format!("local group {code} of {client} deleted"));
         }
         GroupCommand::AddMember { client, code, member } => {
             let v =

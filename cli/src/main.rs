@@ -97,7 +97,7 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
-    /// Local groups of a client: add, add-member, remove-member.
+    /// Local groups of a client: list, add, delete, add-member, remove-member.
     Group {
         #[command(subcommand)]
         command: musubi::admin::GroupCommand,

@@ -161,6 +161,13 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     let (status, body) = call(cp, &service, 3).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("getHumidityResponse"), "{body}");
+    // The same rights seen by client, and the client's groups.
+    let by_client =
+        musubi(admin, &admin_dir, &["access", "list", "--client", &home, "--to", "local:care-team"]).await.unwrap();
+    assert_eq!(by_client, serde_json::json!([{ "service_code": "getHumidity", "subject": "local:care-team" }]));
+    let groups = musubi(admin, &admin_dir, &["group", "list", "--client", &home]).await.unwrap();
+    assert_eq!(groups[0]["code"], "care-team");
+    assert_eq!(groups[0]["members"][0], consumer.to_string());
 
     // A new client, added and registered with the CLI, publishes a WSDL of its own.
     let (cs, _) = net.central.as_ref().unwrap();
@@ -380,6 +387,17 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     assert!(net.provider.update_global_conf().await);
     let (_, body) = call(cp, &service, 11).await;
     assert_eq!(fault(&body), "server.serverproxy.access_denied", "removed from the group: {body}");
+
+    // A local group deleted takes its access rights with it.
+    musubi(admin, &admin_dir, &["group", "add", "--client", &home, "night-shift"]).await.unwrap();
+    musubi(admin, &admin_dir, &["group", "add-member", "--client", &home, "night-shift", &member]).await.unwrap();
+    musubi(admin, &admin_dir, &["access", "grant", &service.to_string(), "--to", "local:night-shift"]).await.unwrap();
+    assert_eq!(call(cp, &service, 14).await.0, 200);
+    musubi(admin, &admin_dir, &["group", "delete", "--client", &home, "night-shift"]).await.unwrap();
+    let (_, body) = call(cp, &service, 15).await;
+    assert_eq!(fault(&body), "server.serverproxy.access_denied", "the group is gone: {body}");
+    let rights = musubi(admin, &admin_dir, &["access", "list", &service.to_string()]).await.unwrap();
+    assert!(!rights.to_string().contains("night-shift"), "{rights}");
     net.shutdown().await;
 }
 

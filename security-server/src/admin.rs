@@ -30,6 +30,8 @@
 //!   (subject: a member or subsystem id, `local:GROUP` or `global:GROUP`)
 //! - `GET /message-log/{query_id}[?client=ID]`: a ZIP of the ASiC-E containers of a
 //!   query's time-stamped records (security officers and system administrators)
+//! - `GET /clients/{id}/access-rights[?subject=S]`: the rights on a client's services
+//! - `GET /clients/{id}/local-groups`; `DELETE /clients/{id}/local-groups/{code}` (its rights go too)
 //! - `POST /clients/{id}/local-groups` `{code, description?}`;
 //!   `POST /clients/{id}/local-groups/{code}/members` `{member}`; `DELETE …/members/{member}`
 //!
@@ -124,7 +126,9 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/services/{id}/access-rights", get(access_rights).post(grant))
         .route("/api/v1/services/{id}/access-rights/{subject}", axum::routing::delete(revoke))
         .route("/api/v1/message-log/{query_id}", get(message_log))
-        .route("/api/v1/clients/{id}/local-groups", post(add_group))
+        .route("/api/v1/clients/{id}/local-groups", get(groups).post(add_group))
+        .route("/api/v1/clients/{id}/local-groups/{code}", axum::routing::delete(delete_group))
+        .route("/api/v1/clients/{id}/access-rights", get(client_access_rights))
         .route("/api/v1/clients/{id}/local-groups/{code}/members", post(add_group_member))
         .route("/api/v1/clients/{id}/local-groups/{code}/members/{member}", axum::routing::delete(remove_group_member))
         .with_state(admin)
@@ -627,6 +631,53 @@ struct NewGroup {
     code: String,
     #[serde(default)]
     description: Option<String>,
+}
+
+async fn groups(State(a): State<Admin>, Path(id): Path<String>) -> Answer {
+    let client = own_client(&a, &id)?;
+    let db = running(&a)?.serverconf.snapshot();
+    let list: Vec<Value> = db
+        .groups
+        .iter()
+        .filter(|g| g.client == client)
+        .map(|g| {
+            let members: Vec<String> = g.members.iter().map(ToString::to_string).collect();
+            json!({ "code": g.code, "description": g.description, "members": members })
+        })
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+async fn delete_group(State(a): State<Admin>, Path((id, code)): Path<(String, String)>) -> Answer {
+    let client = own_client(&a, &id)?;
+    running(&a)?.serverconf.delete_group(&client, &code).await.map_err(serverconf_error)?;
+    Ok(Json(json!({ "client": client.to_string(), "code": code, "deleted": true })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectQuery {
+    #[serde(default)]
+    subject: Option<String>,
+}
+
+/// A client's access rights (X-Road's "service clients" view): every right
+/// on its services, or one subject's.
+async fn client_access_rights(
+    State(a): State<Admin>,
+    Path(id): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<SubjectQuery>,
+) -> Answer {
+    let client = own_client(&a, &id)?;
+    let subject = q.subject.as_deref().map(|s| subject_of("subject", s)).transpose()?;
+    let db = running(&a)?.serverconf.snapshot();
+    let list: Vec<Value> = db
+        .rights
+        .iter()
+        .filter(|r| r.client == client && subject.as_ref().is_none_or(|s| *s == r.subject))
+        .map(|r| json!({ "service_code": r.service_code, "subject": r.subject.to_string() }))
+        .collect();
+    Ok(Json(Value::Array(list)))
 }
 
 async fn add_group(State(a): State<Admin>, Path(id): Path<String>, Json(g): Json<NewGroup>) -> Answer {

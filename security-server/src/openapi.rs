@@ -298,6 +298,33 @@ fn ops() -> Vec<Op> {
                            "revoked": { "type": "boolean" } })),
         ),
         op(
+            "get",
+            "/api/v1/clients/{id}/access-rights",
+            "access",
+            "The access rights on a client's services (optionally one subject's).",
+            None,
+            list(answer(json!({ "service_code": { "type": "string" },
+                                "subject": string("a client id, local:GROUP or global:GROUP") }))),
+        ),
+        op(
+            "get",
+            "/api/v1/clients/{id}/local-groups",
+            "access",
+            "A client's local groups with their members.",
+            None,
+            list(answer(json!({ "code": { "type": "string" }, "description": { "type": "string" },
+                                "members": list(string(CLIENT_ID)) }))),
+        ),
+        op(
+            "delete",
+            "/api/v1/clients/{id}/local-groups/{code}",
+            "access",
+            "Delete a local group; the access rights granted to it go too.",
+            None,
+            answer(json!({ "client": { "type": "string" }, "code": { "type": "string" },
+                           "deleted": { "type": "boolean" } })),
+        ),
+        op(
             "post",
             "/api/v1/clients/{id}/local-groups",
             "access",
@@ -387,6 +414,11 @@ pub(crate) fn document() -> Value {
         if op.path == "/api/v1/message-log/{query_id}" {
             parameters.push(json!({ "name": "client", "in": "query", "required": false,
                                     "schema": { "type": "string" }, "description": CLIENT_ID }));
+        }
+        if op.path == "/api/v1/clients/{id}/access-rights" {
+            parameters.push(json!({ "name": "subject", "in": "query", "required": false,
+                                    "schema": { "type": "string" },
+                                    "description": "a client id, local:GROUP or global:GROUP" }));
         }
         let content_type = match op.path {
             "/metrics" => "text/plain",

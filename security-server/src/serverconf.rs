@@ -539,6 +539,28 @@ impl ServerConfDb {
         self.reload().await
     }
 
+    /// Deletes a local group of `client` with its members and the access
+    /// rights granted to it, in one transaction.
+    pub async fn delete_group(&self, client: &ClientId, code: &str) -> Result<(), ServerConfError> {
+        if !self.snapshot().groups.iter().any(|g| g.client == *client && g.code == code) {
+            return Err(ServerConfError::NotFound(format!("{client} has no local group {code}")));
+        }
+        let mut tx = self.pool.begin().await?;
+        for sql in [
+            "DELETE FROM local_group_members WHERE client = $1 AND code = $2",
+            "DELETE FROM local_groups WHERE client = $1 AND code = $2",
+        ] {
+            sqlx::query(sql).bind(client.to_string()).bind(code).execute(&mut *tx).await?;
+        }
+        sqlx::query("DELETE FROM access_rights WHERE client = $1 AND subject = $2")
+            .bind(client.to_string())
+            .bind(Subject::LocalGroup(code.to_string()).to_string())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.reload().await
+    }
+
     /// Removes `member` from a local group of `client`.
     pub async fn remove_group_member(
         &self,
