@@ -186,9 +186,17 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
         .unwrap();
     let soil: musubi_protocol::ServiceId = "SERVICE:DEMO/COM/2002/garden/getSoilMoisture/v1".parse().unwrap();
     assert_eq!(fault(&call(cp, &soil, 20).await.1), "server.serverproxy.access_denied");
-    musubi(admin, &admin_dir, &["access", "grant", &soil.to_string(), "--to", &consumer.to_string()]).await.unwrap();
+    musubi(admin, &admin_dir, &["group", "add", "--client", garden, "carers"]).await.unwrap();
+    musubi(admin, &admin_dir, &["group", "add-member", "--client", garden, "carers", &consumer.to_string()])
+        .await
+        .unwrap();
+    musubi(admin, &admin_dir, &["access", "grant", &soil.to_string(), "--to", "local:carers"]).await.unwrap();
     let (status, body) = call(cp, &soil, 21).await;
-    assert_eq!(status, 200, "granted to the consumer's subsystem: {body}");
+    assert_eq!(status, 200, "granted to a local group holding the consumer's subsystem: {body}");
+    musubi(admin, &admin_dir, &["access", "revoke", &soil.to_string(), "--to", "local:carers"]).await.unwrap();
+    assert_eq!(fault(&call(cp, &soil, 22).await.1), "server.serverproxy.access_denied", "revoked");
+    musubi(admin, &admin_dir, &["access", "grant", &soil.to_string(), "--to", &consumer.to_string()]).await.unwrap();
+    assert_eq!(call(cp, &soil, 23).await.0, 200, "granted to the subsystem itself");
 
     // The metaservices, answered by the provider's server through both servers.
     let meta = |code: &str| musubi_protocol::ServiceId::new(provider.clone(), code, None).unwrap();
@@ -264,7 +272,7 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
     .unwrap();
     let text = String::from_utf8_lossy(&text).into_owned();
     assert_eq!(status, 200, "{text}");
-    assert!(text.contains("code=\"server.serverproxy.access_denied\"} 2"), "{text}");
+    assert!(text.contains("code=\"server.serverproxy.access_denied\"} 3"), "{text}");
     let served: u64 = text
         .lines()
         .find_map(|l| l.strip_prefix("musubi_exchanges_total{proxy=\"server\"} "))
