@@ -112,14 +112,19 @@ impl ClientCertVerifier for PeerClientVerifier {
     }
 }
 
-/// Accepts a server only if its certificate is one of `allowed` hashes.
-#[derive(Debug)]
-struct PeerServerVerifier {
-    trust: SharedTrust,
-    allowed: Vec<String>,
+/// What a TLS client checks of the server's certificate (end entity,
+/// intermediates); the handshake signatures are verified for every check.
+type ServerCheck = dyn Fn(&CertificateDer<'_>, &[CertificateDer<'_>]) -> Result<(), rustls::Error> + Send + Sync;
+
+struct ServerVerifier(Box<ServerCheck>);
+
+impl std::fmt::Debug for ServerVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerVerifier")
+    }
 }
 
-impl ServerCertVerifier for PeerServerVerifier {
+impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -128,7 +133,7 @@ impl ServerCertVerifier for PeerServerVerifier {
         _ocsp: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        check_peer(&self.trust.get(), end_entity, intermediates, Some(&self.allowed))?;
+        (self.0)(end_entity, intermediates)?;
         Ok(ServerCertVerified::assertion())
     }
     fn verify_tls12_signature(
@@ -174,7 +179,10 @@ pub(crate) fn client_config(
     rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(PeerServerVerifier { trust, allowed }))
+        // Accepts a server only if its certificate is one of `allowed` hashes.
+        .with_custom_certificate_verifier(Arc::new(ServerVerifier(Box::new(move |cert, intermediates| {
+            check_peer(&trust.get(), cert, intermediates, Some(&allowed))
+        }))))
         .with_client_auth_cert(vec![cert], key)
 }
 
@@ -234,7 +242,9 @@ impl ProviderTls {
                 .with_safe_default_protocol_versions()
                 .map_err(|e| e.to_string())?
                 .dangerous()
-                .with_custom_certificate_verifier(Arc::new(AnyServerCert))
+                // For providers whose certificate is not checked (`ssl_verify = false`, as
+                // X-Road allows): the connection is encrypted to whoever holds the presented key.
+                .with_custom_certificate_verifier(Arc::new(ServerVerifier(Box::new(|_, _| Ok(())))))
                 .with_client_auth_cert(vec![cert], key)
                 .map_err(|e| e.to_string())?,
         );
@@ -257,42 +267,4 @@ fn read_roots(path: &std::path::Path) -> Result<Vec<CertificateDer<'static>>, St
         return Err(format!("{}: holds no PEM certificate", path.display()));
     }
     Ok(certs)
-}
-
-/// For providers whose certificate is not checked (`ssl_verify = false`, as
-/// X-Road allows): the handshake's signatures are still verified, so the
-/// connection is encrypted to whoever holds the presented key.
-#[derive(Debug)]
-struct AnyServerCert;
-
-impl ServerCertVerifier for AnyServerCert {
-    fn verify_server_cert(
-        &self,
-        _: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        tls12(message, cert, dss)
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        tls13(message, cert, dss)
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        algorithms().supported_schemes()
-    }
 }
