@@ -62,15 +62,25 @@ impl Role {
     }
 }
 
-/// Who is calling: the key's id, name and roles.
-#[derive(Debug, Clone)]
+/// Who is calling: an API key (its id, name and roles) or a logged-in user
+/// (a UI session: the user's id, name and roles).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caller {
-    /// The key's id.
+    /// The key's or user's id.
     pub id: u32,
-    /// The name it was created with.
+    /// The key's name, or the user name.
     pub name: String,
     /// Its roles.
     pub roles: Vec<Role>,
+    /// Whether it is a UI session rather than an API key.
+    pub session: bool,
+}
+
+impl Caller {
+    /// How the audit log names the caller.
+    pub fn audit_name(&self) -> String {
+        if self.session { self.name.clone() } else { format!("{} (key {})", self.name, self.id) }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -98,7 +108,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-fn new_token() -> Result<String, AdminError> {
+pub(crate) fn new_token() -> Result<String, AdminError> {
     use base64::Engine as _;
     use ring::rand::SecureRandom as _;
     let mut raw = [0u8; 32];
@@ -174,7 +184,12 @@ impl ApiKeys {
     pub fn check(&self, token: &str) -> Option<Caller> {
         let h = hash(token);
         let entries = self.entries.read().unwrap_or_else(|p| p.into_inner());
-        entries.iter().find(|e| e.hash == h).map(|e| Caller { id: e.id, name: e.name.clone(), roles: e.roles.clone() })
+        entries.iter().find(|e| e.hash == h).map(|e| Caller {
+            id: e.id,
+            name: e.name.clone(),
+            roles: e.roles.clone(),
+            session: false,
+        })
     }
 
     /// Whether `token` is one of the keys.
@@ -234,8 +249,8 @@ impl Audit {
         let line = serde_json::json!({
             "time": time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
             "event": event,
-            "user": caller.map(|c| format!("{} (key {})", c.name, c.id)),
-            "auth": "api-key",
+            "user": caller.map(Caller::audit_name),
+            "auth": caller.map_or("none", |c| if c.session { "session" } else { "api-key" }),
             "data": data,
             "outcome": outcome,
         });
@@ -257,6 +272,7 @@ pub type Policy = fn(&Method, &str) -> Option<&'static [Role]>;
 #[derive(Clone)]
 struct Guard {
     keys: ApiKeys,
+    users: crate::users::Users,
     policy: Policy,
     audit: Audit,
     limits: RateLimits,
@@ -269,11 +285,14 @@ pub const RATE_BURST: f64 = 40.0;
 
 /// A token bucket per API key.
 #[derive(Debug, Clone, Default)]
-struct RateLimits(Arc<Mutex<std::collections::HashMap<u32, (f64, std::time::Instant)>>>);
+struct RateLimits(Arc<Mutex<std::collections::HashMap<(bool, u32), Bucket>>>);
+
+/// Tokens left, and when they were counted.
+type Bucket = (f64, std::time::Instant);
 
 impl RateLimits {
     /// Takes one request from `key`'s bucket; the seconds to wait when empty.
-    fn take(&self, key: u32, now: std::time::Instant) -> Result<(), u64> {
+    fn take(&self, key: (bool, u32), now: std::time::Instant) -> Result<(), u64> {
         let mut buckets = self.0.lock().unwrap_or_else(|p| p.into_inner());
         let (tokens, last) = buckets.entry(key).or_insert((RATE_BURST, now));
         *tokens = (*tokens + now.saturating_duration_since(*last).as_secs_f64() * RATE_PER_SECOND).min(RATE_BURST);
@@ -287,7 +306,24 @@ impl RateLimits {
     }
 }
 
-/// API-key management is for system administrators.
+/// Reads a `roles` field: at least one of X-Road's role names.
+pub(crate) fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
+    let roles = names
+        .iter()
+        .map(|r| {
+            Role::parse(r).ok_or_else(|| {
+                let all: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
+                ApiError::field("roles", format!("{r:?} is not a role; expected {}", all.join(", ")))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if roles.is_empty() {
+        return Err(ApiError::field("roles", "at least one role"));
+    }
+    Ok(roles)
+}
+
+/// API-key and user management is for system administrators.
 pub const KEY_ADMINS: &[Role] = &[Role::SystemAdministrator];
 
 async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
@@ -307,26 +343,47 @@ async fn checked(
     event: &str,
     change: bool,
 ) -> Response {
-    let Some(caller) = crate::api_key(&req).and_then(|t| g.keys.check(t)) else {
+    let session = crate::session::cookie(&req).and_then(|t| g.users.session(t, std::time::Instant::now()));
+    let caller = match crate::api_key(&req) {
+        Some(token) => g.keys.check(token),
+        None => session.as_ref().map(|(c, _)| c.clone()),
+    };
+    let Some(caller) = caller else {
         if change {
-            g.audit.record(event, None, serde_json::Value::Null, "refused: no valid API key");
+            g.audit.record(event, None, serde_json::Value::Null, "refused: not authenticated");
         }
         let hint = if crate::api_key(&req).is_some() {
             "the API key is not known; use the key in admin-api-key or one made with `musubi api-key create`"
+        } else if crate::session::cookie(&req).is_some() {
+            "the session has ended; log in again"
         } else {
-            "send the API key as 'Authorization: X-Road-ApiKey token=KEY'"
+            "send the API key as 'Authorization: X-Road-ApiKey token=KEY', or log in"
         };
         return ApiError::new(401, hint).into_response();
     };
-    if let Err(wait) = g.limits.take(caller.id, std::time::Instant::now()) {
-        let mut r =
-            ApiError::new(429, format!("too many requests with this API key; retry in {wait} s")).into_response();
+    // A browser's session must prove each change comes from the UI's own page.
+    if caller.session && change {
+        let sent = req.headers().get("x-csrf-token").and_then(|v| v.to_str().ok());
+        if !session.as_ref().is_some_and(|(_, csrf)| crate::users::Users::csrf_ok(csrf, sent)) {
+            g.audit.record(event, Some(&caller), serde_json::Value::Null, "refused: CSRF token");
+            return ApiError::new(403, "the request lacks the session's CSRF token (X-CSRF-Token); reload the page")
+                .into_response();
+        }
+    }
+    if let Err(wait) = g.limits.take((caller.session, caller.id), std::time::Instant::now()) {
+        let mut r = ApiError::new(429, format!("too many requests; retry in {wait} s")).into_response();
         if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
         return r;
     }
-    let needed = if path.starts_with("/api/v1/api-keys") { Some(KEY_ADMINS) } else { (g.policy)(method, path) };
+    let needed = if path.starts_with("/api/v1/api-keys") || path.starts_with("/api/v1/users") {
+        Some(KEY_ADMINS)
+    } else if path == "/api/v1/session" {
+        None
+    } else {
+        (g.policy)(method, path)
+    };
     if let Some(roles) = needed
         && !caller.roles.iter().any(|r| roles.contains(r))
     {
@@ -337,6 +394,9 @@ async fn checked(
     }
     let mut req = req;
     req.extensions_mut().insert(caller.clone());
+    if let Some((_, csrf)) = session {
+        req.extensions_mut().insert(crate::session::Csrf(csrf));
+    }
     // A change is audited with what it asked for (secrets masked, long texts cut).
     let mut data = serde_json::json!({ "path": path });
     if change {
@@ -389,17 +449,49 @@ fn audited(value: serde_json::Value) -> serde_json::Value {
     }
 }
 
-/// Wraps `router` with the API-key and role checks, a rate limit per key
+/// Who may use an admin API and what it keeps of them: API keys, UI users
+/// and their sessions, the audit log.
+#[derive(Debug, Clone)]
+pub struct Access {
+    /// API keys.
+    pub keys: ApiKeys,
+    /// UI users and sessions.
+    pub users: crate::users::Users,
+    /// The audit log.
+    pub audit: Audit,
+}
+
+impl Access {
+    /// Opens `dir/api-keys`, `dir/users` and `dir/audit.log`; with the
+    /// one-time setup token to print when there is no user yet.
+    pub fn open(dir: &Path) -> Result<(Self, Option<String>), AdminError> {
+        let keys = ApiKeys::open(dir)?;
+        let (users, token) = crate::users::Users::open(dir)?;
+        Ok((Self { keys, users, audit: Audit::new(dir.join("audit.log")) }, token))
+    }
+}
+
+/// Wraps `router` with the authentication (API keys, or UI sessions whose
+/// changes carry the CSRF token) and role checks, a rate limit per caller
 /// ([`RATE_PER_SECOND`], bursts of [`RATE_BURST`]; 429 with `Retry-After`),
-/// the audit log, the body limit, and the API-key management endpoints (`GET/POST /api/v1/api-keys`,
-/// `DELETE /api/v1/api-keys/{id}`; system administrators only).
-pub fn protect(router: axum::Router, keys: ApiKeys, policy: Policy, audit: Audit) -> axum::Router {
-    router
+/// the audit log, the body limit, the API-key and user management endpoints
+/// (`/api/v1/api-keys`, `/api/v1/users`; system administrators only) and the
+/// session endpoints (see [`crate::session`]).
+pub fn protect(router: axum::Router, access: Access, policy: Policy) -> axum::Router {
+    let Access { keys, users, audit } = access;
+    let guarded = router
         .merge(key_routes(keys.clone()))
+        .merge(crate::session::routes(users.clone(), audit.clone()))
+        .fallback(|uri: axum::http::Uri| async move {
+            ApiError::new(404, format!("no endpoint {}; see /api/v1/openapi.json", uri.path()))
+        })
         .layer(axum::middleware::from_fn_with_state(
-            Guard { keys, policy, audit, limits: RateLimits::default() },
+            Guard { keys, users: users.clone(), policy, audit: audit.clone(), limits: RateLimits::default() },
             guard,
-        ))
+        ));
+    // Logging in and the first-run wizard come before any authentication.
+    guarded
+        .merge(crate::session::public_routes(users, audit))
         .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
 }
 
@@ -429,19 +521,7 @@ fn key_routes(keys: ApiKeys) -> axum::Router {
         if name.is_empty() || name.len() > 100 || name.chars().any(char::is_control) {
             return Err(ApiError::field("name", "a name of 1 to 100 printable characters"));
         }
-        let roles = k
-            .roles
-            .iter()
-            .map(|r| {
-                Role::parse(r).ok_or_else(|| {
-                    let all: Vec<&str> = Role::ALL.iter().map(|r| r.name()).collect();
-                    ApiError::field("roles", format!("{r:?} is not a role; expected {}", all.join(", ")))
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        if roles.is_empty() {
-            return Err(ApiError::field("roles", "at least one role"));
-        }
+        let roles = parse_roles(&k.roles)?;
         let (id, key) = keys.create(name, &roles).map_err(ApiError::internal)?;
         Ok(Json(serde_json::json!({ "id": id, "key": key, "note": "the key is shown once; keep it safe" })))
     }
@@ -470,12 +550,13 @@ mod tests {
         let limits = RateLimits::default();
         let t0 = std::time::Instant::now();
         for _ in 0..RATE_BURST as usize {
-            assert!(limits.take(1, t0).is_ok());
+            assert!(limits.take((false, 1), t0).is_ok());
         }
-        assert_eq!(limits.take(1, t0), Err(1), "the burst is spent");
-        assert!(limits.take(2, t0).is_ok(), "another key has its own bucket");
+        assert_eq!(limits.take((false, 1), t0), Err(1), "the burst is spent");
+        assert!(limits.take((false, 2), t0).is_ok(), "another key has its own bucket");
+        assert!(limits.take((true, 1), t0).is_ok(), "a user has their own bucket");
         let later = t0 + std::time::Duration::from_millis(100);
-        assert!(limits.take(1, later).is_ok(), "{RATE_PER_SECOND}/s refills");
+        assert!(limits.take((false, 1), later).is_ok(), "{RATE_PER_SECOND}/s refills");
     }
 
     #[test]

@@ -186,6 +186,18 @@ pub async fn request(
     body: Vec<u8>,
     limit: usize,
 ) -> Result<(u16, Bytes), ClientError> {
+    request_with_headers(url, pinned, method, headers, body, limit).await.map(|(status, _, body)| (status, body))
+}
+
+/// [`request`], with the answer's headers.
+pub async fn request_with_headers(
+    url: &str,
+    pinned: &[u8],
+    method: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    limit: usize,
+) -> Result<(u16, hyper::HeaderMap, Bytes), ClientError> {
     let fail = |detail: String| ClientError::Transport { url: url.to_string(), detail };
     let uri: hyper::Uri = url.parse().map_err(|_| fail("not a URL".into()))?;
     if uri.scheme_str() != Some("https") {
@@ -215,8 +227,9 @@ pub async fn request(
         let req = req.body(Full::new(Bytes::from(body))).map_err(|e| fail(e.to_string()))?;
         let resp = sender.send_request(req).await.map_err(|e| fail(e.to_string()))?;
         let status = resp.status().as_u16();
-        let bytes = Limited::new(resp.into_body(), limit).collect().await.map_err(|e| fail(e.to_string()))?;
-        Ok::<_, ClientError>((status, bytes.to_bytes()))
+        let (parts, body) = resp.into_parts();
+        let bytes = Limited::new(body, limit).collect().await.map_err(|e| fail(e.to_string()))?;
+        Ok::<_, ClientError>((status, parts.headers, bytes.to_bytes()))
     };
     tokio::time::timeout(Duration::from_secs(60), work).await.map_err(|_| fail("no answer within 60 s".into()))?
 }

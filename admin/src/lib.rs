@@ -18,8 +18,11 @@
 
 mod access;
 pub mod client;
+mod session;
+pub mod users;
 
-pub use access::{ApiKeys, Audit, Caller, KEY_ADMINS, Policy, RATE_BURST, RATE_PER_SECOND, Role, protect};
+pub use access::{Access, ApiKeys, Audit, Caller, KEY_ADMINS, Policy, RATE_BURST, RATE_PER_SECOND, Role, protect};
+pub use session::COOKIE;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,6 +143,11 @@ impl ApiError {
     /// An error with `status`.
     pub fn new(status: u16, error: impl Into<String>) -> Self {
         Self { status, error: error.into(), field: None }
+    }
+    /// The same error with another status.
+    pub fn with_status(mut self, status: u16) -> Self {
+        self.status = status;
+        self
     }
     /// 409: the request does not fit the node's state.
     pub fn conflict(error: impl Into<String>) -> Self {

@@ -146,6 +146,9 @@ pub struct Handle {
     pub management_addr: Option<SocketAddr>,
     /// Where the admin API listens, when it runs.
     pub admin_addr: Option<SocketAddr>,
+    /// The one-time token for making the first web UI user, while there is
+    /// none (also printed at start).
+    pub ui_setup_token: Option<String>,
     conf: CentralConf,
     management_cert: Option<Vec<u8>>,
     published: Arc<RwLock<Published>>,
@@ -313,21 +316,27 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         }
         None => (None, None),
     };
-    let admin_addr = match conf.admin_listen {
+    let (admin_addr, ui_setup_token) = match conf.admin_listen {
         Some(addr) => {
             let dir = conf.state_dir.join("admin");
             let sans = vec![addr.ip().to_string(), "localhost".to_string()];
             let admin_error = |e: musubi_admin::AdminError| CentralError::Write(format!("admin API: {e}"));
             let identity =
                 musubi_admin::Identity::load_or_create(&dir, "central server", &sans).map_err(admin_error)?;
-            let keys = musubi_admin::ApiKeys::open(&dir).map_err(admin_error)?;
-            let audit = musubi_admin::Audit::new(dir.join("audit.log"));
-            let router = musubi_admin::protect(admin::router(registry.clone()), keys, admin::policy, audit);
+            let (access, token) = musubi_admin::Access::open(&dir).map_err(admin_error)?;
+            let router = musubi_admin::protect(admin::router(registry.clone()), access, admin::policy);
             let (bound, _) =
                 musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
-            Some(bound)
+            if let Some(token) = &token {
+                tracing::warn!(
+                    "no web UI user yet: open https://{bound}/ and make the first one with the setup token {token} \
+                     (valid {} min, this start only)",
+                    musubi_admin::users::SETUP_TOKEN_VALID.as_secs() / 60
+                );
+            }
+            (Some(bound), token)
         }
-        None => None,
+        None => (None, None),
     };
     let published = Arc::new(RwLock::new(Published::default()));
     generate(&registry, &conf, management_cert.as_deref(), &published).await?;
@@ -354,7 +363,17 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             }
         });
     }
-    Ok(Handle { registry, conf_addr, management_addr, admin_addr, conf, management_cert, published, stop })
+    Ok(Handle {
+        registry,
+        conf_addr,
+        management_addr,
+        admin_addr,
+        ui_setup_token,
+        conf,
+        management_cert,
+        published,
+        stop,
+    })
 }
 
 /// Each POST is one management request (X-Road's path is

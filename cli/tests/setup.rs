@@ -469,3 +469,130 @@ async fn validate_openapi(file: &Path) {
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.contains("OK"), "the OpenAPI document is not valid: {said}");
 }
+
+/// One HTTPS request to an admin API; (status, headers, JSON body).
+async fn call(
+    addr: std::net::SocketAddr,
+    cert: &[u8],
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Value,
+) -> (u16, hyper::HeaderMap, Value) {
+    let mut all = vec![("content-type", "application/json")];
+    all.extend_from_slice(headers);
+    let payload = if body.is_null() { Vec::new() } else { serde_json::to_vec(&body).unwrap() };
+    let (status, h, bytes) = musubi_admin::client::request_with_headers(
+        &format!("https://{addr}{path}"),
+        cert,
+        method,
+        &all,
+        payload,
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    (status, h, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_ui_user_needs_the_console_token_and_sessions_need_their_csrf_token() {
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-users-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.join("state");
+    let base: toml::Table = toml::from_str(&format!(
+        r#"
+        client_proxy_listen = "127.0.52.2:8080"
+        server_proxy_listen = "127.0.52.2:5500"
+        ocsp_listen = "127.0.52.2:5577"
+        admin_listen = "127.0.52.2:4000"
+        database = "{db}"
+        state_dir = "{state}"
+        "#,
+        db = dir.join("messagelog.sqlite").display(),
+        state = state.display(),
+    ))
+    .unwrap();
+    let setup = musubi_security_server::start_setup(base).await.unwrap();
+    let addr = setup.admin_addr;
+    let pem = std::fs::read_to_string(state.join("admin/admin-tls.pem")).unwrap();
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap();
+    let token = setup.ui_setup_token.clone().expect("no user yet: a setup token");
+
+    let (status, _, v) = call(addr, &cert, "GET", "/api/v1/setup-state", &[], Value::Null).await;
+    assert_eq!(
+        (status, v["users_exist"].as_bool(), v["setup_token_pending"].as_bool()),
+        (200, Some(false), Some(true))
+    );
+    let first = |t: &str| serde_json::json!({ "setup_token": t, "username": "admin", "password": "a long passphrase" });
+    let (status, _, v) = call(addr, &cert, "POST", "/api/v1/first-user", &[], first("guessed")).await;
+    assert_eq!((status, v["field"].as_str()), (403, Some("setup_token")), "{v}");
+    let short = serde_json::json!({ "setup_token": token, "username": "admin", "password": "short" });
+    let (status, _, v) = call(addr, &cert, "POST", "/api/v1/first-user", &[], short).await;
+    assert_eq!((status, v["field"].as_str()), (400, Some("password")), "{v}");
+    let (status, headers, v) = call(addr, &cert, "POST", "/api/v1/first-user", &[], first(&token)).await;
+    assert_eq!(status, 200, "{v}");
+    let set_cookie = headers.get("set-cookie").unwrap().to_str().unwrap().to_string();
+    for attribute in ["__Host-musubi-session=", "Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(set_cookie.contains(attribute), "{set_cookie}");
+    }
+    let cookie = set_cookie.split(';').next().unwrap().to_string();
+    let csrf = v["csrf_token"].as_str().unwrap().to_string();
+    let (status, _, _) = call(addr, &cert, "POST", "/api/v1/first-user", &[], first(&token)).await;
+    assert_eq!(status, 409, "only once");
+
+    // The session reads; its changes need the CSRF token.
+    let (status, _, v) = call(addr, &cert, "GET", "/api/v1/session", &[("cookie", &cookie)], Value::Null).await;
+    assert_eq!((status, v["user"].as_str(), v["csrf_token"].as_str()), (200, Some("admin"), Some(csrf.as_str())));
+    let observer = serde_json::json!({ "username": "watcher", "password": "another long one", "roles": ["observer"] });
+    let (status, _, v) = call(addr, &cert, "POST", "/api/v1/users", &[("cookie", &cookie)], observer.clone()).await;
+    assert_eq!(status, 403, "no CSRF token: {v}");
+    assert!(v["error"].as_str().unwrap().contains("CSRF"), "{v}");
+    let with_csrf = [("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let (status, _, v) = call(addr, &cert, "POST", "/api/v1/users", &with_csrf, observer).await;
+    assert_eq!(status, 200, "{v}");
+
+    // The observer logs in, may read, may not change; failed logins make the next wait.
+    let login = |p: &str| serde_json::json!({ "username": "watcher", "password": p });
+    let (status, headers, v) = call(addr, &cert, "POST", "/api/v1/login", &[], login("another long one")).await;
+    assert_eq!(status, 200, "{v}");
+    let watcher = headers.get("set-cookie").unwrap().to_str().unwrap().split(';').next().unwrap().to_string();
+    let watcher_csrf = v["csrf_token"].as_str().unwrap().to_string();
+    let (status, _, _) = call(addr, &cert, "GET", "/api/v1/status", &[("cookie", &watcher)], Value::Null).await;
+    assert_eq!(status, 200);
+    let headers = [("cookie", watcher.as_str()), ("x-csrf-token", watcher_csrf.as_str())];
+    let (status, _, v) =
+        call(addr, &cert, "POST", "/api/v1/keys", &headers, serde_json::json!({ "role": "auth" })).await;
+    assert_eq!(status, 403, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("security_officer"), "{v}");
+    for _ in 0..3 {
+        let (status, _, v) = call(addr, &cert, "POST", "/api/v1/login", &[], login("wrong guess")).await;
+        assert_eq!((status, v["field"].as_str()), (401, Some("password")), "{v}");
+    }
+    let (status, headers, v) = call(addr, &cert, "POST", "/api/v1/login", &[], login("another long one")).await;
+    assert_eq!(status, 429, "after failures even the right password waits: {v}");
+    assert!(headers.contains_key("retry-after"));
+
+    // Logged out: the cookie is worth nothing.
+    let (status, _, _) = call(addr, &cert, "POST", "/api/v1/logout", &with_csrf, Value::Null).await;
+    assert_eq!(status, 200);
+    let (status, _, v) = call(addr, &cert, "GET", "/api/v1/status", &[("cookie", &cookie)], Value::Null).await;
+    assert_eq!(status, 401, "{v}");
+    let audit = std::fs::read_to_string(state.join("admin/audit.log")).unwrap();
+    for (event, outcome) in [
+        ("POST /api/v1/first-user", "success"),
+        ("POST /api/v1/users", "refused: CSRF token"),
+        ("POST /api/v1/login", "failure: wrong user name or password"),
+        ("POST /api/v1/logout", "success"),
+    ] {
+        assert!(
+            audit
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .any(|r| r["event"] == event && r["outcome"] == outcome),
+            "{event} {outcome}: {audit}"
+        );
+    }
+    assert!(!audit.contains("a long passphrase") && !audit.contains("another long one"), "{audit}");
+    setup.shutdown().await;
+}

@@ -99,6 +99,9 @@ pub struct Handle {
     pub admin_addr: Option<SocketAddr>,
     /// Where the health check answers, when it runs.
     pub health_addr: Option<SocketAddr>,
+    /// The one-time token for making the first web UI user, while there is
+    /// none (also printed at start).
+    pub ui_setup_token: Option<String>,
 }
 
 impl Handle {
@@ -525,18 +528,18 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     tasks.spawn(archiver::run(state.clone(), archive_dir, archive_updates.clone(), rx.clone()));
     tasks.spawn(serve_server_proxy(sp, state.clone(), tls_conf, rx.clone()));
     tasks.spawn(ocsp::serve_responses(ocsp_listener, ocsp_cache.clone(), rx.clone()));
-    let admin_addr = match state.conf.admin_listen {
+    let (admin_addr, ui_setup_token) = match state.conf.admin_listen {
         Some(addr) => {
             let base = toml::Table::try_from(&state.conf).map_err(|e| StartError::Admin(e.to_string()))?;
             let node = Arc::new(setup::Node::new(base).map_err(|e| StartError::Admin(e.to_string()))?);
             let a = admin::Admin { node, running: Some(state.clone()), progressed: Arc::default() };
-            let (bound, task) = serve_admin(&state.conf.state_dir, addr, a, rx.clone()).await?;
+            let (bound, task, token) = serve_admin(&state.conf.state_dir, addr, a, rx.clone()).await?;
             tasks.spawn(async move {
                 let _ = task.await;
             });
-            Some(bound)
+            (Some(bound), token)
         }
-        None => None,
+        None => (None, None),
     };
     tasks.spawn(ocsp::run_fetcher(ocsp_cache, fetch_interval, fetch_retry, rx));
     info!(%client_proxy_addr, %server_proxy_addr, "security server started");
@@ -551,6 +554,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         client_proxy_addr,
         server_proxy_addr,
         admin_addr,
+        ui_setup_token,
         health_addr,
     })
 }
@@ -562,15 +566,23 @@ async fn serve_admin(
     addr: SocketAddr,
     admin: admin::Admin,
     stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>), StartError> {
+) -> Result<(SocketAddr, tokio::task::JoinHandle<()>, Option<String>), StartError> {
     let dir = state_dir.join("admin");
     let sans = vec![addr.ip().to_string(), "localhost".to_string()];
     let identity = musubi_admin::Identity::load_or_create(&dir, "security server", &sans)
         .map_err(|e| StartError::Admin(e.to_string()))?;
-    let keys = musubi_admin::ApiKeys::open(&dir).map_err(|e| StartError::Admin(e.to_string()))?;
-    let audit = musubi_admin::Audit::new(dir.join("audit.log"));
-    let router = musubi_admin::protect(admin::router(admin), keys, admin::policy, audit);
-    musubi_admin::serve(addr, &identity, router, stop).await.map_err(|e| StartError::Admin(e.to_string()))
+    let (access, token) = musubi_admin::Access::open(&dir).map_err(|e| StartError::Admin(e.to_string()))?;
+    let router = musubi_admin::protect(admin::router(admin), access, admin::policy);
+    let (bound, task) =
+        musubi_admin::serve(addr, &identity, router, stop).await.map_err(|e| StartError::Admin(e.to_string()))?;
+    if let Some(token) = &token {
+        warn!(
+            "no web UI user yet: open https://{bound}/ and make the first one with the setup token {token} \
+             (valid {} min, this start only)",
+            musubi_admin::users::SETUP_TOKEN_VALID.as_secs() / 60
+        );
+    }
+    Ok((bound, task, token))
 }
 
 /// A security server being set up: only its admin API runs, offering the
@@ -582,6 +594,8 @@ pub struct SetupHandle {
     task: tokio::task::JoinHandle<()>,
     /// Where the admin API listens.
     pub admin_addr: SocketAddr,
+    /// The one-time token for making the first web UI user (also printed).
+    pub ui_setup_token: Option<String>,
 }
 
 impl SetupHandle {
@@ -623,9 +637,9 @@ pub async fn start_setup(base: toml::Table) -> Result<SetupHandle, StartError> {
     let progressed = Arc::new(tokio::sync::Notify::new());
     let (stop, rx) = watch::channel(false);
     let a = admin::Admin { node: node.clone(), running: None, progressed: progressed.clone() };
-    let (admin_addr, task) = serve_admin(&state_dir, addr, a, rx).await?;
+    let (admin_addr, task, ui_setup_token) = serve_admin(&state_dir, addr, a, rx).await?;
     info!(%admin_addr, "security server not set up yet: the admin API waits for the setup steps");
-    Ok(SetupHandle { node, progressed, stop, task, admin_addr })
+    Ok(SetupHandle { node, progressed, stop, task, admin_addr, ui_setup_token })
 }
 
 /// Counters of a running server (served as Prometheus text on the admin API).

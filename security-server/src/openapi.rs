@@ -360,6 +360,89 @@ fn ops() -> Vec<Op> {
             json!({ "type": "string", "format": "binary" }),
         ),
         op(
+            "post",
+            "/api/v1/login",
+            "session",
+            "Log in to the web UI: sets the session cookie; answers the CSRF token every change must carry \
+             (X-Road-style growing delay, 429, and lockout, 423, after failed logins). No authentication.",
+            Some(obj(
+                &["username", "password"],
+                json!({ "username": { "type": "string" }, "password": { "type": "string" } }),
+            )),
+            answer(
+                json!({ "user": { "type": "string" }, "roles": list(json!({ "$ref": "#/components/schemas/Role" })),
+                           "csrf_token": { "type": "string" } }),
+            ),
+        ),
+        op(
+            "get",
+            "/api/v1/setup-state",
+            "session",
+            "Whether a user exists and a first-run setup token is waiting. No authentication.",
+            None,
+            answer(json!({ "users_exist": { "type": "boolean" }, "setup_token_pending": { "type": "boolean" } })),
+        ),
+        op(
+            "post",
+            "/api/v1/first-user",
+            "session",
+            "Make the first user (every role) with the setup token printed on the console at start; logs in.",
+            Some(obj(
+                &["setup_token", "username", "password"],
+                json!({ "setup_token": { "type": "string" }, "username": { "type": "string" },
+                        "password": { "type": "string", "minLength": 10 } }),
+            )),
+            answer(json!({ "user": { "type": "string" }, "csrf_token": { "type": "string" } })),
+        ),
+        op(
+            "get",
+            "/api/v1/session",
+            "session",
+            "Who is calling, with the session's CSRF token.",
+            None,
+            answer(
+                json!({ "user": { "type": "string" }, "roles": list(json!({ "$ref": "#/components/schemas/Role" })),
+                           "csrf_token": { "type": "string", "nullable": true }, "auth": { "type": "string" } }),
+            ),
+        ),
+        op(
+            "post",
+            "/api/v1/logout",
+            "session",
+            "End the session.",
+            None,
+            answer(json!({ "logged_out": { "type": "boolean" } })),
+        ),
+        op(
+            "get",
+            "/api/v1/users",
+            "users",
+            "The web UI's users and their roles.",
+            None,
+            list(answer(json!({ "username": { "type": "string" },
+                                "roles": list(json!({ "$ref": "#/components/schemas/Role" })) }))),
+        ),
+        op(
+            "post",
+            "/api/v1/users",
+            "users",
+            "Make a user (the password is kept as an Argon2id hash).",
+            Some(obj(
+                &["username", "password", "roles"],
+                json!({ "username": { "type": "string" }, "password": { "type": "string", "minLength": 10 },
+                        "roles": list(json!({ "$ref": "#/components/schemas/Role" })) }),
+            )),
+            answer(json!({ "username": { "type": "string" }, "created": { "type": "boolean" } })),
+        ),
+        op(
+            "delete",
+            "/api/v1/users/{name}",
+            "users",
+            "Delete a user and end their sessions.",
+            None,
+            answer(json!({ "username": { "type": "string" }, "deleted": { "type": "boolean" } })),
+        ),
+        op(
             "get",
             "/api/v1/api-keys",
             "api keys",
@@ -447,21 +530,37 @@ pub(crate) fn document() -> Value {
             let required = body.get("required").is_some();
             o["requestBody"] = json!({ "required": required, "content": { "application/json": { "schema": body } } });
         }
+        let public = ["/api/v1/login", "/api/v1/setup-state", "/api/v1/first-user"].contains(&op.path);
+        if public {
+            o["security"] = json!([]);
+        }
         match roles(op.method, op.path) {
             Some(r) => {
                 o["description"] = json!(format!("Needs the role {}.", r.join(" or ")));
                 o["x-roles"] = json!(r);
             }
-            None => o["description"] = json!("Any valid API key may read this."),
+            None if public => o["description"] = json!("No authentication."),
+            None => o["description"] = json!("Any authenticated caller may use this."),
         }
         let entry = paths.entry(op.path.to_string()).or_insert_with(|| json!({}));
         entry[op.method] = o;
     }
-    let tags: Vec<Value> =
-        ["system", "setup", "keys", "registration", "clients", "services", "access", "message log", "api keys"]
-            .iter()
-            .map(|t| json!({ "name": t }))
-            .collect();
+    let tags: Vec<Value> = [
+        "system",
+        "setup",
+        "keys",
+        "registration",
+        "clients",
+        "services",
+        "access",
+        "message log",
+        "api keys",
+        "session",
+        "users",
+    ]
+    .iter()
+    .map(|t| json!({ "name": t }))
+    .collect();
     let roles: Vec<&str> = musubi_admin::Role::ALL.iter().map(|r| r.name()).collect();
     let error = |d: &str| {
         json!({ "description": d, "content": { "application/json": {
@@ -477,12 +576,16 @@ pub(crate) fn document() -> Value {
                 named on each operation (x-roles). Each key may make 20 requests a second, in bursts of 40.",
         },
         "servers": [{ "url": "https://127.0.0.1:4000" }],
-        "security": [{ "ApiKey": [] }],
+        "security": [{ "ApiKey": [] }, { "SessionCookie": [] }],
         "tags": tags,
         "paths": paths,
         "components": {
-            "securitySchemes": { "ApiKey": { "type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "X-Road-ApiKey token=KEY" } },
+            "securitySchemes": {
+                "ApiKey": { "type": "apiKey", "in": "header", "name": "Authorization",
+                    "description": "X-Road-ApiKey token=KEY" },
+                "SessionCookie": { "type": "apiKey", "in": "cookie", "name": musubi_admin::COOKIE,
+                    "description": "the web UI's session (POST /api/v1/login); changes also send X-CSRF-Token" },
+            },
             "schemas": {
                 "Error": { "type": "object", "required": ["status", "error"], "properties": {
                     "status": { "type": "integer", "description": "the HTTP status" },
@@ -523,7 +626,11 @@ mod tests {
     /// The routes in `admin.rs`'s router and `musubi-admin`'s key routes, as (method, path).
     fn routed() -> Vec<(String, String)> {
         let mut routes = Vec::new();
-        let sources = [include_str!("admin.rs"), include_str!("../../admin/src/access.rs")];
+        let sources = [
+            include_str!("admin.rs"),
+            include_str!("../../admin/src/access.rs"),
+            include_str!("../../admin/src/session.rs"),
+        ];
         for line in sources.iter().flat_map(|s| s.lines()) {
             let Some(rest) = line.trim().strip_prefix(".route(\"") else { continue };
             let Some((path, handlers)) = rest.split_once('"') else { continue };
