@@ -19,6 +19,7 @@
 mod access;
 pub mod client;
 mod session;
+pub mod ui;
 pub mod users;
 
 pub use access::{Access, ApiKeys, Audit, Caller, KEY_ADMINS, Policy, RATE_BURST, RATE_PER_SECOND, Role, protect};

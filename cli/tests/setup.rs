@@ -596,3 +596,63 @@ async fn the_first_ui_user_needs_the_console_token_and_sessions_need_their_csrf_
     assert!(!audit.contains("a long passphrase") && !audit.contains("another long one"), "{audit}");
     setup.shutdown().await;
 }
+
+/// Whether the browser tests can run here: node, Debian's chromium and
+/// playwright-core (`npm ci --prefix cli/tests/ui`, which `.ci/run` does).
+fn browser_missing(ui: &Path) -> Option<String> {
+    let chromium = std::env::var("MUSUBI_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("no chromium at {chromium} (apt-get install chromium)"));
+    }
+    if !ui.join("node_modules/playwright-core").exists() {
+        return Some("playwright-core is not installed (npm ci --prefix cli/tests/ui)".into());
+    }
+    match std::process::Command::new("node").arg("--version").output() {
+        Ok(o) if o.status.success() => None,
+        _ => Some("no node".into()),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if let Some(why) = browser_missing(&ui) {
+        assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "browser test: {why}");
+        println!("skipped: browser test: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-browser-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let state = dir.join("state");
+    let base: toml::Table = toml::from_str(&format!(
+        r#"
+        client_proxy_listen = "127.0.53.2:8080"
+        server_proxy_listen = "127.0.53.2:5500"
+        ocsp_listen = "127.0.53.2:5577"
+        admin_listen = "127.0.53.2:4000"
+        database = "{db}"
+        state_dir = "{state}"
+        "#,
+        db = dir.join("messagelog.sqlite").display(),
+        state = state.display(),
+    ))
+    .unwrap();
+    let setup = musubi_security_server::start_setup(base).await.unwrap();
+    // Screenshots are test artefacts beside the build, never committed.
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(ui.join("first_run.mjs"))
+        .env("MUSUBI_UI_URL", format!("https://{}", setup.admin_addr))
+        .env("MUSUBI_UI_SETUP_TOKEN", setup.ui_setup_token.clone().unwrap())
+        .env("MUSUBI_UI_SHOTS", &shots)
+        .output()
+        .await
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("ok: first run"), "the browser test failed:\n{said}");
+    for shot in ["setup-wizard-ja.png", "dashboard-ja.png", "dashboard-en.png", "login-wait-en.png"] {
+        assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} written");
+    }
+    setup.shutdown().await;
+}

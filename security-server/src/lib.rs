@@ -572,7 +572,8 @@ async fn serve_admin(
     let identity = musubi_admin::Identity::load_or_create(&dir, "security server", &sans)
         .map_err(|e| StartError::Admin(e.to_string()))?;
     let (access, token) = musubi_admin::Access::open(&dir).map_err(|e| StartError::Admin(e.to_string()))?;
-    let router = musubi_admin::protect(admin::router(admin), access, admin::policy);
+    let router = musubi_admin::protect(admin::router(admin), access, admin::policy)
+        .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
     let (bound, task) =
         musubi_admin::serve(addr, &identity, router, stop).await.map_err(|e| StartError::Admin(e.to_string()))?;
     if let Some(token) = &token {

@@ -1,0 +1,42 @@
+//! The web UI's files: a shell shared by both servers (`admin/ui/`: the
+//! page, its style, and `app.js` with login, the first-run wizard,
+//! Japanese and English, and forms that show an API error next to the field
+//! it names) and each server's own `pages.js`. Everything is compiled into
+//! the binary; nothing is loaded from elsewhere, and the Content Security
+//! Policy says so to the browser. The files hold no data: they need no
+//! authentication, and every datum they show comes from the API.
+
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+
+const INDEX: &str = include_str!("../ui/index.html");
+const APP_JS: &str = include_str!("../ui/app.js");
+const APP_CSS: &str = include_str!("../ui/app.css");
+
+/// What the browser may load and run: this server's own files only.
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+fn file(content_type: &'static str, body: &'static str) -> Response {
+    let mut r = body.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    r
+}
+
+/// The UI's routes: `/` (to `/ui/`), `/ui/`, `/ui/app.js`, `/ui/app.css`
+/// and `/ui/pages.js` (the server's pages, `pages_js`).
+pub fn routes(pages_js: &'static str) -> axum::Router {
+    axum::Router::new()
+        .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route("/ui/", get(|| async { file("text/html; charset=utf-8", INDEX) }))
+        .route("/ui/app.js", get(|| async { file("text/javascript; charset=utf-8", APP_JS) }))
+        .route("/ui/app.css", get(|| async { file("text/css; charset=utf-8", APP_CSS) }))
+        .route("/ui/pages.js", get(move || async move { file("text/javascript; charset=utf-8", pages_js) }))
+}

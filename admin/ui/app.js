@@ -1,0 +1,210 @@
+// Musubi admin UI: the shell both servers share. It talks only to the admin
+// REST API of the server that serves it (same origin, session cookie, CSRF
+// token on every change), so the UI can do nothing the API's roles forbid.
+// Pages are registered by the server's own pages.js with Musubi.page().
+"use strict";
+
+const Musubi = (() => {
+  const strings = {
+    en: {
+      language: "Language", logout: "Log out", loading: "Loading…",
+      login: "Log in", username: "User name", password: "Password", "login.title": "Log in to Musubi",
+      "setup.title": "First-run setup", setup_token: "Setup token",
+      "setup.intro": "No user exists yet. Enter the setup token printed on the server's console at start, and make the first user (it has every role).",
+      "setup.create": "Create the first user",
+      "error.general": "The request failed", "error.network": "The server cannot be reached",
+      yes: "yes", no: "no", save: "Save", none: "none",
+    },
+    ja: {
+      language: "言語", logout: "ログアウト", loading: "読み込み中…",
+      login: "ログイン", username: "ユーザー名", password: "パスワード", "login.title": "Musubi にログイン",
+      "setup.title": "初期設定", setup_token: "セットアップトークン",
+      "setup.intro": "ユーザーがまだいません。起動時にサーバーのコンソールに表示されたセットアップトークンを入力し、最初のユーザー（すべてのロールを持つ）を作成してください。",
+      "setup.create": "最初のユーザーを作成",
+      "error.general": "要求が失敗しました", "error.network": "サーバーに接続できません",
+      yes: "はい", no: "いいえ", save: "保存", none: "なし",
+    },
+  };
+  const pages = [];
+  let lang = localStorage.getItem("musubi.lang") || ((navigator.language || "en").toLowerCase().startsWith("ja") ? "ja" : "en");
+  let csrf = null;
+  let me = null;
+
+  const t = (key) => (strings[lang] && strings[lang][key]) || strings.en[key] || key;
+
+  // Builds an element: h("p", {class: "x"}, "text", child…). Text is never parsed as HTML.
+  function h(tag, attrs, ...children) {
+    const el = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs || {})) {
+      if (v === null || v === undefined || v === false) continue;
+      if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : v);
+    }
+    for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c instanceof Node ? c : String(c));
+    return el;
+  }
+
+  const date = (value) => {
+    const d = new Date(value);
+    return isNaN(d) ? String(value) : new Intl.DateTimeFormat(lang, { dateStyle: "medium", timeStyle: "medium" }).format(d);
+  };
+
+  async function api(method, path, body) {
+    const headers = { accept: "application/json" };
+    if (body !== undefined) headers["content-type"] = "application/json";
+    if (method !== "GET" && csrf) headers["x-csrf-token"] = csrf;
+    let r;
+    try {
+      r = await fetch(path, { method, headers, credentials: "same-origin", body: body === undefined ? undefined : JSON.stringify(body) });
+    } catch (e) {
+      throw { status: 0, error: t("error.network") };
+    }
+    const text = await r.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
+    if (!r.ok) throw Object.assign({ status: r.status, error: t("error.general") }, json || {});
+    return json;
+  }
+
+  // A form: fields [{name, type, label, value, options}], submit(values) → Promise.
+  // An API error naming a field is shown next to it; others above the button.
+  function form(id, fields, submitLabel, submit) {
+    const general = h("p", { class: "error", role: "alert", id: `${id}-error` });
+    const f = h("form", { id, novalidate: true });
+    for (const field of fields) {
+      const input = field.options
+        ? h("select", { name: field.name, id: `${id}-${field.name}` }, field.options.map(([v, l]) => h("option", { value: v, selected: v === field.value }, l)))
+        : h("input", { name: field.name, id: `${id}-${field.name}`, type: field.type || "text", value: field.value || "", autocomplete: field.autocomplete || "off" });
+      f.append(h("label", { for: `${id}-${field.name}` }, t(field.label || field.name), input,
+        h("span", { class: "error", id: `${id}-${field.name}-error`, "aria-live": "polite" })));
+    }
+    const button = h("button", { type: "submit" }, t(submitLabel));
+    f.append(general, button);
+    f.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      f.querySelectorAll(".error").forEach((e) => (e.textContent = ""));
+      const values = Object.fromEntries(new FormData(f).entries());
+      button.disabled = true;
+      try {
+        await submit(values);
+      } catch (e) {
+        const at = e.field && f.querySelector(`#${id}-${CSS.escape(e.field)}-error`);
+        (at || general).textContent = e.error || t("error.general");
+        const input = e.field && f.querySelector(`[name="${CSS.escape(e.field)}"]`);
+        if (input) input.focus();
+      } finally {
+        button.disabled = false;
+      }
+    });
+    return f;
+  }
+
+  function translate(root) {
+    root.querySelectorAll("[data-t]").forEach((el) => (el.textContent = t(el.dataset.t)));
+  }
+
+  function nav() {
+    const el = document.getElementById("nav");
+    el.replaceChildren();
+    if (!me) return;
+    for (const p of pages.filter((p) => p.nav)) {
+      const current = location.hash.replace(/^#/, "") === p.path || (p.path === "/" && !location.hash);
+      el.append(h("a", { href: `#${p.path}`, "aria-current": current ? "page" : null }, t(p.title)));
+    }
+    document.getElementById("who").textContent = `${me.user} (${me.roles.join(", ")})`;
+    document.getElementById("logout").hidden = false;
+  }
+
+  // Each call renders the current page afresh; a later call wins over an
+  // earlier one still waiting for the API.
+  let generation = 0;
+  async function show() {
+    const mine = ++generation;
+    const main = document.getElementById("main");
+    document.documentElement.lang = lang;
+    translate(document);
+    try {
+      const state = await api("GET", "/api/v1/setup-state");
+      if (mine !== generation) return;
+      if (!state.users_exist) return setupPage(main);
+      me = await api("GET", "/api/v1/session").catch((e) => { if (e.status === 401) return null; throw e; });
+      if (mine !== generation) return;
+      if (!me) return loginPage(main);
+      csrf = me.csrf_token;
+      const path = location.hash.replace(/^#/, "") || "/";
+      const page = pages.find((p) => p.path === path) || pages.find((p) => p.path === "/");
+      const view = h("div", {}, h("h1", {}, t(page.title)));
+      await page.render(view, { api, h, t, form, date, me, reload: show });
+      if (mine !== generation) return;
+      nav();
+      document.title = `${t(page.title)} · Musubi`;
+      main.replaceChildren(view);
+    } catch (e) {
+      if (mine !== generation) return;
+      main.replaceChildren(h("p", { class: "notice", role: "alert" }, e.error || t("error.general")));
+    }
+    main.focus({ preventScroll: true });
+  }
+
+  function setupPage(main) {
+    document.title = `${t("setup.title")} · Musubi`;
+    main.replaceChildren(
+      h("h1", {}, t("setup.title")),
+      h("p", {}, t("setup.intro")),
+      form("setup", [
+        { name: "setup_token", label: "setup_token" },
+        { name: "username", label: "username", autocomplete: "username" },
+        { name: "password", label: "password", type: "password", autocomplete: "new-password" },
+      ], "setup.create", async (v) => {
+        const r = await api("POST", "/api/v1/first-user", v);
+        csrf = r.csrf_token;
+        if (location.hash && location.hash !== "#/") location.hash = "#/"; // hashchange shows the page
+        else await show();
+      }),
+    );
+  }
+
+  function loginPage(main) {
+    document.title = `${t("login.title")} · Musubi`;
+    document.getElementById("nav").replaceChildren();
+    document.getElementById("who").textContent = "";
+    document.getElementById("logout").hidden = true;
+    main.replaceChildren(
+      h("h1", {}, t("login.title")),
+      form("login", [
+        { name: "username", label: "username", autocomplete: "username" },
+        { name: "password", label: "password", type: "password", autocomplete: "current-password" },
+      ], "login", async (v) => {
+        const r = await api("POST", "/api/v1/login", v);
+        csrf = r.csrf_token;
+        await show();
+      }),
+    );
+  }
+
+  document.addEventListener("DOMContentLoaded", () => {
+    const select = document.getElementById("lang");
+    select.value = lang;
+    select.addEventListener("change", () => {
+      lang = select.value;
+      localStorage.setItem("musubi.lang", lang);
+      show();
+    });
+    document.getElementById("logout").addEventListener("click", async () => {
+      await api("POST", "/api/v1/logout").catch(() => null);
+      me = null;
+      csrf = null;
+      location.hash = "";
+      show();
+    });
+    window.addEventListener("hashchange", show);
+    show();
+  });
+
+  return {
+    // Registers a page: {path, title (string key), nav, render(main, ctx)}.
+    page: (p) => pages.push(p),
+    // Adds strings: {en: {...}, ja: {...}}.
+    strings: (more) => { for (const l of Object.keys(more)) Object.assign(strings[l] = strings[l] || {}, more[l]); },
+  };
+})();

@@ -1,0 +1,76 @@
+// The first run of a security server's web UI, as a person does it, in
+// headless Chromium: the setup wizard (Japanese, from the browser's
+// language), a wrong and then the right setup token, the dashboard, English,
+// logging out, failed logins that make the next attempt wait.
+// Run by cli/tests/setup.rs with MUSUBI_UI_URL, MUSUBI_UI_SETUP_TOKEN and
+// MUSUBI_UI_SHOTS (a folder for screenshots); exits non-zero on the first failure.
+import { chromium } from "playwright-core";
+
+const url = process.env.MUSUBI_UI_URL;
+const token = process.env.MUSUBI_UI_SETUP_TOKEN;
+const shots = process.env.MUSUBI_UI_SHOTS;
+
+function expect(cond, what) {
+  if (!cond) throw new Error(`expected: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.MUSUBI_CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"],
+});
+try {
+  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
+  const page = await context.newPage();
+  const failed = [];
+  page.on("requestfailed", (r) => failed.push(r.url()));
+  page.on("pageerror", (e) => failed.push(`page error: ${e.message}`));
+  const heading = async () => (await page.locator("h1").first().textContent()).trim();
+
+  await page.goto(`${url}/`);
+  await page.waitForSelector("#setup");
+  expect((await heading()) === "初期設定", `the wizard in Japanese, got ${await heading()}`);
+  expect(await page.getByLabel("セットアップトークン").isVisible(), "a labelled token field");
+
+  // A wrong token: the error stands next to the token field.
+  await page.getByLabel("セットアップトークン").fill("not-the-token");
+  await page.getByLabel("ユーザー名").fill("admin");
+  await page.getByLabel("パスワード").fill("a long passphrase");
+  await page.getByRole("button", { name: "最初のユーザーを作成" }).click();
+  await page.waitForFunction(() => document.querySelector("#setup-setup_token-error").textContent.length > 0);
+  await page.screenshot({ path: `${shots}/setup-wizard-ja.png`, fullPage: true });
+
+  // The right one: logged in, on the dashboard.
+  await page.getByLabel("セットアップトークン").fill(token);
+  await page.keyboard.press("Enter");
+  await page.waitForSelector("section.card");
+  expect((await heading()) === "ダッシュボード", `the dashboard, got ${await heading()}`);
+  expect((await page.locator("#who").textContent()).startsWith("admin"), "the user shown");
+  await page.screenshot({ path: `${shots}/dashboard-ja.png`, fullPage: true });
+
+  // English, kept across pages.
+  await page.selectOption("#lang", "en");
+  await page.waitForFunction(() => document.querySelector("h1").textContent === "Dashboard");
+  await page.screenshot({ path: `${shots}/dashboard-en.png`, fullPage: true });
+
+  // Log out; wrong passwords; then even the right one must wait.
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForSelector("#login");
+  expect((await heading()) === "Log in to Musubi", `the login page, got ${await heading()}`);
+  for (let i = 0; i < 3; i++) {
+    await page.getByLabel("User name").fill("admin");
+    await page.getByLabel("Password").fill(`wrong guess ${i}`);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.waitForFunction(() => document.querySelector("#login-password-error").textContent.includes("wrong"));
+    await page.evaluate(() => { document.querySelector("#login-password-error").textContent = ""; });
+  }
+  await page.getByLabel("Password").fill("a long passphrase");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.waitForFunction(() => document.querySelector("#login-error").textContent.includes("wait"));
+  await page.screenshot({ path: `${shots}/login-wait-en.png`, fullPage: true });
+  expect((await heading()) === "Log in to Musubi", "still logged out");
+  expect(failed.length === 0, `no failed loads: ${failed.join(", ")}`);
+  console.log("ok: first run, dashboard, languages, logout, login throttling");
+} finally {
+  await browser.close();
+}
