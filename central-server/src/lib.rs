@@ -324,7 +324,8 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             let identity =
                 musubi_admin::Identity::load_or_create(&dir, "central server", &sans).map_err(admin_error)?;
             let (access, token) = musubi_admin::Access::open(&dir).map_err(admin_error)?;
-            let router = musubi_admin::protect(admin::router(registry.clone()), access, admin::policy);
+            let router = musubi_admin::protect(admin::router(registry.clone()), access, admin::policy)
+                .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
             let (bound, _) =
                 musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
             if let Some(token) = &token {

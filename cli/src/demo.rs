@@ -173,6 +173,41 @@ pub struct Facts {
     pub message_logs: [PathBuf; 2],
     /// The ECHONET Lite adapter, when the demo runs one.
     pub adapter: Option<AdapterFacts>,
+    /// The servers' web UIs.
+    pub web_ui: Vec<WebUi>,
+    /// The demo user's name and password on every web UI.
+    pub web_ui_login: Option<(String, String)>,
+}
+
+/// One server's web UI.
+#[derive(Debug, Clone, Serialize)]
+pub struct WebUi {
+    /// consumer, provider or central.
+    pub server: String,
+    /// Its address.
+    pub url: String,
+}
+
+/// The demo's web UI user (every role).
+pub const DEMO_UI_USER: &str = "demo";
+
+/// Makes the first web UI user of the admin API at `addr` with the setup
+/// token its server printed, as the first-run wizard does.
+async fn make_ui_user(addr: SocketAddr, admin_dir: &Path, token: &str, user: &str, password: &str) -> Result<()> {
+    let pem = std::fs::read_to_string(admin_dir.join("admin-tls.pem")).context("the admin API's certificate")?;
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).context("the admin API's certificate is not PEM")?;
+    let body = serde_json::json!({ "setup_token": token, "username": user, "password": password });
+    let (status, answer) = musubi_admin::client::request(
+        &format!("https://{addr}/api/v1/first-user"),
+        &cert,
+        "POST",
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&body)?,
+        64 * 1024,
+    )
+    .await?;
+    anyhow::ensure!(status == 200, "HTTP {status}: {}", String::from_utf8_lossy(&answer));
+    Ok(())
 }
 
 /// Facts about the demo's adapter and simulated home.
@@ -907,7 +942,39 @@ impl Network {
                     .collect();
             }
         }
+        // The web UIs, each with a demo user made the way the first-run wizard does.
+        let mut web_ui = Vec::new();
+        let ui_password = random_pin()?.to_string();
+        let central_ui =
+            central.as_ref().map(|(cs, _)| (cs.admin_addr, dir.join("central/admin"), cs.ui_setup_token.clone()));
+        for (name, addr, admin_dir, token) in [
+            (
+                "consumer",
+                consumer_handle.admin_addr,
+                consumer_handle.state_dir().join("admin"),
+                consumer_handle.ui_setup_token.clone(),
+            ),
+            (
+                "provider",
+                provider_handle.admin_addr,
+                provider_handle.state_dir().join("admin"),
+                provider_handle.ui_setup_token.clone(),
+            ),
+        ]
+        .into_iter()
+        .chain(central_ui.map(|(addr, d, token)| ("central", addr, d, token)))
+        {
+            if let (Some(addr), Some(token)) = (addr, token) {
+                make_ui_user(addr, &admin_dir, &token, DEMO_UI_USER, &ui_password)
+                    .await
+                    .with_context(|| format!("making the demo's web UI user on the {name} server"))?;
+                web_ui.push(WebUi { server: name.to_string(), url: format!("https://{addr}/") });
+            }
+        }
+        let web_ui_login = (!web_ui.is_empty()).then(|| (DEMO_UI_USER.to_string(), ui_password));
         let facts = Facts {
+            web_ui,
+            web_ui_login,
             client_proxy_url: format!("http://{}/", consumer_handle.client_proxy_addr),
             client: consumer.to_string(),
             service: service.to_string(),

@@ -340,6 +340,14 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
             conf.admin_listen.map(|a| a.to_string()).unwrap_or_default()
         );
     }
+    for ui in &f.web_ui {
+        println!("  web UI ({:<8})            {}", ui.server, ui.url);
+    }
+    if let Some((user, password)) = &f.web_ui_login {
+        println!(
+            "  web UI login                 user {user}  password {password}  (every role; self-signed certificate)"
+        );
+    }
     println!("  client   {}", f.client);
     println!("  service  {}", f.service);
     println!();

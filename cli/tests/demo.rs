@@ -55,6 +55,28 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
         printed.contains("registered its authentication certificate and client through the central server"),
         "{printed}"
     );
+    // The web UIs and the demo user's credentials, which log in.
+    for server in ["consumer", "provider", "central"] {
+        assert!(printed.contains(&format!("web UI ({server:<8})")), "{printed}");
+    }
+    let login = printed.lines().find(|l| l.contains("web UI login")).expect("the demo prints the UI login");
+    let words: Vec<&str> = login.split_whitespace().collect();
+    let at = |w: &str| words[words.iter().position(|x| *x == w).unwrap() + 1];
+    let (user, password) = (at("user"), at("password"));
+    let consumer_ui =
+        printed.lines().find(|l| l.contains("web UI (consumer")).unwrap().split_whitespace().last().unwrap();
+    let pem = std::fs::read_to_string(dir.join("consumer/state/admin/admin-tls.pem")).unwrap();
+    let (status, body) = musubi_admin::client::request(
+        &format!("{consumer_ui}api/v1/login"),
+        &musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap(),
+        "POST",
+        &[("content-type", "application/json")],
+        serde_json::to_vec(&serde_json::json!({ "username": user, "password": password })).unwrap(),
+        1 << 16,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
     assert!(
         !dir.join("global-conf.toml").exists(),
         "the demo writes no trust file: trust comes from the central server"

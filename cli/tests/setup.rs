@@ -656,3 +656,53 @@ async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium
     }
     setup.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registration_officer_approves_a_request_in_the_central_servers_web_ui() {
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if let Some(why) = browser_missing(&ui) {
+        assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "browser test: {why}");
+        println!("skipped: browser test: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-central-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ip = |n| std::net::Ipv4Addr::new(127, 0, 54, n);
+    let central = musubi::demo::CentralOptions {
+        listen: "127.0.54.8:8081".parse().unwrap(),
+        management_listen: "127.0.54.8:4001".parse().unwrap(),
+        admin_listen: "127.0.54.8:4000".parse().unwrap(),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        register: true,
+        auto_approve: false,
+    };
+    let opts = musubi::demo::Options {
+        ips: [ip(2), ip(3), ip(4)],
+        pki_ip: ip(5),
+        central: Some(central),
+        configuration_download_secs: 60,
+        ..musubi::demo::Options::default()
+    };
+    let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
+    let (cs, _) = net.central.as_ref().unwrap();
+    let (user, password) = net.facts.web_ui_login.clone().expect("the demo made a web UI user");
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(ui.join("central_approve.mjs"))
+        .env("MUSUBI_UI_URL", format!("https://{}", cs.admin_addr.unwrap()))
+        .env("MUSUBI_UI_USER", &user)
+        .env("MUSUBI_UI_PASSWORD", &password)
+        .env("MUSUBI_UI_SHOTS", &shots)
+        .output()
+        .await
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("approved in the central server's web UI"), "{said}");
+    // The registry agrees, and names the person who decided.
+    let approved = cs.registry.requests(Some(musubi_central_server::requests::Status::Approved)).await.unwrap();
+    assert_eq!(approved.len(), 1, "{approved:?}");
+    assert_eq!(approved[0].decided_by.as_deref(), Some(user.as_str()));
+    net.shutdown().await;
+}
