@@ -74,6 +74,8 @@ const Musubi = (() => {
     for (const field of fields) {
       const input = field.options
         ? h("select", { name: field.name, id: `${id}-${field.name}` }, field.options.map(([v, l]) => h("option", { value: v, selected: v === field.value }, l)))
+        : field.type === "textarea"
+        ? h("textarea", { name: field.name, id: `${id}-${field.name}`, rows: 8 })
         : h("input", { name: field.name, id: `${id}-${field.name}`, type: field.type || "text", value: field.value || "", autocomplete: field.autocomplete || "off" });
       f.append(h("label", { for: `${id}-${field.name}` }, t(field.label || field.name), input,
         h("span", { class: "error", id: `${id}-${field.name}-error`, "aria-live": "polite" })));

@@ -706,3 +706,83 @@ async fn a_registration_officer_approves_a_request_in_the_central_servers_web_ui
     assert_eq!(approved[0].decided_by.as_deref(), Some(user.as_str()));
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
+    use http_body_util::BodyExt as _;
+    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    if let Some(why) = browser_missing(&ui) {
+        assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "browser test: {why}");
+        println!("skipped: browser test: {why}");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-services-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ip = |n| std::net::Ipv4Addr::new(127, 0, 55, n);
+    let central = musubi::demo::CentralOptions {
+        listen: "127.0.55.8:8081".parse().unwrap(),
+        management_listen: "127.0.55.8:4001".parse().unwrap(),
+        admin_listen: "127.0.55.8:4000".parse().unwrap(),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        register: true,
+        auto_approve: true,
+    };
+    let opts = musubi::demo::Options {
+        ips: [ip(2), ip(3), ip(4)],
+        pki_ip: ip(5),
+        central: Some(central),
+        configuration_download_secs: 60,
+        ..musubi::demo::Options::default()
+    };
+    let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
+    let (user, password) = net.facts.web_ui_login.clone().unwrap();
+    let (consumer, provider, ..) = musubi::demo::ids();
+    let wsdl = format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<wsdl:definitions xmlns:wsdl="http://schemas.xmlsoap.org/wsdl/" xmlns:soap="http://schemas.xmlsoap.org/wsdl/soap/"
+    xmlns:xrd="http://x-road.eu/xsd/xroad.xsd" xmlns:tns="http://example.org/home" targetNamespace="http://example.org/home">
+  <wsdl:binding name="homeBinding" type="tns:homePortType">
+    <soap:binding style="document" transport="http://schemas.xmlsoap.org/soap/http"/>
+    <wsdl:operation name="getHumidity"><xrd:version>v1</xrd:version></wsdl:operation>
+  </wsdl:binding>
+  <wsdl:service name="home">
+    <wsdl:port binding="tns:homeBinding" name="homePort"><soap:address location="http://{}:8090/"/></wsdl:port>
+  </wsdl:service>
+</wsdl:definitions>
+"#,
+        ip(4)
+    );
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = tokio::process::Command::new("node")
+        .arg(ui.join("provider_publish.mjs"))
+        .env("MUSUBI_UI_URL", format!("https://{}", net.provider.admin_addr.unwrap()))
+        .env("MUSUBI_UI_USER", &user)
+        .env("MUSUBI_UI_PASSWORD", &password)
+        .env("MUSUBI_UI_WSDL", &wsdl)
+        .env("MUSUBI_UI_GRANT", consumer.to_string())
+        .env("MUSUBI_UI_SHOTS", &shots)
+        .output()
+        .await
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("ok: WSDL added"), "{said}");
+
+    // The consumer's information system calls the service the UI published.
+    let service = musubi_protocol::ServiceId::new(provider, "getHumidity", Some("v1")).unwrap();
+    let cp = net.consumer.client_proxy_addr;
+    let tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await.unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::post("/")
+        .header("host", cp.to_string())
+        .header("content-type", "text/xml; charset=UTF-8")
+        .body(http_body_util::Full::new(bytes::Bytes::from(musubi::demo::example_request(&service, "ui-1"))))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    net.shutdown().await;
+}

@@ -49,3 +49,114 @@ Musubi.page({
     main.append(h("div", { class: "cards" }, cards));
   },
 });
+
+Musubi.strings({
+  en: {
+    "clients.title": "Clients", "clients.id": "Client", "clients.status": "Status", "clients.add": "Add client",
+    "clients.client": "Subsystem (SUBSYSTEM:INSTANCE/CLASS/CODE/SUB)", "clients.register": "Register",
+    "clients.saved": "saved", "clients.registered": "registered", "clients.requested": "registration requested",
+    "services.title": "Services", "services.client": "Client", "services.add": "Add WSDL",
+    "services.url": "WSDL URL (http://…), or where the pasted WSDL came from", "services.wsdl": "WSDL text (optional)",
+    "services.enabled": "enabled", "services.disabled": "disabled", "services.disable": "Disable",
+    "services.enable": "Enable", "services.refresh": "Refresh", "services.notice": "Notice for callers",
+    "services.rights": "Access rights", "services.grant": "Grant", "services.revoke": "Revoke",
+    "services.subject": "Subsystem, member, local:GROUP or global:GROUP", "services.none": "No service descriptions.",
+    "services.no_clients": "Add a client first.",
+  },
+  ja: {
+    "clients.title": "クライアント", "clients.id": "クライアント", "clients.status": "状態", "clients.add": "クライアントを追加",
+    "clients.client": "サブシステム (SUBSYSTEM:インスタンス/クラス/コード/サブシステム)", "clients.register": "登録申請",
+    "clients.saved": "保存済み", "clients.registered": "登録済み", "clients.requested": "登録を申請しました",
+    "services.title": "サービス", "services.client": "クライアント", "services.add": "WSDL を追加",
+    "services.url": "WSDL の URL (http://…)、または貼り付けた WSDL の出所", "services.wsdl": "WSDL の本文 (任意)",
+    "services.enabled": "有効", "services.disabled": "無効", "services.disable": "無効にする",
+    "services.enable": "有効にする", "services.refresh": "再読み込み", "services.notice": "呼び出し元への通知",
+    "services.rights": "アクセス権", "services.grant": "付与", "services.revoke": "取り消し",
+    "services.subject": "サブシステム、メンバー、local:グループ、global:グループ", "services.none": "サービス記述はありません。",
+    "services.no_clients": "先にクライアントを追加してください。",
+  },
+});
+
+Musubi.page({
+  path: "/clients",
+  title: "clients.title",
+  nav: true,
+  render: async (main, { api, h, t, form, reload }) => {
+    const clients = await api("GET", "/api/v1/clients");
+    const enc = encodeURIComponent;
+    main.append(
+      h("table", { id: "clients" },
+        h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("clients.id")), h("th", { scope: "col" }, t("clients.status")), h("th", {}))),
+        h("tbody", {}, clients.map((c) => h("tr", {},
+          h("td", {}, c.id), h("td", {}, t(`clients.${c.status}`)),
+          h("td", {}, c.status === "saved" ? h("button", { type: "button", onclick: async (ev) => {
+            await api("POST", `/api/v1/clients/${enc(c.id)}/register`);
+            ev.target.replaceWith(h("span", {}, t("clients.requested")));
+          } }, t("clients.register")) : ""))))),
+      h("h2", {}, t("clients.add")),
+      form("add-client", [{ name: "client", label: "clients.client" }], "clients.add", async (v) => {
+        await api("POST", "/api/v1/clients", v);
+        reload();
+      }),
+    );
+  },
+});
+
+Musubi.page({
+  path: "/services",
+  title: "services.title",
+  nav: true,
+  render: async (main, { api, h, t, form, reload }) => {
+    const enc = encodeURIComponent;
+    const clients = (await api("GET", "/api/v1/clients")).filter((c) => c.id.startsWith("SUBSYSTEM:"));
+    if (!clients.length) {
+      main.append(h("p", {}, t("services.no_clients")));
+      return;
+    }
+    const chosen = sessionStorage.getItem("musubi.client") || clients[0].id;
+    const client = clients.some((c) => c.id === chosen) ? chosen : clients[0].id;
+    const picker = h("select", { id: "services-client", onchange: (ev) => { sessionStorage.setItem("musubi.client", ev.target.value); reload(); } },
+      clients.map((c) => h("option", { value: c.id, selected: c.id === client }, c.id)));
+    main.append(h("label", { for: "services-client" }, t("services.client"), picker));
+    const descriptions = await api("GET", `/api/v1/clients/${enc(client)}/service-descriptions`);
+    if (!descriptions.length) main.append(h("p", {}, t("services.none")));
+    for (const d of descriptions) {
+      const section = h("section", { class: "card", id: `description-${d.id}` },
+        h("h2", {}, d.url, " — ", h("span", { class: d.enabled ? "ok" : "bad" }, t(d.enabled ? "services.enabled" : "services.disabled"))));
+      if (d.enabled) {
+        section.append(form(`disable-${d.id}`, [{ name: "notice", label: "services.notice" }], "services.disable", async (v) => {
+          await api("POST", `/api/v1/service-descriptions/${d.id}/disable`, v);
+          reload();
+        }));
+      } else {
+        section.append(h("p", {}, d.notice || ""), h("button", { type: "button", onclick: async () => {
+          await api("POST", `/api/v1/service-descriptions/${d.id}/enable`);
+          reload();
+        } }, t("services.enable")));
+      }
+      for (const s of d.services) {
+        const rights = await api("GET", `/api/v1/services/${enc(s.id)}/access-rights`);
+        const key = s.id.replace(/[^A-Za-z0-9]/g, "_");
+        section.append(h("div", { class: "service", id: `service-${key}` },
+          h("h3", {}, s.id), h("p", {}, s.url),
+          h("h4", {}, t("services.rights")),
+          h("ul", {}, rights.map((r) => h("li", {}, r.subject, " ", h("button", { type: "button", class: "secondary", onclick: async () => {
+            await api("DELETE", `/api/v1/services/${enc(s.id)}/access-rights/${enc(r.subject)}`);
+            reload();
+          } }, t("services.revoke"))))),
+          form(`grant-${key}`, [{ name: "subject", label: "services.subject" }], "services.grant", async (v) => {
+            await api("POST", `/api/v1/services/${enc(s.id)}/access-rights`, v);
+            reload();
+          })));
+      }
+      main.append(section);
+    }
+    main.append(h("h2", {}, t("services.add")),
+      form("add-wsdl", [{ name: "url", label: "services.url" }, { name: "wsdl", label: "services.wsdl", type: "textarea" }], "services.add", async (v) => {
+        const body = { url: v.url };
+        if (v.wsdl && v.wsdl.trim()) body.wsdl = v.wsdl;
+        await api("POST", `/api/v1/clients/${enc(client)}/service-descriptions`, body);
+        reload();
+      }));
+  },
+});
