@@ -733,6 +733,8 @@ async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
         pki_ip: ip(5),
         central: Some(central),
         configuration_download_secs: 60,
+        // Each record is time-stamped before its response is released: exportable at once.
+        timestamp_immediately: true,
         ..musubi::demo::Options::default()
     };
     let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
@@ -784,5 +786,23 @@ async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+
+    // The exchange is found in the consumer's message log and its containers downloaded.
+    let out = tokio::process::Command::new("node")
+        .arg(ui.join("log_download.mjs"))
+        .env("MUSUBI_UI_URL", format!("https://{}", net.consumer.admin_addr.unwrap()))
+        .env("MUSUBI_UI_USER", &user)
+        .env("MUSUBI_UI_PASSWORD", &password)
+        .env("MUSUBI_UI_QUERY_ID", "ui-1")
+        .env("MUSUBI_UI_SHOTS", &shots)
+        .output()
+        .await
+        .unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("ok: downloaded"), "{said}");
+    let zip = said.lines().find_map(|l| l.strip_prefix("ok: downloaded ")).unwrap();
+    let files = musubi_protocol::asic::read_zip(&std::fs::read(zip).unwrap(), &Default::default()).unwrap();
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["ui-1-request.asice", "ui-1-response.asice"]);
     net.shutdown().await;
 }

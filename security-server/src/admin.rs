@@ -28,6 +28,7 @@
 //! - `PATCH /services/{id}` `{url?, timeout_secs?, ssl_verify?}`
 //! - `GET /services/{id}/access-rights`; `POST` `{subject}`; `DELETE /services/{id}/access-rights/{subject}`
 //!   (subject: a member or subsystem id, `local:GROUP` or `global:GROUP`)
+//! - `GET /message-log?query_id=&client=&service=&from=&to=&limit=`: records found, newest first
 //! - `GET /message-log/{query_id}[?client=ID]`: a ZIP of the ASiC-E containers of a
 //!   query's time-stamped records (security officers and system administrators)
 //! - `GET /clients/{id}/access-rights[?subject=S]`: the rights on a client's services
@@ -81,7 +82,7 @@ pub(crate) fn policy(method: &axum::http::Method, path: &str) -> Option<&'static
     let p = path.trim_start_matches("/api/v1/");
     if method == axum::http::Method::GET {
         // The messages themselves are not for every reader.
-        return p.starts_with("message-log/").then_some(&[SecurityOfficer, SystemAdministrator][..]);
+        return p.starts_with("message-log").then_some(&[SecurityOfficer, SystemAdministrator][..]);
     }
     Some(if p == "initialization" {
         &[SecurityOfficer, SystemAdministrator]
@@ -125,6 +126,7 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/services/{id}", axum::routing::patch(edit_service))
         .route("/api/v1/services/{id}/access-rights", get(access_rights).post(grant))
         .route("/api/v1/services/{id}/access-rights/{subject}", axum::routing::delete(revoke))
+        .route("/api/v1/message-log", get(search_log))
         .route("/api/v1/message-log/{query_id}", get(message_log))
         .route("/api/v1/clients/{id}/local-groups", get(groups).post(add_group))
         .route("/api/v1/clients/{id}/local-groups/{code}", axum::routing::delete(delete_group))
@@ -229,6 +231,22 @@ async fn running_state(a: &Admin) -> Result<(Value, Value, Value, Value), ApiErr
 struct LogQuery {
     #[serde(default)]
     client: Option<String>,
+}
+
+async fn search_log(
+    State(a): State<Admin>,
+    axum::extract::Query(q): axum::extract::Query<crate::messagelog::Search>,
+) -> Answer {
+    let state = running(&a)?;
+    for (field, value) in [("from", &q.from), ("to", &q.to)] {
+        if let Some(v) = value
+            && time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc3339).is_err()
+        {
+            return Err(ApiError::field(field, "an RFC 3339 time, e.g. 2026-12-01T09:00:00Z"));
+        }
+    }
+    let found = state.log.search(&q).await.map_err(ApiError::internal)?;
+    Ok(Json(json!(found)))
 }
 
 async fn message_log(

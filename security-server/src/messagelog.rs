@@ -45,6 +45,50 @@ type TokenRow = (Vec<u8>, Option<Vec<u8>>);
 /// A (hash chain result, hash chain) pair.
 pub type OwnedChain = (Vec<u8>, Vec<u8>);
 
+/// What a message-log search asks for (each field optional).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Search {
+    /// The query id.
+    pub query_id: Option<String>,
+    /// The client, as `SUBSYSTEM:…`.
+    pub client: Option<String>,
+    /// The service, as `SERVICE:…`.
+    pub service: Option<String>,
+    /// Logged at or after (RFC 3339, UTC).
+    pub from: Option<String>,
+    /// Logged at or before (RFC 3339, UTC).
+    pub to: Option<String>,
+    /// Most records answered (default 100, at most 500).
+    #[serde(default = "default_limit")]
+    pub limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+/// One record found by a search (without its content).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Found {
+    /// The record's number.
+    pub id: i64,
+    /// The query id.
+    pub query_id: String,
+    /// The client.
+    pub client: String,
+    /// The service.
+    pub service: String,
+    /// Which proxy logged it (`client` or `server`).
+    pub side: String,
+    /// Whether it is the response.
+    pub response: bool,
+    /// When it was logged.
+    pub created_at: String,
+    /// Whether it has its time stamp (and so can be exported).
+    pub time_stamped: bool,
+}
+
 /// A logged record with what its container needs.
 #[derive(Debug, Clone)]
 pub struct LoggedRecord {
@@ -233,6 +277,38 @@ impl MessageLog {
             .bind(query_id)
             .fetch_all(&self.pool)
             .await
+    }
+
+    /// Records matching `f`, newest first, at most `f.limit` (≤ 500): for
+    /// finding a message by time, client, service or query id.
+    pub async fn search(&self, f: &Search) -> Result<Vec<Found>, sqlx::Error> {
+        let rows: Vec<(i64, String, String, String, String, String, String, Option<i64>)> = sqlx::query_as(
+            "SELECT id, query_id, client, service, side, direction, created_at, timestamp_id FROM message_log \
+             WHERE (CAST($1 AS TEXT) IS NULL OR query_id = $1) AND (CAST($2 AS TEXT) IS NULL OR client = $2) \
+             AND (CAST($3 AS TEXT) IS NULL OR service = $3) AND (CAST($4 AS TEXT) IS NULL OR created_at >= $4) \
+             AND (CAST($5 AS TEXT) IS NULL OR created_at <= $5) ORDER BY id DESC LIMIT $6",
+        )
+        .bind(f.query_id.as_deref())
+        .bind(f.client.as_deref())
+        .bind(f.service.as_deref())
+        .bind(f.from.as_deref())
+        .bind(f.to.as_deref())
+        .bind(f.limit.clamp(1, 500))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, query_id, client, service, side, direction, created_at, stamp)| Found {
+                id,
+                query_id,
+                client,
+                service,
+                side,
+                response: direction == "response",
+                created_at,
+                time_stamped: stamp.is_some(),
+            })
+            .collect())
     }
 
     /// How many records wait for a time stamp.

@@ -353,6 +353,19 @@ fn ops() -> Vec<Op> {
         ),
         op(
             "get",
+            "/api/v1/message-log",
+            "message log",
+            "Message-log records found by query id, client, service and time, newest first (no content).",
+            None,
+            list(answer(json!({
+                "id": { "type": "integer" }, "query_id": { "type": "string" }, "client": { "type": "string" },
+                "service": { "type": "string" }, "side": { "type": "string", "enum": ["client", "server"] },
+                "response": { "type": "boolean" }, "created_at": string("RFC 3339"),
+                "time_stamped": { "type": "boolean" },
+            }))),
+        ),
+        op(
+            "get",
             "/api/v1/message-log/{query_id}",
             "message log",
             "A ZIP of the ASiC-E containers of a query's time-stamped records (optionally one client's).",
@@ -497,6 +510,20 @@ pub(crate) fn document() -> Value {
         if op.path == "/api/v1/message-log/{query_id}" {
             parameters.push(json!({ "name": "client", "in": "query", "required": false,
                                     "schema": { "type": "string" }, "description": CLIENT_ID }));
+        }
+        if op.path == "/api/v1/message-log" {
+            for (name, what) in [
+                ("query_id", "the query id"),
+                ("client", CLIENT_ID),
+                ("service", "SERVICE:INSTANCE/CLASS/CODE/SUB/SERVICE[/VERSION]"),
+                ("from", "logged at or after (RFC 3339)"),
+                ("to", "logged at or before (RFC 3339)"),
+            ] {
+                parameters.push(json!({ "name": name, "in": "query", "required": false,
+                                        "schema": { "type": "string" }, "description": what }));
+            }
+            parameters.push(json!({ "name": "limit", "in": "query", "required": false,
+                                    "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 100 } }));
         }
         if op.path == "/api/v1/clients/{id}/access-rights" {
             parameters.push(json!({ "name": "subject", "in": "query", "required": false,

@@ -160,3 +160,52 @@ Musubi.page({
       }));
   },
 });
+
+Musubi.strings({
+  en: {
+    "log.title": "Message log", "log.search": "Search", "log.query_id": "Query id", "log.client": "Client",
+    "log.service": "Service", "log.from": "Logged from", "log.to": "Logged until", "log.time": "Logged",
+    "log.side": "Proxy", "log.kind": "Message", "log.request": "request", "log.response": "response",
+    "log.stamped": "Time-stamped", "log.download": "Download containers (ZIP)", "log.none": "No records found.",
+    "log.waiting": "waiting for its time stamp",
+  },
+  ja: {
+    "log.title": "メッセージログ", "log.search": "検索", "log.query_id": "クエリ ID", "log.client": "クライアント",
+    "log.service": "サービス", "log.from": "記録日時 (から)", "log.to": "記録日時 (まで)", "log.time": "記録日時",
+    "log.side": "プロキシ", "log.kind": "メッセージ", "log.request": "要求", "log.response": "応答",
+    "log.stamped": "タイムスタンプ", "log.download": "コンテナをダウンロード (ZIP)", "log.none": "該当する記録はありません。",
+    "log.waiting": "タイムスタンプ待ち",
+  },
+});
+
+Musubi.page({
+  path: "/log",
+  title: "log.title",
+  nav: true,
+  render: async (main, { api, h, t, form, date }) => {
+    const results = h("div", { id: "log-results", "aria-live": "polite" });
+    const iso = (v) => (v ? new Date(v).toISOString() : undefined);
+    main.append(form("log-search", [
+      { name: "query_id", label: "log.query_id" },
+      { name: "client", label: "log.client" },
+      { name: "service", label: "log.service" },
+      { name: "from", label: "log.from", type: "datetime-local" },
+      { name: "to", label: "log.to", type: "datetime-local" },
+    ], "log.search", async (v) => {
+      const q = new URLSearchParams();
+      for (const [k, value] of Object.entries({ ...v, from: iso(v.from), to: iso(v.to) })) if (value) q.set(k, value);
+      const found = await api("GET", `/api/v1/message-log?${q}`);
+      if (!found.length) return results.replaceChildren(h("p", {}, t("log.none")));
+      results.replaceChildren(h("table", { id: "log-table" },
+        h("thead", {}, h("tr", {}, ["log.time", "log.query_id", "log.client", "log.service", "log.side", "log.kind", "log.stamped"]
+          .map((k) => h("th", { scope: "col" }, t(k))))),
+        h("tbody", {}, found.map((r) => h("tr", {},
+          h("td", {}, date(r.created_at)), h("td", {}, r.query_id), h("td", {}, r.client), h("td", {}, r.service),
+          h("td", {}, r.side), h("td", {}, t(r.response ? "log.response" : "log.request")),
+          h("td", {}, r.time_stamped
+            ? h("a", { href: `/api/v1/message-log/${encodeURIComponent(r.query_id)}?client=${encodeURIComponent(r.client)}`,
+                download: `${r.query_id}.zip` }, t("log.download"))
+            : t("log.waiting")))))));
+    }), results);
+  },
+});
