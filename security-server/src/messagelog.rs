@@ -68,6 +68,9 @@ fn default_limit() -> i64 {
     100
 }
 
+/// A search's row: id, query id, client, service, side, direction, time, time stamp.
+type FoundRow = (i64, String, String, String, String, String, String, Option<i64>);
+
 /// One record found by a search (without its content).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Found {
@@ -282,7 +285,7 @@ impl MessageLog {
     /// Records matching `f`, newest first, at most `f.limit` (≤ 500): for
     /// finding a message by time, client, service or query id.
     pub async fn search(&self, f: &Search) -> Result<Vec<Found>, sqlx::Error> {
-        let rows: Vec<(i64, String, String, String, String, String, String, Option<i64>)> = sqlx::query_as(
+        let rows: Vec<FoundRow> = sqlx::query_as(
             "SELECT id, query_id, client, service, side, direction, created_at, timestamp_id FROM message_log \
              WHERE (CAST($1 AS TEXT) IS NULL OR query_id = $1) AND (CAST($2 AS TEXT) IS NULL OR client = $2) \
              AND (CAST($3 AS TEXT) IS NULL OR service = $3) AND (CAST($4 AS TEXT) IS NULL OR created_at >= $4) \
