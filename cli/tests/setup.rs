@@ -613,14 +613,64 @@ fn browser_missing(ui: &Path) -> Option<String> {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium() {
+/// The browser tests' folder, or None (having said why) when they cannot run
+/// here; under MUSUBI_REQUIRE_PEERS=1 that is a failure.
+fn browser_tests() -> Option<PathBuf> {
     let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
     if let Some(why) = browser_missing(&ui) {
         assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "browser test: {why}");
         println!("skipped: browser test: {why}");
-        return;
+        return None;
     }
+    Some(ui)
+}
+
+/// Runs the browser test `script` against the UI at `addr` with `env`;
+/// screenshots go to target/ui-screenshots (artefacts, never committed).
+/// Returns what it printed, once it has printed `ok: `.
+async fn browser(ui: &Path, script: &str, addr: std::net::SocketAddr, env: &[(&str, &str)]) -> String {
+    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let mut node = tokio::process::Command::new("node");
+    node.arg(ui.join(script)).env("MUSUBI_UI_URL", format!("https://{addr}")).env("MUSUBI_UI_SHOTS", &shots);
+    for (k, v) in env {
+        node.env(k, v);
+    }
+    let out = node.output().await.unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && said.contains("ok: "), "{script} failed:\n{said}");
+    said
+}
+
+/// A demo network on 127.0.NET.x whose servers register with its central server.
+async fn ui_network(name: &str, net: u8, auto_approve: bool) -> musubi::demo::Network {
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ip = |n| std::net::Ipv4Addr::new(127, 0, net, n);
+    let central = musubi::demo::CentralOptions {
+        listen: format!("127.0.{net}.8:8081").parse().unwrap(),
+        management_listen: format!("127.0.{net}.8:4001").parse().unwrap(),
+        admin_listen: format!("127.0.{net}.8:4000").parse().unwrap(),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        register: true,
+        auto_approve,
+    };
+    let opts = musubi::demo::Options {
+        ips: [ip(2), ip(3), ip(4)],
+        pki_ip: ip(5),
+        central: Some(central),
+        configuration_download_secs: 60,
+        // Each record is time-stamped before its response is released: exportable at once.
+        timestamp_immediately: true,
+        ..musubi::demo::Options::default()
+    };
+    musubi::demo::Network::start(&dir, opts).await.expect("demo network starts")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium() {
+    let Some(ui) = browser_tests() else { return };
     let dir = std::env::temp_dir().join(format!("musubi-cli-ui-browser-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let state = dir.join("state");
@@ -638,19 +688,9 @@ async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium
     ))
     .unwrap();
     let setup = musubi_security_server::start_setup(base).await.unwrap();
-    // Screenshots are test artefacts beside the build, never committed.
+    let token = setup.ui_setup_token.clone().unwrap();
+    browser(&ui, "first_run.mjs", setup.admin_addr, &[("MUSUBI_UI_SETUP_TOKEN", &token)]).await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(ui.join("first_run.mjs"))
-        .env("MUSUBI_UI_URL", format!("https://{}", setup.admin_addr))
-        .env("MUSUBI_UI_SETUP_TOKEN", setup.ui_setup_token.clone().unwrap())
-        .env("MUSUBI_UI_SHOTS", &shots)
-        .output()
-        .await
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.contains("ok: first run"), "the browser test failed:\n{said}");
     for shot in ["setup-wizard-ja.png", "dashboard-ja.png", "dashboard-en.png", "login-wait-en.png"] {
         assert!(shots.join(shot).metadata().is_ok_and(|m| m.len() > 1000), "{shot} written");
     }
@@ -659,47 +699,12 @@ async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registration_officer_approves_a_request_in_the_central_servers_web_ui() {
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
-    if let Some(why) = browser_missing(&ui) {
-        assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "browser test: {why}");
-        println!("skipped: browser test: {why}");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-central-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let ip = |n| std::net::Ipv4Addr::new(127, 0, 54, n);
-    let central = musubi::demo::CentralOptions {
-        listen: "127.0.54.8:8081".parse().unwrap(),
-        management_listen: "127.0.54.8:4001".parse().unwrap(),
-        admin_listen: "127.0.54.8:4000".parse().unwrap(),
-        generation_interval_secs: 3600,
-        expire_after_secs: 600,
-        register: true,
-        auto_approve: false,
-    };
-    let opts = musubi::demo::Options {
-        ips: [ip(2), ip(3), ip(4)],
-        pki_ip: ip(5),
-        central: Some(central),
-        configuration_download_secs: 60,
-        ..musubi::demo::Options::default()
-    };
-    let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
+    let Some(ui) = browser_tests() else { return };
+    let net = ui_network("central", 54, false).await;
     let (cs, _) = net.central.as_ref().unwrap();
     let (user, password) = net.facts.web_ui_login.clone().expect("the demo made a web UI user");
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(ui.join("central_approve.mjs"))
-        .env("MUSUBI_UI_URL", format!("https://{}", cs.admin_addr.unwrap()))
-        .env("MUSUBI_UI_USER", &user)
-        .env("MUSUBI_UI_PASSWORD", &password)
-        .env("MUSUBI_UI_SHOTS", &shots)
-        .output()
-        .await
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.contains("approved in the central server's web UI"), "{said}");
+    let login = [("MUSUBI_UI_USER", user.as_str()), ("MUSUBI_UI_PASSWORD", password.as_str())];
+    browser(&ui, "central_approve.mjs", cs.admin_addr.unwrap(), &login).await;
     // The registry agrees, and names the person who decided.
     let approved = cs.registry.requests(Some(musubi_central_server::requests::Status::Approved)).await.unwrap();
     assert_eq!(approved.len(), 1, "{approved:?}");
@@ -710,35 +715,11 @@ async fn a_registration_officer_approves_a_request_in_the_central_servers_web_ui
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
     use http_body_util::BodyExt as _;
-    let ui = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
-    if let Some(why) = browser_missing(&ui) {
-        assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "browser test: {why}");
-        println!("skipped: browser test: {why}");
-        return;
-    }
-    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-services-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let Some(ui) = browser_tests() else { return };
+    let net = ui_network("services", 55, true).await;
     let ip = |n| std::net::Ipv4Addr::new(127, 0, 55, n);
-    let central = musubi::demo::CentralOptions {
-        listen: "127.0.55.8:8081".parse().unwrap(),
-        management_listen: "127.0.55.8:4001".parse().unwrap(),
-        admin_listen: "127.0.55.8:4000".parse().unwrap(),
-        generation_interval_secs: 3600,
-        expire_after_secs: 600,
-        register: true,
-        auto_approve: true,
-    };
-    let opts = musubi::demo::Options {
-        ips: [ip(2), ip(3), ip(4)],
-        pki_ip: ip(5),
-        central: Some(central),
-        configuration_download_secs: 60,
-        // Each record is time-stamped before its response is released: exportable at once.
-        timestamp_immediately: true,
-        ..musubi::demo::Options::default()
-    };
-    let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
     let (user, password) = net.facts.web_ui_login.clone().unwrap();
+    let login = [("MUSUBI_UI_USER", user.as_str()), ("MUSUBI_UI_PASSWORD", password.as_str())];
     let (consumer, provider, ..) = musubi::demo::ids();
     let wsdl = format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
@@ -755,21 +736,9 @@ async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
 "#,
         ip(4)
     );
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
-    let out = tokio::process::Command::new("node")
-        .arg(ui.join("provider_publish.mjs"))
-        .env("MUSUBI_UI_URL", format!("https://{}", net.provider.admin_addr.unwrap()))
-        .env("MUSUBI_UI_USER", &user)
-        .env("MUSUBI_UI_PASSWORD", &password)
-        .env("MUSUBI_UI_WSDL", &wsdl)
-        .env("MUSUBI_UI_GRANT", consumer.to_string())
-        .env("MUSUBI_UI_SHOTS", &shots)
-        .output()
-        .await
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.contains("ok: WSDL added"), "{said}");
+    let grant = consumer.to_string();
+    let publish = [login[0], login[1], ("MUSUBI_UI_WSDL", wsdl.as_str()), ("MUSUBI_UI_GRANT", grant.as_str())];
+    browser(&ui, "provider_publish.mjs", net.provider.admin_addr.unwrap(), &publish).await;
 
     // The consumer's information system calls the service the UI published.
     let service = musubi_protocol::ServiceId::new(provider, "getHumidity", Some("v1")).unwrap();
@@ -788,18 +757,8 @@ async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
     assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
 
     // The exchange is found in the consumer's message log and its containers downloaded.
-    let out = tokio::process::Command::new("node")
-        .arg(ui.join("log_download.mjs"))
-        .env("MUSUBI_UI_URL", format!("https://{}", net.consumer.admin_addr.unwrap()))
-        .env("MUSUBI_UI_USER", &user)
-        .env("MUSUBI_UI_PASSWORD", &password)
-        .env("MUSUBI_UI_QUERY_ID", "ui-1")
-        .env("MUSUBI_UI_SHOTS", &shots)
-        .output()
-        .await
-        .unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && said.contains("ok: downloaded"), "{said}");
+    let find = [login[0], login[1], ("MUSUBI_UI_QUERY_ID", "ui-1")];
+    let said = browser(&ui, "log_download.mjs", net.consumer.admin_addr.unwrap(), &find).await;
     let zip = said.lines().find_map(|l| l.strip_prefix("ok: downloaded ")).unwrap();
     let files = musubi_protocol::asic::read_zip(&std::fs::read(zip).unwrap(), &Default::default()).unwrap();
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();

@@ -2,29 +2,10 @@
 // central server's web UI (Japanese), in headless Chromium.
 // Run by cli/tests/setup.rs with MUSUBI_UI_URL, MUSUBI_UI_USER, MUSUBI_UI_PASSWORD,
 // MUSUBI_UI_SHOTS; exits non-zero on the first failure.
-import { chromium } from "playwright-core";
+import { expect, login, shots, withPage } from "./common.mjs";
 
-const url = process.env.MUSUBI_UI_URL;
-const shots = process.env.MUSUBI_UI_SHOTS;
-
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.MUSUBI_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
-  const page = await context.newPage();
-  await page.goto(`${url}/`);
-  await page.waitForSelector("#login");
-  await page.getByLabel("ユーザー名").fill(process.env.MUSUBI_UI_USER);
-  await page.getByLabel("パスワード").fill(process.env.MUSUBI_UI_PASSWORD);
-  await page.getByRole("button", { name: "ログイン" }).click();
-  await page.waitForSelector("table");
+await withPage("ja-JP", async (page) => {
+  await login(page, "ja", "table");
   expect((await page.locator("h1").textContent()) === "登録申請", "the requests page");
   const pending = page.locator("td.status-pending");
   const before = await pending.count();
@@ -45,6 +26,4 @@ try {
   }
   await page.screenshot({ path: `${shots}/central-approved-ja.png`, fullPage: true });
   console.log(`ok: request ${id} approved in the central server's web UI`);
-} finally {
-  await browser.close();
-}
+});

@@ -4,24 +4,11 @@
 // logging out, failed logins that make the next attempt wait.
 // Run by cli/tests/setup.rs with MUSUBI_UI_URL, MUSUBI_UI_SETUP_TOKEN and
 // MUSUBI_UI_SHOTS (a folder for screenshots); exits non-zero on the first failure.
-import { chromium } from "playwright-core";
+import { expect, shots, url, withPage } from "./common.mjs";
 
-const url = process.env.MUSUBI_UI_URL;
 const token = process.env.MUSUBI_UI_SETUP_TOKEN;
-const shots = process.env.MUSUBI_UI_SHOTS;
 
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.MUSUBI_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP" });
-  const page = await context.newPage();
+await withPage("ja-JP", async (page) => {
   const failed = [];
   page.on("requestfailed", (r) => failed.push(r.url()));
   page.on("pageerror", (e) => failed.push(`page error: ${e.message}`));
@@ -71,6 +58,4 @@ try {
   expect((await heading()) === "Log in to Musubi", "still logged out");
   expect(failed.length === 0, `no failed loads: ${failed.join(", ")}`);
   console.log("ok: first run, dashboard, languages, logout, login throttling");
-} finally {
-  await browser.close();
-}
+});

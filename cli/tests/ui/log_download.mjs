@@ -2,31 +2,13 @@
 // (Japanese) and downloads its containers, in headless Chromium.
 // Run by cli/tests/setup.rs with MUSUBI_UI_URL, MUSUBI_UI_USER, MUSUBI_UI_PASSWORD,
 // MUSUBI_UI_QUERY_ID, MUSUBI_UI_SHOTS; prints the downloaded file's path.
-import { chromium } from "playwright-core";
 import { readFileSync } from "node:fs";
+import { expect, login, shots, withPage } from "./common.mjs";
 
-const url = process.env.MUSUBI_UI_URL;
-const shots = process.env.MUSUBI_UI_SHOTS;
 const queryId = process.env.MUSUBI_UI_QUERY_ID;
 
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.MUSUBI_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "ja-JP", acceptDownloads: true });
-  const page = await context.newPage();
-  await page.goto(`${url}/`);
-  await page.waitForSelector("#login");
-  await page.getByLabel("ユーザー名").fill(process.env.MUSUBI_UI_USER);
-  await page.getByLabel("パスワード").fill(process.env.MUSUBI_UI_PASSWORD);
-  await page.getByRole("button", { name: "ログイン" }).click();
-  await page.waitForSelector("section.card");
+await withPage("ja-JP", async (page) => {
+  await login(page, "ja", "section.card");
   await page.getByRole("link", { name: "メッセージログ" }).click();
   await page.waitForSelector("#log-search");
   await page.getByLabel("クエリ ID").fill(queryId);
@@ -45,6 +27,4 @@ try {
   const bytes = readFileSync(path);
   expect(bytes[0] === 0x50 && bytes[1] === 0x4b, "a ZIP");
   console.log(`ok: downloaded ${path}`);
-} finally {
-  await browser.close();
-}
+});

@@ -3,29 +3,10 @@
 // Run by cli/tests/setup.rs with MUSUBI_UI_URL, MUSUBI_UI_USER, MUSUBI_UI_PASSWORD,
 // MUSUBI_UI_WSDL (the WSDL's text), MUSUBI_UI_GRANT (who gets access),
 // MUSUBI_UI_SHOTS; exits non-zero on the first failure.
-import { chromium } from "playwright-core";
+import { expect, login, shots, withPage } from "./common.mjs";
 
-const url = process.env.MUSUBI_UI_URL;
-const shots = process.env.MUSUBI_UI_SHOTS;
-
-function expect(cond, what) {
-  if (!cond) throw new Error(`expected: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.MUSUBI_CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"],
-});
-try {
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: "en-GB" });
-  const page = await context.newPage();
-  await page.goto(`${url}/`);
-  await page.waitForSelector("#login");
-  await page.getByLabel("User name").fill(process.env.MUSUBI_UI_USER);
-  await page.getByLabel("Password").fill(process.env.MUSUBI_UI_PASSWORD);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.waitForSelector("section.card");
+await withPage("en-GB", async (page) => {
+  await login(page, "en", "section.card");
   await page.getByRole("link", { name: "Services" }).click();
   await page.waitForSelector("#add-wsdl");
 
@@ -48,6 +29,4 @@ try {
   const rights = await page.locator("div.service", { hasText: "getHumidity" }).getByRole("listitem").count();
   expect(rights === 1, `one access right, got ${rights}`);
   console.log("ok: WSDL added and access granted in the web UI");
-} finally {
-  await browser.close();
-}
+});
