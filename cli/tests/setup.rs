@@ -495,17 +495,18 @@ async fn call(
     (status, h, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_first_ui_user_needs_the_console_token_and_sessions_need_their_csrf_token() {
-    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-users-{}", std::process::id()));
+/// A security server as installed on 127.0.NET.2, not set up: only its admin
+/// API runs; with its state folder.
+async fn fresh_server(name: &str, net: u8) -> (musubi_security_server::SetupHandle, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let state = dir.join("state");
     let base: toml::Table = toml::from_str(&format!(
         r#"
-        client_proxy_listen = "127.0.52.2:8080"
-        server_proxy_listen = "127.0.52.2:5500"
-        ocsp_listen = "127.0.52.2:5577"
-        admin_listen = "127.0.52.2:4000"
+        client_proxy_listen = "127.0.{net}.2:8080"
+        server_proxy_listen = "127.0.{net}.2:5500"
+        ocsp_listen = "127.0.{net}.2:5577"
+        admin_listen = "127.0.{net}.2:4000"
         database = "{db}"
         state_dir = "{state}"
         "#,
@@ -513,7 +514,12 @@ async fn the_first_ui_user_needs_the_console_token_and_sessions_need_their_csrf_
         state = state.display(),
     ))
     .unwrap();
-    let setup = musubi_security_server::start_setup(base).await.unwrap();
+    (musubi_security_server::start_setup(base).await.unwrap(), state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_ui_user_needs_the_console_token_and_sessions_need_their_csrf_token() {
+    let (setup, state) = fresh_server("users", 52).await;
     let addr = setup.admin_addr;
     let pem = std::fs::read_to_string(state.join("admin/admin-tls.pem")).unwrap();
     let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap();
@@ -671,23 +677,7 @@ async fn ui_network(name: &str, net: u8, auto_approve: bool) -> musubi::demo::Ne
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_sets_up_the_first_user_and_logs_in_with_the_web_ui_in_chromium() {
     let Some(ui) = browser_tests() else { return };
-    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-browser-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    let state = dir.join("state");
-    let base: toml::Table = toml::from_str(&format!(
-        r#"
-        client_proxy_listen = "127.0.53.2:8080"
-        server_proxy_listen = "127.0.53.2:5500"
-        ocsp_listen = "127.0.53.2:5577"
-        admin_listen = "127.0.53.2:4000"
-        database = "{db}"
-        state_dir = "{state}"
-        "#,
-        db = dir.join("messagelog.sqlite").display(),
-        state = state.display(),
-    ))
-    .unwrap();
-    let setup = musubi_security_server::start_setup(base).await.unwrap();
+    let (setup, _) = fresh_server("browser", 53).await;
     let token = setup.ui_setup_token.clone().unwrap();
     browser(&ui, "first_run.mjs", setup.admin_addr, &[("MUSUBI_UI_SETUP_TOKEN", &token)]).await;
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
