@@ -222,6 +222,18 @@ async fn create_user(State(c): State<Ctx>, Json(u): Json<NewUser>) -> Result<Jso
 }
 
 async fn delete_user(State(c): State<Ctx>, Path(name): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+    // Someone must still be able to manage users afterwards.
+    let admins_left = c
+        .users
+        .list()
+        .iter()
+        .filter(|(n, roles)| *n != name && roles.contains(&crate::access::Role::SystemAdministrator))
+        .count();
+    if admins_left == 0 && c.users.list().iter().any(|(n, _)| *n == name) {
+        return Err(ApiError::conflict(format!(
+            "{name} is the last user with the system_administrator role; give another user that role first"
+        )));
+    }
     if c.users.delete(&name).map_err(ApiError::internal)? {
         Ok(Json(json!({ "username": name, "deleted": true })))
     } else {

@@ -109,7 +109,7 @@ const Musubi = (() => {
     const el = document.getElementById("nav");
     el.replaceChildren();
     if (!me) return;
-    for (const p of pages.filter((p) => p.nav)) {
+    for (const p of pages.filter((p) => p.nav).sort((a, b) => (a.order || 0) - (b.order || 0))) {
       const current = location.hash.replace(/^#/, "") === p.path || (p.path === "/" && !location.hash);
       el.append(h("a", { href: `#${p.path}`, "aria-current": current ? "page" : null }, t(p.title)));
     }
@@ -210,3 +210,62 @@ const Musubi = (() => {
     strings: (more) => { for (const l of Object.keys(more)) Object.assign(strings[l] = strings[l] || {}, more[l]); },
   };
 })();
+
+// Users and API keys: the same on both servers (system administrators).
+Musubi.strings({
+  en: {
+    "users.title": "Users and API keys", "users.users": "Users", "users.keys": "API keys", "users.roles": "Roles",
+    "users.add": "Add user", "users.delete": "Delete", "users.key_add": "Make API key", "users.name": "Name",
+    "users.key_shown": "The new key (shown once; keep it safe):", "users.revoke": "Revoke",
+    roles: "Roles (comma-separated)",
+  },
+  ja: {
+    "users.title": "ユーザーと API キー", "users.users": "ユーザー", "users.keys": "API キー", "users.roles": "ロール",
+    "users.add": "ユーザーを追加", "users.delete": "削除", "users.key_add": "API キーを作成", "users.name": "名前",
+    "users.key_shown": "新しいキー (一度だけ表示されます。安全に保管してください):", "users.revoke": "失効",
+    roles: "ロール (カンマ区切り)",
+  },
+});
+
+Musubi.page({
+  path: "/users",
+  title: "users.title",
+  nav: true,
+  order: 100,
+  render: async (main, { api, h, t, form, reload }) => {
+    const [users, keys] = await Promise.all([api("GET", "/api/v1/users"), api("GET", "/api/v1/api-keys")]);
+    const roles = (v) => v.roles.split(",").map((r) => r.trim()).filter(Boolean);
+    const shown = h("p", { id: "new-key", class: "notice", hidden: true });
+    main.append(
+      h("h2", {}, t("users.users")),
+      h("table", { id: "users" }, h("tbody", {}, users.map((u) => h("tr", {},
+        h("td", {}, u.username), h("td", {}, u.roles.join(", ")),
+        h("td", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
+          await api("DELETE", `/api/v1/users/${encodeURIComponent(u.username)}`);
+          reload();
+        } }, t("users.delete"))))))),
+      form("add-user", [
+        { name: "username", label: "username" },
+        { name: "password", label: "password", type: "password", autocomplete: "new-password" },
+        { name: "roles", label: "roles", value: "observer" },
+      ], "users.add", async (v) => {
+        await api("POST", "/api/v1/users", { username: v.username, password: v.password, roles: roles(v) });
+        reload();
+      }),
+      h("h2", {}, t("users.keys")),
+      h("table", { id: "api-keys" }, h("tbody", {}, keys.map((k) => h("tr", {},
+        h("td", {}, String(k.id)), h("td", {}, k.name), h("td", {}, k.roles.join(", ")),
+        h("td", {}, h("button", { type: "button", class: "secondary", onclick: async () => {
+          await api("DELETE", `/api/v1/api-keys/${k.id}`);
+          reload();
+        } }, t("users.revoke"))))))),
+      form("add-key", [{ name: "name", label: "users.name" }, { name: "roles", label: "roles", value: "observer" }],
+        "users.key_add", async (v) => {
+          const made = await api("POST", "/api/v1/api-keys", { name: v.name, roles: roles(v) });
+          shown.replaceChildren(t("users.key_shown"), " ", h("code", {}, made.key));
+          shown.hidden = false;
+        }),
+      shown,
+    );
+  },
+});

@@ -579,6 +579,9 @@ async fn the_first_ui_user_needs_the_console_token_and_sessions_need_their_csrf_
     assert_eq!(status, 429, "after failures even the right password waits: {v}");
     assert!(headers.contains_key("retry-after"));
 
+    let (status, _, v) = call(addr, &cert, "DELETE", "/api/v1/users/admin", &with_csrf, Value::Null).await;
+    assert!(status == 409 && v["error"].as_str().unwrap().contains("last user"), "{v}");
+
     // Logged out: the cookie is worth nothing.
     let (status, _, _) = call(addr, &cert, "POST", "/api/v1/logout", &with_csrf, Value::Null).await;
     assert_eq!(status, 200);

@@ -40,6 +40,21 @@ await withPage("ja-JP", async (page) => {
   await page.waitForFunction(() => document.querySelector("h1").textContent === "Dashboard");
   await page.screenshot({ path: `${shots}/dashboard-en.png`, fullPage: true });
 
+  // Users and API keys: a read-only colleague and a monitoring key.
+  await page.getByRole("link", { name: "Users and API keys" }).click();
+  await page.waitForSelector("#add-user");
+  await page.locator("#add-user").getByLabel("User name").fill("watcher");
+  await page.locator("#add-user").getByLabel("Password").fill("short");
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.waitForFunction(() => document.querySelector("#add-user-password-error").textContent.includes("characters"));
+  await page.locator("#add-user").getByLabel("Password").fill("a watcher's passphrase");
+  await page.getByRole("button", { name: "Add user" }).click();
+  await page.locator("#users td", { hasText: "watcher" }).waitFor();
+  await page.locator("#add-key").getByLabel("Name").fill("monitoring");
+  await page.getByRole("button", { name: "Make API key" }).click();
+  await page.waitForSelector("#new-key:not([hidden]) code");
+  await page.screenshot({ path: `${shots}/users-en.png`, fullPage: true });
+
   // Log out; wrong passwords; then even the right one must wait.
   await page.getByRole("button", { name: "Log out" }).click();
   await page.waitForSelector("#login");
