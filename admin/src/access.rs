@@ -479,9 +479,10 @@ impl Access {
 /// session endpoints (see [`crate::session`]).
 pub fn protect(router: axum::Router, access: Access, policy: Policy) -> axum::Router {
     let Access { keys, users, audit } = access;
+    let hashing = crate::session::hashing_limit();
     let guarded = router
         .merge(key_routes(keys.clone()))
-        .merge(crate::session::routes(users.clone(), audit.clone()))
+        .merge(crate::session::routes(users.clone(), audit.clone(), hashing.clone()))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::new(404, format!("no endpoint {}; see /api/v1/openapi.json", uri.path()))
         })
@@ -491,7 +492,7 @@ pub fn protect(router: axum::Router, access: Access, policy: Policy) -> axum::Ro
         ));
     // Logging in and the first-run wizard come before any authentication.
     guarded
-        .merge(crate::session::public_routes(users, audit))
+        .merge(crate::session::public_routes(users, audit, hashing))
         .layer(axum::extract::DefaultBodyLimit::max(crate::MAX_BODY_BYTES))
 }
 

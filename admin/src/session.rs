@@ -17,6 +17,7 @@
 //! Every change a session makes carries its CSRF token in `X-CSRF-Token`
 //! (checked by the guard, see `access`).
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Json;
@@ -54,6 +55,28 @@ pub(crate) fn cookie(req: &Request) -> Option<&str> {
 struct Ctx {
     users: Users,
     audit: Audit,
+    /// Password hashing is memory-hard on purpose (19 MiB each): only a few
+    /// at once, so a flood of logins cannot exhaust the server's memory.
+    hashing: Arc<tokio::sync::Semaphore>,
+}
+
+/// Password hashes computed at once.
+const HASHING_AT_ONCE: usize = 4;
+
+/// Runs a password check or hash on the blocking pool, a few at a time;
+/// 503 when the server is too busy to start one within 10 s.
+async fn hashed<T: Send + 'static>(c: &Ctx, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
+    let permit = tokio::time::timeout(std::time::Duration::from_secs(10), c.hashing.clone().acquire_owned())
+        .await
+        .map_err(|_| ApiError::new(503, "too many logins at once; try again in a moment"))?
+        .map_err(ApiError::internal)?;
+    let done = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        work()
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    Ok(done)
 }
 
 fn roles(c: &Caller) -> Vec<&'static str> {
@@ -92,24 +115,27 @@ async fn login(State(c): State<Ctx>, Json(l): Json<Login>) -> Response {
     }
     let users = c.users.clone();
     let name = l.username.clone();
-    let outcome = tokio::task::spawn_blocking(move || users.login(&l.username, &l.password, Instant::now())).await;
+    let outcome = match hashed(&c, move || users.login(&l.username, &l.password, Instant::now())).await {
+        Ok(outcome) => outcome,
+        Err(e) => return e.into_response(),
+    };
     let event = "POST /api/v1/login";
     let data = json!({ "username": name });
     match outcome {
-        Ok(Ok(started)) => {
+        Ok(started) => {
             c.audit.record(event, Some(&started.caller), data, "success");
             logged_in(&started)
         }
-        Ok(Err(LoginError::Wrong)) => {
+        Err(LoginError::Wrong) => {
             c.audit.record(event, None, data, "failure: wrong user name or password");
             ApiError::field("password", "wrong user name or password").with_status(401).into_response()
         }
-        Ok(Err(LoginError::Wait(d))) => {
+        Err(LoginError::Wait(d)) => {
             c.audit.record(event, None, data, "refused: too many failed logins, waiting");
             let secs = d.as_secs_f64().ceil() as u64;
             wait(429, format!("too many failed logins; wait {secs} s before trying again"), secs)
         }
-        Ok(Err(LoginError::Locked(d))) => {
+        Err(LoginError::Locked(d)) => {
             c.audit.record(event, None, data, "refused: locked");
             let minutes = d.as_secs().div_ceil(60);
             wait(
@@ -118,7 +144,6 @@ async fn login(State(c): State<Ctx>, Json(l): Json<Login>) -> Response {
                 d.as_secs(),
             )
         }
-        Err(e) => ApiError::internal(e).into_response(),
     }
 }
 
@@ -143,17 +168,20 @@ async fn first_user(State(c): State<Ctx>, Json(f): Json<FirstUser>) -> Response 
     }
     let users = c.users.clone();
     let (token, name, password) = (f.setup_token, f.username.clone(), f.password);
-    let made = tokio::task::spawn_blocking(move || users.create_first(&token, &name, &password)).await;
+    let made = match hashed(&c, move || users.create_first(&token, &name, &password)).await {
+        Ok(made) => made,
+        Err(e) => return e.into_response(),
+    };
     let data = json!({ "username": f.username });
     match made {
-        Ok(Ok(true)) => match c.users.start_first(&f.username, Instant::now()) {
+        Ok(true) => match c.users.start_first(&f.username, Instant::now()) {
             Ok(started) => {
                 c.audit.record("POST /api/v1/first-user", Some(&started.caller), data, "success");
                 logged_in(&started)
             }
             Err(e) => ApiError::internal(e).into_response(),
         },
-        Ok(Ok(false)) => {
+        Ok(false) => {
             c.audit.record("POST /api/v1/first-user", None, data, "refused: setup token");
             ApiError::field(
                 "setup_token",
@@ -162,7 +190,6 @@ async fn first_user(State(c): State<Ctx>, Json(f): Json<FirstUser>) -> Response 
             .with_status(403)
             .into_response()
         }
-        Ok(Err(e)) => ApiError::internal(e).into_response(),
         Err(e) => ApiError::internal(e).into_response(),
     }
 }
@@ -211,10 +238,7 @@ async fn create_user(State(c): State<Ctx>, Json(u): Json<NewUser>) -> Result<Jso
     let roles = crate::access::parse_roles(&u.roles)?;
     let users = c.users.clone();
     let (name, password) = (u.username.clone(), u.password);
-    let made = tokio::task::spawn_blocking(move || users.create(&name, &password, &roles))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
+    let made = hashed(&c, move || users.create(&name, &password, &roles)).await?.map_err(ApiError::internal)?;
     if !made {
         return Err(ApiError::field("username", format!("a user {} exists", u.username)).with_status(409));
     }
@@ -241,21 +265,26 @@ async fn delete_user(State(c): State<Ctx>, Path(name): Path<String>) -> Result<J
     }
 }
 
+/// The limit on password hashes at once, shared by all of an API's routes.
+pub(crate) fn hashing_limit() -> Arc<tokio::sync::Semaphore> {
+    Arc::new(tokio::sync::Semaphore::new(HASHING_AT_ONCE))
+}
+
 /// The routes that need no authentication: logging in and the first-run wizard.
-pub(crate) fn public_routes(users: Users, audit: Audit) -> axum::Router {
+pub(crate) fn public_routes(users: Users, audit: Audit, hashing: Arc<tokio::sync::Semaphore>) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/login", post(login))
         .route("/api/v1/setup-state", get(setup_state))
         .route("/api/v1/first-user", post(first_user))
-        .with_state(Ctx { users, audit })
+        .with_state(Ctx { users, audit, hashing })
 }
 
 /// The session and user routes behind the guard.
-pub(crate) fn routes(users: Users, audit: Audit) -> axum::Router {
+pub(crate) fn routes(users: Users, audit: Audit, hashing: Arc<tokio::sync::Semaphore>) -> axum::Router {
     axum::Router::new()
         .route("/api/v1/session", get(session))
         .route("/api/v1/logout", post(logout))
         .route("/api/v1/users", get(list_users).post(create_user))
         .route("/api/v1/users/{name}", delete(delete_user))
-        .with_state(Ctx { users, audit })
+        .with_state(Ctx { users, audit, hashing })
 }
