@@ -209,3 +209,79 @@ Musubi.page({
     }), results);
   },
 });
+
+Musubi.strings({
+  en: {
+    "access.title": "Access rights", "access.by_client": "Who may call this client's services",
+    "access.service": "Service", "access.subject": "Who", "access.groups": "Local groups",
+    "access.code": "Group code", "access.description": "Description", "access.add_group": "Add group",
+    "access.member": "Member or subsystem", "access.add_member": "Add member", "access.remove": "Remove",
+    "access.delete_group": "Delete group", "access.no_rights": "Nobody may call this client's services yet.",
+  },
+  ja: {
+    "access.title": "アクセス権", "access.by_client": "このクライアントのサービスを呼び出せる者",
+    "access.service": "サービス", "access.subject": "対象", "access.groups": "ローカルグループ",
+    "access.code": "グループコード", "access.description": "説明", "access.add_group": "グループを追加",
+    "access.member": "メンバーまたはサブシステム", "access.add_member": "メンバーを追加", "access.remove": "外す",
+    "access.delete_group": "グループを削除", "access.no_rights": "このクライアントのサービスを呼び出せる者はまだいません。",
+  },
+});
+
+Musubi.page({
+  path: "/access",
+  title: "access.title",
+  nav: true,
+  render: async (main, { api, h, t, form, reload }) => {
+    const enc = encodeURIComponent;
+    const clients = (await api("GET", "/api/v1/clients")).filter((c) => c.id.startsWith("SUBSYSTEM:"));
+    if (!clients.length) {
+      main.append(h("p", {}, t("services.no_clients")));
+      return;
+    }
+    const chosen = sessionStorage.getItem("musubi.client") || clients[0].id;
+    const client = clients.some((c) => c.id === chosen) ? chosen : clients[0].id;
+    main.append(h("label", { for: "access-client" }, t("services.client"),
+      h("select", { id: "access-client", onchange: (ev) => { sessionStorage.setItem("musubi.client", ev.target.value); reload(); } },
+        clients.map((c) => h("option", { value: c.id, selected: c.id === client }, c.id)))));
+    const [rights, groups, descriptions] = await Promise.all([
+      api("GET", `/api/v1/clients/${enc(client)}/access-rights`),
+      api("GET", `/api/v1/clients/${enc(client)}/local-groups`),
+      api("GET", `/api/v1/clients/${enc(client)}/service-descriptions`),
+    ]);
+    // Rights name service codes; revoking needs the service's whole id.
+    const ids = new Map(descriptions.flatMap((d) => d.services).map((s) => [s.id.split("/")[4], s.id]));
+    main.append(h("h2", {}, t("access.by_client")));
+    main.append(rights.length
+      ? h("table", { id: "rights" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("access.service")), h("th", { scope: "col" }, t("access.subject")), h("th", {}))),
+          h("tbody", {}, rights.map((r) => h("tr", {}, h("td", {}, r.service_code), h("td", {}, r.subject),
+            h("td", {}, ids.has(r.service_code) ? h("button", { type: "button", class: "secondary", onclick: async () => {
+              await api("DELETE", `/api/v1/services/${enc(ids.get(r.service_code))}/access-rights/${enc(r.subject)}`);
+              reload();
+            } }, t("services.revoke")) : "")))))
+      : h("p", {}, t("access.no_rights")));
+    main.append(h("h2", {}, t("access.groups")));
+    for (const g of groups) {
+      const base = `/api/v1/clients/${enc(client)}/local-groups/${enc(g.code)}`;
+      main.append(h("section", { class: "card", id: `group-${g.code}` },
+        h("h3", {}, `local:${g.code}`, " — ", g.description),
+        h("ul", {}, g.members.map((m) => h("li", {}, m, " ", h("button", { type: "button", class: "secondary", onclick: async () => {
+          await api("DELETE", `${base}/members/${enc(m)}`);
+          reload();
+        } }, t("access.remove"))))),
+        form(`member-${g.code}`, [{ name: "member", label: "access.member" }], "access.add_member", async (v) => {
+          await api("POST", `${base}/members`, v);
+          reload();
+        }),
+        h("button", { type: "button", class: "secondary", onclick: async () => {
+          await api("DELETE", base);
+          reload();
+        } }, t("access.delete_group"))));
+    }
+    main.append(form("add-group", [{ name: "code", label: "access.code" }, { name: "description", label: "access.description" }],
+      "access.add_group", async (v) => {
+        await api("POST", `/api/v1/clients/${enc(client)}/local-groups`, v.description ? v : { code: v.code });
+        reload();
+      }));
+  },
+});

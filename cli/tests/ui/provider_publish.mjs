@@ -28,5 +28,19 @@ await withPage("en-GB", async (page) => {
   await page.screenshot({ path: `${shots}/services-en.png`, fullPage: true });
   const rights = await page.locator("div.service", { hasText: "getHumidity" }).getByRole("listitem").count();
   expect(rights === 1, `one access right, got ${rights}`);
+
+  // The same right seen by client; a local group made and given a member.
+  await page.getByRole("link", { name: "Access rights" }).click();
+  await page.locator("#rights td", { hasText: "getHumidity" }).first().waitFor();
+  await page.locator("#add-group").getByLabel("Group code").fill("carers");
+  await page.getByRole("button", { name: "Add group" }).click();
+  await page.locator("#group-carers").waitFor();
+  await page.locator("#member-carers").getByLabel("Member or subsystem").fill("not an id");
+  await page.locator("#member-carers").getByRole("button", { name: "Add member" }).click();
+  await page.waitForFunction(() => document.querySelector("#member-carers-member-error").textContent.length > 0);
+  await page.locator("#member-carers").getByLabel("Member or subsystem").fill(process.env.MUSUBI_UI_GRANT);
+  await page.locator("#member-carers").getByRole("button", { name: "Add member" }).click();
+  await page.locator("#group-carers li", { hasText: process.env.MUSUBI_UI_GRANT }).waitFor();
+  await page.screenshot({ path: `${shots}/access-en.png`, fullPage: true });
   console.log("ok: WSDL added and access granted in the web UI");
 });
