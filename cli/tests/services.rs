@@ -286,6 +286,14 @@ async fn a_provider_publishes_a_service_and_grants_it_to_a_local_group_with_the_
             .unwrap();
     assert_eq!(status, 401, "metrics need the API key");
 
+    // The dashboard's last hour, as the status tells it.
+    let status = musubi(admin, &admin_dir, &["status"]).await.unwrap();
+    assert!(status["last_hour"]["exchanges"].as_u64().unwrap() >= 5, "{status}");
+    assert!(
+        status["last_hour"]["faults_by_code"]["server.serverproxy.access_denied"].as_u64().unwrap() >= 1,
+        "{status}"
+    );
+
     // The provider's URL and timeout edited; the file description refreshed with a new operation.
     let edited = musubi(
         admin,

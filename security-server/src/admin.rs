@@ -9,7 +9,8 @@
 //! `GET /openapi.json`, see [`crate::openapi`]):
 //! - `GET  /status`: initialised, server id, whether it runs and is registered, clients;
 //!   the health check's verdict, the global configuration's expiry, the OCSP
-//!   state of each own certificate, the time-stamping state and backlog
+//!   state of each own certificate, the time-stamping state and backlog, and
+//!   the last hour's exchanges and faults by code
 //! - `GET  /internal-tls-certificate`: `{certificate, hash}`, what https providers are shown
 //! - `POST /initialization` `{anchor, owner, server_code, pin}`
 //! - `GET  /keys`; `POST /keys` `{role: "auth"|"sign", label?}`
@@ -188,6 +189,7 @@ async fn status(State(a): State<Admin>) -> Answer {
         "global_configuration": globalconf,
         "ocsp": ocsp,
         "timestamping": timestamping,
+        "last_hour": a.running.as_ref().map(|s| s.stats.exchanges.last_hour()),
     })))
 }
 

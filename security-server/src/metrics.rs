@@ -34,6 +34,58 @@ pub(crate) struct Metrics {
     ok: [AtomicU64; 2],
     faults: Mutex<BTreeMap<(usize, String), u64>>,
     latency: [Histogram; 2],
+    recent: Mutex<Recent>,
+}
+
+/// Exchanges and faults per minute over the last hour, for the dashboard.
+#[derive(Debug, Default)]
+struct Recent {
+    /// (minute since the epoch, exchanges without a fault, faults by code), oldest first.
+    minutes: std::collections::VecDeque<(u64, u64, BTreeMap<String, u64>)>,
+}
+
+/// What happened in the last hour.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub(crate) struct LastHour {
+    /// Exchanges completed without a fault (both proxies).
+    pub(crate) exchanges: u64,
+    /// Requests answered with a fault.
+    pub(crate) faults: u64,
+    /// Faults by code.
+    pub(crate) faults_by_code: BTreeMap<String, u64>,
+}
+
+impl Recent {
+    fn add(&mut self, minute: u64, fault: Option<&str>) {
+        if self.minutes.back().is_none_or(|(m, ..)| *m != minute) {
+            self.minutes.push_back((minute, 0, BTreeMap::new()));
+        }
+        while self.minutes.front().is_some_and(|(m, ..)| *m + 60 <= minute) {
+            self.minutes.pop_front();
+        }
+        if let Some((_, ok, faults)) = self.minutes.back_mut() {
+            match fault {
+                None => *ok += 1,
+                Some(code) => *faults.entry(code.to_string()).or_default() += 1,
+            }
+        }
+    }
+
+    fn last_hour(&self, minute: u64) -> LastHour {
+        let mut out = LastHour::default();
+        for (_, ok, faults) in self.minutes.iter().filter(|(m, ..)| *m + 60 > minute) {
+            out.exchanges += ok;
+            for (code, n) in faults {
+                out.faults += n;
+                *out.faults_by_code.entry(code.clone()).or_default() += n;
+            }
+        }
+        out
+    }
+}
+
+fn this_minute() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() / 60)
 }
 
 impl Metrics {
@@ -48,6 +100,7 @@ impl Metrics {
                 *self.faults.lock().unwrap_or_else(|p| p.into_inner()).entry((i, code.to_string())).or_default() += 1;
             }
         }
+        self.recent.lock().unwrap_or_else(|p| p.into_inner()).add(this_minute(), fault);
         let h = &self.latency[i];
         let secs = took.as_secs_f64();
         for (b, c) in BUCKETS.iter().zip(&h.counts) {
@@ -57,6 +110,11 @@ impl Metrics {
         }
         h.total.fetch_add(1, Ordering::Relaxed);
         h.sum_micros.fetch_add(u64::try_from(took.as_micros()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// Exchanges and faults of the last hour.
+    pub(crate) fn last_hour(&self) -> LastHour {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner()).last_hour(this_minute())
     }
 
     /// The Prometheus text exposition of the counters plus the gauges given.
@@ -118,6 +176,22 @@ pub(crate) struct Gauges {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_last_hour_forgets_older_minutes() {
+        let mut r = Recent::default();
+        r.add(1000, None);
+        r.add(1000, Some("server.serverproxy.access_denied"));
+        r.add(1030, None);
+        r.add(1059, Some("server.serverproxy.access_denied"));
+        let hour = r.last_hour(1059);
+        assert_eq!((hour.exchanges, hour.faults), (2, 2));
+        assert_eq!(hour.faults_by_code["server.serverproxy.access_denied"], 2);
+        let later = r.last_hour(1060);
+        assert_eq!((later.exchanges, later.faults), (1, 1), "minute 1000 is over an hour old");
+        r.add(1100, None);
+        assert_eq!(r.minutes.len(), 2, "old minutes are dropped as new ones come: {:?}", r.minutes);
+    }
 
     #[test]
     fn renders_counters_histogram_and_gauges() {

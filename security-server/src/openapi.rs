@@ -82,6 +82,9 @@ fn ops() -> Vec<Op> {
                 "global_configuration": { "type": "object", "nullable": true },
                 "ocsp": { "type": "array", "nullable": true, "items": { "type": "object" } },
                 "timestamping": { "type": "object", "nullable": true },
+                "last_hour": { "type": "object", "nullable": true, "properties": {
+                    "exchanges": { "type": "integer" }, "faults": { "type": "integer" },
+                    "faults_by_code": { "type": "object", "additionalProperties": { "type": "integer" } } } },
             })),
         ),
         op(

@@ -8,6 +8,7 @@ Musubi.strings({
     "dashboard.timestamping": "Time-stamping", "dashboard.backlog": "records waiting", "dashboard.registered": "registered",
     "dashboard.not_running": "Not set up yet: initialise, make keys and import certificates.", "dashboard.age": "age",
     "dashboard.clients": "Registered clients", "seconds": "s",
+    "dashboard.last_hour": "Last hour", "dashboard.exchanges": "exchanges", "dashboard.faults": "faults",
   },
   ja: {
     "dashboard.title": "ダッシュボード", "dashboard.server": "セキュリティサーバー", "dashboard.health": "ヘルスチェック",
@@ -15,6 +16,7 @@ Musubi.strings({
     "dashboard.timestamping": "タイムスタンプ", "dashboard.backlog": "件が待機中", "dashboard.registered": "登録済み",
     "dashboard.not_running": "まだ設定されていません。初期化、鍵の生成、証明書のインポートを行ってください。", "dashboard.age": "経過",
     "dashboard.clients": "登録済みクライアント", "seconds": "秒",
+    "dashboard.last_hour": "直近 1 時間", "dashboard.exchanges": "交換", "dashboard.faults": "障害",
   },
 });
 
@@ -43,6 +45,9 @@ Musubi.page({
           o.problem ? h("span", { class: "bad" }, " ", o.problem) : "")))),
       card("dashboard.timestamping", h("p", {}, yes(s.timestamping.ok)),
         h("p", {}, String(s.timestamping.backlog), " ", t("dashboard.backlog"))),
+      card("dashboard.last_hour", h("p", { id: "last-hour" }, t("dashboard.exchanges"), ": ", String(s.last_hour.exchanges), " · ",
+        t("dashboard.faults"), ": ", h("span", { class: s.last_hour.faults ? "bad" : "ok" }, String(s.last_hour.faults))),
+        h("ul", {}, Object.entries(s.last_hour.faults_by_code).map(([code, n]) => h("li", {}, `${code}: ${n}`)))),
       card("dashboard.clients", h("ul", {}, s.registered_clients.length
         ? s.registered_clients.map((c) => h("li", {}, c)) : h("li", {}, t("none")))),
     );

@@ -9,6 +9,9 @@ const queryId = process.env.MUSUBI_UI_QUERY_ID;
 
 await withPage("ja-JP", async (page) => {
   await login(page, "ja", "section.card");
+  // The dashboard counts the exchange this test made (and the demo's own).
+  const lastHour = await page.locator("#last-hour").textContent();
+  expect(/交換: [1-9]/.test(lastHour), `exchanges in the last hour: ${lastHour}`);
   await page.getByRole("link", { name: "メッセージログ" }).click();
   await page.waitForSelector("#log-search");
   await page.getByLabel("クエリ ID").fill(queryId);
