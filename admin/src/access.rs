@@ -175,9 +175,7 @@ impl ApiKeys {
                 format!("{} {} {} {}\n", e.id, hex(&e.hash), roles.join(","), e.name)
             })
             .collect();
-        let tmp = self.path.with_extension("tmp");
-        write_secret(&tmp, text.as_bytes()).map_err(|error| AdminError::File { path: tmp.clone(), error })?;
-        std::fs::rename(&tmp, &self.path).map_err(|error| AdminError::File { path: self.path.clone(), error })
+        crate::replace_secret(&self.path, text.as_bytes())
     }
 
     /// The caller a key belongs to.
@@ -190,11 +188,6 @@ impl ApiKeys {
             roles: e.roles.clone(),
             session: false,
         })
-    }
-
-    /// Whether `token` is one of the keys.
-    pub fn allows(&self, token: &str) -> bool {
-        self.check(token).is_some()
     }
 
     /// Makes a key with `roles`; returns its id and the key (shown once).
@@ -306,6 +299,23 @@ impl RateLimits {
     }
 }
 
+/// The endpoints that need no authentication: logging in and the first-run wizard.
+pub const PUBLIC_PATHS: [&str; 3] = ["/api/v1/login", "/api/v1/setup-state", "/api/v1/first-user"];
+
+/// The roles a call needs (`None`: any authenticated caller): API keys and
+/// users are for system administrators, one's own session is anyone's, the
+/// rest is the server's `policy`. The guard enforces exactly this, and the
+/// OpenAPI document says it.
+pub fn needed_roles(policy: Policy, method: &Method, path: &str) -> Option<&'static [Role]> {
+    if path.starts_with("/api/v1/api-keys") || path.starts_with("/api/v1/users") {
+        Some(KEY_ADMINS)
+    } else if path == "/api/v1/session" || path == "/api/v1/logout" {
+        None
+    } else {
+        policy(method, path)
+    }
+}
+
 /// Reads a `roles` field: at least one of X-Road's role names.
 pub(crate) fn parse_roles(names: &[String]) -> Result<Vec<Role>, ApiError> {
     let roles = names
@@ -377,13 +387,7 @@ async fn checked(
         }
         return r;
     }
-    let needed = if path.starts_with("/api/v1/api-keys") || path.starts_with("/api/v1/users") {
-        Some(KEY_ADMINS)
-    } else if path == "/api/v1/session" {
-        None
-    } else {
-        (g.policy)(method, path)
-    };
+    let needed = needed_roles(g.policy, method, path);
     if let Some(roles) = needed
         && !caller.roles.iter().any(|r| roles.contains(r))
     {

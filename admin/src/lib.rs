@@ -22,7 +22,10 @@ mod session;
 pub mod ui;
 pub mod users;
 
-pub use access::{Access, ApiKeys, Audit, Caller, KEY_ADMINS, Policy, RATE_BURST, RATE_PER_SECOND, Role, protect};
+pub use access::{
+    Access, ApiKeys, Audit, Caller, KEY_ADMINS, PUBLIC_PATHS, Policy, RATE_BURST, RATE_PER_SECOND, Role, needed_roles,
+    protect,
+};
 pub use session::COOKIE;
 
 use std::path::{Path, PathBuf};
@@ -72,6 +75,14 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = options.open(path)?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Replaces `path` whole with `bytes`, readable by its owner only: written
+/// beside it, then renamed over it, so a crash leaves the old file or the new.
+pub(crate) fn replace_secret(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
+    let tmp = path.with_extension("tmp");
+    write_secret(&tmp, bytes).map_err(|error| AdminError::File { path: tmp.clone(), error })?;
+    std::fs::rename(&tmp, path).map_err(|error| AdminError::File { path: path.to_path_buf(), error })
 }
 
 /// The admin endpoint's TLS certificate and key.

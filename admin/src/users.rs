@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::AdminError;
 use crate::access::{Caller, Role};
-use crate::{AdminError, write_secret};
 
 /// Shortest password accepted.
 pub const MIN_PASSWORD: usize = 10;
@@ -182,9 +182,7 @@ impl Users {
     fn save(&self) -> Result<(), AdminError> {
         let users = self.users.read().unwrap_or_else(|p| p.into_inner()).clone();
         let bytes = serde_json::to_vec_pretty(&users).map_err(|e| AdminError::Tls(e.to_string()))?;
-        let tmp = self.path.with_extension("tmp");
-        write_secret(&tmp, &bytes).map_err(|error| AdminError::File { path: tmp.clone(), error })?;
-        std::fs::rename(&tmp, &self.path).map_err(|error| AdminError::File { path: self.path.clone(), error })
+        crate::replace_secret(&self.path, &bytes)
     }
 
     /// Makes a user; false when the name is taken.

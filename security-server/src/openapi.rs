@@ -491,9 +491,11 @@ fn ops() -> Vec<Op> {
 
 /// The roles an operation needs, as the API enforces them.
 fn roles(method: &str, path: &str) -> Option<Vec<&'static str>> {
+    if musubi_admin::PUBLIC_PATHS.contains(&path) {
+        return None;
+    }
     let m = axum::http::Method::from_bytes(method.to_ascii_uppercase().as_bytes()).ok()?;
-    let roles =
-        if path.starts_with("/api/v1/api-keys") { musubi_admin::KEY_ADMINS } else { crate::admin::policy(&m, path)? };
+    let roles = musubi_admin::needed_roles(crate::admin::policy, &m, path)?;
     Some(roles.iter().map(|r| r.name()).collect())
 }
 
@@ -560,7 +562,7 @@ pub(crate) fn document() -> Value {
             let required = body.get("required").is_some();
             o["requestBody"] = json!({ "required": required, "content": { "application/json": { "schema": body } } });
         }
-        let public = ["/api/v1/login", "/api/v1/setup-state", "/api/v1/first-user"].contains(&op.path);
+        let public = musubi_admin::PUBLIC_PATHS.contains(&op.path);
         if public {
             o["security"] = json!([]);
         }
@@ -694,6 +696,9 @@ mod tests {
             json!(["security_officer", "system_administrator"])
         );
         assert!(doc["paths"]["/api/v1/status"]["get"].get("x-roles").is_none());
+        assert_eq!(doc["paths"]["/api/v1/users"]["get"]["x-roles"], json!(["system_administrator"]));
+        assert_eq!(doc["paths"]["/api/v1/login"]["post"]["security"], json!([]));
+        assert!(doc["paths"]["/api/v1/login"]["post"].get("x-roles").is_none());
         let ids: std::collections::BTreeSet<String> = ops().iter().map(|o| operation_id(o.method, o.path)).collect();
         assert_eq!(ids.len(), ops().len(), "operation ids are unique");
     }

@@ -107,22 +107,34 @@ Musubi.page({
   },
 });
 
+// The subsystem a page works on: a picker remembered across pages; none
+// (having said so) when the server has no subsystem yet.
+async function pickClient(main, id, { api, h, t, reload }) {
+  const clients = (await api("GET", "/api/v1/clients")).filter((c) => c.id.startsWith("SUBSYSTEM:"));
+  if (!clients.length) {
+    main.append(h("p", {}, t("services.no_clients")));
+    return null;
+  }
+  const chosen = sessionStorage.getItem("musubi.client");
+  const client = clients.some((c) => c.id === chosen) ? chosen : clients[0].id;
+  const choose = (ev) => {
+    sessionStorage.setItem("musubi.client", ev.target.value);
+    reload();
+  };
+  main.append(h("label", { for: id }, t("services.client"),
+    h("select", { id, onchange: choose }, clients.map((c) => h("option", { value: c.id, selected: c.id === client }, c.id)))));
+  return client;
+}
+
 Musubi.page({
   path: "/services",
   title: "services.title",
   nav: true,
-  render: async (main, { api, h, t, form, reload }) => {
+  render: async (main, ctx) => {
+    const { api, h, t, form, reload } = ctx;
     const enc = encodeURIComponent;
-    const clients = (await api("GET", "/api/v1/clients")).filter((c) => c.id.startsWith("SUBSYSTEM:"));
-    if (!clients.length) {
-      main.append(h("p", {}, t("services.no_clients")));
-      return;
-    }
-    const chosen = sessionStorage.getItem("musubi.client") || clients[0].id;
-    const client = clients.some((c) => c.id === chosen) ? chosen : clients[0].id;
-    const picker = h("select", { id: "services-client", onchange: (ev) => { sessionStorage.setItem("musubi.client", ev.target.value); reload(); } },
-      clients.map((c) => h("option", { value: c.id, selected: c.id === client }, c.id)));
-    main.append(h("label", { for: "services-client" }, t("services.client"), picker));
+    const client = await pickClient(main, "services-client", ctx);
+    if (!client) return;
     const descriptions = await api("GET", `/api/v1/clients/${enc(client)}/service-descriptions`);
     if (!descriptions.length) main.append(h("p", {}, t("services.none")));
     for (const d of descriptions) {
@@ -236,18 +248,11 @@ Musubi.page({
   path: "/access",
   title: "access.title",
   nav: true,
-  render: async (main, { api, h, t, form, reload }) => {
+  render: async (main, ctx) => {
+    const { api, h, t, form, reload } = ctx;
     const enc = encodeURIComponent;
-    const clients = (await api("GET", "/api/v1/clients")).filter((c) => c.id.startsWith("SUBSYSTEM:"));
-    if (!clients.length) {
-      main.append(h("p", {}, t("services.no_clients")));
-      return;
-    }
-    const chosen = sessionStorage.getItem("musubi.client") || clients[0].id;
-    const client = clients.some((c) => c.id === chosen) ? chosen : clients[0].id;
-    main.append(h("label", { for: "access-client" }, t("services.client"),
-      h("select", { id: "access-client", onchange: (ev) => { sessionStorage.setItem("musubi.client", ev.target.value); reload(); } },
-        clients.map((c) => h("option", { value: c.id, selected: c.id === client }, c.id)))));
+    const client = await pickClient(main, "access-client", ctx);
+    if (!client) return;
     const [rights, groups, descriptions] = await Promise.all([
       api("GET", `/api/v1/clients/${enc(client)}/access-rights`),
       api("GET", `/api/v1/clients/${enc(client)}/local-groups`),
