@@ -193,8 +193,8 @@ pub(crate) fn api_key(req: &Request) -> Option<&str> {
 const MAX_CONNECTIONS: usize = 64;
 
 /// Binds `addr` and serves `router` over HTTPS with `identity` until `stop`;
-/// returns the bound address and the accept loop's task (done once the
-/// listener is closed).
+/// returns the bound address and the server's task, done once the listener
+/// is closed and every connection has answered its request in hand.
 pub async fn serve(
     addr: std::net::SocketAddr,
     identity: &Identity,
@@ -208,14 +208,16 @@ pub async fn serve(
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(identity.server_config()?));
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
         loop {
             tokio::select! {
-                _ = stop.changed() => return,
+                _ = stop.changed() => break,
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = listener.accept() => {
                     let Ok((tcp, _)) = accepted else { continue };
                     let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
-                    let (acceptor, router) = (acceptor.clone(), router.clone());
-                    tokio::spawn(async move {
+                    let (acceptor, router, mut stop) = (acceptor.clone(), router.clone(), stop.clone());
+                    conns.spawn(async move {
                         let _permit = permit;
                         let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
                             return;
@@ -225,11 +227,27 @@ pub async fn serve(
                             .timer(hyper_util::rt::TokioTimer::new())
                             .header_read_timeout(Duration::from_secs(30))
                             .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
-                        let _ = tokio::time::timeout(Duration::from_secs(300), conn).await;
+                        // At stop, the request in hand is answered and the
+                        // connection closed: a kept-alive browser then reaches
+                        // whatever serves the port next (the running server
+                        // after the setup API), not this one.
+                        let served = async move {
+                            tokio::pin!(conn);
+                            tokio::select! {
+                                _ = conn.as_mut() => {}
+                                _ = stop.changed() => {
+                                    conn.as_mut().graceful_shutdown();
+                                    let _ = conn.await;
+                                }
+                            }
+                        };
+                        let _ = tokio::time::timeout(Duration::from_secs(300), served).await;
                     });
                 }
             }
         }
+        drop(listener);
+        while conns.join_next().await.is_some() {}
     });
     Ok((bound, task))
 }

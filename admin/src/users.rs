@@ -5,8 +5,11 @@
 //! make the first user.
 //!
 //! Users are kept in `users` (JSON, mode 0600): name, roles and the PHC
-//! string of the password hash. Sessions live in memory: a restart logs
-//! everyone out, which is what an operator expects of a restarted server.
+//! string of the password hash. Sessions live in memory: a restart of the
+//! process logs everyone out, which is what an operator expects of a
+//! restarted server. Within one process they outlive the admin API that made
+//! them, so the person running the setup wizard stays logged in when the
+//! security server switches from its setup API to the running server.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -93,9 +96,21 @@ pub struct Started {
 pub struct Users {
     path: PathBuf,
     users: Arc<RwLock<Vec<User>>>,
-    sessions: Arc<Mutex<HashMap<[u8; 32], Session>>>,
-    failures: Arc<Mutex<HashMap<String, Failures>>>,
+    sessions: SessionMap,
+    failures: FailureMap,
     setup: Arc<Mutex<Option<SetupToken>>>,
+}
+
+type SessionMap = Arc<Mutex<HashMap<[u8; 32], Session>>>;
+type FailureMap = Arc<Mutex<HashMap<String, Failures>>>;
+
+/// The sessions and login failures of each users file this process opened
+/// (a handful of entries: one per admin API).
+fn kept_for(path: &Path) -> (SessionMap, FailureMap) {
+    static KEPT: std::sync::OnceLock<Mutex<HashMap<PathBuf, (SessionMap, FailureMap)>>> = std::sync::OnceLock::new();
+    let key = std::fs::canonicalize(path.parent().unwrap_or(path)).unwrap_or_else(|_| path.to_path_buf());
+    let mut kept = KEPT.get_or_init(Mutex::default).lock().unwrap_or_else(|p| p.into_inner());
+    kept.entry(key).or_default().clone()
 }
 
 fn digest(token: &str) -> [u8; 32] {
@@ -151,13 +166,8 @@ impl Users {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => vec![],
             Err(error) => return Err(AdminError::File { path, error }),
         };
-        let this = Self {
-            path,
-            users: Arc::new(RwLock::new(users)),
-            sessions: Arc::default(),
-            failures: Arc::default(),
-            setup: Arc::default(),
-        };
+        let (sessions, failures) = kept_for(&path);
+        let this = Self { path, users: Arc::new(RwLock::new(users)), sessions, failures, setup: Arc::default() };
         let token = if this.is_empty() {
             let token = crate::access::new_token()?;
             *this.setup.lock().unwrap_or_else(|p| p.into_inner()) =

@@ -13,6 +13,7 @@ const Musubi = (() => {
       "setup.intro": "No user exists yet. Enter the setup token printed on the server's console at start, and make the first user (it has every role).",
       "setup.create": "Create the first user",
       "error.general": "The request failed", "error.network": "The server cannot be reached",
+      "error.retrying": "Trying again…", "error.file_too_big": "The file is too big", "error.file_or_text": "Choose a file or paste the text",
       yes: "yes", no: "no", save: "Save", none: "none",
     },
     ja: {
@@ -22,6 +23,7 @@ const Musubi = (() => {
       "setup.intro": "ユーザーがまだいません。起動時にサーバーのコンソールに表示されたセットアップトークンを入力し、最初のユーザー（すべてのロールを持つ）を作成してください。",
       "setup.create": "最初のユーザーを作成",
       "error.general": "要求が失敗しました", "error.network": "サーバーに接続できません",
+      "error.retrying": "再接続しています…", "error.file_too_big": "ファイルが大きすぎます", "error.file_or_text": "ファイルを選ぶか、本文を貼り付けてください",
       yes: "はい", no: "いいえ", save: "保存", none: "なし",
     },
   };
@@ -30,7 +32,16 @@ const Musubi = (() => {
   let csrf = null;
   let me = null;
 
-  const t = (key) => (strings[lang] && strings[lang][key]) || strings.en[key] || key;
+  // Keys the current language lacks are noted (the page's data-missing; the
+  // browser tests check every page has none in either language).
+  const missing = new Set();
+  const t = (key) => {
+    if (strings[lang] && key in strings[lang]) return strings[lang][key];
+    missing.add(key);
+    return strings.en[key] || key;
+  };
+  // Largest file a form reads (anchors, certificates, WSDLs are far smaller).
+  const MAX_FILE = 1024 * 1024;
 
   // Builds an element: h("p", {class: "x"}, "text", child…). Text is never parsed as HTML.
   function h(tag, attrs, ...children) {
@@ -76,6 +87,8 @@ const Musubi = (() => {
         ? h("select", { name: field.name, id: `${id}-${field.name}` }, field.options.map(([v, l]) => h("option", { value: v, selected: v === field.value }, l)))
         : field.type === "textarea"
         ? h("textarea", { name: field.name, id: `${id}-${field.name}`, rows: 8 })
+        : field.type === "file"
+        ? h("input", { name: field.name, id: `${id}-${field.name}`, type: "file", accept: field.accept || null })
         : h("input", { name: field.name, id: `${id}-${field.name}`, type: field.type || "text", value: field.value || "", autocomplete: field.autocomplete || "off" });
       f.append(h("label", { for: `${id}-${field.name}` }, t(field.label || field.name), input,
         h("span", { class: "error", id: `${id}-${field.name}-error`, "aria-live": "polite" })));
@@ -88,6 +101,12 @@ const Musubi = (() => {
       const values = Object.fromEntries(new FormData(f).entries());
       button.disabled = true;
       try {
+        // A chosen file is read as text; none gives "".
+        for (const [k, v] of Object.entries(values)) {
+          if (!(v instanceof File)) continue;
+          if (v.size > MAX_FILE) throw { field: k, error: t("error.file_too_big") };
+          values[k] = v.size ? await v.text() : "";
+        }
         await submit(values);
       } catch (e) {
         const at = e.field && f.querySelector(`#${id}-${CSS.escape(e.field)}-error`);
@@ -99,6 +118,33 @@ const Musubi = (() => {
       }
     });
     return f;
+  }
+
+  // A button doing `act()`; its failure is said beside it.
+  function button(label, act, attrs) {
+    const said = h("span", { class: "error", role: "alert" });
+    const b = h("button", { type: "button", ...(attrs || {}), onclick: async () => {
+      said.textContent = "";
+      b.disabled = true;
+      try {
+        await act();
+      } catch (e) {
+        said.textContent = e.error || t("error.general");
+      } finally {
+        b.disabled = false;
+      }
+    } }, t(label));
+    return h("span", { class: "action" }, b, said);
+  }
+
+  // Offers `text` as a file download named `name`.
+  function download(name, text, type) {
+    const href = URL.createObjectURL(new Blob([text], { type: type || "application/octet-stream" }));
+    const a = h("a", { href, download: name, hidden: true });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(href), 60000);
   }
 
   function translate(root) {
@@ -122,6 +168,7 @@ const Musubi = (() => {
   let generation = 0;
   async function show() {
     const mine = ++generation;
+    missing.clear();
     const main = document.getElementById("main");
     document.documentElement.lang = lang;
     translate(document);
@@ -136,14 +183,19 @@ const Musubi = (() => {
       const path = location.hash.replace(/^#/, "") || "/";
       const page = pages.find((p) => p.path === path) || pages.find((p) => p.path === "/");
       const view = h("div", {}, h("h1", {}, t(page.title)));
-      await page.render(view, { api, h, t, form, date, me, reload: show });
+      await page.render(view, { api, h, t, form, button, download, date, me, reload: show });
       if (mine !== generation) return;
       nav();
       document.title = `${t(page.title)} · Musubi`;
+      document.documentElement.dataset.missing = [...missing].join(" ");
       main.replaceChildren(view);
     } catch (e) {
       if (mine !== generation) return;
-      main.replaceChildren(h("p", { class: "notice", role: "alert" }, e.error || t("error.general")));
+      main.replaceChildren(h("p", { class: "notice", role: "alert" }, e.error || t("error.general"),
+        e.status === 0 ? ` ${t("error.retrying")}` : ""));
+      // Unreachable (a restart, say): asked again until it answers, unless
+      // the person has gone elsewhere meanwhile.
+      if (e.status === 0) setTimeout(() => { if (mine === generation) show(); }, 2000);
     }
     main.focus({ preventScroll: true });
   }

@@ -249,6 +249,16 @@ pub enum CertsCommand {
         /// The certificate's hash.
         hash: String,
     },
+    /// Allow a certificate of the token to be used.
+    Activate {
+        /// The certificate's hash.
+        hash: String,
+    },
+    /// Stop a certificate from being used (not one the running server uses).
+    Disable {
+        /// The certificate's hash.
+        hash: String,
+    },
 }
 
 /// Client commands.
@@ -391,6 +401,13 @@ pub async fn certs(ep: &Endpoint, command: &CertsCommand) -> Result<()> {
         CertsCommand::Unregister { hash } => {
             let v = client.post(&format!("/api/v1/certificates/{hash}/unregister"), &Value::Null).await?;
             print(&ep.output, &v, |v| format!("deletion request {} sent", v["request_id"]));
+        }
+        CertsCommand::Activate { hash } | CertsCommand::Disable { hash } => {
+            let verb = if matches!(command, CertsCommand::Activate { .. }) { "activate" } else { "disable" };
+            let v = client.post(&format!("/api/v1/certificates/{hash}/{verb}"), &Value::Null).await?;
+            print(&ep.output, &v, |v| {
+                format!("certificate {} {}", s(&v["hash"]), if v["active"] == true { "active" } else { "disabled" })
+            });
         }
         CertsCommand::Register { hash, address } => {
             let v =

@@ -62,34 +62,8 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     std::fs::create_dir_all(&dir).unwrap();
 
     // The network: a CA with OCSP, a TSA, a central server with an officer.
-    let ca = Arc::new(musubi_pki::DevCa::new("Setup CA").unwrap());
-    let (ocsp, _ocsp_stop) =
-        musubi_pki::http::start_ocsp_responder(ca.clone(), format!("{NET}.5:8888").parse().unwrap()).await.unwrap();
-    let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Setup TSA").unwrap());
-    let (tsa_addr, _tsa_stop) =
-        musubi_pki::http::start_tsa(tsa.clone(), format!("{NET}.5:8899").parse().unwrap()).await.unwrap();
-    let cs = musubi_central_server::start(musubi_central_server::CentralConf {
-        instance: "DEMO".into(),
-        state_dir: dir.join("central"),
-        database_url: None,
-        conf_listen: format!("{NET}.8:8081").parse().unwrap(),
-        public_address: format!("{NET}.8:8081"),
-        generation_interval_secs: 3600,
-        expire_after_secs: 600,
-        management_listen: Some(format!("{NET}.8:4001").parse().unwrap()),
-        admin_listen: Some(format!("{NET}.8:4000").parse().unwrap()),
-    })
-    .await
-    .unwrap();
-    let owner = musubi_protocol::ClientId::member("DEMO", "GOV", "1001").unwrap();
+    let Trust { ca, cs, anchor, _stops } = trust_network(&dir, NET).await;
     let reg = &cs.registry;
-    reg.add_member_class("GOV", "Government").await.unwrap();
-    reg.add_member(&owner, "Demo City").await.unwrap();
-    reg.add_ca("Setup CA", ca.cert_der(), &[(format!("http://{ocsp}/"), None)], None).await.unwrap();
-    reg.add_tsa("Setup TSA", &format!("http://{tsa_addr}/"), tsa.cert_der()).await.unwrap();
-    cs.generate().await.unwrap();
-    let anchor = dir.join("anchor.xml");
-    std::fs::write(&anchor, cs.anchor().await.unwrap()).unwrap();
     let officer = Endpoint::of(&dir.join("central/admin"), cs.admin_addr.unwrap());
 
     // The security server as installed: its own settings, nothing else.
@@ -208,6 +182,11 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     let certs = json(&ss, &["keys", "list"]).await["certificates"].clone();
     let auth = certs.as_array().unwrap().iter().find(|c| c["hash"] == auth_hash.as_str()).unwrap().clone();
     assert_eq!(auth["status"], "registered");
+    // The certificate the running server authenticates with stays active.
+    let (ok, _, err) = musubi(&ss, &["certs", "disable", &auth_hash]).await;
+    assert!(!ok && err.contains("uses this certificate"), "{err}");
+    let active = json(&ss, &["certs", "activate", &auth_hash]).await;
+    assert_eq!(active["active"], true);
 
     // A client: added, registered, rejected once, then approved.
     let care = "SUBSYSTEM:DEMO/GOV/1001/care";
@@ -449,6 +428,48 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     cs.shutdown();
 }
 
+/// The network a new security server joins, on NET.x: a CA with its OCSP
+/// responder and a TSA (NET.5), a central server (NET.8, admin API on 4000)
+/// knowing member DEMO/GOV/1001, and the configuration anchor in `dir`.
+struct Trust {
+    ca: Arc<musubi_pki::DevCa>,
+    cs: musubi_central_server::Handle,
+    anchor: PathBuf,
+    _stops: [tokio::sync::watch::Sender<bool>; 2],
+}
+
+async fn trust_network(dir: &Path, net: &str) -> Trust {
+    let ca = Arc::new(musubi_pki::DevCa::new("Setup CA").unwrap());
+    let (ocsp, ocsp_stop) =
+        musubi_pki::http::start_ocsp_responder(ca.clone(), format!("{net}.5:8888").parse().unwrap()).await.unwrap();
+    let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Setup TSA").unwrap());
+    let (tsa_addr, tsa_stop) =
+        musubi_pki::http::start_tsa(tsa.clone(), format!("{net}.5:8899").parse().unwrap()).await.unwrap();
+    let cs = musubi_central_server::start(musubi_central_server::CentralConf {
+        instance: "DEMO".into(),
+        state_dir: dir.join("central"),
+        database_url: None,
+        conf_listen: format!("{net}.8:8081").parse().unwrap(),
+        public_address: format!("{net}.8:8081"),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        management_listen: Some(format!("{net}.8:4001").parse().unwrap()),
+        admin_listen: Some(format!("{net}.8:4000").parse().unwrap()),
+    })
+    .await
+    .unwrap();
+    let owner = musubi_protocol::ClientId::member("DEMO", "GOV", "1001").unwrap();
+    let reg = &cs.registry;
+    reg.add_member_class("GOV", "Government").await.unwrap();
+    reg.add_member(&owner, "Demo City").await.unwrap();
+    reg.add_ca("Setup CA", ca.cert_der(), &[(format!("http://{ocsp}/"), None)], None).await.unwrap();
+    reg.add_tsa("Setup TSA", &format!("http://{tsa_addr}/"), tsa.cert_der()).await.unwrap();
+    cs.generate().await.unwrap();
+    let anchor = dir.join("anchor.xml");
+    std::fs::write(&anchor, cs.anchor().await.unwrap()).unwrap();
+    Trust { ca, cs, anchor, _stops: [ocsp_stop, tsa_stop] }
+}
+
 /// Runs openapi-spec-validator on `file`; skipped when it is not installed,
 /// unless MUSUBI_REQUIRE_PEERS=1 (CI installs it).
 async fn validate_openapi(file: &Path) {
@@ -634,10 +655,14 @@ fn browser_tests() -> Option<PathBuf> {
     Some(ui)
 }
 
-/// Runs the browser test `script` against the UI at `addr` with `env`;
-/// screenshots go to target/ui-screenshots (artefacts, never committed).
-/// Returns what it printed, once it has printed `ok: `.
-async fn browser(ui: &Path, script: &str, addr: std::net::SocketAddr, env: &[(&str, &str)]) -> String {
+/// The command running browser test `script` against the UI at `addr` with
+/// `env`; screenshots go to target/ui-screenshots.
+fn browser_command(
+    ui: &Path,
+    script: &str,
+    addr: std::net::SocketAddr,
+    env: &[(&str, &str)],
+) -> tokio::process::Command {
     let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let mut node = tokio::process::Command::new("node");
@@ -645,7 +670,15 @@ async fn browser(ui: &Path, script: &str, addr: std::net::SocketAddr, env: &[(&s
     for (k, v) in env {
         node.env(k, v);
     }
-    let out = node.output().await.unwrap();
+    node.kill_on_drop(true);
+    node
+}
+
+/// Runs the browser test `script` against the UI at `addr` with `env`;
+/// screenshots go to target/ui-screenshots (artefacts, never committed).
+/// Returns what it printed, once it has printed `ok: `.
+async fn browser(ui: &Path, script: &str, addr: std::net::SocketAddr, env: &[(&str, &str)]) -> String {
+    let out = browser_command(ui, script, addr, env).output().await.unwrap();
     let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success() && said.contains("ok: "), "{script} failed:\n{said}");
     said
@@ -757,4 +790,74 @@ async fn a_service_administrator_adds_a_wsdl_and_grants_access_in_the_web_ui() {
     let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["ui-1-request.asice", "ui-1-response.asice"]);
     net.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_security_officer_sets_up_and_registers_the_server_in_the_web_ui() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let Some(ui) = browser_tests() else { return };
+    let (setup, state) = fresh_server("keys", 56).await;
+    let Trust { ca, cs, anchor, _stops } = trust_network(state.parent().unwrap(), "127.0.56").await;
+    let token = setup.ui_setup_token.clone().unwrap();
+    let ui_addr = setup.admin_addr;
+    // What the binary does: once every step before registration is done, the
+    // setup API stops and the server starts (the browser keeps its session).
+    let mut switch = Some(tokio::spawn(async move {
+        setup.wait_complete().await;
+        let conf = setup.server_conf().unwrap();
+        setup.shutdown().await;
+        musubi_security_server::start(conf).await.unwrap()
+    }));
+
+    // The browser asks on its stdout for what a person gets elsewhere: the
+    // CA's certificate for a CSR, the central server's approval.
+    let anchor = anchor.to_str().unwrap().to_string();
+    let env = [("MUSUBI_UI_SETUP_TOKEN", token.as_str()), ("MUSUBI_UI_ANCHOR", anchor.as_str())];
+    let mut node = browser_command(&ui, "keys_setup.mjs", ui_addr, &env)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut answers = node.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(node.stdout.take().unwrap()).lines();
+    let (mut said, mut server) = (String::new(), None);
+    while let Some(line) = lines.next_line().await.unwrap() {
+        said.push_str(&line);
+        said.push('\n');
+        let answer = if let Some(rest) = line.strip_prefix("csr ") {
+            let (role, path) = rest.split_once(' ').unwrap();
+            let usage = if role == "auth" { musubi_pki::Usage::Auth } else { musubi_pki::Usage::Sign };
+            let csr = musubi_pki::pem_decode("CERTIFICATE REQUEST", &std::fs::read_to_string(path).unwrap()).unwrap();
+            let cert = format!("{path}.crt");
+            std::fs::write(&cert, musubi_pki::pem("CERTIFICATE", &ca.sign_csr(&csr, usage).unwrap())).unwrap();
+            cert
+        } else if line == "approve" {
+            let pending = cs.registry.requests(Some(musubi_central_server::requests::Status::Pending)).await.unwrap();
+            assert_eq!(pending.len(), 1, "{pending:?}");
+            assert!(
+                matches!(&pending[0].request, musubi_protocol::management::Request::AuthCertReg { server, .. }
+                    if server.to_string() == "SERVER:DEMO/GOV/1001/ss1"),
+                "{pending:?}"
+            );
+            cs.registry.approve(pending[0].id, "officer").await.unwrap();
+            cs.generate().await.unwrap();
+            let running: &musubi_security_server::Handle = match &server {
+                Some(s) => s,
+                None => server.insert(switch.take().unwrap().await.unwrap()),
+            };
+            assert!(running.update_global_conf().await);
+            "approved".to_string()
+        } else {
+            continue;
+        };
+        answers.write_all(format!("{answer}\n").as_bytes()).await.unwrap();
+    }
+    let out = node.wait_with_output().await.unwrap();
+    said.push_str(&String::from_utf8_lossy(&out.stderr));
+    if let Some(switch) = switch.take().filter(|s| s.is_finished()) {
+        said.push_str(&format!("\nthe server's start: {:?}", switch.await.err()));
+    }
+    assert!(out.status.success() && said.contains("ok: "), "keys_setup.mjs failed:\n{said}");
+    server.expect("the server started and was approved").shutdown().await;
 }

@@ -18,6 +18,8 @@
 //! - `POST /certificates` `{certificate}` (PEM) → the imported certificate
 //! - `POST /certificates/{hash}/register` `{address}` → `{request_id}` (running server)
 //! - `POST /certificates/{hash}/unregister` → `{request_id}`: authentication-certificate deletion
+//! - `POST /certificates/{hash}/activate`, `/disable`: whether the certificate may be used (a running
+//!   server's certificates in use cannot be disabled: import and register a replacement first)
 //! - `PUT  /address` `{address}` → `{request_id}`: the server's new address
 //! - `GET  /clients`; `POST /clients` `{client}`
 //! - `POST /clients/{id}/register` → `{request_id}` (running server)
@@ -87,7 +89,10 @@ pub(crate) fn policy(method: &axum::http::Method, path: &str) -> Option<&'static
     }
     Some(if p == "initialization" {
         &[SecurityOfficer, SystemAdministrator]
-    } else if p.starts_with("keys") || p == "certificates" {
+    } else if p.starts_with("keys")
+        || p == "certificates"
+        || (p.starts_with("certificates/") && (p.ends_with("/activate") || p.ends_with("/disable")))
+    {
         &[SecurityOfficer]
     } else if p.starts_with("certificates/") || p == "address" {
         &[RegistrationOfficer]
@@ -115,6 +120,8 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
         .route("/api/v1/certificates", post(import_certificate))
         .route("/api/v1/certificates/{hash}/register", post(register_certificate))
         .route("/api/v1/certificates/{hash}/unregister", post(unregister_certificate))
+        .route("/api/v1/certificates/{hash}/activate", post(activate_certificate))
+        .route("/api/v1/certificates/{hash}/disable", post(disable_certificate))
         .route("/api/v1/address", axum::routing::put(change_address))
         .route("/api/v1/clients", get(clients).post(add_client))
         .route("/api/v1/clients/{id}/register", post(register_client))
@@ -419,6 +426,41 @@ async fn unregister_certificate(State(a): State<Admin>, Path(hash): Path<String>
     }
     a.node.set_cert_status(&cert.hash, CertStatus::DeletionInProgress).await?;
     Ok(Json(json!({ "request_id": id })))
+}
+
+async fn activate_certificate(State(a): State<Admin>, Path(hash): Path<String>) -> Answer {
+    set_active(&a, &hash, true).await
+}
+
+async fn disable_certificate(State(a): State<Admin>, Path(hash): Path<String>) -> Answer {
+    set_active(&a, &hash, false).await
+}
+
+/// Activates or disables a certificate of the token. A running server's
+/// certificates in use stay active: disabling one would leave the server
+/// without a key to authenticate or sign with.
+async fn set_active(a: &Admin, hash: &str, active: bool) -> Answer {
+    let (_, certs) = a.node.keys().await?;
+    let cert = certs
+        .iter()
+        .find(|c| c.hash.eq_ignore_ascii_case(hash))
+        .ok_or_else(|| ApiError::new(404, format!("no certificate {hash} in the token")))?;
+    if let Some(state) = a.running.as_ref().filter(|_| !active) {
+        let mut in_use = vec![musubi_pki::cert_hash(&state.auth().0)];
+        in_use.extend(
+            state
+                .signing_keys()
+                .values()
+                .map(|(k, _)| musubi_pki::cert_hash(musubi_protocol::xades::Signer::certificate_der(k.as_ref()))),
+        );
+        if in_use.iter().any(|h| h.eq_ignore_ascii_case(&cert.hash)) {
+            return Err(ApiError::conflict(
+                "the running server uses this certificate; import (and for authentication, register) a replacement first",
+            ));
+        }
+    }
+    a.node.set_cert_active(&cert.hash, active).await?;
+    Ok(Json(json!({ "hash": cert.hash, "active": active })))
 }
 
 async fn change_address(State(a): State<Admin>, Json(r): Json<Address>) -> Answer {

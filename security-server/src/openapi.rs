@@ -39,6 +39,10 @@ fn request_id() -> Value {
     answer(json!({ "request_id": { "type": "integer", "description": "the central server's request id" } }))
 }
 
+fn active() -> Value {
+    answer(json!({ "hash": string("the certificate's SHA-256"), "active": { "type": "boolean" } }))
+}
+
 fn list(items: Value) -> Value {
     json!({ "type": "array", "items": items })
 }
@@ -167,6 +171,22 @@ fn ops() -> Vec<Op> {
             "Ask the central server to delete an authentication certificate's registration.",
             None,
             request_id(),
+        ),
+        op(
+            "post",
+            "/api/v1/certificates/{hash}/activate",
+            "keys",
+            "Allow a certificate of the token to be used.",
+            None,
+            active(),
+        ),
+        op(
+            "post",
+            "/api/v1/certificates/{hash}/disable",
+            "keys",
+            "Stop a certificate from being used (not one the running server uses).",
+            None,
+            active(),
         ),
         op(
             "put",

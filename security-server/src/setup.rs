@@ -312,6 +312,12 @@ impl Node {
         self.token().await?.set_status(hash, status).map_err(|e| SetupError::State(e.to_string()))
     }
 
+    /// Activates or disables a certificate in the token.
+    pub async fn set_cert_active(&self, hash: &str, active: bool) -> Result<(), SetupError> {
+        let _guard = self.lock.lock().await;
+        self.token().await?.set_active(hash, active).map_err(|e| SetupError::State(e.to_string()))
+    }
+
     /// Adds a client (member or subsystem) to this server.
     pub async fn add_client(&self, client: &str) -> Result<ClientId, SetupError> {
         let _guard = self.lock.lock().await;

@@ -33,7 +33,7 @@ Musubi.page({
         h("p", {}, t("dashboard.registered"), ": ", yes(s.registered))),
     ];
     if (!s.running) {
-      main.append(h("p", { class: "notice" }, t("dashboard.not_running")), h("div", { class: "cards" }, cards));
+      main.append(h("p", { class: "notice" }, h("a", { href: "#/keys" }, t("dashboard.not_running"))), h("div", { class: "cards" }, cards));
       return;
     }
     cards.push(
@@ -52,6 +52,158 @@ Musubi.page({
         ? s.registered_clients.map((c) => h("li", {}, c)) : h("li", {}, t("none")))),
     );
     main.append(h("div", { class: "cards" }, cards));
+  },
+});
+
+Musubi.strings({
+  en: {
+    "keys.title": "Keys and certificates", "keys.steps": "Setting up this server",
+    "keys.step_init": "Initialise: configuration anchor, owner, server code and token PIN",
+    "keys.step_auth": "Authentication key and its certificate", "keys.step_sign": "Signing key and its certificate",
+    "keys.step_start": "The server starts", "keys.step_register": "Register the authentication certificate with the central server",
+    "keys.step_approved": "Approved: the global configuration lists this server",
+    "keys.anchor": "Configuration anchor (XML file from the central server)", "keys.owner": "Owner (MEMBER:INSTANCE/CLASS/CODE)",
+    "keys.server_code": "Server code", "keys.pin": "Token PIN", "keys.pin2": "Token PIN again", "keys.pin_differs": "The two PINs differ",
+    "keys.initialise": "Initialise", "keys.keys": "Keys", "keys.key": "Key", "keys.role": "Role", "keys.label": "Label",
+    "keys.role_auth": "authentication", "keys.role_sign": "signing", "keys.generate": "Generate key",
+    "keys.member": "Member it signs for (default: the owner)", "keys.csr": "Download CSR",
+    "keys.certificates": "Certificates", "keys.subject": "Subject", "keys.hash": "SHA-256", "keys.status": "Status",
+    "keys.active": "In use", "keys.activate": "Activate", "keys.disable": "Disable", "keys.register": "Register",
+    "keys.unregister": "Unregister", "keys.address": "Address peers reach this server at",
+    "keys.import": "Import certificate", "keys.cert_file": "Certificate file (PEM)", "keys.cert_text": "or the PEM text",
+    "keys.no_certs": "No certificates yet: download a CSR, have the CA sign it, import the certificate.",
+    "keys.starting": "Every step before registration is done: the server is starting…",
+    "keys.sent": "Registration request sent:", "keys.imported": "Imported",
+    "status.saved": "saved", "status.registration_in_progress": "registration in progress",
+    "status.registered": "registered", "status.deletion_in_progress": "deletion in progress",
+  },
+  ja: {
+    "keys.title": "鍵と証明書", "keys.steps": "このサーバーの設定手順",
+    "keys.step_init": "初期化: 設定アンカー、所有者、サーバーコード、トークン PIN",
+    "keys.step_auth": "認証鍵とその証明書", "keys.step_sign": "署名鍵とその証明書",
+    "keys.step_start": "サーバーの起動", "keys.step_register": "認証証明書を中央サーバーに登録申請",
+    "keys.step_approved": "承認済み: グローバル設定にこのサーバーが載っています",
+    "keys.anchor": "設定アンカー (中央サーバーの XML ファイル)", "keys.owner": "所有者 (MEMBER:インスタンス/クラス/コード)",
+    "keys.server_code": "サーバーコード", "keys.pin": "トークン PIN", "keys.pin2": "トークン PIN (確認)", "keys.pin_differs": "2 つの PIN が一致しません",
+    "keys.initialise": "初期化", "keys.keys": "鍵", "keys.key": "鍵", "keys.role": "用途", "keys.label": "ラベル",
+    "keys.role_auth": "認証", "keys.role_sign": "署名", "keys.generate": "鍵を生成",
+    "keys.member": "署名するメンバー (省略時: 所有者)", "keys.csr": "CSR をダウンロード",
+    "keys.certificates": "証明書", "keys.subject": "サブジェクト", "keys.hash": "SHA-256", "keys.status": "状態",
+    "keys.active": "使用", "keys.activate": "有効にする", "keys.disable": "無効にする", "keys.register": "登録申請",
+    "keys.unregister": "登録解除", "keys.address": "他のサーバーから届くこのサーバーのアドレス",
+    "keys.import": "証明書をインポート", "keys.cert_file": "証明書ファイル (PEM)", "keys.cert_text": "または PEM の本文",
+    "keys.no_certs": "証明書はまだありません。CSR をダウンロードし、認証局に署名してもらい、証明書をインポートしてください。",
+    "keys.starting": "登録前の手順はすべて完了しました。サーバーを起動しています…",
+    "keys.sent": "登録申請を送りました:", "keys.imported": "インポートしました",
+    "status.saved": "保存済み", "status.registration_in_progress": "登録申請中",
+    "status.registered": "登録済み", "status.deletion_in_progress": "削除申請中",
+  },
+});
+
+// Keys and certificates, with the setup steps as a checklist until the
+// server is registered: initialise, keys, CSRs, certificates, start, register.
+Musubi.page({
+  path: "/keys",
+  title: "keys.title",
+  nav: true,
+  order: 1,
+  render: async (main, { api, h, t, form, button, download, reload }) => {
+    const s = await api("GET", "/api/v1/status");
+    const { keys, certificates } = s.initialized ? await api("GET", "/api/v1/keys") : { keys: [], certificates: [] };
+    const roleOf = (c) => (keys.find((k) => k.id === c.key_id) || {}).role;
+    const has = (role) => certificates.some((c) => roleOf(c) === role);
+    const auth = certificates.find((c) => roleOf(c) === "auth");
+    const steps = [
+      ["keys.step_init", s.initialized], ["keys.step_auth", has("auth")], ["keys.step_sign", has("sign")],
+      ["keys.step_start", s.running], ["keys.step_register", s.registered || (auth && auth.status !== "saved")],
+      ["keys.step_approved", s.registered],
+    ];
+    const current = steps.findIndex(([, done]) => !done);
+    if (current >= 0) {
+      main.append(h("h2", {}, t("keys.steps")), h("ol", { id: "setup-steps", class: "steps" }, steps.map(([key, done], i) =>
+        h("li", { class: done ? "done" : i === current ? "current" : "", "aria-current": i === current ? "step" : null },
+          done ? "✔ " : "", t(key)))));
+    }
+    if (!s.initialized) {
+      main.append(form("initialise", [
+        { name: "anchor", label: "keys.anchor", type: "file", accept: ".xml,application/xml,text/xml" },
+        { name: "owner", label: "keys.owner" },
+        { name: "server_code", label: "keys.server_code" },
+        { name: "pin", label: "keys.pin", type: "password", autocomplete: "new-password" },
+        { name: "pin2", label: "keys.pin2", type: "password", autocomplete: "new-password" },
+      ], "keys.initialise", async (v) => {
+        if (v.pin !== v.pin2) throw { field: "pin2", error: t("keys.pin_differs") };
+        await api("POST", "/api/v1/initialization", { anchor: v.anchor, owner: v.owner, server_code: v.server_code, pin: v.pin });
+        reload();
+      }));
+      return;
+    }
+    if (has("auth") && has("sign") && !s.running) {
+      // The server switches from its setup API to serving; ask until it answers.
+      const view = h("p", { class: "notice", id: "starting", role: "status" }, t("keys.starting"));
+      main.append(view);
+      let shown = false;
+      const poll = async () => {
+        if (view.isConnected) shown = true;
+        else if (shown) return; // the person went to another page
+        const now = await api("GET", "/api/v1/status").catch(() => null);
+        if (now && now.running) return reload();
+        setTimeout(poll, 1000);
+      };
+      setTimeout(poll, 1000);
+    }
+    const roleName = (role) => t(`keys.role_${role}`);
+    main.append(h("h2", {}, t("keys.keys")), h("table", { id: "keys" },
+      h("thead", {}, h("tr", {}, ["keys.key", "keys.role", "keys.label"].map((k) => h("th", { scope: "col" }, t(k))), h("th", {}))),
+      h("tbody", {}, keys.map((k) => h("tr", { id: `key-${k.id}` },
+        h("td", {}, h("code", {}, k.id.slice(0, 16))), h("td", {}, roleName(k.role)), h("td", {}, k.label),
+        h("td", {}, form(`csr-${k.id}`, k.role === "sign" ? [{ name: "member", label: "keys.member" }] : [], "keys.csr", async (v) => {
+          const r = await api("POST", `/api/v1/keys/${encodeURIComponent(k.id)}/csr`, v.member ? { member: v.member } : {});
+          download(`${k.role}-${k.id.slice(0, 8)}.csr.pem`, r.csr, "application/pkcs10");
+        })))))),
+      form("generate-key", [
+        { name: "role", label: "keys.role", options: [["auth", roleName("auth")], ["sign", roleName("sign")]], value: has("auth") || keys.some((k) => k.role === "auth") ? "sign" : "auth" },
+        { name: "label", label: "keys.label" },
+      ], "keys.generate", async (v) => {
+        await api("POST", "/api/v1/keys", v.label ? v : { role: v.role });
+        reload();
+      }));
+    main.append(h("h2", {}, t("keys.certificates")));
+    main.append(certificates.length ? h("table", { id: "certificates" },
+      h("thead", {}, h("tr", {}, ["keys.subject", "keys.role", "keys.hash", "keys.status", "keys.active"].map((k) => h("th", { scope: "col" }, t(k))), h("th", {}))),
+      h("tbody", {}, certificates.map((c) => {
+        const actions = [c.active
+          ? button("keys.disable", async () => { await api("POST", `/api/v1/certificates/${c.hash}/disable`); reload(); }, { class: "secondary" })
+          : button("keys.activate", async () => { await api("POST", `/api/v1/certificates/${c.hash}/activate`); reload(); })];
+        if (roleOf(c) === "auth" && s.running && c.status === "saved") {
+          actions.unshift(form(`register-${c.hash.slice(0, 16)}`, [{ name: "address", label: "keys.address", value: location.hostname }], "keys.register", async (v) => {
+            const r = await api("POST", `/api/v1/certificates/${c.hash}/register`, v);
+            sessionStorage.setItem("musubi.sent", String(r.request_id));
+            reload();
+          }));
+        }
+        if (roleOf(c) === "auth" && s.running && c.status === "registered") {
+          actions.unshift(button("keys.unregister", async () => { await api("POST", `/api/v1/certificates/${c.hash}/unregister`); reload(); }, { class: "secondary" }));
+        }
+        return h("tr", { id: `cert-${c.hash.slice(0, 16)}` },
+          h("td", {}, c.subject), h("td", {}, roleName(roleOf(c))), h("td", {}, h("code", {}, c.hash.slice(0, 16), "…")),
+          h("td", { class: "status" }, t(`status.${c.status}`)), h("td", {}, t(c.active ? "yes" : "no")), h("td", {}, actions));
+      })))
+      : h("p", {}, t("keys.no_certs")));
+    const sent = sessionStorage.getItem("musubi.sent");
+    if (sent) {
+      sessionStorage.removeItem("musubi.sent");
+      main.append(h("p", { class: "notice", id: "request-sent", role: "status" }, t("keys.sent"), " ", sent));
+    }
+    main.append(form("import-certificate", [
+      { name: "file", label: "keys.cert_file", type: "file", accept: ".pem,.crt,.cer" },
+      { name: "text", label: "keys.cert_text", type: "textarea" },
+    ], "keys.import", async (v) => {
+      const certificate = v.file || v.text;
+      if (!certificate.trim()) throw { field: "file", error: t("error.file_or_text") };
+      await api("POST", "/api/v1/certificates", { certificate });
+      reload();
+    }));
   },
 });
 

@@ -18,7 +18,15 @@ export async function withPage(locale, test) {
   });
   try {
     const context = await browser.newContext({ ignoreHTTPSErrors: true, locale, acceptDownloads: true });
-    await test(await context.newPage());
+    const page = await context.newPage();
+    try {
+      await test(page);
+    } catch (e) {
+      // What the page showed when the test failed, beside the other screenshots.
+      const name = process.argv[1].split("/").pop().replace(/\.mjs$/, "");
+      await page.screenshot({ path: `${shots}/failed-${name}.png`, fullPage: true }).catch(() => null);
+      throw e;
+    }
   } finally {
     await browser.close();
   }
