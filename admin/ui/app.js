@@ -35,10 +35,14 @@ const Musubi = (() => {
   // Keys the current language lacks are noted (the page's data-missing; the
   // browser tests check every page has none in either language).
   const missing = new Set();
-  const t = (key) => {
-    if (strings[lang] && key in strings[lang]) return strings[lang][key];
-    missing.add(key);
-    return strings.en[key] || key;
+  // t("key", {name: value}) fills "{name}" in the text.
+  const t = (key, values) => {
+    let text = strings[lang] && strings[lang][key];
+    if (text === undefined) {
+      missing.add(key);
+      text = strings.en[key] || key;
+    }
+    return values ? text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all)) : text;
   };
   // Largest file a form reads (anchors, certificates, WSDLs are far smaller).
   const MAX_FILE = 1024 * 1024;

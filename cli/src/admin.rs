@@ -338,7 +338,7 @@ pub async fn init(ep: &Endpoint, anchor: &Path, owner: &str, server_code: &str, 
 pub async fn status(ep: &Endpoint) -> Result<()> {
     let v = ep.client()?.get("/api/v1/status").await?;
     print(&ep.output, &v, |v| {
-        format!(
+        let mut out = vec![format!(
             "server {}  initialised {}  running {}  registered {}  clients {}",
             s(&v["server_id"]),
             v["initialized"],
@@ -348,7 +348,11 @@ pub async fn status(ep: &Endpoint) -> Result<()> {
                 .as_array()
                 .map(|a| a.iter().map(s).collect::<Vec<_>>().join(", "))
                 .unwrap_or_default()
-        )
+        )];
+        for a in v["alerts"].as_array().into_iter().flatten() {
+            out.push(format!("{}: {}", s(&a["level"]), s(&a["text"])));
+        }
+        out.join("\n")
     });
     Ok(())
 }

@@ -169,6 +169,8 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     let server = musubi_security_server::start(conf).await.unwrap();
     let status = json(&ss, &["status"]).await;
     assert_eq!((status["running"].as_bool(), status["registered"].as_bool()), (Some(true), Some(false)));
+    let alerted = |status: &Value, code: &str| status["alerts"].as_array().unwrap().iter().any(|a| a["code"] == code);
+    assert!(alerted(&status, "not_registered"), "{status}");
 
     // Register the authentication certificate; the officer approves it.
     let sent = json(&ss, &["certs", "register", &auth_hash, "--address", &format!("{NET}.2")]).await;
@@ -178,7 +180,9 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     json(&officer, &["requests", "approve", &sent["request_id"].to_string()]).await;
     cs.generate().await.unwrap();
     assert!(server.update_global_conf().await);
-    assert_eq!(json(&ss, &["status"]).await["registered"], true);
+    let status = json(&ss, &["status"]).await;
+    assert_eq!(status["registered"], true);
+    assert!(!alerted(&status, "not_registered"), "{status}");
     let certs = json(&ss, &["keys", "list"]).await["certificates"].clone();
     let auth = certs.as_array().unwrap().iter().find(|c| c["hash"] == auth_hash.as_str()).unwrap().clone();
     assert_eq!(auth["status"], "registered");

@@ -10,7 +10,7 @@
 //! - `GET  /status`: initialised, server id, whether it runs and is registered, clients;
 //!   the health check's verdict, the global configuration's expiry, the OCSP
 //!   state of each own certificate, the time-stamping state and backlog, and
-//!   the last hour's exchanges and faults by code
+//!   the last hour's exchanges and faults by code, and the alerts (see [`crate::alerts`])
 //! - `GET  /internal-tls-certificate`: `{certificate, hash}`, what https providers are shown
 //! - `POST /initialization` `{anchor, owner, server_code, pin}`
 //! - `GET  /keys`; `POST /keys` `{role: "auth"|"sign", label?}`
@@ -185,7 +185,12 @@ async fn status(State(a): State<Admin>) -> Answer {
         None => (false, vec![]),
     };
     let (health, globalconf, ocsp, timestamping) = running_state(&a).await?;
+    let alerts = match &a.running {
+        Some(state) => crate::alerts::alerts(&alert_facts(state, registered).await?),
+        None => vec![],
+    };
     Ok(Json(json!({
+        "alerts": alerts,
         "initialized": setup.server_id.is_some(),
         "server_id": setup.server_id.map(|s| s.to_string()),
         "running": a.running.is_some(),
@@ -198,6 +203,37 @@ async fn status(State(a): State<Admin>) -> Answer {
         "timestamping": timestamping,
         "last_hour": a.running.as_ref().map(|s| s.stats.exchanges.last_hour()),
     })))
+}
+
+/// What the running server's alerts are worked out from.
+async fn alert_facts(state: &proxy::State, registered: bool) -> Result<crate::alerts::Facts, ApiError> {
+    let trust = state.trust.get();
+    let mut own = vec![state.auth().0.to_vec()];
+    own.extend(
+        state
+            .signing_keys()
+            .values()
+            .map(|(k, _)| musubi_protocol::xades::Signer::certificate_der(k.as_ref()).to_vec()),
+    );
+    let certificates = own
+        .iter()
+        .map(|der| {
+            let not_after =
+                x509_parser::parse_x509_certificate(der).map_or(0, |(_, c)| c.validity().not_after.timestamp());
+            let subject = musubi_pki::subject_of(der).unwrap_or_else(|| crate::ocsp::describe(der));
+            (subject, not_after, state.ocsp.own_good(der).err())
+        })
+        .collect();
+    Ok(crate::alerts::Facts {
+        now: time::OffsetDateTime::now_utc().unix_timestamp(),
+        globalconf_problem: state.globalconf.check().err().map(|e| e.to_string()),
+        globalconf_expires_at: state.globalconf.expires_at(),
+        registered,
+        maintenance: trust.server(&state.conf.server_id).and_then(|me| me.maintenance.clone()),
+        certificates,
+        timestamping_problem: state.timestamper.check(&trust).err(),
+        backlog: u64::try_from(state.log.unstamped_count().await.map_err(ApiError::internal)?).unwrap_or(0),
+    })
 }
 
 /// The running server's health, global configuration, OCSP and

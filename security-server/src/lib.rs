@@ -17,6 +17,7 @@
 #![warn(missing_docs)]
 
 mod admin;
+pub mod alerts;
 mod archiver;
 pub mod conf;
 pub mod confclient;

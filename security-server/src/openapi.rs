@@ -73,7 +73,7 @@ fn ops() -> Vec<Op> {
             "get",
             "/api/v1/status",
             "system",
-            "Initialisation, registration, health, global configuration, OCSP and time-stamping state.",
+            "Initialisation, registration, health, global configuration, OCSP and time-stamping state, alerts.",
             None,
             answer(json!({
                 "initialized": { "type": "boolean" }, "server_id": { "type": "string", "nullable": true },
@@ -89,6 +89,12 @@ fn ops() -> Vec<Op> {
                 "last_hour": { "type": "object", "nullable": true, "properties": {
                     "exchanges": { "type": "integer" }, "faults": { "type": "integer" },
                     "faults_by_code": { "type": "object", "additionalProperties": { "type": "integer" } } } },
+                "alerts": list(json!({ "type": "object", "properties": {
+                    "level": { "type": "string", "enum": ["error", "warning"] },
+                    "code": string("stable: globalconf_invalid, globalconf_expiring, not_registered, maintenance, \
+                        certificate_expired, certificate_expiring, ocsp_problem, timestamping_failing, timestamping_backlog"),
+                    "text": string("in English"),
+                    "values": { "type": "object", "description": "what the text names, for translations" } } })),
             })),
         ),
         op(

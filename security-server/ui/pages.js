@@ -9,6 +9,16 @@ Musubi.strings({
     "dashboard.not_running": "Not set up yet: initialise, make keys and import certificates.", "dashboard.age": "age",
     "dashboard.clients": "Registered clients", "seconds": "s",
     "dashboard.last_hour": "Last hour", "dashboard.exchanges": "exchanges", "dashboard.faults": "faults",
+    "dashboard.alerts": "Alerts", "dashboard.no_alerts": "No alerts.",
+    "alert.globalconf_invalid": "The global configuration is not valid: {problem}. Exchanges are refused.",
+    "alert.globalconf_expiring": "The global configuration expires in {seconds} s: can the server reach the central server?",
+    "alert.not_registered": "The global configuration does not list this server's authentication certificate: register it under Keys and certificates.",
+    "alert.maintenance": "The central server has put this server in maintenance mode: {message}",
+    "alert.certificate_expired": "Certificate {certificate} has expired.",
+    "alert.certificate_expiring": "Certificate {certificate} expires in {days} days: renew it.",
+    "alert.ocsp_problem": "Certificate {certificate}: {problem}",
+    "alert.timestamping_failing": "Time-stamping fails: {problem}",
+    "alert.timestamping_backlog": "{records} message-log records wait for a time stamp.",
   },
   ja: {
     "dashboard.title": "ダッシュボード", "dashboard.server": "セキュリティサーバー", "dashboard.health": "ヘルスチェック",
@@ -17,6 +27,16 @@ Musubi.strings({
     "dashboard.not_running": "まだ設定されていません。初期化、鍵の生成、証明書のインポートを行ってください。", "dashboard.age": "経過",
     "dashboard.clients": "登録済みクライアント", "seconds": "秒",
     "dashboard.last_hour": "直近 1 時間", "dashboard.exchanges": "交換", "dashboard.faults": "障害",
+    "dashboard.alerts": "警告", "dashboard.no_alerts": "警告はありません。",
+    "alert.globalconf_invalid": "グローバル設定が有効ではありません: {problem}。交換は拒否されます。",
+    "alert.globalconf_expiring": "グローバル設定はあと {seconds} 秒で期限切れになります。中央サーバーに接続できているか確認してください。",
+    "alert.not_registered": "グローバル設定にこのサーバーの認証証明書が載っていません。「鍵と証明書」で登録申請してください。",
+    "alert.maintenance": "中央サーバーがこのサーバーをメンテナンスモードにしています: {message}",
+    "alert.certificate_expired": "証明書 {certificate} は期限切れです。",
+    "alert.certificate_expiring": "証明書 {certificate} はあと {days} 日で期限切れになります。更新してください。",
+    "alert.ocsp_problem": "証明書 {certificate}: {problem}",
+    "alert.timestamping_failing": "タイムスタンプの取得に失敗しています: {problem}",
+    "alert.timestamping_backlog": "{records} 件のメッセージログがタイムスタンプを待っています。",
   },
 });
 
@@ -36,6 +56,11 @@ Musubi.page({
       main.append(h("p", { class: "notice" }, h("a", { href: "#/keys" }, t("dashboard.not_running"))), h("div", { class: "cards" }, cards));
       return;
     }
+    main.append(h("h2", {}, t("dashboard.alerts")), s.alerts.length
+      ? h("ul", { id: "alerts", class: "alerts" }, s.alerts.map((a) =>
+          h("li", { class: a.level, "data-code": a.code, role: a.level === "error" ? "alert" : null },
+            a.level === "error" ? "✘ " : "⚠ ", t(`alert.${a.code}`, a.values))))
+      : h("p", { id: "alerts", class: "ok" }, t("dashboard.no_alerts")));
     cards.push(
       card("dashboard.health", h("p", { id: "health" }, yes(s.health.status === 200), " ", s.health.text)),
       card("dashboard.globalconf", h("p", {}, yes(s.global_configuration.ok)),

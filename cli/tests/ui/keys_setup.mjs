@@ -85,8 +85,18 @@ await withPage("ja-JP", async (page) => {
   await auth.getByRole("button", { name: "無効にする" }).click();
   await page.waitForFunction(() => [...document.querySelectorAll("#certificates [role=alert]")].some((e) => e.textContent));
 
+  // Until the central server approves, the dashboard alerts.
+  await page.getByRole("link", { name: "ダッシュボード" }).click();
+  const notRegistered = page.locator('#alerts [data-code="not_registered"]');
+  await notRegistered.waitFor();
+  expect((await notRegistered.textContent()).includes("認証証明書が載っていません"), "the alert in Japanese");
+  await page.screenshot({ path: `${shots}/dashboard-alerts-ja.png`, fullPage: true });
+
   expect(await ask("approve") === "approved", "the central server approved");
   await page.reload();
+  await page.waitForSelector("#alerts");
+  expect(await notRegistered.count() === 0, "no alert once registered");
+  await page.getByRole("link", { name: "鍵と証明書" }).click();
   await page.waitForSelector("#certificates");
   expect(await auth.locator(".status").textContent() === "登録済み", "registered");
   expect(await page.locator("#setup-steps").count() === 0, "no steps left once registered");
