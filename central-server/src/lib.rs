@@ -136,6 +136,46 @@ struct Published {
     generated_at: Option<time::OffsetDateTime>,
 }
 
+/// What makes and publishes the global configuration: shared by the handle,
+/// the generation loop and the admin API.
+#[derive(Clone)]
+pub(crate) struct Central {
+    pub(crate) registry: Registry,
+    pub(crate) conf: CentralConf,
+    management_cert: Option<Vec<u8>>,
+    published: Arc<RwLock<Published>>,
+}
+
+impl Central {
+    /// The URL of the configuration directory.
+    pub(crate) fn directory_url(&self) -> String {
+        format!("http://{}/internalconf", self.conf.public_address)
+    }
+
+    /// Generates and publishes a configuration now.
+    pub(crate) async fn generate(&self) -> Result<(), CentralError> {
+        generate(&self.registry, &self.conf, self.management_cert.as_deref(), &self.published).await
+    }
+
+    /// A configuration anchor for new members: the directory URL and the
+    /// certificates of every announced signing key.
+    pub(crate) async fn anchor(&self) -> Result<String, CentralError> {
+        let certs = self.registry.signing_keys().await?.into_iter().map(|k| k.cert).collect();
+        let now =
+            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
+        Ok(globalconf::write_anchor(
+            &self.conf.instance,
+            &now,
+            &[Source { location: self.directory_url(), certs, external_certs: vec![] }],
+        ))
+    }
+
+    /// When the generation being served was made.
+    pub(crate) fn generated_at(&self) -> Option<time::OffsetDateTime> {
+        self.published.read().ok().and_then(|p| p.generated_at)
+    }
+}
+
 /// A running central server.
 pub struct Handle {
     /// The registry.
@@ -149,39 +189,30 @@ pub struct Handle {
     /// The one-time token for making the first web UI user, while there is
     /// none (also printed at start).
     pub ui_setup_token: Option<String>,
-    conf: CentralConf,
-    management_cert: Option<Vec<u8>>,
-    published: Arc<RwLock<Published>>,
+    central: Central,
     stop: watch::Sender<bool>,
 }
 
 impl Handle {
     /// The URL of the configuration directory.
     pub fn directory_url(&self) -> String {
-        format!("http://{}/internalconf", self.conf.public_address)
+        self.central.directory_url()
     }
 
     /// Generates and publishes a configuration now.
     pub async fn generate(&self) -> Result<(), CentralError> {
-        generate(&self.registry, &self.conf, self.management_cert.as_deref(), &self.published).await
+        self.central.generate().await
     }
 
     /// A configuration anchor for new members: the directory URL and the
     /// certificates of every announced signing key.
     pub async fn anchor(&self) -> Result<String, CentralError> {
-        let certs = self.registry.signing_keys().await?.into_iter().map(|k| k.cert).collect();
-        let now =
-            time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        Ok(globalconf::write_anchor(
-            &self.conf.instance,
-            &now,
-            &[Source { location: self.directory_url(), certs, external_certs: vec![] }],
-        ))
+        self.central.anchor().await
     }
 
     /// When the generation being served was made.
     pub fn generated_at(&self) -> Option<time::OffsetDateTime> {
-        self.published.read().ok().and_then(|p| p.generated_at)
+        self.central.generated_at()
     }
 
     /// Stops serving.
@@ -316,6 +347,9 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         }
         None => (None, None),
     };
+    let published = Arc::new(RwLock::new(Published::default()));
+    let central =
+        Central { registry: registry.clone(), conf: conf.clone(), management_cert: management_cert.clone(), published };
     let (admin_addr, ui_setup_token) = match conf.admin_listen {
         Some(addr) => {
             let dir = conf.state_dir.join("admin");
@@ -324,7 +358,7 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             let identity =
                 musubi_admin::Identity::load_or_create(&dir, "central server", &sans).map_err(admin_error)?;
             let (access, token) = musubi_admin::Access::open(&dir).map_err(admin_error)?;
-            let router = musubi_admin::protect(admin::router(registry.clone()), access, admin::policy)
+            let router = musubi_admin::protect(admin::router(central.clone()), access, admin::policy)
                 .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
             let (bound, _) =
                 musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
@@ -339,24 +373,22 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         }
         None => (None, None),
     };
-    let published = Arc::new(RwLock::new(Published::default()));
-    generate(&registry, &conf, management_cert.as_deref(), &published).await?;
+    central.generate().await?;
     let listener = tokio::net::TcpListener::bind(conf.conf_listen)
         .await
         .map_err(|error| CentralError::Bind { addr: conf.conf_listen, error })?;
     let conf_addr = listener.local_addr().map_err(|error| CentralError::Bind { addr: conf.conf_listen, error })?;
-    tokio::spawn(serve(listener, published.clone(), stop_rx.clone()));
+    tokio::spawn(serve(listener, central.published.clone(), stop_rx.clone()));
     {
-        let (registry, conf, published, mut stop) = (registry.clone(), conf.clone(), published.clone(), stop_rx);
-        let cert = management_cert.clone();
+        let (central, mut stop) = (central.clone(), stop_rx);
         tokio::spawn(async move {
-            let every = Duration::from_secs(conf.generation_interval_secs.max(1));
+            let every = Duration::from_secs(central.conf.generation_interval_secs.max(1));
             let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tokio::select! {
                     _ = stop.changed() => return,
                     _ = tick.tick() => {
-                        if let Err(e) = generate(&registry, &conf, cert.as_deref(), &published).await {
+                        if let Err(e) = central.generate().await {
                             tracing::error!(error = %e, "global configuration not generated; the previous one stays published");
                         }
                     }
@@ -364,17 +396,7 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
             }
         });
     }
-    Ok(Handle {
-        registry,
-        conf_addr,
-        management_addr,
-        admin_addr,
-        ui_setup_token,
-        conf,
-        management_cert,
-        published,
-        stop,
-    })
+    Ok(Handle { registry, conf_addr, management_addr, admin_addr, ui_setup_token, central, stop })
 }
 
 /// Each POST is one management request (X-Road's path is

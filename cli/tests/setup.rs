@@ -865,3 +865,26 @@ async fn a_security_officer_sets_up_and_registers_the_server_in_the_web_ui() {
     assert!(out.status.success() && said.contains("ok: "), "keys_setup.mjs failed:\n{said}");
     server.expect("the server started and was approved").shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_networks_governors_keep_members_servers_groups_and_trust_in_the_central_web_ui() {
+    let Some(ui) = browser_tests() else { return };
+    let net = ui_network("governors", 57, true).await;
+    let (cs, _) = net.central.as_ref().unwrap();
+    let (user, password) = net.facts.web_ui_login.clone().unwrap();
+    let login = [("MUSUBI_UI_USER", user.as_str()), ("MUSUBI_UI_PASSWORD", password.as_str())];
+    let said = browser(&ui, "central_pages.mjs", cs.admin_addr.unwrap(), &login).await;
+
+    // The registry holds what the UI did; the anchor is one a new server can use.
+    let (params, _) = cs.registry.snapshot("").await.unwrap();
+    let town = params.directory.members.iter().find(|m| m.id.to_string() == "MEMBER:DEMO/GOV/9999").unwrap();
+    assert_eq!((town.name.as_str(), town.subsystems.as_slice()), ("Test Town", &["care".to_string()][..]));
+    let group = params.directory.groups.iter().find(|g| g.code == "care-providers").unwrap();
+    assert_eq!(group.members.iter().map(ToString::to_string).collect::<Vec<_>>(), ["SUBSYSTEM:DEMO/GOV/9999/care"]);
+    assert!(params.directory.servers.iter().all(|s| s.maintenance.is_none()), "maintenance ended");
+    assert!(!params.tsas.iter().any(|t| t.name == "Other TSA"), "the bad TSA was refused");
+    let anchor = said.lines().find_map(|l| l.strip_prefix("ok: anchor ")).unwrap();
+    let anchor = musubi_protocol::globalconf::parse_anchor(&std::fs::read(anchor).unwrap()).unwrap();
+    assert_eq!(anchor.instance, "DEMO");
+    net.shutdown().await;
+}
