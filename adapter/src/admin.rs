@@ -1,6 +1,10 @@
-//! The adapter's admin endpoint (JSON over HTTP, loopback by default,
-//! bearer token from `state_dir/admin-token`): what the operator decides.
+//! The adapter's admin API (HTTPS, port 8091 by default, bound to loopback;
+//! API keys, web UI users, sessions and roles as on the security server:
+//! see `musubi-admin`): what the home-device operator decides. Reading needs
+//! any key or user; changes need the service administrator's role (the
+//! operator who publishes the adapter's services).
 //!
+//! Endpoints (JSON, under `/api/v1`):
 //! - `GET /devices`: every device, approved or not;
 //! - `POST /devices/{id}/approve`, `POST /devices/{id}/revoke`;
 //! - `POST /classes/{class}/approve`, `…/revoke` (class by Web API name or
@@ -10,33 +14,51 @@
 //! - `POST /discover`: a discovery round now;
 //! - `GET /notifications`, `GET /deliveries`: what devices announced, and
 //!   the webhook deliveries;
-//! - `GET /approvals`: the consent trail (who approved or revoked what, when).
-//!
-//! The operator is named by the `X-Operator` header in the consent trail.
+//! - `GET /approvals`: the consent trail (who approved or revoked what, when);
+//!   the operator is the API key's name or the logged-in user.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
-use hyper::{Method, Request};
-use serde_json::json;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use musubi_admin::{ApiError, Caller};
+use serde_json::{Value, json};
 
 use crate::frame::Eoj;
 use crate::registry::{self, Device, Registry, RegistryError};
-use crate::{Core, Resp, defs, discovery, read_body, response};
+use crate::{Core, defs, discovery};
 
-/// The admin endpoint's state.
-pub(crate) struct Admin {
-    pub(crate) core: Arc<Core>,
-    pub(crate) token: String,
+type Answer = Result<Json<Value>, ApiError>;
+
+/// The roles each endpoint needs; reading needs any key.
+pub(crate) fn policy(method: &axum::http::Method, _path: &str) -> Option<&'static [musubi_admin::Role]> {
+    (method != axum::http::Method::GET).then_some(&[musubi_admin::Role::ServiceAdministrator][..])
 }
 
-fn json_resp(status: u16, v: &serde_json::Value) -> Resp {
-    response(status, "application/json", Bytes::from(v.to_string()))
+/// The API's routes (the caller adds the authentication and role checks).
+pub(crate) fn router(core: Arc<Core>) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/devices", get(devices).post(add_device))
+        .route("/api/v1/devices/{id}", axum::routing::delete(remove_device))
+        .route("/api/v1/devices/{id}/approve", post(approve_device))
+        .route("/api/v1/devices/{id}/revoke", post(revoke_device))
+        .route("/api/v1/classes/{class}/approve", post(approve_class))
+        .route("/api/v1/classes/{class}/revoke", post(revoke_class))
+        .route("/api/v1/discover", post(discover))
+        .route("/api/v1/notifications", get(notifications))
+        .route("/api/v1/approvals", get(approvals))
+        .route("/api/v1/deliveries", get(deliveries))
+        .with_state(core)
 }
 
-fn error(status: u16, message: impl Into<String>) -> Resp {
-    json_resp(status, &json!({ "error": message.into() }))
+fn registry_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::UnknownDevice(id) => ApiError::new(404, format!("no device {id:?}")),
+        RegistryError::Full(n) => ApiError::conflict(format!("the registry is full ({n} devices)")),
+        other => ApiError::internal(other),
+    }
 }
 
 /// A device as JSON.
@@ -84,114 +106,105 @@ pub async fn register_manual(registry: &Registry, address: IpAddr, eoj: Eoj) -> 
     Ok(registry.get(&d.id).unwrap_or(d))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+async fn devices(State(core): State<Arc<Core>>) -> Answer {
+    Ok(Json(Value::Array(core.registry.list().iter().map(device_json).collect())))
 }
 
-impl Admin {
-    pub(crate) async fn handle(&self, req: Request<hyper::body::Incoming>) -> Resp {
-        let auth = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or("");
-        let presented = auth.strip_prefix("Bearer ").unwrap_or("");
-        if !constant_time_eq(presented.as_bytes(), self.token.as_bytes()) {
-            return error(401, "missing or wrong bearer token; it is in the adapter's state directory (admin-token)");
-        }
-        let operator = req
-            .headers()
-            .get("x-operator")
-            .and_then(|v| v.to_str().ok())
-            .filter(|s| !s.is_empty() && s.len() <= 128)
-            .unwrap_or("admin-api")
-            .to_string();
-        let method = req.method().clone();
-        let path = req.uri().path().trim_end_matches('/').to_string();
-        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
-        let reg = &self.core.registry;
-        match (&method, segments.as_slice()) {
-            (&Method::GET, ["devices"]) => {
-                json_resp(200, &serde_json::Value::Array(reg.list().iter().map(device_json).collect()))
-            }
-            (&Method::POST, ["devices", id, action @ ("approve" | "revoke")]) => {
-                match reg.approve(id, *action == "approve", &operator).await {
-                    Ok(d) => json_resp(200, &device_json(&d)),
-                    Err(RegistryError::UnknownDevice(id)) => error(404, format!("no device {id:?}")),
-                    Err(e) => error(500, e.to_string()),
-                }
-            }
-            (&Method::POST, ["classes", class, action @ ("approve" | "revoke")]) => {
-                let Some(code) = crate::simulate::class_code(class).or_else(|| {
-                    u16::from_str_radix(class.trim_start_matches("0x"), 16).ok().filter(|_| class.starts_with("0x"))
-                }) else {
-                    return error(400, format!("{class:?} is not a device class; use a name such as homeAirConditioner or a code such as 0x0130"));
-                };
-                match reg.approve_class(code, *action == "approve", &operator).await {
-                    Ok(ds) => json_resp(200, &serde_json::Value::Array(ds.iter().map(device_json).collect())),
-                    Err(e) => error(500, e.to_string()),
-                }
-            }
-            (&Method::DELETE, ["devices", id]) => match reg.remove(id).await {
-                Ok(()) => json_resp(200, &json!({ "removed": id })),
-                Err(RegistryError::UnknownDevice(id)) => error(404, format!("no device {id:?}")),
-                Err(e) => error(500, e.to_string()),
-            },
-            (&Method::POST, ["devices"]) => {
-                let body = match read_body(req).await {
-                    Ok(b) => b,
-                    Err(r) => return r,
-                };
-                let parsed: Result<crate::ManualDevice, _> = serde_json::from_slice(&body);
-                let m = match parsed {
-                    Ok(m) => m,
-                    Err(e) => return error(400, format!("expected {{\"address\": \"…\", \"eoj\": \"001101\"}}: {e}")),
-                };
-                let Some(eoj) = crate::parse_eoj(&m.eoj) else {
-                    return error(400, format!("{:?} is not an EOJ; write 6 hex digits such as 001101", m.eoj));
-                };
-                match register_manual(reg, m.address, eoj).await {
-                    Ok(d) => json_resp(201, &device_json(&d)),
-                    Err(RegistryError::Full(n)) => error(409, format!("the registry is full ({n} devices)")),
-                    Err(e) => error(500, e.to_string()),
-                }
-            }
-            (&Method::POST, ["discover"]) => {
-                let f = self.core.discover().await;
-                json_resp(200, &json!({ "nodes": f.nodes, "new": f.new, "known": f.known, "failed": f.failed }))
-            }
-            (&Method::GET, ["notifications"]) => match reg.notifications(200).await {
-                Ok(rows) => json_resp(
-                    200,
-                    &serde_json::Value::Array(
-                        rows.into_iter()
-                            .map(|(seq, device, epc, edt, at)| {
-                                json!({ "seq": seq, "device": device, "epc": format!("0x{epc:02X}"), "edt": hex::encode(&edt), "at": at })
-                            })
-                            .collect(),
-                    ),
+async fn set_device(core: &Core, id: &str, approved: bool, caller: &Caller) -> Answer {
+    let d = core.registry.approve(id, approved, &caller.name).await.map_err(registry_error)?;
+    Ok(Json(device_json(&d)))
+}
+
+async fn approve_device(
+    State(core): State<Arc<Core>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Answer {
+    set_device(&core, &id, true, &caller).await
+}
+
+async fn revoke_device(
+    State(core): State<Arc<Core>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(id): Path<String>,
+) -> Answer {
+    set_device(&core, &id, false, &caller).await
+}
+
+async fn set_class(core: &Core, class: &str, approved: bool, caller: &Caller) -> Answer {
+    let code = crate::simulate::class_code(class)
+        .or_else(|| u16::from_str_radix(class.trim_start_matches("0x"), 16).ok().filter(|_| class.starts_with("0x")))
+        .ok_or_else(|| {
+            ApiError::field(
+                "class",
+                format!(
+                    "{class:?} is not a device class; use a name such as homeAirConditioner or a code such as 0x0130"
                 ),
-                Err(e) => error(500, e.to_string()),
-            },
-            (&Method::GET, ["approvals"]) => match reg.approvals(500).await {
-                Ok(rows) => json_resp(
-                    200,
-                    &serde_json::Value::Array(
-                        rows.into_iter()
-                            .map(|(subject, approved, by, at)| json!({ "subject": subject, "approved": approved, "by": by, "at": at }))
-                            .collect(),
-                    ),
-                ),
-                Err(e) => error(500, e.to_string()),
-            },
-            (&Method::GET, ["deliveries"]) => match self.core.webhooks.deliveries(200).await {
-                Ok(rows) => json_resp(
-                    200,
-                    &serde_json::Value::Array(
-                        rows.into_iter()
-                            .map(|(w, n, a, o)| json!({ "webhook": w, "notification": n, "attempt": a, "outcome": o }))
-                            .collect(),
-                    ),
-                ),
-                Err(e) => error(500, e.to_string()),
-            },
-            _ => error(404, format!("no endpoint {method} {path}; see the adapter's admin module documentation")),
-        }
-    }
+            )
+        })?;
+    let ds = core.registry.approve_class(code, approved, &caller.name).await.map_err(registry_error)?;
+    Ok(Json(Value::Array(ds.iter().map(device_json).collect())))
+}
+
+async fn approve_class(
+    State(core): State<Arc<Core>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(class): Path<String>,
+) -> Answer {
+    set_class(&core, &class, true, &caller).await
+}
+
+async fn revoke_class(
+    State(core): State<Arc<Core>>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(class): Path<String>,
+) -> Answer {
+    set_class(&core, &class, false, &caller).await
+}
+
+async fn remove_device(State(core): State<Arc<Core>>, Path(id): Path<String>) -> Answer {
+    core.registry.remove(&id).await.map_err(registry_error)?;
+    Ok(Json(json!({ "removed": id })))
+}
+
+async fn add_device(State(core): State<Arc<Core>>, Json(m): Json<crate::ManualDevice>) -> Answer {
+    let eoj = crate::parse_eoj(&m.eoj).ok_or_else(|| {
+        ApiError::field("eoj", format!("{:?} is not an EOJ; write 6 hex digits such as 001101", m.eoj))
+    })?;
+    let d = register_manual(&core.registry, m.address, eoj).await.map_err(registry_error)?;
+    Ok(Json(device_json(&d)))
+}
+
+async fn discover(State(core): State<Arc<Core>>) -> Answer {
+    let f = core.discover().await;
+    Ok(Json(json!({ "nodes": f.nodes, "new": f.new, "known": f.known, "failed": f.failed })))
+}
+
+async fn notifications(State(core): State<Arc<Core>>) -> Answer {
+    let rows = core.registry.notifications(200).await.map_err(registry_error)?;
+    Ok(Json(Value::Array(
+        rows.into_iter()
+            .map(|(seq, device, epc, edt, at)| {
+                json!({ "seq": seq, "device": device, "epc": format!("0x{epc:02X}"), "edt": hex::encode(&edt), "at": at })
+            })
+            .collect(),
+    )))
+}
+
+async fn approvals(State(core): State<Arc<Core>>) -> Answer {
+    let rows = core.registry.approvals(500).await.map_err(registry_error)?;
+    Ok(Json(Value::Array(
+        rows.into_iter()
+            .map(|(subject, approved, by, at)| json!({ "subject": subject, "approved": approved, "by": by, "at": at }))
+            .collect(),
+    )))
+}
+
+async fn deliveries(State(core): State<Arc<Core>>) -> Answer {
+    let rows = core.webhooks.deliveries(200).await.map_err(ApiError::internal)?;
+    Ok(Json(Value::Array(
+        rows.into_iter()
+            .map(|(w, n, a, o)| json!({ "webhook": w, "notification": n, "attempt": a, "outcome": o }))
+            .collect(),
+    )))
 }

@@ -142,11 +142,11 @@ pub struct ManualDevice {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AdapterConfig {
-    /// Where the registry and the admin token live.
+    /// Where the registry and the admin API's key, certificate and users live.
     pub state_dir: PathBuf,
     /// The provider endpoint its security server calls (port 8090).
     pub provider_listen: SocketAddr,
-    /// The admin endpoint (loopback by default).
+    /// The admin API and web UI (HTTPS; loopback by default).
     pub admin_listen: SocketAddr,
     /// Most devices the registry holds.
     #[serde(default = "default_max_devices")]
@@ -205,13 +205,16 @@ pub enum StartError {
     /// A manual device is malformed.
     #[error("manual device {0:?}: the EOJ must be 6 hex digits such as 001101")]
     BadEoj(String),
+    /// The admin API cannot start (its folder, certificate or users file).
+    #[error("admin API: {0}")]
+    Admin(String),
 }
 
 /// A running adapter.
 pub struct Handle {
     /// Where the provider endpoint listens.
     pub provider_addr: SocketAddr,
-    /// Where the admin endpoint listens.
+    /// Where the admin API and web UI listen (HTTPS).
     pub admin_addr: SocketAddr,
     /// The device registry.
     pub registry: Arc<Registry>,
@@ -219,8 +222,12 @@ pub struct Handle {
     pub controller: Arc<Controller>,
     /// The webhooks.
     pub webhooks: Arc<Webhooks>,
-    /// The admin endpoint's bearer token (also in `state_dir/admin-token`).
-    pub admin_token: String,
+    /// The admin API's folder: its API key (`admin-api-key`), TLS
+    /// certificate (`admin-tls.pem`), users and audit log.
+    pub admin_dir: PathBuf,
+    /// The one-time token for making the first web UI user, while there is
+    /// none (also printed at start).
+    pub ui_setup_token: Option<String>,
     core: Arc<Core>,
     stop: watch::Sender<bool>,
 }
@@ -397,31 +404,10 @@ impl Core {
     }
 }
 
-fn read_or_create_token(dir: &std::path::Path) -> Result<String, std::io::Error> {
-    let path = dir.join("admin-token");
-    if let Ok(t) = std::fs::read_to_string(&path)
-        && t.trim().len() >= 32
-    {
-        return Ok(t.trim().to_string());
-    }
-    use ring::rand::SecureRandom as _;
-    let mut raw = [0u8; 24];
-    ring::rand::SystemRandom::new().fill(&mut raw).map_err(|_| std::io::Error::other("no randomness"))?;
-    let token = hex::encode(raw);
-    std::fs::write(&path, &token)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(token)
-}
-
 /// Starts the adapter.
 pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
     let state = |error| StartError::State { path: conf.state_dir.clone(), error };
     std::fs::create_dir_all(&conf.state_dir).map_err(state)?;
-    let admin_token = read_or_create_token(&conf.state_dir).map_err(state)?;
     if let Some(dir) = &conf.definitions_dir {
         let n = mra::install(dir)?;
         tracing::info!(classes = n, dir = %dir.display(), "device definitions loaded from the MRA");
@@ -440,11 +426,7 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
     let provider = tokio::net::TcpListener::bind(conf.provider_listen)
         .await
         .map_err(|error| StartError::Bind { addr: conf.provider_listen.to_string(), error })?;
-    let admin_listener = tokio::net::TcpListener::bind(conf.admin_listen)
-        .await
-        .map_err(|error| StartError::Bind { addr: conf.admin_listen.to_string(), error })?;
     let provider_addr = provider.local_addr().map_err(|error| StartError::Bind { addr: "provider".into(), error })?;
-    let admin_addr = admin_listener.local_addr().map_err(|error| StartError::Bind { addr: "admin".into(), error })?;
     // Our own node: a node profile listing the controller object.
     let controller_obj = SimObject::new(controller::CONTROLLER)
         .with(0x80, &[0x30], None)
@@ -472,11 +454,23 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
         let services = services.clone();
         async move { provider_request(&services, req).await }
     }));
-    let admin_state = Arc::new(admin::Admin { core: core.clone(), token: admin_token.clone() });
-    tokio::spawn(serve(admin_listener, stop_rx.clone(), move |req| {
-        let a = admin_state.clone();
-        async move { a.handle(req).await }
-    }));
+    let admin_dir = conf.state_dir.join("admin");
+    let admin_error = |e: musubi_admin::AdminError| StartError::Admin(e.to_string());
+    let sans = vec![conf.admin_listen.ip().to_string(), "localhost".to_string()];
+    let identity =
+        musubi_admin::Identity::load_or_create(&admin_dir, "ECHONET Lite adapter", &sans).map_err(admin_error)?;
+    let (access, ui_setup_token) = musubi_admin::Access::open(&admin_dir).map_err(admin_error)?;
+    let router = musubi_admin::protect(admin::router(core.clone()), access, admin::policy)
+        .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
+    let (admin_addr, _) =
+        musubi_admin::serve(conf.admin_listen, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
+    if let Some(token) = &ui_setup_token {
+        tracing::warn!(
+            "no web UI user yet: open https://{admin_addr}/ and make the first one with the setup token {token} \
+             (valid {} min, this start only)",
+            musubi_admin::users::SETUP_TOKEN_VALID.as_secs() / 60
+        );
+    }
     // Frames nobody waits for.
     {
         let core = core.clone();
@@ -520,7 +514,7 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
             }
         });
     }
-    Ok(Handle { provider_addr, admin_addr, registry, controller: ctl, webhooks, admin_token, core, stop })
+    Ok(Handle { provider_addr, admin_addr, registry, controller: ctl, webhooks, admin_dir, ui_setup_token, core, stop })
 }
 
 /// `001101` or `0x001101` → EOJ.

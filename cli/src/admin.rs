@@ -1015,3 +1015,91 @@ pub async fn publish_adapter(api: &AdminClient, client: &str, adapter: &str, gra
     }
     Ok(json!({ "action": action, "id": id, "services": services, "granted": grants }))
 }
+
+/// `musubi devices …`: the ECHONET Lite adapter's devices (its admin API).
+#[derive(clap::Subcommand, Debug)]
+pub enum DevicesCommand {
+    /// List every device.
+    List,
+    /// Publish a device.
+    Approve {
+        /// Device id.
+        id: String,
+    },
+    /// Stop publishing a device.
+    Revoke {
+        /// Device id.
+        id: String,
+    },
+    /// Publish every device of a class known now.
+    ApproveClass {
+        /// Class name (homeAirConditioner) or code (0x0130).
+        class: String,
+    },
+    /// Stop publishing every device of a class.
+    RevokeClass {
+        /// Class name or code.
+        class: String,
+    },
+    /// Register a send-only device by hand.
+    Add {
+        /// Its address.
+        #[arg(long)]
+        address: String,
+        /// Its EOJ (6 hex digits).
+        #[arg(long)]
+        eoj: String,
+    },
+    /// Remove a device.
+    Remove {
+        /// Device id.
+        id: String,
+    },
+    /// Run a discovery round now.
+    Discover,
+}
+
+/// `musubi devices …` against the adapter's admin API; the operator named
+/// in the consent trail is the API key's name (or the UI user).
+pub async fn devices(ep: &Endpoint, command: &DevicesCommand) -> Result<()> {
+    let client = ep.client()?;
+    let enc = |s: &str| percent(s);
+    let v = match command {
+        DevicesCommand::List => client.get("/api/v1/devices").await?,
+        DevicesCommand::Approve { id } => {
+            client.post(&format!("/api/v1/devices/{}/approve", enc(id)), &Value::Null).await?
+        }
+        DevicesCommand::Revoke { id } => {
+            client.post(&format!("/api/v1/devices/{}/revoke", enc(id)), &Value::Null).await?
+        }
+        DevicesCommand::ApproveClass { class } => {
+            client.post(&format!("/api/v1/classes/{}/approve", enc(class)), &Value::Null).await?
+        }
+        DevicesCommand::RevokeClass { class } => {
+            client.post(&format!("/api/v1/classes/{}/revoke", enc(class)), &Value::Null).await?
+        }
+        DevicesCommand::Add { address, eoj } => {
+            client.post("/api/v1/devices", &json!({ "address": address, "eoj": eoj })).await?
+        }
+        DevicesCommand::Remove { id } => client.delete(&format!("/api/v1/devices/{}", enc(id))).await?,
+        DevicesCommand::Discover => client.post("/api/v1/discover", &Value::Null).await?,
+    };
+    print(&ep.output, &v, |v| {
+        let line = |d: &Value| {
+            format!(
+                "{}  {}  {}  {}  {}",
+                s(&d["id"]),
+                s(&d["deviceType"]),
+                s(&d["address"]),
+                if d["approved"] == true { "published" } else { "not published" },
+                if d["alive"] == true { "alive" } else { "silent" }
+            )
+        };
+        match v {
+            Value::Array(list) => list.iter().map(line).collect::<Vec<_>>().join("\n"),
+            v if v.get("deviceType").is_some() => line(v),
+            v => v.to_string(),
+        }
+    });
+    Ok(())
+}

@@ -215,10 +215,10 @@ async fn make_ui_user(addr: SocketAddr, admin_dir: &Path, token: &str, user: &st
 pub struct AdapterFacts {
     /// The adapter's provider endpoint (the WSDL is at `?wsdl`).
     pub provider_url: String,
-    /// The adapter's admin endpoint.
+    /// The adapter's admin API and web UI (HTTPS).
     pub admin_url: String,
-    /// The admin endpoint's token file.
-    pub admin_token_file: PathBuf,
+    /// The admin API's folder: `admin-api-key`, `admin-tls.pem`.
+    pub admin_dir: PathBuf,
     /// The simulated home's node.
     pub home: String,
     /// The simulated air conditioner's device id.
@@ -864,8 +864,8 @@ impl Network {
                 )?;
                 Some(AdapterFacts {
                     provider_url: format!("http://{}/", a.provider_addr),
-                    admin_url: format!("http://{}/", a.admin_addr),
-                    admin_token_file: dir.join("adapter").join("admin-token"),
+                    admin_url: format!("https://{}/", a.admin_addr),
+                    admin_dir: a.admin_dir.clone(),
                     home: format!("{}:{}", opts.adapter_ips[1], musubi_adapter::net::PORT),
                     air_conditioner: ac_id.clone(),
                     get_request_file,
@@ -963,6 +963,7 @@ impl Network {
         ]
         .into_iter()
         .chain(central_ui.map(|(addr, d, token)| ("central", addr, d, token)))
+        .chain(adapter.as_ref().map(|a| ("adapter", Some(a.admin_addr), a.admin_dir.clone(), a.ui_setup_token.clone())))
         {
             if let (Some(addr), Some(token)) = (addr, token) {
                 make_ui_user(addr, &admin_dir, &token, DEMO_UI_USER, &ui_password)

@@ -132,6 +132,14 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// The ECHONET Lite adapter's devices: list, approve (publish), revoke, add, remove, discover.
+    /// --server is the adapter's admin API (https://127.0.0.1:8091 by default on its host).
+    Devices {
+        #[command(subcommand)]
+        command: musubi::admin::DevicesCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
     /// Print a shell completion script: musubi completions bash > /etc/bash_completion.d/musubi
     Completions {
         /// The shell.
@@ -281,6 +289,7 @@ async fn run(cli: Cli) -> Result<()> {
         Command::ApiKey { command, endpoint } => musubi::admin::api_key(&endpoint, &command).await,
         Command::Requests { command, endpoint } => musubi::admin::requests(&endpoint, &command).await,
         Command::Adapter { command, endpoint } => musubi::admin::adapter(&endpoint, &command).await,
+        Command::Devices { command, endpoint } => musubi::admin::devices(&endpoint, &command).await,
         Command::GlobalGroup { command, endpoint } => musubi::admin::global_group(&endpoint, &command).await,
     }
 }
@@ -400,10 +409,13 @@ async fn demo(dir: Option<PathBuf>) -> Result<()> {
         println!("Devices wait for an operator's approval before they are published (the lock is not approved):");
         println!();
         println!(
-            "  cargo run -p musubi-adapter -- devices --admin {} --token-file {} list",
+            "  cargo run -p musubi -- devices list --server {} --server-cert {} --api-key-file {}",
             a.admin_url.trim_end_matches('/'),
-            a.admin_token_file.display()
+            a.admin_dir.join("admin-tls.pem").display(),
+            a.admin_dir.join("admin-api-key").display()
         );
+        println!();
+        println!("or in the adapter's web UI, {} (the demo user above).", a.admin_url);
         println!();
     }
     println!("Then export the message-log containers of that request and verify them offline");

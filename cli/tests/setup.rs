@@ -888,3 +888,45 @@ async fn the_networks_governors_keep_members_servers_groups_and_trust_in_the_cen
     assert_eq!(anchor.instance, "DEMO");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_home_device_operator_publishes_a_device_in_the_adapters_web_ui_and_with_the_cli() {
+    let Some(ui) = browser_tests() else { return };
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-devices-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ip = |n| std::net::Ipv4Addr::new(127, 0, 58, n);
+    let opts = musubi::demo::Options {
+        ips: [ip(2), ip(3), ip(4)],
+        pki_ip: ip(5),
+        adapter: true,
+        adapter_ips: [ip(6), ip(7)],
+        echonet_group: std::net::Ipv4Addr::new(239, 255, 58, 1),
+        ..musubi::demo::Options::default()
+    };
+    let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
+    let adapter = net.adapter.as_ref().unwrap();
+    let lock = adapter.registry.list().into_iter().find(|d| d.class() == 0x026F).expect("the demo's door lock");
+    assert!(!lock.approved, "the demo leaves the lock unpublished");
+    let (user, password) = net.facts.web_ui_login.clone().unwrap();
+    let env = [
+        ("MUSUBI_UI_USER", user.as_str()),
+        ("MUSUBI_UI_PASSWORD", password.as_str()),
+        ("MUSUBI_UI_DEVICE", lock.id.as_str()),
+    ];
+    browser(&ui, "devices.mjs", adapter.admin_addr, &env).await;
+    assert!(adapter.registry.get(&lock.id).unwrap().approved, "published through the UI");
+
+    // The same through `musubi devices`, against the adapter's admin API.
+    let ep = Endpoint::of(&adapter.admin_dir, adapter.admin_addr);
+    let list = json(&ep, &["devices", "list"]).await;
+    assert!(list.as_array().unwrap().iter().any(|d| d["id"] == lock.id.as_str() && d["approved"] == true), "{list}");
+    let revoked = json(&ep, &["devices", "revoke", &lock.id]).await;
+    assert_eq!(revoked["approved"], false);
+    assert!(!adapter.registry.get(&lock.id).unwrap().approved);
+    let (ok, _, err) = musubi(&ep, &["devices", "approve", "no-such-device"]).await;
+    assert!(!ok && err.contains("no device"), "{err}");
+    let trail = adapter.registry.approvals(10).await.unwrap();
+    assert_eq!((trail[0].2.as_str(), trail[0].1), ("administrator", false), "the API key's name: {trail:?}");
+    assert_eq!((trail[1].2.as_str(), trail[1].1), (user.as_str(), true), "the UI user's name: {trail:?}");
+    net.shutdown().await;
+}

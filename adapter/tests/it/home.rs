@@ -10,7 +10,7 @@ use hyper_util::rt::TokioIo;
 use musubi_adapter::frame::Eoj;
 use musubi_adapter::simulate;
 
-use crate::{adapter, adapter_conf, admin, element, eventually, home_conf, ip, scratch, soap};
+use crate::{adapter, adapter_conf, admin, admin_as, element, eventually, home_conf, ip, scratch, soap};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovers_every_device_of_a_multi_node_home_and_remembers_them_across_a_restart() {
@@ -88,8 +88,8 @@ async fn approved_devices_answer_typed_reads_and_sets_read_back_what_the_device_
     assert_eq!(r.fault_code(), Some("unknown_device"), "{}", r.body);
 
     // Approval by device, through the admin endpoint.
-    let denied = crate::http(h.admin_addr, "POST", &format!("/devices/{}/approve", ac.id), &[], "").await;
-    assert_eq!(denied.status, 401, "the admin endpoint needs its token");
+    let denied = admin_as(&h, "", "POST", &format!("/devices/{}/approve", ac.id), "").await;
+    assert_eq!(denied.status, 401, "the admin API needs a key: {}", denied.body);
     let ok = admin(&h, "POST", &format!("/devices/{}/approve", ac.id), "").await;
     assert_eq!(ok.status, 200, "{}", ok.body);
     let list = soap(&h, "listDevices", "").await;
@@ -479,59 +479,52 @@ async fn https_webhooks_reach_a_receiver_the_configured_ca_vouches_for() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_cli_lists_approves_and_revokes_through_the_admin_endpoint() {
+async fn the_admin_api_checks_roles_and_names_the_operator_in_the_consent_trail() {
     let net = 9;
     let home = simulate::start(&home_conf(net, &[&["homeAirConditioner", "electricLock"]])).await.unwrap();
-    let dir = scratch("cli");
-    let h = adapter(adapter_conf(net, dir.clone())).await;
+    let h = adapter(adapter_conf(net, scratch("roles"))).await;
     h.discover().await;
     let lock = h.registry.list().into_iter().find(|d| d.class() == 0x026F).unwrap();
-    let admin_url = format!("http://{}", h.admin_addr);
-    let token = dir.join("admin-token");
-    let cli = |args: &[&str]| {
-        let (admin_url, token) = (admin_url.clone(), token.clone());
-        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    // Keys for a service administrator (alice) and an observer (bob).
+    let key = |name: &str, role: &str| {
+        let body = format!(r#"{{"name": "{name}", "roles": ["{role}"]}}"#);
+        let h = &h;
         async move {
-            tokio::process::Command::new(env!("CARGO_BIN_EXE_musubi-adapter"))
-                .args(["devices", "--admin", &admin_url, "--token-file"])
-                .arg(&token)
-                .args(["--operator", "alice"])
-                .args(&args)
-                .output()
-                .await
-                .unwrap()
+            let made = admin(h, "POST", "/api-keys", &body).await;
+            assert_eq!(made.status, 200, "{}", made.body);
+            let v: serde_json::Value = serde_json::from_str(&made.body).unwrap();
+            format!("X-Road-ApiKey token={}", v["key"].as_str().unwrap())
         }
     };
-    let out = cli(&["list"]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (alice, bob) = (key("alice", "service_administrator").await, key("bob", "observer").await);
+
+    let list = admin_as(&h, &bob, "GET", "/devices", "").await;
+    let list: serde_json::Value = serde_json::from_str(&list.body).unwrap();
     assert_eq!(list.as_array().unwrap().len(), 2);
     assert!(list.as_array().unwrap().iter().all(|d| d["approved"] == false));
-    let out = cli(&["approve", &lock.id]).await;
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let refused = admin_as(&h, &bob, "POST", &format!("/devices/{}/approve", lock.id), "").await;
+    assert_eq!(refused.status, 403, "an observer reads, does not publish: {}", refused.body);
+    assert!(!h.registry.get(&lock.id).unwrap().approved);
+
+    let ok = admin_as(&h, &alice, "POST", &format!("/devices/{}/approve", lock.id), "").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(h.registry.get(&lock.id).unwrap().approved);
-    let out = cli(&["revoke", &lock.id]).await;
-    assert!(out.status.success());
+    let ok = admin_as(&h, &alice, "POST", &format!("/devices/{}/revoke", lock.id), "").await;
+    assert_eq!(ok.status, 200, "{}", ok.body);
     assert!(!h.registry.get(&lock.id).unwrap().approved);
     let trail = admin(&h, "GET", "/approvals", "").await;
     let trail: serde_json::Value = serde_json::from_str(&trail.body).unwrap();
-    assert_eq!(trail[0]["by"], "alice");
-    assert_eq!(trail[0]["approved"], false);
+    assert_eq!((&trail[0]["by"], &trail[0]["approved"]), (&serde_json::json!("alice"), &serde_json::json!(false)));
     assert_eq!(trail[1]["subject"], format!("device {}", lock.id));
-    let out = cli(&["approve", "no-such-device"]).await;
-    assert!(!out.status.success(), "an unknown device is an error");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("no device"));
-    // A wrong token is refused.
-    std::fs::write(dir.join("wrong-token"), "0".repeat(48)).unwrap();
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_musubi-adapter"))
-        .args(["devices", "--admin", &admin_url, "--token-file"])
-        .arg(dir.join("wrong-token"))
-        .arg("list")
-        .output()
-        .await
-        .unwrap();
-    assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+
+    let unknown = admin_as(&h, &alice, "POST", "/devices/no-such-device/approve", "").await;
+    assert_eq!(unknown.status, 404);
+    assert!(unknown.body.contains("no device"), "{}", unknown.body);
+    let bad = admin_as(&h, &alice, "POST", "/devices", r#"{"address": "127.0.0.1", "eoj": "xyz"}"#).await;
+    assert_eq!(bad.status, 400);
+    assert!(bad.body.contains(r#""field":"eoj""#), "{}", bad.body);
+    let wrong = admin_as(&h, "X-Road-ApiKey token=0000000000000000", "GET", "/devices", "").await;
+    assert_eq!(wrong.status, 401, "{}", wrong.body);
     home.stop();
     h.shutdown();
 }

@@ -133,10 +133,25 @@ pub(crate) async fn soap(h: &Handle, op: &str, inner: &str) -> Reply {
     http(h.provider_addr, "POST", "/", &[("content-type", "text/xml; charset=UTF-8")], &req).await
 }
 
-/// Calls the admin endpoint.
+/// Calls the admin API (`/api/v1` + `path`) over HTTPS, pinning its
+/// certificate, with `auth` as the `Authorization` header (none when empty).
+pub(crate) async fn admin_as(h: &Handle, auth: &str, method: &str, path: &str, body: &str) -> Reply {
+    let pem = std::fs::read_to_string(h.admin_dir.join("admin-tls.pem")).unwrap();
+    let cert = musubi_pki::pem_decode("CERTIFICATE", &pem).unwrap();
+    let mut headers = vec![("content-type", "application/json")];
+    if !auth.is_empty() {
+        headers.push(("authorization", auth));
+    }
+    let url = format!("https://{}/api/v1{path}", h.admin_addr);
+    let (status, bytes) =
+        musubi_admin::client::request(&url, &cert, method, &headers, body.as_bytes().to_vec(), 1 << 20).await.unwrap();
+    Reply { status, body: String::from_utf8_lossy(&bytes).into_owned() }
+}
+
+/// Calls the admin API with its administrator's API key (`state_dir/admin/admin-api-key`).
 pub(crate) async fn admin(h: &Handle, method: &str, path: &str, body: &str) -> Reply {
-    let auth = format!("Bearer {}", h.admin_token);
-    http(h.admin_addr, method, path, &[("authorization", &auth), ("x-operator", "test-operator")], body).await
+    let key = std::fs::read_to_string(h.admin_dir.join("admin-api-key")).unwrap();
+    admin_as(h, &format!("X-Road-ApiKey token={}", key.trim()), method, path, body).await
 }
 
 /// Polls `check` every 50 ms until it holds or `secs` pass.
