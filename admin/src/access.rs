@@ -377,11 +377,14 @@ async fn checked(
         if !session.as_ref().is_some_and(|(_, csrf)| crate::users::Users::csrf_ok(csrf, sent)) {
             g.audit.record(event, Some(&caller), serde_json::Value::Null, "refused: CSRF token");
             return ApiError::new(403, "the request lacks the session's CSRF token (X-CSRF-Token); reload the page")
+                .with_code("csrf_missing", serde_json::json!({}))
                 .into_response();
         }
     }
     if let Err(wait) = g.limits.take((caller.session, caller.id), std::time::Instant::now()) {
-        let mut r = ApiError::new(429, format!("too many requests; retry in {wait} s")).into_response();
+        let mut r = ApiError::new(429, format!("too many requests; retry in {wait} s"))
+            .with_code("too_many_requests", serde_json::json!({ "seconds": wait }))
+            .into_response();
         if let Ok(v) = axum::http::HeaderValue::from_str(&wait.to_string()) {
             r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
         }
@@ -394,6 +397,7 @@ async fn checked(
         let names: Vec<&str> = roles.iter().map(|r| r.name()).collect();
         g.audit.record(event, Some(&caller), serde_json::Value::Null, "refused: role");
         return ApiError::new(403, format!("this needs the role {}; the API key has not", names.join(" or ")))
+            .with_code("role_needed", serde_json::json!({ "roles": names.join(" / ") }))
             .into_response();
     }
     let mut req = req;

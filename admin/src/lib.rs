@@ -135,30 +135,81 @@ impl Identity {
     }
 }
 
-/// An error answer: `{"status": 400, "error": "…", "field": "…"}`.
-#[derive(Debug, Clone, Serialize)]
+/// An error answer: `{"status": 400, "code": "invalid_field", "error": "…",
+/// "field": "…", "values": {…}}`. `error` says in English what is wrong and
+/// what to do; `code` is stable (the web UI words it in the user's language
+/// from `code` and `values`); codes not set by the caller follow the status.
+#[derive(Debug, Clone)]
 pub struct ApiError {
     /// HTTP status.
     pub status: u16,
     /// What is wrong and what to do.
     pub error: String,
     /// The request field at fault, when one is.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
+    /// The stable code, when more precise than the status's.
+    pub code: Option<&'static str>,
+    /// What the error names (numbers, roles…), for a translated text.
+    pub values: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The code of an error that has none of its own: by status.
+fn status_code(status: u16, field: bool) -> &'static str {
+    match status {
+        400 if field => "invalid_field",
+        400 => "invalid",
+        401 => "unauthenticated",
+        403 => "forbidden",
+        404 => "not_found",
+        409 => "conflict",
+        413 => "too_large",
+        422 => "unprocessable",
+        423 => "locked",
+        429 => "too_many_requests",
+        502 => "bad_gateway",
+        503 => "unavailable",
+        s if s >= 500 => "internal",
+        _ => "error",
+    }
+}
+
+impl Serialize for ApiError {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("status", &self.status)?;
+        m.serialize_entry("code", self.code.unwrap_or_else(|| status_code(self.status, self.field.is_some())))?;
+        m.serialize_entry("error", &self.error)?;
+        if let Some(f) = &self.field {
+            m.serialize_entry("field", f)?;
+        }
+        if !self.values.is_empty() {
+            m.serialize_entry("values", &self.values)?;
+        }
+        m.end()
+    }
 }
 
 impl ApiError {
     /// 400 naming `field`.
     pub fn field(field: &str, error: impl Into<String>) -> Self {
-        Self { status: 400, error: error.into(), field: Some(field.into()) }
+        Self { field: Some(field.into()), ..Self::new(400, error) }
     }
     /// An error with `status`.
     pub fn new(status: u16, error: impl Into<String>) -> Self {
-        Self { status, error: error.into(), field: None }
+        Self { status, error: error.into(), field: None, code: None, values: serde_json::Map::new() }
     }
     /// The same error with another status.
     pub fn with_status(mut self, status: u16) -> Self {
         self.status = status;
+        self
+    }
+    /// The same error with its own stable code and the values it names.
+    pub fn with_code(mut self, code: &'static str, values: serde_json::Value) -> Self {
+        self.code = Some(code);
+        if let serde_json::Value::Object(m) = values {
+            self.values = m;
+        }
         self
     }
     /// 409: the request does not fit the node's state.
@@ -250,4 +301,28 @@ pub async fn serve(
         while conns.join_next().await.is_some() {}
     });
     Ok((bound, task))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn errors_carry_a_stable_code_by_status_or_their_own_with_values() {
+        let json = |e: &ApiError| serde_json::to_value(e).unwrap();
+        assert_eq!(json(&ApiError::field("pin", "too short"))["code"], "invalid_field");
+        assert_eq!(json(&ApiError::new(400, "bad"))["code"], "invalid");
+        assert_eq!(json(&ApiError::conflict("busy"))["code"], "conflict");
+        assert_eq!(json(&ApiError::internal("disk full"))["code"], "internal");
+        let e = ApiError::new(429, "wait 3 s").with_code("login_wait", serde_json::json!({ "seconds": 3 }));
+        assert_eq!(
+            json(&e),
+            serde_json::json!({ "status": 429, "code": "login_wait", "error": "wait 3 s", "values": { "seconds": 3 } })
+        );
+        assert!(
+            json(&ApiError::new(404, "no")).get("values").is_none()
+                && json(&ApiError::new(404, "no")).get("field").is_none()
+        );
+    }
 }

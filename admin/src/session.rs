@@ -68,7 +68,7 @@ const HASHING_AT_ONCE: usize = 4;
 async fn hashed<T: Send + 'static>(c: &Ctx, work: impl FnOnce() -> T + Send + 'static) -> Result<T, ApiError> {
     let permit = tokio::time::timeout(std::time::Duration::from_secs(10), c.hashing.clone().acquire_owned())
         .await
-        .map_err(|_| ApiError::new(503, "too many logins at once; try again in a moment"))?
+        .map_err(|_| ApiError::new(503, "too many logins at once; try again in a moment").with_code("busy", json!({})))?
         .map_err(ApiError::internal)?;
     let done = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -77,6 +77,16 @@ async fn hashed<T: Send + 'static>(c: &Ctx, work: impl FnOnce() -> T + Send + 's
     .await
     .map_err(ApiError::internal)?;
     Ok(done)
+}
+
+/// What is wrong with a new user name or password, with its code.
+fn new_user_error((field, problem): (&'static str, String)) -> ApiError {
+    let e = ApiError::field(field, problem);
+    if field == "username" {
+        e.with_code("username_rules", json!({}))
+    } else {
+        e.with_code("password_length", json!({ "min": crate::users::MIN_PASSWORD, "max": crate::users::MAX_PASSWORD }))
+    }
 }
 
 fn roles(c: &Caller) -> Vec<&'static str> {
@@ -96,8 +106,8 @@ fn logged_in(started: &Started) -> Response {
     r
 }
 
-fn wait(status: u16, message: String, secs: u64) -> Response {
-    let mut r = ApiError::new(status, message).into_response();
+fn wait(e: ApiError, secs: u64) -> Response {
+    let mut r = e.into_response();
     r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(secs.max(1)));
     r
 }
@@ -111,7 +121,7 @@ struct Login {
 
 async fn login(State(c): State<Ctx>, Json(l): Json<Login>) -> Response {
     if l.username.len() > 64 || l.password.len() > 4 * crate::users::MAX_PASSWORD {
-        return ApiError::new(401, "wrong user name or password").into_response();
+        return ApiError::new(401, "wrong user name or password").with_code("login_failed", json!({})).into_response();
     }
     let users = c.users.clone();
     let name = l.username.clone();
@@ -128,21 +138,25 @@ async fn login(State(c): State<Ctx>, Json(l): Json<Login>) -> Response {
         }
         Err(LoginError::Wrong) => {
             c.audit.record(event, None, data, "failure: wrong user name or password");
-            ApiError::field("password", "wrong user name or password").with_status(401).into_response()
+            ApiError::field("password", "wrong user name or password")
+                .with_status(401)
+                .with_code("login_failed", json!({}))
+                .into_response()
         }
         Err(LoginError::Wait(d)) => {
             c.audit.record(event, None, data, "refused: too many failed logins, waiting");
             let secs = d.as_secs_f64().ceil() as u64;
-            wait(429, format!("too many failed logins; wait {secs} s before trying again"), secs)
+            let e = ApiError::new(429, format!("too many failed logins; wait {secs} s before trying again"));
+            wait(e.with_code("login_wait", json!({ "seconds": secs })), secs)
         }
         Err(LoginError::Locked(d)) => {
             c.audit.record(event, None, data, "refused: locked");
             let minutes = d.as_secs().div_ceil(60);
-            wait(
+            let e = ApiError::new(
                 423,
                 format!("this user name is locked after repeated failed logins; try again in {minutes} min"),
-                d.as_secs(),
-            )
+            );
+            wait(e.with_code("login_locked", json!({ "minutes": minutes })), d.as_secs())
         }
     }
 }
@@ -161,10 +175,12 @@ struct FirstUser {
 
 async fn first_user(State(c): State<Ctx>, Json(f): Json<FirstUser>) -> Response {
     if !c.users.is_empty() {
-        return ApiError::new(409, "the first user exists; log in").into_response();
+        return ApiError::new(409, "the first user exists; log in")
+            .with_code("first_user_exists", json!({}))
+            .into_response();
     }
-    if let Err((field, problem)) = crate::users::check_new(&f.username, &f.password) {
-        return ApiError::field(field, problem).into_response();
+    if let Err(problem) = crate::users::check_new(&f.username, &f.password) {
+        return new_user_error(problem).into_response();
     }
     let users = c.users.clone();
     let (token, name, password) = (f.setup_token, f.username.clone(), f.password);
@@ -188,6 +204,7 @@ async fn first_user(State(c): State<Ctx>, Json(f): Json<FirstUser>) -> Response 
                 "not the setup token printed on the server's console, or it has expired; restart the server for a new one",
             )
             .with_status(403)
+            .with_code("setup_token_wrong", json!({}))
             .into_response()
         }
         Err(e) => ApiError::internal(e).into_response(),
@@ -234,13 +251,15 @@ struct NewUser {
 }
 
 async fn create_user(State(c): State<Ctx>, Json(u): Json<NewUser>) -> Result<Json<serde_json::Value>, ApiError> {
-    crate::users::check_new(&u.username, &u.password).map_err(|(field, problem)| ApiError::field(field, problem))?;
+    crate::users::check_new(&u.username, &u.password).map_err(new_user_error)?;
     let roles = crate::access::parse_roles(&u.roles)?;
     let users = c.users.clone();
     let (name, password) = (u.username.clone(), u.password);
     let made = hashed(&c, move || users.create(&name, &password, &roles)).await?.map_err(ApiError::internal)?;
     if !made {
-        return Err(ApiError::field("username", format!("a user {} exists", u.username)).with_status(409));
+        return Err(ApiError::field("username", format!("a user {} exists", u.username))
+            .with_status(409)
+            .with_code("user_exists", json!({})));
     }
     Ok(Json(json!({ "username": u.username, "created": true })))
 }
@@ -256,7 +275,8 @@ async fn delete_user(State(c): State<Ctx>, Path(name): Path<String>) -> Result<J
     if admins_left == 0 && c.users.list().iter().any(|(n, _)| *n == name) {
         return Err(ApiError::conflict(format!(
             "{name} is the last user with the system_administrator role; give another user that role first"
-        )));
+        ))
+        .with_code("last_admin", json!({ "user": name })));
     }
     if c.users.delete(&name).map_err(ApiError::internal)? {
         Ok(Json(json!({ "username": name, "deleted": true })))

@@ -23,7 +23,27 @@ const Musubi = (() => {
       "setup.intro": "ユーザーがまだいません。起動時にサーバーのコンソールに表示されたセットアップトークンを入力し、最初のユーザー（すべてのロールを持つ）を作成してください。",
       "setup.create": "最初のユーザーを作成",
       "error.general": "要求が失敗しました", "error.network": "サーバーに接続できません",
-      "error.retrying": "再接続しています…", "error.file_too_big": "ファイルが大きすぎます", "error.file_or_text": "ファイルを選ぶか、本文を貼り付けてください",
+      "error.retrying": "再接続しています…", "error.file_too_big": "ファイルが大きすぎます",
+      "error.status.400": "入力が正しくありません", "error.status.401": "ログインしてください",
+      "error.status.403": "この操作は許可されていません", "error.status.404": "見つかりません",
+      "error.status.409": "現在の状態ではできません", "error.status.413": "要求が大きすぎます",
+      "error.status.422": "受け付けられませんでした", "error.status.429": "要求が多すぎます",
+      "error.status.500": "サーバー内部のエラーです", "error.status.502": "相手のサーバーから正しい応答がありません",
+      "error.status.503": "一時的に利用できません",
+      "error.login_failed": "ユーザー名またはパスワードが違います",
+      "error.login_wait": "ログインの失敗が続いたため、{seconds} 秒待ってから再度お試しください",
+      "error.login_locked": "ログインの失敗が多すぎるため、このユーザー名は {minutes} 分間ロックされています",
+      "error.busy": "ログインが集中しています。少し待ってから再度お試しください",
+      "error.setup_token_wrong": "セットアップトークンが違うか、有効期限が切れています (サーバーを再起動すると新しいトークンが表示されます)",
+      "error.first_user_exists": "最初のユーザーは作成済みです。ログインしてください",
+      "error.username_rules": "ユーザー名は英数字と . _ - @ の 1～64 文字です",
+      "error.password_length": "パスワードは {min}～{max} 文字です",
+      "error.user_exists": "そのユーザー名は既に使われています",
+      "error.last_admin": "{user} は最後のシステム管理者です。先に別のユーザーにそのロールを与えてください",
+      "error.csrf_missing": "セッションの確認に失敗しました。ページを再読み込みしてください",
+      "error.too_many_requests": "要求が多すぎます。{seconds} 秒後に再度お試しください",
+      "error.role_needed": "この操作には次のロールが必要です: {roles}",
+      "error.internal": "サーバー内部のエラーです。サーバーのログを確認してください", "error.file_or_text": "ファイルを選ぶか、本文を貼り付けてください",
       yes: "はい", no: "いいえ", save: "保存", none: "なし",
     },
   };
@@ -35,6 +55,8 @@ const Musubi = (() => {
   // Keys the current language lacks are noted (the page's data-missing; the
   // browser tests check every page has none in either language).
   const missing = new Set();
+  const fill = (text, values) =>
+    values ? text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all)) : text;
   // t("key", {name: value}) fills "{name}" in the text.
   const t = (key, values) => {
     let text = strings[lang] && strings[lang][key];
@@ -42,8 +64,17 @@ const Musubi = (() => {
       missing.add(key);
       text = strings.en[key] || key;
     }
-    return values ? text.replace(/\{(\w+)\}/g, (all, name) => (name in values ? String(values[name]) : all)) : text;
+    return fill(text, values);
   };
+  // An API error in the user's language: its code's own text, else the
+  // server's English words (after a translated gist in other languages).
+  function errorText(status, body) {
+    const own = strings[lang] && strings[lang][`error.${body.code}`];
+    if (own) return fill(own, body.values || {});
+    if (lang === "en" && body.error) return body.error;
+    const gist = (strings[lang] && strings[lang][`error.status.${status}`]) || t("error.general");
+    return body.error ? `${gist}: ${body.error}` : gist;
+  }
   // Largest file a form reads (anchors, certificates, WSDLs are far smaller).
   const MAX_FILE = 1024 * 1024;
 
@@ -77,7 +108,10 @@ const Musubi = (() => {
     const text = await r.text();
     let json = null;
     try { json = text ? JSON.parse(text) : null; } catch (e) { json = null; }
-    if (!r.ok) throw Object.assign({ status: r.status, error: t("error.general") }, json || {});
+    if (!r.ok) {
+      const body = json || {};
+      throw Object.assign({ status: r.status }, body, { detail: body.error, error: errorText(r.status, body) });
+    }
     return json;
   }
 

@@ -119,7 +119,7 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
 
     // The printed publish, export, verify and status commands work.
     let mut commands = std::collections::BTreeMap::new();
-    while commands.len() < 4 {
+    while !["adapter", "devices", "log", "verify", "status"].iter().all(|c| commands.contains_key(*c)) {
         let line = rx.recv_timeout(Duration::from_secs(30)).expect("demo printed its musubi commands");
         if let Some(cmd) = line.trim_start().strip_prefix("cargo run -p musubi -- ") {
             let words: Vec<String> = cmd.split_whitespace().map(str::to_owned).collect();
@@ -137,6 +137,14 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let services: Vec<&str> = published["services"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
     assert!(services.iter().any(|s| s.ends_with("/getProperties/v1")), "{services:?}");
     assert_eq!(published["granted"][0], json["client"]);
+    // The printed devices command lists the home's devices; the lock waits for approval.
+    let mut devices = commands["devices"].clone();
+    devices.extend(["--output".to_string(), "json".to_string()]);
+    let listed = musubi(&devices);
+    assert!(listed.status.success(), "{}", String::from_utf8_lossy(&listed.stderr));
+    let listed: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let lock = listed.as_array().unwrap().iter().find(|d| d["deviceType"] == "electricLock").expect("the lock");
+    assert_eq!(lock["approved"], false, "{lock}");
     let status = commands["status"].clone();
     // The printed status command reaches the consumer's admin API.
     let answer = musubi(&status);

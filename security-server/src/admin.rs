@@ -147,6 +147,7 @@ pub(crate) fn router(admin: Admin) -> axum::Router {
 fn running(admin: &Admin) -> Result<&Arc<proxy::State>, ApiError> {
     admin.running.as_ref().ok_or_else(|| {
         ApiError::conflict("the server is not running yet: finish initialisation, keys and certificates first")
+            .with_code("not_running", json!({}))
     })
 }
 
@@ -492,7 +493,8 @@ async fn set_active(a: &Admin, hash: &str, active: bool) -> Answer {
         if in_use.iter().any(|h| h.eq_ignore_ascii_case(&cert.hash)) {
             return Err(ApiError::conflict(
                 "the running server uses this certificate; import (and for authentication, register) a replacement first",
-            ));
+            )
+            .with_code("certificate_in_use", json!({})));
         }
     }
     a.node.set_cert_active(&cert.hash, active).await?;

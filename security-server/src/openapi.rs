@@ -645,10 +645,14 @@ pub(crate) fn document() -> Value {
                     "description": "the web UI's session (POST /api/v1/login); changes also send X-CSRF-Token" },
             },
             "schemas": {
-                "Error": { "type": "object", "required": ["status", "error"], "properties": {
+                "Error": { "type": "object", "required": ["status", "code", "error"], "properties": {
                     "status": { "type": "integer", "description": "the HTTP status" },
-                    "error": { "type": "string", "description": "what is wrong and what to do" },
-                    "field": { "type": "string", "description": "the request field at fault" } } },
+                    "code": { "type": "string", "description": "stable: by status (invalid_field, unauthenticated, \
+                        forbidden, not_found, conflict, …) or more precise (login_failed, login_wait, role_needed, \
+                        csrf_missing, not_running, …)" },
+                    "error": { "type": "string", "description": "what is wrong and what to do, in English" },
+                    "field": { "type": "string", "description": "the request field at fault" },
+                    "values": { "type": "object", "description": "what the error names, for translated texts" } } },
                 "Role": { "type": "string", "enum": roles },
             },
             "responses": {

@@ -28,6 +28,8 @@ Musubi.strings({
     "dashboard.clients": "登録済みクライアント", "seconds": "秒",
     "dashboard.last_hour": "直近 1 時間", "dashboard.exchanges": "交換", "dashboard.faults": "障害",
     "dashboard.alerts": "警告", "dashboard.no_alerts": "警告はありません。",
+    "error.not_running": "サーバーはまだ稼働していません。初期化、鍵、証明書の手順を先に完了してください",
+    "error.certificate_in_use": "稼働中のサーバーがこの証明書を使用しています。先に代わりの証明書をインポート (認証用は登録も) してください",
     "alert.globalconf_invalid": "グローバル設定が有効ではありません: {problem}。交換は拒否されます。",
     "alert.globalconf_expiring": "グローバル設定はあと {seconds} 秒で期限切れになります。中央サーバーに接続できているか確認してください。",
     "alert.not_registered": "グローバル設定にこのサーバーの認証証明書が載っていません。「鍵と証明書」で登録申請してください。",

@@ -25,6 +25,8 @@ await withPage("ja-JP", async (page) => {
   await page.getByLabel("パスワード").fill("a long passphrase");
   await page.getByRole("button", { name: "最初のユーザーを作成" }).click();
   await page.waitForFunction(() => document.querySelector("#setup-setup_token-error").textContent.length > 0);
+  const refused = await page.locator("#setup-setup_token-error").textContent();
+  expect(refused.startsWith("セットアップトークンが違う"), `the server's refusal in Japanese: ${refused}`);
   await page.screenshot({ path: `${shots}/setup-wizard-ja.png`, fullPage: true });
 
   // The right one: logged in, on the dashboard.
@@ -70,7 +72,15 @@ await withPage("ja-JP", async (page) => {
   await page.getByRole("button", { name: "Log in" }).click();
   await page.waitForFunction(() => document.querySelector("#login-error").textContent.includes("wait"));
   await page.screenshot({ path: `${shots}/login-wait-en.png`, fullPage: true });
-  expect((await heading()) === "Log in to Musubi", "still logged out");
+  // The same refusal in Japanese, from its code and the seconds it names.
+  await page.selectOption("#lang", "ja");
+  await page.waitForFunction(() => document.querySelector("h1").textContent === "Musubi にログイン");
+  await page.getByLabel("ユーザー名").fill("admin");
+  await page.getByLabel("パスワード").fill("a long passphrase");
+  await page.getByRole("button", { name: "ログイン" }).click();
+  await page.waitForFunction(() => /\d+ 秒待ってから/.test(document.querySelector("#login-error").textContent));
+  await page.screenshot({ path: `${shots}/login-wait-ja.png`, fullPage: true });
+  expect((await heading()) === "Musubi にログイン", "still logged out");
   expect(failed.length === 0, `no failed loads: ${failed.join(", ")}`);
   console.log("ok: first run, dashboard, languages, logout, login throttling");
 });

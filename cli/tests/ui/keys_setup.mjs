@@ -84,6 +84,8 @@ await withPage("ja-JP", async (page) => {
   // The certificate the server uses cannot be disabled; the reason is shown beside the button.
   await auth.getByRole("button", { name: "無効にする" }).click();
   await page.waitForFunction(() => [...document.querySelectorAll("#certificates [role=alert]")].some((e) => e.textContent));
+  const refusal = await auth.locator("[role=alert]").first().textContent();
+  expect(refusal.startsWith("稼働中のサーバーがこの証明書を使用しています"), `the refusal in Japanese: ${refusal}`);
 
   // Until the central server approves, the dashboard alerts.
   await page.getByRole("link", { name: "ダッシュボード" }).click();
