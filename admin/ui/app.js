@@ -207,6 +207,8 @@ const Musubi = (() => {
   async function show() {
     const mine = ++generation;
     missing.clear();
+    // "LANG PATH" once the page is shown (what tests wait for).
+    delete document.documentElement.dataset.ready;
     const main = document.getElementById("main");
     document.documentElement.lang = lang;
     translate(document);
@@ -227,6 +229,7 @@ const Musubi = (() => {
       document.title = `${t(page.title)} · Musubi`;
       document.documentElement.dataset.missing = [...missing].join(" ");
       main.replaceChildren(view);
+      document.documentElement.dataset.ready = `${lang} ${page.path}`;
     } catch (e) {
       if (mine !== generation) return;
       main.replaceChildren(h("p", { class: "notice", role: "alert" }, e.error || t("error.general"),

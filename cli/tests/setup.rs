@@ -930,3 +930,42 @@ async fn a_home_device_operator_publishes_a_device_in_the_adapters_web_ui_and_wi
     assert_eq!((trail[1].2.as_str(), trail[1].1), (user.as_str(), true), "the UI user's name: {trail:?}");
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_page_of_every_web_ui_works_in_japanese_and_english() {
+    let Some(ui) = browser_tests() else { return };
+    let dir = std::env::temp_dir().join(format!("musubi-cli-ui-every-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let ip = |n| std::net::Ipv4Addr::new(127, 0, 59, n);
+    let central = musubi::demo::CentralOptions {
+        listen: format!("{}:8081", ip(8)).parse().unwrap(),
+        management_listen: format!("{}:4001", ip(8)).parse().unwrap(),
+        admin_listen: format!("{}:4000", ip(8)).parse().unwrap(),
+        generation_interval_secs: 3600,
+        expire_after_secs: 600,
+        register: true,
+        auto_approve: true,
+    };
+    let opts = musubi::demo::Options {
+        ips: [ip(2), ip(3), ip(4)],
+        pki_ip: ip(5),
+        central: Some(central),
+        adapter: true,
+        adapter_ips: [ip(6), ip(7)],
+        echonet_group: std::net::Ipv4Addr::new(239, 255, 59, 1),
+        ..musubi::demo::Options::default()
+    };
+    let net = musubi::demo::Network::start(&dir, opts).await.expect("demo network starts");
+    let (user, password) = net.facts.web_ui_login.clone().unwrap();
+    let uis = [
+        ("security-server", net.provider.admin_addr.unwrap()),
+        ("central-server", net.central.as_ref().unwrap().0.admin_addr.unwrap()),
+        ("adapter", net.adapter.as_ref().unwrap().admin_addr),
+    ];
+    for (name, addr) in uis {
+        let env = [("MUSUBI_UI_USER", user.as_str()), ("MUSUBI_UI_PASSWORD", password.as_str()), ("MUSUBI_UI_NAME", name)];
+        let said = browser(&ui, "every_page.mjs", addr, &env).await;
+        assert!(said.contains("pages in two languages"), "{said}");
+    }
+    net.shutdown().await;
+}

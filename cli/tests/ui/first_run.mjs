@@ -41,6 +41,13 @@ await withPage("ja-JP", async (page) => {
   await page.selectOption("#lang", "en");
   await page.waitForFunction(() => document.querySelector("h1").textContent === "Dashboard");
   await page.screenshot({ path: `${shots}/dashboard-en.png`, fullPage: true });
+  // The setup steps, in English too, before anything is set up.
+  await page.getByRole("link", { name: "Keys and certificates" }).click();
+  await page.waitForSelector("#initialise");
+  expect(await page.getByLabel("Configuration anchor (XML file from the central server)").isVisible(), "the anchor field in English");
+  const missing = await page.evaluate(() => document.documentElement.dataset.missing);
+  expect(missing === "", `every text in English: ${missing}`);
+  await page.screenshot({ path: `${shots}/setup-initialise-en.png`, fullPage: true });
 
   // Users and API keys: a read-only colleague and a monitoring key.
   await page.getByRole("link", { name: "Users and API keys" }).click();
