@@ -455,22 +455,18 @@ pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
         async move { provider_request(&services, req).await }
     }));
     let admin_dir = conf.state_dir.join("admin");
-    let admin_error = |e: musubi_admin::AdminError| StartError::Admin(e.to_string());
-    let sans = vec![conf.admin_listen.ip().to_string(), "localhost".to_string()];
-    let identity =
-        musubi_admin::Identity::load_or_create(&admin_dir, "ECHONET Lite adapter", &sans).map_err(admin_error)?;
-    let (access, ui_setup_token) = musubi_admin::Access::open(&admin_dir).map_err(admin_error)?;
-    let router = musubi_admin::protect(admin::router(core.clone()), access, admin::policy)
-        .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
-    let (admin_addr, _) =
-        musubi_admin::serve(conf.admin_listen, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
-    if let Some(token) = &ui_setup_token {
-        tracing::warn!(
-            "no web UI user yet: open https://{admin_addr}/ and make the first one with the setup token {token} \
-             (valid {} min, this start only)",
-            musubi_admin::users::SETUP_TOKEN_VALID.as_secs() / 60
-        );
-    }
+    let admin = musubi_admin::start(
+        conf.admin_listen,
+        &admin_dir,
+        "ECHONET Lite adapter",
+        admin::router(core.clone()),
+        admin::policy,
+        include_str!("../ui/pages.js"),
+        stop_rx.clone(),
+    )
+    .await
+    .map_err(|e| StartError::Admin(e.to_string()))?;
+    let (admin_addr, ui_setup_token) = (admin.addr, admin.ui_setup_token);
     // Frames nobody waits for.
     {
         let core = core.clone();

@@ -240,6 +240,71 @@ pub(crate) fn api_key(req: &Request) -> Option<&str> {
     rest.trim().strip_prefix("token=").map(str::trim)
 }
 
+/// Serves HTTP/1.1 on one connection until it closes or the server stops; on
+/// stop, the exchange in flight finishes before the connection closes.
+pub async fn serve_http1<I, S>(io: I, svc: S, stop: &mut watch::Receiver<bool>)
+where
+    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
+        .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+}
+
+/// An admin API serving, with its web UI.
+#[derive(Debug)]
+pub struct Serving {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    /// The server's task (see [`serve`]).
+    pub task: tokio::task::JoinHandle<()>,
+    /// The one-time token for making the first web UI user, while there is none.
+    pub ui_setup_token: Option<String>,
+}
+
+/// Serves a component's admin API and web UI on `addr` until `stop`: its
+/// endpoints `router` guarded by `policy` (see [`protect`]), the TLS identity
+/// (named `name`), API keys, users and audit log kept in `dir`, and the web
+/// UI shell with the component's own `pages_js`. While no user exists, the
+/// setup token is logged for the person at the console.
+pub async fn start(
+    addr: std::net::SocketAddr,
+    dir: &Path,
+    name: &str,
+    router: axum::Router,
+    policy: Policy,
+    pages_js: &'static str,
+    stop: watch::Receiver<bool>,
+) -> Result<Serving, AdminError> {
+    let sans = vec![addr.ip().to_string(), "localhost".to_string()];
+    let identity = Identity::load_or_create(dir, name, &sans)?;
+    let (access, ui_setup_token) = Access::open(dir)?;
+    let router = protect(router, access, policy).merge(ui::routes(pages_js));
+    let (addr, task) = serve(addr, &identity, router, stop).await?;
+    if let Some(token) = &ui_setup_token {
+        tracing::warn!(
+            "no web UI user yet: open https://{addr}/ and make the first one with the setup token {token} \
+             (valid {} min, this start only)",
+            users::SETUP_TOKEN_VALID.as_secs() / 60
+        );
+    }
+    Ok(Serving { addr, task, ui_setup_token })
+}
+
 /// Most admin connections served at once.
 const MAX_CONNECTIONS: usize = 64;
 
@@ -274,24 +339,11 @@ pub async fn serve(
                             return;
                         };
                         let svc = hyper_util::service::TowerToHyperService::new(router);
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .timer(hyper_util::rt::TokioTimer::new())
-                            .header_read_timeout(Duration::from_secs(30))
-                            .serve_connection(hyper_util::rt::TokioIo::new(tls), svc);
                         // At stop, the request in hand is answered and the
                         // connection closed: a kept-alive browser then reaches
                         // whatever serves the port next (the running server
                         // after the setup API), not this one.
-                        let served = async move {
-                            tokio::pin!(conn);
-                            tokio::select! {
-                                _ = conn.as_mut() => {}
-                                _ = stop.changed() => {
-                                    conn.as_mut().graceful_shutdown();
-                                    let _ = conn.await;
-                                }
-                            }
-                        };
+                        let served = serve_http1(tls, svc, &mut stop);
                         let _ = tokio::time::timeout(Duration::from_secs(300), served).await;
                     });
                 }

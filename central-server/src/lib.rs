@@ -352,24 +352,20 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         Central { registry: registry.clone(), conf: conf.clone(), management_cert: management_cert.clone(), published };
     let (admin_addr, ui_setup_token) = match conf.admin_listen {
         Some(addr) => {
-            let dir = conf.state_dir.join("admin");
-            let sans = vec![addr.ip().to_string(), "localhost".to_string()];
-            let admin_error = |e: musubi_admin::AdminError| CentralError::Write(format!("admin API: {e}"));
-            let identity =
-                musubi_admin::Identity::load_or_create(&dir, "central server", &sans).map_err(admin_error)?;
-            let (access, token) = musubi_admin::Access::open(&dir).map_err(admin_error)?;
-            let router = musubi_admin::protect(admin::router(central.clone()), access, admin::policy)
-                .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
-            let (bound, _) =
-                musubi_admin::serve(addr, &identity, router, stop_rx.clone()).await.map_err(admin_error)?;
-            if let Some(token) = &token {
-                tracing::warn!(
-                    "no web UI user yet: open https://{bound}/ and make the first one with the setup token {token} \
-                     (valid {} min, this start only)",
-                    musubi_admin::users::SETUP_TOKEN_VALID.as_secs() / 60
-                );
-            }
-            (Some(bound), token)
+            let router = admin::router(central.clone());
+            let pages = include_str!("../ui/pages.js");
+            let admin = musubi_admin::start(
+                addr,
+                &conf.state_dir.join("admin"),
+                "central server",
+                router,
+                admin::policy,
+                pages,
+                stop_rx.clone(),
+            )
+            .await
+            .map_err(|e| CentralError::Write(format!("admin API: {e}")))?;
+            (Some(admin.addr), admin.ui_setup_token)
         }
         None => (None, None),
     };

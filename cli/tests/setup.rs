@@ -963,7 +963,8 @@ async fn every_page_of_every_web_ui_works_in_japanese_and_english() {
         ("adapter", net.adapter.as_ref().unwrap().admin_addr),
     ];
     for (name, addr) in uis {
-        let env = [("MUSUBI_UI_USER", user.as_str()), ("MUSUBI_UI_PASSWORD", password.as_str()), ("MUSUBI_UI_NAME", name)];
+        let env =
+            [("MUSUBI_UI_USER", user.as_str()), ("MUSUBI_UI_PASSWORD", password.as_str()), ("MUSUBI_UI_NAME", name)];
         let said = browser(&ui, "every_page.mjs", addr, &env).await;
         assert!(said.contains("pages in two languages"), "{said}");
     }

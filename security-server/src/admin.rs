@@ -243,10 +243,15 @@ async fn running_state(a: &Admin) -> Result<(Value, Value, Value, Value), ApiErr
     let Some(state) = &a.running else { return Ok((Value::Null, Value::Null, Value::Null, Value::Null)) };
     let (code, text) = crate::health::check(state).await;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    // How long ago the generation in force was taken (null when the server
+    // follows no central server).
+    let taken = std::fs::metadata(state.conf.globalconf_root().join("current")).and_then(|m| m.modified()).ok();
+    let age = taken.and_then(|t| t.elapsed().ok()).map(|d| d.as_secs());
     let globalconf = json!({
         "ok": state.globalconf.check().is_ok(),
         "problem": state.globalconf.check().err().map(|e| e.to_string()),
         "expires_in_secs": state.globalconf.expires_at().map(|e| e - now),
+        "age_secs": state.globalconf.expires_at().and(age),
     });
     let auth = state.auth();
     let ages = state.ocsp.own_ages();

@@ -43,7 +43,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
@@ -534,7 +533,8 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
             let base = toml::Table::try_from(&state.conf).map_err(|e| StartError::Admin(e.to_string()))?;
             let node = Arc::new(setup::Node::new(base).map_err(|e| StartError::Admin(e.to_string()))?);
             let a = admin::Admin { node, running: Some(state.clone()), progressed: Arc::default() };
-            let (bound, task, token) = serve_admin(&state.conf.state_dir, addr, a, rx.clone()).await?;
+            let musubi_admin::Serving { addr: bound, task, ui_setup_token: token } =
+                serve_admin(&state.conf.state_dir, addr, a, rx.clone()).await?;
             tasks.spawn(async move {
                 let _ = task.await;
             });
@@ -560,31 +560,19 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     })
 }
 
-/// Serves the admin API at `addr` with its TLS identity and API keys from
-/// `state_dir/admin`.
+/// Serves the admin API and web UI at `addr`, with its TLS identity, keys
+/// and users from `state_dir/admin`.
 async fn serve_admin(
     state_dir: &std::path::Path,
     addr: SocketAddr,
     admin: admin::Admin,
     stop: watch::Receiver<bool>,
-) -> Result<(SocketAddr, tokio::task::JoinHandle<()>, Option<String>), StartError> {
+) -> Result<musubi_admin::Serving, StartError> {
     let dir = state_dir.join("admin");
-    let sans = vec![addr.ip().to_string(), "localhost".to_string()];
-    let identity = musubi_admin::Identity::load_or_create(&dir, "security server", &sans)
-        .map_err(|e| StartError::Admin(e.to_string()))?;
-    let (access, token) = musubi_admin::Access::open(&dir).map_err(|e| StartError::Admin(e.to_string()))?;
-    let router = musubi_admin::protect(admin::router(admin), access, admin::policy)
-        .merge(musubi_admin::ui::routes(include_str!("../ui/pages.js")));
-    let (bound, task) =
-        musubi_admin::serve(addr, &identity, router, stop).await.map_err(|e| StartError::Admin(e.to_string()))?;
-    if let Some(token) = &token {
-        warn!(
-            "no web UI user yet: open https://{bound}/ and make the first one with the setup token {token} \
-             (valid {} min, this start only)",
-            musubi_admin::users::SETUP_TOKEN_VALID.as_secs() / 60
-        );
-    }
-    Ok((bound, task, token))
+    let pages = include_str!("../ui/pages.js");
+    musubi_admin::start(addr, &dir, "security server", admin::router(admin), admin::policy, pages, stop)
+        .await
+        .map_err(|e| StartError::Admin(e.to_string()))
 }
 
 /// A security server being set up: only its admin API runs, offering the
@@ -639,7 +627,7 @@ pub async fn start_setup(base: toml::Table) -> Result<SetupHandle, StartError> {
     let progressed = Arc::new(tokio::sync::Notify::new());
     let (stop, rx) = watch::channel(false);
     let a = admin::Admin { node: node.clone(), running: None, progressed: progressed.clone() };
-    let (admin_addr, task, ui_setup_token) = serve_admin(&state_dir, addr, a, rx).await?;
+    let musubi_admin::Serving { addr: admin_addr, task, ui_setup_token } = serve_admin(&state_dir, addr, a, rx).await?;
     info!(%admin_addr, "security server not set up yet: the admin API waits for the setup steps");
     Ok(SetupHandle { node, progressed, stop, task, admin_addr, ui_setup_token })
 }
@@ -697,7 +685,7 @@ async fn serve_plain<F, Fut>(
                         let (state, handler) = (state.clone(), handler.clone());
                         async move { Ok::<_, std::convert::Infallible>(handler(state, req).await) }
                     });
-                    serve_http1(tcp, svc, &mut stop).await;
+                    musubi_admin::serve_http1(tcp, svc, &mut stop).await;
                 });
             }
         }
@@ -754,37 +742,12 @@ async fn serve_server_proxy(
                         let (state, cert) = (state.clone(), cert.clone());
                         async move { Ok::<_, std::convert::Infallible>(proxy::server_proxy(state, cert, req).await) }
                     });
-                    serve_http1(tls, svc, &mut stop).await;
+                    musubi_admin::serve_http1(tls, svc, &mut stop).await;
                 });
             }
         }
     }
     while conns.join_next().await.is_some() {}
-}
-
-/// Serves HTTP/1.1 on one connection until it closes or the server stops; on
-/// stop, the exchange in flight finishes before the connection closes.
-async fn serve_http1<I, S>(io: I, svc: S, stop: &mut watch::Receiver<bool>)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
-    S::Future: Send,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(30))
-        .serve_connection(TokioIo::new(io), svc);
-    tokio::pin!(conn);
-    tokio::select! {
-        _ = conn.as_mut() => {}
-        _ = stop.changed() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
-    }
 }
 
 fn modified(path: &std::path::Path) -> Option<std::time::SystemTime> {

@@ -83,7 +83,11 @@ fn ops() -> Vec<Op> {
                 "health": { "type": "object", "nullable": true, "properties": {
                     "status": { "type": "integer", "description": "200, 500 or 503 as the health check answers" },
                     "text": { "type": "string" } } },
-                "global_configuration": { "type": "object", "nullable": true },
+                "global_configuration": { "type": "object", "nullable": true, "properties": {
+                    "ok": { "type": "boolean" }, "problem": { "type": "string", "nullable": true },
+                    "expires_in_secs": { "type": "integer", "nullable": true },
+                    "age_secs": { "type": "integer", "nullable": true,
+                        "description": "since the generation in force was taken" } } },
                 "ocsp": { "type": "array", "nullable": true, "items": { "type": "object" } },
                 "timestamping": { "type": "object", "nullable": true },
                 "last_hour": { "type": "object", "nullable": true, "properties": {

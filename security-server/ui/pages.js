@@ -66,6 +66,7 @@ Musubi.page({
     cards.push(
       card("dashboard.health", h("p", { id: "health" }, yes(s.health.status === 200), " ", s.health.text)),
       card("dashboard.globalconf", h("p", {}, yes(s.global_configuration.ok)),
+        h("p", { id: "globalconf-age" }, t("dashboard.age"), ": ", String(s.global_configuration.age_secs ?? "—"), " ", t("seconds")),
         h("p", {}, t("dashboard.expires"), ": ", String(s.global_configuration.expires_in_secs ?? "—"), " ", t("seconds"))),
       card("dashboard.ocsp", h("ul", {}, s.ocsp.map((o) =>
         h("li", {}, o.certificate_sha1.slice(0, 12), "… ", t("dashboard.age"), " ", String(o.age_secs), " ", t("seconds"),
@@ -245,7 +246,8 @@ Musubi.strings({
     "services.enable": "Enable", "services.refresh": "Refresh", "services.notice": "Notice for callers",
     "services.rights": "Access rights", "services.grant": "Grant", "services.revoke": "Revoke",
     "services.subject": "Subsystem, member, local:GROUP or global:GROUP", "services.none": "No service descriptions.",
-    "services.no_clients": "Add a client first.",
+    "services.no_clients": "Add a client first.", "services.refreshed": "WSDL read",
+    "services.provider_url": "Provider URL (where the security server sends requests)", "services.timeout": "Time-out (s)",
   },
   ja: {
     "clients.title": "クライアント", "clients.id": "クライアント", "clients.status": "状態", "clients.add": "クライアントを追加",
@@ -257,7 +259,8 @@ Musubi.strings({
     "services.enable": "有効にする", "services.refresh": "再読み込み", "services.notice": "呼び出し元への通知",
     "services.rights": "アクセス権", "services.grant": "付与", "services.revoke": "取り消し",
     "services.subject": "サブシステム、メンバー、local:グループ、global:グループ", "services.none": "サービス記述はありません。",
-    "services.no_clients": "先にクライアントを追加してください。",
+    "services.no_clients": "先にクライアントを追加してください。", "services.refreshed": "WSDL の読み込み",
+    "services.provider_url": "提供者の URL (セキュリティサーバーが要求を送る先)", "services.timeout": "タイムアウト (秒)",
   },
 });
 
@@ -310,7 +313,7 @@ Musubi.page({
   title: "services.title",
   nav: true,
   render: async (main, ctx) => {
-    const { api, h, t, form, reload } = ctx;
+    const { api, h, t, form, button, date, reload } = ctx;
     const enc = encodeURIComponent;
     const client = await pickClient(main, "services-client", ctx);
     if (!client) return;
@@ -318,7 +321,12 @@ Musubi.page({
     if (!descriptions.length) main.append(h("p", {}, t("services.none")));
     for (const d of descriptions) {
       const section = h("section", { class: "card", id: `description-${d.id}` },
-        h("h2", {}, d.url, " — ", h("span", { class: d.enabled ? "ok" : "bad" }, t(d.enabled ? "services.enabled" : "services.disabled"))));
+        h("h2", {}, d.url, " — ", h("span", { class: d.enabled ? "ok" : "bad" }, t(d.enabled ? "services.enabled" : "services.disabled"))),
+        h("p", {}, t("services.refreshed"), ": ", d.refreshed_at ? date(d.refreshed_at * 1000) : "—", " ",
+          button("services.refresh", async () => {
+            await api("POST", `/api/v1/service-descriptions/${d.id}/refresh`);
+            reload();
+          }, { class: "secondary" })));
       if (d.enabled) {
         section.append(form(`disable-${d.id}`, [{ name: "notice", label: "services.notice" }], "services.disable", async (v) => {
           await api("POST", `/api/v1/service-descriptions/${d.id}/disable`, v);
@@ -334,7 +342,14 @@ Musubi.page({
         const rights = await api("GET", `/api/v1/services/${enc(s.id)}/access-rights`);
         const key = s.id.replace(/[^A-Za-z0-9]/g, "_");
         section.append(h("div", { class: "service", id: `service-${key}` },
-          h("h3", {}, s.id), h("p", {}, s.url),
+          h("h3", {}, s.id),
+          form(`edit-${key}`, [
+            { name: "url", label: "services.provider_url", value: s.url },
+            { name: "timeout_secs", label: "services.timeout", type: "number", value: String(s.timeout_secs) },
+          ], "save", async (v) => {
+            await api("PATCH", `/api/v1/services/${enc(s.id)}`, { url: v.url, timeout_secs: Number(v.timeout_secs) });
+            reload();
+          }),
           h("h4", {}, t("services.rights")),
           h("ul", {}, rights.map((r) => h("li", {}, r.subject, " ", h("button", { type: "button", class: "secondary", onclick: async () => {
             await api("DELETE", `/api/v1/services/${enc(s.id)}/access-rights/${enc(r.subject)}`);

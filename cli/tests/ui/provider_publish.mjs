@@ -1,5 +1,5 @@
-// A service administrator publishes a WSDL and grants access in the security
-// server's web UI (English), in headless Chromium.
+// A service administrator publishes a WSDL, sets a service's time-out and
+// grants access in the security server's web UI (English), in headless Chromium.
 // Run by cli/tests/setup.rs with MUSUBI_UI_URL, MUSUBI_UI_USER, MUSUBI_UI_PASSWORD,
 // MUSUBI_UI_WSDL (the WSDL's text), MUSUBI_UI_GRANT (who gets access),
 // MUSUBI_UI_SHOTS; exits non-zero on the first failure.
@@ -20,6 +20,20 @@ await withPage("en-GB", async (page) => {
   await page.getByRole("button", { name: "Add WSDL" }).click();
   const service = page.locator("div.service", { hasText: "getHumidity" });
   await service.waitFor();
+
+  // Refreshing a pasted WSDL needs its text again: said beside the button.
+  await page.locator("section.card", { hasText: "file:///srv/home.wsdl" }).getByRole("button", { name: "Refresh" }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll("section.card .action [role=alert]")].some((e) => e.textContent));
+
+  // The service's time-out: out of range refused at the field, then saved.
+  await service.getByLabel("Time-out (s)").fill("0");
+  await service.getByRole("button", { name: "Save" }).click();
+  await page.waitForFunction(() => [...document.querySelectorAll("[id$=-timeout_secs-error]")].some((e) => e.textContent.includes("3600")));
+  await service.getByLabel("Time-out (s)").fill("30");
+  await page.evaluate(() => delete document.documentElement.dataset.ready);
+  await service.getByRole("button", { name: "Save" }).click();
+  await page.waitForFunction(() => document.documentElement.dataset.ready); // saved: the page is shown anew
+  expect(await service.getByLabel("Time-out (s)").inputValue() === "30", "the time-out saved");
 
   // Grant access to the consumer's subsystem.
   await service.getByLabel(/Subsystem, member/).fill(process.env.MUSUBI_UI_GRANT);
