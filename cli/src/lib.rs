@@ -5,4 +5,5 @@
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod bench;
 pub mod demo;

@@ -145,6 +145,38 @@ enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Benchmark the secured exchange against a bare mTLS proxy chain (nginx) in
+    /// one run: throughput, p50/p99 latency, CPU per 1000 exchanges and each
+    /// server's peak memory for every payload at every concurrency.
+    Bench {
+        /// Folder for keys, configuration, message logs and nginx's files (default: a new folder).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Payloads: 1k, 100k, … in the SOAP body; att:10m as an attachment.
+        #[arg(long, value_delimiter = ',', default_value = "1k,100k,att:10m")]
+        payloads: Vec<String>,
+        /// Concurrent connections of the load generator.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
+        concurrency: Vec<usize>,
+        /// Seconds each case sends requests (after one warm-up exchange per connection).
+        #[arg(long, default_value_t = 5.0)]
+        duration: f64,
+        /// Most requests of one case.
+        #[arg(long, default_value_t = 200_000)]
+        max_requests: usize,
+        /// The security server binary (default: musubi-security-server beside this one).
+        #[arg(long)]
+        security_server_bin: Option<PathBuf>,
+        /// The nginx binary.
+        #[arg(long, default_value = "/usr/sbin/nginx")]
+        nginx: PathBuf,
+        /// Also write the Markdown report to this file.
+        #[arg(long)]
+        output: Option<PathBuf>,
+        /// Also write every measurement as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Start a whole demo network on this machine (127.0.0.2-4, real ports).
     Demo {
         /// Folder for keys, configuration and logs (default: a new folder).
@@ -269,6 +301,51 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Demo { dir } => demo(dir).await,
+        Command::Bench {
+            dir,
+            payloads,
+            concurrency,
+            duration,
+            max_requests,
+            security_server_bin,
+            nginx,
+            output,
+            json,
+        } => {
+            let server_bin = match security_server_bin {
+                Some(b) => b,
+                None => {
+                    std::env::current_exe().context("where this program is")?.with_file_name("musubi-security-server")
+                }
+            };
+            anyhow::ensure!(duration > 0.0 && duration <= 600.0, "--duration must be between 0 and 600 seconds");
+            anyhow::ensure!(
+                !concurrency.is_empty() && concurrency.iter().all(|&c| (1..=1024).contains(&c)),
+                "--concurrency takes numbers from 1 to 1024"
+            );
+            let opts = musubi::bench::Options {
+                dir: dir.unwrap_or_else(|| new_dir("musubi-bench")),
+                payloads: payloads.iter().map(|p| musubi::bench::Payload::parse(p)).collect::<Result<_>>()?,
+                concurrency,
+                duration: std::time::Duration::from_secs_f64(duration),
+                max_requests,
+                server_bin,
+                nginx,
+            };
+            let report = musubi::bench::run(&opts).await?;
+            let command = std::env::args().collect::<Vec<_>>().join(" ");
+            let text = report.markdown(&command);
+            println!("{text}");
+            if let Some(out) = output {
+                std::fs::write(&out, &text).with_context(|| format!("cannot write {}", out.display()))?;
+            }
+            if let Some(out) = json {
+                let value = serde_json::json!({ "report": report, "targets": report.targets() });
+                std::fs::write(&out, serde_json::to_string_pretty(&value)?)
+                    .with_context(|| format!("cannot write {}", out.display()))?;
+            }
+            Ok(())
+        }
         Command::Log { command: LogCommand::Export { url, client, query_id, out, endpoint } } => match (url, client) {
             (Some(url), Some(client)) => export(&url, &client, &query_id, &out).await,
             (Some(_), None) => anyhow::bail!("--url needs --client: the client proxy exports one client's records"),
@@ -294,15 +371,14 @@ async fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// A new folder name under the temporary directory.
+fn new_dir(prefix: &str) -> PathBuf {
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    std::env::temp_dir().join(format!("{prefix}-{stamp}"))
+}
+
 async fn demo(dir: Option<PathBuf>) -> Result<()> {
-    let dir = match dir {
-        Some(d) => d,
-        None => {
-            let stamp =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            std::env::temp_dir().join(format!("musubi-demo-{stamp}"))
-        }
-    };
+    let dir = dir.unwrap_or_else(|| new_dir("musubi-demo"));
     // The demo time-stamps each record before its response is released, so its
     // containers can be exported and verified at once.
     // Its servers register themselves with a central server (127.0.0.8) and
