@@ -13,6 +13,7 @@
 pub mod csr;
 pub mod http;
 mod legacy_rsa;
+mod memo;
 pub mod ocsp;
 pub mod token;
 pub mod tsp;
@@ -479,8 +480,10 @@ pub fn check_issued_by(cert_der: &[u8], ca_der: &[u8], now: OffsetDateTime) -> R
     if cert.issuer() != ca.subject() {
         return Err(PkiError::Untrusted { subject, reason: format!("issuer is {}", cert.issuer()) });
     }
-    cert.verify_signature(Some(ca.public_key()))
-        .map_err(|e| PkiError::Untrusted { subject: subject.clone(), reason: format!("signature: {e}") })?;
+    memo::verified(&[b"x509", cert_der, ca.public_key().raw], || {
+        cert.verify_signature(Some(ca.public_key()))
+            .map_err(|e| PkiError::Untrusted { subject: subject.clone(), reason: format!("signature: {e}") })
+    })?;
     let t = x509_parser::time::ASN1Time::from_timestamp(now.unix_timestamp())
         .map_err(|e| PkiError::BadCertificate(e.to_string()))?;
     let v = cert.validity();

@@ -221,14 +221,17 @@ fn verify_sig(
         other => return Err(OcspError::UnsupportedAlgorithm(other.to_string())),
     };
     let key = key_bytes(signer);
-    if algs.iter().any(|a| s::UnparsedPublicKey::new(*a, key).verify(data, signature).is_ok()) {
-        Ok(())
-    } else {
-        Err(OcspError::UnauthorizedResponder(format!(
-            "signature does not verify with {}",
-            signer.tbs_certificate.subject
-        )))
-    }
+    let oid = alg.oid.as_bytes();
+    crate::memo::verified(&[b"ocsp", oid, key, data, signature], || {
+        if algs.iter().any(|a| s::UnparsedPublicKey::new(*a, key).verify(data, signature).is_ok()) {
+            Ok(())
+        } else {
+            Err(OcspError::UnauthorizedResponder(format!(
+                "signature does not verify with {}",
+                signer.tbs_certificate.subject
+            )))
+        }
+    })
 }
 
 /// Whether `cert` was signed by `issuer` (signature only).

@@ -154,7 +154,7 @@ fn find(hay: &[u8], needle: &[u8], from: usize) -> Option<usize> {
     if needle.is_empty() || from > hay.len() {
         return None;
     }
-    hay[from..].windows(needle.len()).position(|w| w == needle).map(|p| p + from)
+    memchr::memmem::find(&hay[from..], needle).map(|p| p + from)
 }
 
 /// Splits a multipart body into parts. Data after the closing delimiter
@@ -216,7 +216,11 @@ pub(crate) fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<
         (&raw[..0], &raw[2..])
     } else if raw.starts_with(b"\n") {
         (&raw[..0], &raw[1..])
-    } else if let Some(i) = find(raw, b"\r\n\r\n", 0).into_iter().chain(find(raw, b"\n\n", 0)).min() {
+    } else if let Some(i) = {
+        // The blank line is looked for where headers may be, not through a large body.
+        let window = &raw[..raw.len().min(limits.max_header_bytes + 4)];
+        find(window, b"\r\n\r\n", 0).into_iter().chain(find(window, b"\n\n", 0)).min()
+    } {
         let sep = if raw[i..].starts_with(b"\r\n\r\n") { 4 } else { 2 };
         (&raw[..i], &raw[i + sep..])
     } else {

@@ -144,39 +144,50 @@ pub fn sign_digests(
         cd = sha512_b64(cert),
         issuer = escape_text(&issuer),
     );
-    let build = |sp_digest: &str, sig_value: &str| {
-        let mut refs = String::new();
-        for (i, (uri, d)) in parts.iter().enumerate() {
-            refs.push_str(&format!(
-                "<ds:Reference Id=\"ref-{i}\" URI=\"{uri}\"><ds:DigestMethod Algorithm=\"{SHA512}\"></ds:DigestMethod>\
+    let mut refs = String::new();
+    for (i, (uri, d)) in parts.iter().enumerate() {
+        refs.push_str(&format!(
+            "<ds:Reference Id=\"ref-{i}\" URI=\"{uri}\"><ds:DigestMethod Algorithm=\"{SHA512}\"></ds:DigestMethod>\
 <ds:DigestValue>{d}</ds:DigestValue></ds:Reference>",
-                uri = escape_text(uri),
-                d = B64.encode(d)
-            ));
-        }
+            uri = escape_text(uri),
+            d = B64.encode(d)
+        ));
+    }
+    let signed_info = |sp_digest: &str| {
         format!(
-            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><asic:XAdESSignatures xmlns:asic=\"http://uri.etsi.org/02918/v1.2.1#\" \
-xmlns:ds=\"{DS_NS}\" xmlns:xades=\"{XADES_NS}\"><ds:Signature Id=\"signature\"><ds:SignedInfo>\
-<ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"></ds:CanonicalizationMethod>\
+            "<ds:SignedInfo><ds:CanonicalizationMethod Algorithm=\"{EXC_C14N}\"></ds:CanonicalizationMethod>\
 <ds:SignatureMethod Algorithm=\"{alg}\"></ds:SignatureMethod>{refs}\
 <ds:Reference Type=\"http://uri.etsi.org/01903#SignedProperties\" URI=\"#signed-properties\"><ds:Transforms>\
 <ds:Transform Algorithm=\"{EXC_C14N}\"></ds:Transform></ds:Transforms><ds:DigestMethod Algorithm=\"{SHA512}\"></ds:DigestMethod>\
-<ds:DigestValue>{sp_digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>\
+<ds:DigestValue>{sp_digest}</ds:DigestValue></ds:Reference></ds:SignedInfo>",
+            alg = signer.algorithm(),
+        )
+    };
+    // Exclusive canonicalization of an element depends only on the element and
+    // the namespaces it uses, so each signed element is canonicalized in a small
+    // document that declares the same prefixes, not in the whole signature with
+    // its certificate and OCSP response.
+    let alone = |element: &str| {
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?><w xmlns:ds=\"{DS_NS}\" xmlns:xades=\"{XADES_NS}\">{element}</w>"
+        )
+    };
+    let sp_c14n = canonical_subtree(&alone(&props), XADES_NS, "SignedProperties", EXC_C14N)?;
+    let si = signed_info(&sha512_b64(&sp_c14n));
+    let si_c14n = canonical_subtree(&alone(&si), DS_NS, "SignedInfo", EXC_C14N)?;
+    let value =
+        signer.sign(&si_c14n).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE, format!("signing failed: {e}")))?;
+    Ok(format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><asic:XAdESSignatures xmlns:asic=\"http://uri.etsi.org/02918/v1.2.1#\" \
+xmlns:ds=\"{DS_NS}\" xmlns:xades=\"{XADES_NS}\"><ds:Signature Id=\"signature\">{si}\
 <ds:SignatureValue Id=\"signature-value\">{sig_value}</ds:SignatureValue><ds:KeyInfo><ds:X509Data>\
 <ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo><ds:Object>\
 <xades:QualifyingProperties Target=\"#signature\">{props}{unsigned}</xades:QualifyingProperties></ds:Object></ds:Signature>\
 </asic:XAdESSignatures>",
-            alg = signer.algorithm(),
-            cert = B64.encode(cert),
-        )
-    };
-    let draft = build("", "");
-    let sp_c14n = canonical_subtree(&draft, XADES_NS, "SignedProperties", EXC_C14N)?;
-    let with_digest = build(&sha512_b64(&sp_c14n), "");
-    let si_c14n = canonical_subtree(&with_digest, DS_NS, "SignedInfo", EXC_C14N)?;
-    let value =
-        signer.sign(&si_c14n).map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE, format!("signing failed: {e}")))?;
-    Ok(build(&sha512_b64(&sp_c14n), &B64.encode(value)).into_bytes())
+        sig_value = B64.encode(value),
+        cert = B64.encode(cert),
+    )
+    .into_bytes())
 }
 
 fn issuer_serial(cert: &[u8]) -> Result<(String, String), SignatureError> {

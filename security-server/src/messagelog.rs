@@ -2,11 +2,17 @@
 //! SQLite before the response is released (time stamps and archives come with
 //! the message-log issue). Writes use WAL with `synchronous=FULL`, so a record
 //! that was acknowledged survives a crash.
+//!
+//! Records are written by one task with group commit: whatever records are
+//! waiting when a transaction starts go into it together, and each writer is
+//! answered once that transaction is durable. Concurrent exchanges share one
+//! commit (and one fsync) instead of queueing for SQLite's write lock.
 
 use std::path::Path;
 
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use tokio::sync::{mpsc, oneshot};
 
 /// Which proxy wrote a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +208,88 @@ pub type Stamp = (Vec<u8>, Vec<u8>);
 #[derive(Debug, Clone)]
 pub struct MessageLog {
     pool: AnyPool,
+    writer: mpsc::Sender<Job>,
+}
+
+/// Why a record was not stored.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct WriteError(String);
+
+/// A record on its way to the writer task, owned.
+struct Row {
+    query_id: String,
+    client: String,
+    service: String,
+    side: &'static str,
+    direction: &'static str,
+    message: Vec<u8>,
+    signature: Vec<u8>,
+    hash_chain: Option<OwnedChain>,
+    created_at: String,
+    attachments: Option<Vec<u8>>,
+}
+
+impl Row {
+    fn bytes(&self) -> usize {
+        self.message.len() + self.signature.len() + self.attachments.as_ref().map_or(0, Vec::len)
+    }
+}
+
+struct Job {
+    row: Row,
+    done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+/// Most records, and most bytes, in one group commit.
+const MAX_BATCH_RECORDS: usize = 256;
+const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
+
+/// The writer task: takes every waiting record into one transaction, commits,
+/// then answers each writer with the outcome.
+async fn write_records(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut bytes = first.row.bytes();
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_RECORDS && bytes < MAX_BATCH_BYTES {
+            match jobs.try_recv() {
+                Ok(job) => {
+                    bytes += job.row.bytes();
+                    batch.push(job);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcome = insert_batch(&pool, &batch).await.map_err(|e| WriteError(e.to_string()));
+        for job in batch {
+            let _ = job.done.send(outcome.clone());
+        }
+    }
+}
+
+async fn insert_batch(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    for Job { row: r, .. } in batch {
+        sqlx::query(
+            "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
+             hash_chain_result, hash_chain, created_at, attachments) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        )
+        .bind(&r.query_id)
+        .bind(&r.client)
+        .bind(&r.service)
+        .bind(r.side)
+        .bind(r.direction)
+        .bind(&r.message)
+        .bind(&r.signature)
+        .bind(r.hash_chain.as_ref().map(|(result, _)| result))
+        .bind(r.hash_chain.as_ref().map(|(_, chain)| chain))
+        .bind(&r.created_at)
+        .bind(&r.attachments)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await
 }
 
 impl MessageLog {
@@ -238,7 +326,9 @@ impl MessageLog {
         } else {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         }
-        Ok(Self { pool })
+        let (writer, jobs) = mpsc::channel(MAX_BATCH_RECORDS * 4);
+        tokio::spawn(write_records(pool.clone(), jobs));
+        Ok(Self { pool, writer })
     }
 
     /// The connection pool (the server configuration shares the database).
@@ -246,32 +336,30 @@ impl MessageLog {
         self.pool.clone()
     }
 
-    /// Stores one record; returns only once it is durable.
-    pub async fn write(&self, r: &Record<'_>) -> Result<(), sqlx::Error> {
-        let now =
+    /// Stores one record; returns only once it is durable (committed
+    /// together with the other records waiting at the time).
+    pub async fn write(&self, r: &Record<'_>) -> Result<(), WriteError> {
+        let created_at =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        sqlx::query(
-            "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
-             hash_chain_result, hash_chain, created_at, attachments) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-        )
-        .bind(r.query_id)
-        .bind(r.client)
-        .bind(r.service)
-        .bind(match r.side {
-            Side::Client => "client",
-            Side::Server => "server",
-        })
-        .bind(if r.response { "response" } else { "request" })
-        .bind(r.message)
-        .bind(r.signature)
-        .bind(r.hash_chain.map(|(result, _)| result))
-        .bind(r.hash_chain.map(|(_, chain)| chain))
-        .bind(now)
-        .bind(encode_attachments(r.attachments))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let row = Row {
+            query_id: r.query_id.to_owned(),
+            client: r.client.to_owned(),
+            service: r.service.to_owned(),
+            side: match r.side {
+                Side::Client => "client",
+                Side::Server => "server",
+            },
+            direction: if r.response { "response" } else { "request" },
+            message: r.message.to_vec(),
+            signature: r.signature.to_vec(),
+            hash_chain: r.hash_chain.map(|(result, chain)| (result.to_vec(), chain.to_vec())),
+            created_at,
+            attachments: encode_attachments(r.attachments),
+        };
+        let (done, answer) = oneshot::channel();
+        let stopped = || WriteError("the message log is closed".into());
+        self.writer.send(Job { row, done }).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?
     }
 
     /// (direction, message) of every record of `query_id`, oldest first.

@@ -69,12 +69,37 @@ struct Own {
     sha1: String,
 }
 
+/// A peer certificate's good OCSP response, verified under `trust` at `verified_at`.
+struct PeerResponse {
+    bytes: Vec<u8>,
+    verified: VerifiedOcsp,
+    trust: Arc<Trust>,
+    verified_at: OffsetDateTime,
+}
+
+/// How long a verified peer response is taken without verifying it again
+/// (its freshness is still checked each time): bounds how late the expiry of a
+/// delegated responder's certificate is noticed.
+const REVERIFY_AFTER: time::Duration = time::Duration::seconds(60);
+
+impl PeerResponse {
+    /// Still good to use under `trust` at `now` without verifying again.
+    fn usable(&self, trust: &Arc<Trust>, now: OffsetDateTime) -> bool {
+        Arc::ptr_eq(&self.trust, trust)
+            && now - self.verified_at < REVERIFY_AFTER
+            && now >= self.verified_at
+            && self.verified.status == Status::Good
+            && self.verified.this_update >= now - time::Duration::seconds(trust.conf.ocsp_freshness_seconds as i64)
+            && self.verified.next_update.is_none_or(|n| n >= now)
+    }
+}
+
 /// OCSP responses of this server's certificates and of its peers'.
 pub(crate) struct OcspCache {
     trust: SharedTrust,
     own: RwLock<Vec<Arc<Own>>>,
     own_responses: RwLock<HashMap<String, (Vec<u8>, VerifiedOcsp)>>,
-    peers: RwLock<HashMap<String, (Vec<u8>, VerifiedOcsp)>>,
+    peers: RwLock<HashMap<String, PeerResponse>>,
     dir: PathBuf,
     updated: watch::Sender<u64>,
 }
@@ -242,18 +267,40 @@ impl OcspCache {
     /// A cached fresh good response for a peer's certificate, if any.
     pub(crate) fn peer_cached(&self, der: &[u8]) -> bool {
         let now = OffsetDateTime::now_utc();
+        let trust = self.trust.get();
+        let sha1 = cert_sha1(der);
         let map = self.peers.read().unwrap_or_else(|p| p.into_inner());
-        map.get(&cert_sha1(der)).is_some_and(|(bytes, _)| check_response(&self.trust.get(), der, &[bytes], now).is_ok())
+        let Some(entry) = map.get(&sha1) else { return false };
+        if entry.usable(&trust, now) {
+            return true;
+        }
+        let bytes = entry.bytes.clone();
+        drop(map);
+        self.check_peer(der, &[&bytes]).is_ok()
     }
 
     /// Checks `responses` for a peer's certificate and caches a good one.
+    /// A response identical to the cached one is not verified again while
+    /// the cached verification is usable.
     pub(crate) fn check_peer(&self, der: &[u8], responses: &[&[u8]]) -> Result<(), String> {
         let now = OffsetDateTime::now_utc();
+        let trust = self.trust.get();
+        let sha1 = cert_sha1(der);
+        {
+            let map = self.peers.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(entry) = map.get(&sha1)
+                && entry.usable(&trust, now)
+                && responses.contains(&entry.bytes.as_slice())
+            {
+                return Ok(());
+            }
+        }
         let mut last = format!("no OCSP response for certificate {}", describe(der));
         for r in responses {
-            match check_response(&self.trust.get(), der, &[r], now) {
+            match check_response(&trust, der, &[r], now) {
                 Ok(v) => {
-                    self.peers.write().unwrap_or_else(|p| p.into_inner()).insert(cert_sha1(der), (r.to_vec(), v));
+                    let entry = PeerResponse { bytes: r.to_vec(), verified: v, trust: trust.clone(), verified_at: now };
+                    self.peers.write().unwrap_or_else(|p| p.into_inner()).insert(sha1, entry);
                     return Ok(());
                 }
                 Err(e) => last = e,
