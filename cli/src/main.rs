@@ -158,11 +158,13 @@ enum Command {
         /// Concurrent connections of the load generator.
         #[arg(long, value_delimiter = ',', default_value = "1,16,64")]
         concurrency: Vec<usize>,
-        /// Seconds each case sends requests (after one warm-up exchange per connection).
-        #[arg(long, default_value_t = 5.0)]
+        /// Seconds each case sends requests (after one warm-up exchange per
+        /// connection); the default takes in at least one time-stamping round
+        /// (every 10 s in the benchmark's network).
+        #[arg(long, default_value_t = 10.0)]
         duration: f64,
         /// Most requests of one case.
-        #[arg(long, default_value_t = 200_000)]
+        #[arg(long, default_value_t = 2_000_000)]
         max_requests: usize,
         /// The security server binary (default: musubi-security-server beside this one).
         #[arg(long)]

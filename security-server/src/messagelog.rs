@@ -136,11 +136,11 @@ impl LoggedRecord {
     }
 }
 
-/// The columns of a [`RecordRow`] (a macro, so queries stay literal SQL).
+/// The columns and tables of a [`RecordRow`] (a macro, so queries stay literal SQL).
 macro_rules! record_columns {
     () => {
-        "m.client, m.direction, m.created_at, m.message, m.signature, m.hash_chain_result, m.hash_chain, \
-         m.ts_hash_chain, m.attachments"
+        "m.client, m.direction, m.created_at, b.message, b.signature, b.hash_chain_result, b.hash_chain, \
+         m.ts_hash_chain, b.attachments FROM message_log m JOIN message_log_body b ON b.record_id = m.id"
     };
 }
 
@@ -267,29 +267,52 @@ async fn write_records(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// One group commit on a connection of its own. A connection whose
+/// transaction failed is closed, not returned to the pool: after an I/O error
+/// (a full disk) SQLite may already have rolled back, and no later batch may
+/// run inside a transaction left half open.
 async fn insert_batch(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
-    let mut tx = pool.begin().await?;
+    let mut conn = pool.acquire().await?;
+    match insert_in_transaction(&mut conn, batch).await {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+            let _ = conn.close().await;
+            Err(e)
+        }
+    }
+}
+
+async fn insert_in_transaction(conn: &mut sqlx::AnyConnection, batch: &[Job]) -> Result<(), sqlx::Error> {
+    sqlx::query("BEGIN").execute(&mut *conn).await?;
     for Job { row: r, .. } in batch {
-        sqlx::query(
-            "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
-             hash_chain_result, hash_chain, created_at, attachments) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO message_log (query_id, client, service, side, direction, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(&r.query_id)
         .bind(&r.client)
         .bind(&r.service)
         .bind(r.side)
         .bind(r.direction)
-        .bind(&r.message)
+        .bind(&r.created_at)
+        .fetch_one(&mut *conn)
+        .await?;
+        sqlx::query(
+            "INSERT INTO message_log_body (record_id, signature, hash_chain_result, hash_chain, message, attachments) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(id)
         .bind(&r.signature)
         .bind(r.hash_chain.as_ref().map(|(result, _)| result))
         .bind(r.hash_chain.as_ref().map(|(_, chain)| chain))
-        .bind(&r.created_at)
+        .bind(&r.message)
         .bind(&r.attachments)
-        .execute(&mut *tx)
+        .execute(&mut *conn)
         .await?;
     }
-    tx.commit().await
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
 }
 
 impl MessageLog {
@@ -364,10 +387,13 @@ impl MessageLog {
 
     /// (direction, message) of every record of `query_id`, oldest first.
     pub async fn find(&self, query_id: &str) -> Result<Vec<(String, Vec<u8>)>, sqlx::Error> {
-        sqlx::query_as("SELECT direction, message FROM message_log WHERE query_id = $1 ORDER BY id")
-            .bind(query_id)
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT m.direction, b.message FROM message_log m JOIN message_log_body b ON b.record_id = m.id \
+             WHERE m.query_id = $1 ORDER BY m.id",
+        )
+        .bind(query_id)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Records matching `f`, newest first, at most `f.limit` (≤ 500): for
@@ -411,10 +437,13 @@ impl MessageLog {
 
     /// Up to `limit` records without a time stamp, oldest first: (id, signature).
     pub async fn unstamped(&self, limit: i64) -> Result<Vec<(i64, Vec<u8>)>, sqlx::Error> {
-        sqlx::query_as("SELECT id, signature FROM message_log WHERE timestamp_id IS NULL ORDER BY id LIMIT $1")
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
+        sqlx::query_as(
+            "SELECT m.id, b.signature FROM message_log m JOIN message_log_body b ON b.record_id = m.id \
+             WHERE m.timestamp_id IS NULL ORDER BY m.id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
     }
 
     /// Stores a time stamp and marks the records it covers, in one transaction.
@@ -465,14 +494,11 @@ impl MessageLog {
 
     /// Everything needed to build the containers of `query_id`'s records.
     pub async fn archived_records(&self, query_id: &str) -> Result<Vec<LoggedRecord>, sqlx::Error> {
-        let rows: Vec<RecordRow> = sqlx::query_as(concat!(
-            "SELECT ",
-            record_columns!(),
-            " FROM message_log m WHERE m.query_id = $1 ORDER BY m.id"
-        ))
-        .bind(query_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<RecordRow> =
+            sqlx::query_as(concat!("SELECT ", record_columns!(), " WHERE m.query_id = $1 ORDER BY m.id"))
+                .bind(query_id)
+                .fetch_all(&self.pool)
+                .await?;
         let stamps = self.timestamps_full(query_id).await?;
         Ok(rows.into_iter().zip(stamps).map(|(row, ts)| row.into_record(ts)).collect())
     }
@@ -500,11 +526,10 @@ impl MessageLog {
         .await?;
         let mut out = Vec::with_capacity(rows.len());
         for (id, query_id) in rows {
-            let row: RecordRow =
-                sqlx::query_as(concat!("SELECT ", record_columns!(), " FROM message_log m WHERE m.id = $1"))
-                    .bind(id)
-                    .fetch_one(&self.pool)
-                    .await?;
+            let row: RecordRow = sqlx::query_as(concat!("SELECT ", record_columns!(), " WHERE m.id = $1"))
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
             let stamp: TokenRow = sqlx::query_as(
                 "SELECT t.token, t.hash_chain_result FROM message_log m JOIN timestamps t ON t.id = m.timestamp_id WHERE m.id = $1",
             )
@@ -554,10 +579,19 @@ impl MessageLog {
 
     /// Deletes archived records logged before `before` (RFC 3339); returns how many.
     pub async fn delete_archived_before(&self, before: &str) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM message_log_body WHERE record_id IN \
+             (SELECT id FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1)",
+        )
+        .bind(before)
+        .execute(&mut *tx)
+        .await?;
         let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         sqlx::query("DELETE FROM timestamps WHERE id NOT IN (SELECT timestamp_id FROM message_log WHERE timestamp_id IS NOT NULL)")
             .execute(&self.pool)
             .await?;

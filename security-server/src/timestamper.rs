@@ -18,8 +18,10 @@ use tracing::{info, warn};
 use crate::conf::Trust;
 use crate::proxy::State;
 
-/// Records stamped with one token at most.
-const MAX_BATCH: i64 = 10_000;
+/// Records stamped with one token at most: a round with a larger backlog takes
+/// several tokens, so that no batch holds the database (and the message log
+/// writers behind it) or much memory for long.
+const MAX_BATCH: i64 = 1_000;
 
 /// Time-stamping state shared with the proxies.
 #[derive(Debug)]

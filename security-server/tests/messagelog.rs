@@ -114,3 +114,63 @@ async fn records_timestamps_and_archives_round_trip_on_every_backend() {
         log.close().await;
     }
 }
+
+/// A log written by the schema before record bodies had their own table is
+/// carried over when a newer server opens it: every message, signature, batch
+/// hash chain and attachment is still there, and waiting records still wait for
+/// their time stamp.
+#[tokio::test]
+async fn an_older_log_is_migrated_to_separate_record_bodies_without_losing_anything() {
+    for url in backends("upgrade").await {
+        let backend = url.split(':').next().unwrap().to_owned();
+        let sqlite = backend == "sqlite";
+        // The schema as the previous release left it (migrations up to 0007).
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let mut old =
+            if sqlite { sqlx::migrate!("./migrations/sqlite") } else { sqlx::migrate!("./migrations/postgres") };
+        let keep: Vec<_> = old.migrations.iter().filter(|m| m.version <= 7).cloned().collect();
+        assert_eq!(keep.len(), 7, "{backend}: the migrations before record bodies");
+        old.migrations = keep.into();
+        old.run(&pool).await.unwrap();
+        let attachments: &[u8] = b"\0\0\0\0\0\0\0\x05first";
+        for (query_id, direction, chain) in
+            [("old-1", "request", None), ("old-1", "response", Some(b"chain".as_slice()))]
+        {
+            sqlx::query(
+                "INSERT INTO message_log (query_id, client, service, side, direction, message, signature, \
+                 hash_chain_result, hash_chain, created_at, attachments) \
+                 VALUES ($1, 'c', 's', 'client', $2, $3, $4, $5, $6, '2026-11-01T00:00:00Z', $7)",
+            )
+            .bind(query_id)
+            .bind(direction)
+            .bind(format!("<{direction}/>").into_bytes())
+            .bind(format!("<sig-{direction}/>").into_bytes())
+            .bind(chain.map(|_| b"result".to_vec()))
+            .bind(chain.map(<[u8]>::to_vec))
+            .bind(attachments.to_vec())
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+        pool.close().await;
+
+        let log = MessageLog::connect(&url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let found = log.find("old-1").await.unwrap();
+        assert_eq!(
+            found,
+            [("request".to_owned(), b"<request/>".to_vec()), ("response".to_owned(), b"<response/>".to_vec())],
+            "{backend}"
+        );
+        let waiting = log.unstamped(10).await.unwrap();
+        let signatures: Vec<&[u8]> = waiting.iter().map(|(_, s)| s.as_slice()).collect();
+        assert_eq!(signatures, [b"<sig-request/>".as_slice(), b"<sig-response/>"], "{backend}");
+        let records = log.archived_records("old-1").await.unwrap();
+        assert_eq!(records.len(), 2, "{backend}");
+        assert_eq!(records[0].attachments, [b"first".to_vec()], "{backend}");
+        assert_eq!(records[1].sig_hash_chain, Some((b"result".to_vec(), b"chain".to_vec())), "{backend}");
+        // New records go on next to the old ones.
+        log.write(&record("new-1", false, b"<new/>", None)).await.unwrap();
+        assert_eq!(log.unstamped_count().await.unwrap(), 3, "{backend}");
+        log.close().await;
+    }
+}
