@@ -332,8 +332,11 @@ pub fn build(inputs: &[Vec<(String, Vec<u8>)>], chain_uri: &str) -> Result<Batch
         .enumerate()
         .map(|(i, parts)| (step_value(&parts.iter().map(|(_, d)| (d.clone(), m.clone())).collect::<Vec<_>>()), vec![i]))
         .collect();
-    // For each input, the path from its leaf upwards: (sibling digest, sibling is left?) per level.
-    let mut paths: Vec<Vec<(Vec<u8>, bool)>> = vec![Vec::new(); inputs.len()];
+    // Each inner node's children digests, base64-encoded once however many
+    // chains name them; for each input, the path from its leaf upwards:
+    // (the sibling's digest in `encoded`, sibling is left?) per level.
+    let mut encoded: Vec<String> = Vec::new();
+    let mut paths: Vec<Vec<(usize, bool)>> = vec![Vec::new(); inputs.len()];
     while level.len() > 1 {
         let mut next = Vec::new();
         let mut nodes = level.into_iter();
@@ -341,11 +344,14 @@ pub fn build(inputs: &[Vec<(String, Vec<u8>)>], chain_uri: &str) -> Result<Batch
             match nodes.next() {
                 Some((right, right_inputs)) => {
                     let (hl, hr) = (h(&left), h(&right));
+                    encoded.push(B64.encode(&hl));
+                    encoded.push(B64.encode(&hr));
+                    let (il, ir) = (encoded.len() - 2, encoded.len() - 1);
                     for &i in &left_inputs {
-                        paths[i].push((hr.clone(), false));
+                        paths[i].push((ir, false));
                     }
                     for &i in &right_inputs {
-                        paths[i].push((hl.clone(), true));
+                        paths[i].push((il, true));
                     }
                     let value = step_value(&[(hl, m.clone()), (hr, m.clone())]);
                     next.push((value, [left_inputs, right_inputs].concat()));
@@ -364,34 +370,50 @@ xmlns:ds=\"{DS_NS}\" URI=\"{}#STEP0\"><ds:DigestMethod Algorithm=\"{SHA512_URI}\
         B64.encode(h(&root))
     )
     .into_bytes();
+    let head = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><hc:HashChain xmlns:hc=\"{HASHCHAIN_NS}\" xmlns:ds=\"{DS_NS}\">\
+<hc:DefaultDigestMethod Algorithm=\"{SHA512_URI}\"/>"
+    );
     let chains = inputs
         .iter()
         .zip(&paths)
         .map(|(parts, path)| {
-            let mut steps = String::new();
+            // Written piece by piece: a batch has thousands of chains.
+            let mut out = String::with_capacity(head.len() + path.len() * 200 + parts.len() * 200 + 16);
+            out.push_str(&head);
+            let step_ref = |out: &mut String, k: usize| {
+                out.push_str("<hc:StepRef URI=\"#STEP");
+                out.push_str(&k.to_string());
+                out.push_str("\"/>");
+            };
             // From the root down: step k holds the sibling's digest and a reference to step k+1.
-            for (k, (sibling, sibling_is_left)) in path.iter().rev().enumerate() {
-                let value = format!("<hc:HashValue><ds:DigestValue>{}</ds:DigestValue></hc:HashValue>", B64.encode(sibling));
-                let next = format!("<hc:StepRef URI=\"#STEP{}\"/>", k + 1);
-                let (a, b) = if *sibling_is_left { (value, next) } else { (next, value) };
-                steps.push_str(&format!("<hc:HashStep id=\"STEP{k}\">{a}{b}</hc:HashStep>"));
+            for (k, &(sibling, sibling_is_left)) in path.iter().rev().enumerate() {
+                out.push_str("<hc:HashStep id=\"STEP");
+                out.push_str(&k.to_string());
+                out.push_str("\">");
+                if !sibling_is_left {
+                    step_ref(&mut out, k + 1);
+                }
+                out.push_str("<hc:HashValue><ds:DigestValue>");
+                out.push_str(&encoded[sibling]);
+                out.push_str("</ds:DigestValue></hc:HashValue>");
+                if sibling_is_left {
+                    step_ref(&mut out, k + 1);
+                }
+                out.push_str("</hc:HashStep>");
             }
-            let leaf: String = parts
-                .iter()
-                .map(|(uri, d)| {
-                    format!(
-                        "<hc:DataRef URI=\"{}\"><ds:DigestValue>{}</ds:DigestValue></hc:DataRef>",
-                        crate::fault::escape_text(uri),
-                        B64.encode(d)
-                    )
-                })
-                .collect();
-            steps.push_str(&format!("<hc:HashStep id=\"STEP{}\">{leaf}</hc:HashStep>", path.len()));
-            format!(
-                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><hc:HashChain xmlns:hc=\"{HASHCHAIN_NS}\" xmlns:ds=\"{DS_NS}\">\
-<hc:DefaultDigestMethod Algorithm=\"{SHA512_URI}\"/>{steps}</hc:HashChain>"
-            )
-            .into_bytes()
+            out.push_str("<hc:HashStep id=\"STEP");
+            out.push_str(&path.len().to_string());
+            out.push_str("\">");
+            for (uri, d) in parts {
+                out.push_str("<hc:DataRef URI=\"");
+                out.push_str(&crate::fault::escape_text(uri));
+                out.push_str("\"><ds:DigestValue>");
+                out.push_str(&B64.encode(d));
+                out.push_str("</ds:DigestValue></hc:DataRef>");
+            }
+            out.push_str("</hc:HashStep></hc:HashChain>");
+            out.into_bytes()
         })
         .collect();
     Ok(Batch { result, chains })

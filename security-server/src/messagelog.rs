@@ -241,6 +241,10 @@ struct Job {
     done: oneshot::Sender<Result<(), WriteError>>,
 }
 
+/// Records marked time-stamped by one statement (two parameters each, well
+/// under SQLite's limit of 32 766).
+const MARK_PER_STATEMENT: usize = 500;
+
 /// Most records, and most bytes, in one group commit.
 const MAX_BATCH_RECORDS: usize = 256;
 const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
@@ -467,13 +471,20 @@ impl MessageLog {
         .bind(now)
         .fetch_one(&mut *tx)
         .await?;
-        for (record, chain) in records {
-            sqlx::query("UPDATE message_log SET timestamp_id = $1, ts_hash_chain = $2 WHERE id = $3")
-                .bind(id)
-                .bind(chain.as_deref())
-                .bind(record)
-                .execute(&mut *tx)
-                .await?;
+        // Many records per statement (a statement is a round trip to the
+        // database, for SQLite through sqlx's worker thread).
+        for chunk in records.chunks(MARK_PER_STATEMENT) {
+            let rows: Vec<String> = (0..chunk.len()).map(|i| format!("(${}, ${})", 2 * i + 2, 2 * i + 3)).collect();
+            let sql = format!(
+                "UPDATE message_log SET timestamp_id = $1, ts_hash_chain = v.column2 \
+                 FROM (VALUES {}) AS v WHERE message_log.id = v.column1",
+                rows.join(", ")
+            );
+            let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(id);
+            for (record, chain) in chunk {
+                update = update.bind(*record).bind(chain.as_deref());
+            }
+            update.execute(&mut *tx).await?;
         }
         tx.commit().await
     }

@@ -174,3 +174,49 @@ async fn an_older_log_is_migrated_to_separate_record_bodies_without_losing_anyth
         log.close().await;
     }
 }
+
+/// One time stamp over more records than one statement marks: every record is
+/// marked, each with its own hash chain, on both backends.
+#[tokio::test]
+async fn a_large_time_stamp_batch_marks_every_record_with_its_own_chain() {
+    for url in backends("bigbatch").await {
+        let backend = url.split(':').next().unwrap().to_owned();
+        let log = MessageLog::connect(&url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        let ids: Vec<String> = (0..1203).map(|i| format!("big-{i}")).collect();
+        // Written concurrently, so the writer commits them in groups.
+        let mut writes = tokio::task::JoinSet::new();
+        for id in ids.clone() {
+            let log = log.clone();
+            writes.spawn(async move { log.write(&record(&id, false, b"<request/>", None)).await });
+        }
+        while let Some(w) = writes.join_next().await {
+            w.unwrap().unwrap();
+        }
+        let waiting = log.unstamped(5000).await.unwrap();
+        assert_eq!(waiting.len(), 1203, "{backend}");
+        let marks: Vec<(i64, Option<Vec<u8>>)> =
+            waiting.iter().map(|(id, _)| (*id, Some(format!("<chain-{id}/>").into_bytes()))).collect();
+        log.save_timestamp(b"token", b"stamped", Some(b"<result/>"), &marks).await.unwrap();
+        assert_eq!(log.unstamped_count().await.unwrap(), 0, "{backend}");
+        for id in [&ids[0], &ids[600], &ids[1202]] {
+            let records = log.archived_records(id).await.unwrap();
+            let (token, chain) = records[0].timestamp.clone().unwrap();
+            assert_eq!(token, b"token", "{backend}");
+            let (result, chain) = chain.unwrap();
+            assert_eq!(result, b"<result/>", "{backend}");
+            assert!(chain.starts_with(b"<chain-") && chain.ends_with(b"/>"), "{backend}");
+        }
+        // Each record got the chain named after its own record id.
+        let by_id: std::collections::HashMap<i64, Vec<u8>> =
+            marks.into_iter().map(|(id, c)| (id, c.unwrap())).collect();
+        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
+        let stored: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT id, ts_hash_chain FROM message_log").fetch_all(&pool).await.unwrap();
+        assert_eq!(stored.len(), 1203, "{backend}");
+        for (id, chain) in stored {
+            assert_eq!(Some(&chain), by_id.get(&id), "{backend}: record {id}");
+        }
+        pool.close().await;
+        log.close().await;
+    }
+}
