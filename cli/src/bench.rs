@@ -256,12 +256,10 @@ impl RequestMaker {
 fn echo_answer(request: &[u8]) -> Bytes {
     let (_, _, service, _) = demo::ids();
     let code = service.service_code();
-    let find = |needle: &[u8], from: usize| {
-        request.get(from..).and_then(|hay| hay.windows(needle.len()).position(|w| w == needle)).map(|p| p + from)
-    };
     let open = format!("<{code} ");
     let close = format!("</{code}>");
-    let (Some(o), Some(c)) = (find(open.as_bytes(), 0), find(close.as_bytes(), 0)) else {
+    let find = |needle: &str| memchr::memmem::find(request, needle.as_bytes());
+    let (Some(o), Some(c)) = (find(&open), find(&close)) else {
         return Bytes::copy_from_slice(request);
     };
     let (o, c) = (o + open.len() - 1, c + close.len() - 1);

@@ -488,6 +488,19 @@ pub fn verify_batch(
     parts: &[DataPart<'_>],
 ) -> Result<VerifiedSignature, SignatureError> {
     let verified = verify(signature_xml, &[DataPart { uri: BATCH_RESULT_URI, bytes: hash_chain_result }])?;
+    verify_batch_chain(hash_chain_result, hash_chain, parts)?;
+    Ok(verified)
+}
+
+/// The second half of [`verify_batch`]: the hash chain from `parts` to the
+/// hash chain result. Every message of a batch shares the signature over the
+/// result, so a verifier may check that signature once per batch and this
+/// chain once per message.
+pub fn verify_batch_chain(
+    hash_chain_result: &[u8],
+    hash_chain: &[u8],
+    parts: &[DataPart<'_>],
+) -> Result<(), SignatureError> {
     // The chain's data references are checked against the parts' own bytes,
     // so a part that differs is named (`invalid_hash_chain_ref`).
     let inputs: Vec<crate::hashchain::Input<'_>> =
@@ -499,8 +512,7 @@ pub fn verify_batch(
         parts.iter().find(|p| p.uri == uri).map(|p| p.bytes.to_vec())
     };
     crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
-        .map_err(|e| SignatureError { code: e.code, message: e.message })?;
-    Ok(verified)
+        .map_err(|e| SignatureError { code: e.code, message: e.message })
 }
 
 /// The decoded `SignatureValue` octets of a signature document: what a

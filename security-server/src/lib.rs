@@ -495,6 +495,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         globalconf: freshness.clone(),
         serverconf,
         trust_reload: tokio::sync::Mutex::new(()),
+        batch_signatures: Default::default(),
     });
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);

@@ -56,6 +56,39 @@ pub(crate) struct State {
     /// Held while the trust is read from disk and replaced, so that a reload
     /// that read an older configuration cannot replace a newer one.
     pub(crate) trust_reload: tokio::sync::Mutex<()>,
+    /// Batch signatures of peers already verified.
+    pub(crate) batch_signatures: BatchSignatures,
+}
+
+/// Batch signatures already verified. Every message of a batch carries the
+/// same signature over the same hash chain result, so that signature (XML
+/// parse, canonicalization, ECDSA) is checked once per batch. Each message's
+/// own hash chain, and the signer, path and OCSP checks, still run per message.
+#[derive(Default)]
+pub(crate) struct BatchSignatures(std::sync::Mutex<HashMap<[u8; 32], xades::VerifiedSignature>>);
+
+/// Most batch signatures remembered; the memo starts afresh when it is full.
+const BATCH_SIGNATURES_KEPT: usize = 1024;
+
+impl BatchSignatures {
+    fn verify(&self, signature: &[u8], result: &[u8]) -> Result<xades::VerifiedSignature, xades::SignatureError> {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(&(signature.len() as u64).to_be_bytes());
+        ctx.update(signature);
+        ctx.update(result);
+        let mut key = [0u8; 32];
+        key.copy_from_slice(ctx.finish().as_ref());
+        if let Some(v) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
+            return Ok(v.clone());
+        }
+        let verified = xades::verify(signature, &[DataPart { uri: xades::BATCH_RESULT_URI, bytes: result }])?;
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() >= BATCH_SIGNATURES_KEPT {
+            kept.clear();
+        }
+        kept.insert(key, verified.clone());
+        Ok(verified)
+    }
 }
 
 type Resp = Response<Full<Bytes>>;
@@ -361,11 +394,8 @@ fn verify_transport(
     };
     let uris = transport::part_uris(tm.attachments.len());
     let data = parts_of(tm.soap, &tm.attachments, &uris);
-    let verified = match tm.hash_chain {
-        Some((result, chain)) => xades::verify_batch(sig, result, chain, &data),
-        None => xades::verify(sig, &data),
-    }
-    .map_err(|e| (e.code, e.message))?;
+    let verified =
+        verify_signature(&state.batch_signatures, sig, tm.hash_chain, &data).map_err(|e| (e.code, e.message))?;
     state.trust.get().check_signer(signer, &verified.certificate_der).map_err(|e| (Code::INCORRECT_CERTIFICATE, e))?;
     let now = time::OffsetDateTime::now_utc();
     state.trust.get().check_path(&verified.certificate_der, &[], now).map_err(|e| {
@@ -381,6 +411,22 @@ fn verify_transport(
 
 /// A batch signature's (hash chain result, hash chain).
 type Chain<'a> = (&'a [u8], &'a [u8]);
+
+/// Verifies a message's signature over `data`: a batch signature once per
+/// batch (through `memo`), then this message's own hash chain to its result.
+fn verify_signature(
+    memo: &BatchSignatures,
+    signature: &[u8],
+    hash_chain: Option<Chain<'_>>,
+    data: &[DataPart<'_>],
+) -> Result<xades::VerifiedSignature, xades::SignatureError> {
+    match hash_chain {
+        Some((result, chain)) => {
+            memo.verify(signature, result).and_then(|v| xades::verify_batch_chain(result, chain, data).map(|()| v))
+        }
+        None => xades::verify(signature, data),
+    }
+}
 
 async fn log(
     state: &State,
@@ -990,4 +1036,39 @@ pub(crate) fn containers_zip(query_id: &str, records: &[crate::messagelog::Logge
 
 fn safe_file_name(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn a_remembered_batch_signature_still_checks_each_messages_own_chain() {
+        let ca = musubi_pki::DevCa::new("Batch Test CA").unwrap();
+        let issued = ca.issue("signer", "Batch Test", musubi_pki::Usage::Sign, &[]).unwrap();
+        let key = SigningKey::from_pkcs8(&issued.key_pkcs8, issued.cert_der.clone()).unwrap();
+        let uris = transport::part_uris(0);
+        let part = |bytes: &'static [u8]| vec![DataPart { uri: &uris[0], bytes }];
+        let (one, two) = (part(b"<one/>"), part(b"<two/>"));
+        let shares = xades::sign_batch(&key, &[one.clone(), two.clone()], "2026-12-01T00:00:00Z", None).unwrap();
+        let memo = BatchSignatures::default();
+        let check = |i: usize, data: &[DataPart<'_>]| {
+            let s = &shares[i];
+            verify_signature(&memo, &s.signature, Some((&s.hash_chain_result, &s.hash_chain)), data)
+        };
+        let first = check(0, &one).unwrap();
+        assert_eq!(first.certificate_der, issued.cert_der);
+        assert_eq!(memo.0.lock().unwrap().len(), 1, "the batch signature is remembered");
+        check(1, &two).unwrap();
+        // With the signature remembered, a message is still checked against its own chain.
+        assert!(check(1, &part(b"<changed/>")).is_err());
+        assert!(check(0, &two).is_err());
+        // A result the signature does not cover is not taken from the memo.
+        let mut other = shares[0].hash_chain_result.clone();
+        other.extend_from_slice(b" ");
+        assert!(memo.verify(&shares[0].signature, &other).is_err());
+        assert_eq!(memo.0.lock().unwrap().len(), 1, "failures are not remembered");
+    }
 }
