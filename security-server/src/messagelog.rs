@@ -10,8 +10,9 @@
 
 use std::path::Path;
 
-use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
+use sqlx::pool::PoolConnection;
+use sqlx::{Any, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 /// Which proxy wrote a record.
@@ -271,24 +272,37 @@ async fn write_records(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// One group commit on a connection of its own. A connection whose
-/// transaction failed is closed, not returned to the pool: after an I/O error
-/// (a full disk) SQLite may already have rolled back, and no later batch may
-/// run inside a transaction left half open.
-async fn insert_batch(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
+/// A connection of its own with a transaction begun on it; [`finish`] ends it.
+async fn begin(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    match insert_in_transaction(&mut conn, batch).await {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-            let _ = conn.close().await;
-            Err(e)
-        }
-    }
+    sqlx::query("BEGIN").execute(&mut *conn).await?;
+    Ok(conn)
 }
 
-async fn insert_in_transaction(conn: &mut sqlx::AnyConnection, batch: &[Job]) -> Result<(), sqlx::Error> {
-    sqlx::query("BEGIN").execute(&mut *conn).await?;
+/// Commits `conn`'s transaction when `work` succeeded. Otherwise it rolls back
+/// and closes the connection instead of returning it to the pool: after an I/O
+/// error (a full disk) SQLite may already have rolled back, and no later work
+/// may run inside a transaction left half open.
+async fn finish<T>(mut conn: PoolConnection<Any>, work: Result<T, sqlx::Error>) -> Result<T, sqlx::Error> {
+    let result = match work {
+        Ok(value) => sqlx::query("COMMIT").execute(&mut *conn).await.map(|_| value),
+        Err(e) => Err(e),
+    };
+    if result.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        let _ = conn.close().await;
+    }
+    result
+}
+
+/// One group commit.
+async fn insert_batch(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
+    let mut conn = begin(pool).await?;
+    let work = insert_records(&mut conn, batch).await;
+    finish(conn, work).await
+}
+
+async fn insert_records(conn: &mut sqlx::AnyConnection, batch: &[Job]) -> Result<(), sqlx::Error> {
     for Job { row: r, .. } in batch {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO message_log (query_id, client, service, side, direction, created_at) \
@@ -315,7 +329,6 @@ async fn insert_in_transaction(conn: &mut sqlx::AnyConnection, batch: &[Job]) ->
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
 }
 
@@ -461,7 +474,8 @@ impl MessageLog {
     ) -> Result<(), sqlx::Error> {
         let now =
             time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).unwrap_or_default();
-        let mut tx = self.pool.begin().await?;
+        let mut conn = begin(&self.pool).await?;
+        let work: Result<(), sqlx::Error> = async {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO timestamps (token, stamped, hash_chain_result, created_at) VALUES ($1, $2, $3, $4) RETURNING id",
         )
@@ -469,7 +483,7 @@ impl MessageLog {
         .bind(stamped)
         .bind(hash_chain_result)
         .bind(now)
-        .fetch_one(&mut *tx)
+        .fetch_one(&mut *conn)
         .await?;
         // Many records per statement (a statement is a round trip to the
         // database, for SQLite through sqlx's worker thread).
@@ -484,9 +498,12 @@ impl MessageLog {
             for (record, chain) in chunk {
                 update = update.bind(*record).bind(chain.as_deref());
             }
-            update.execute(&mut *tx).await?;
+            update.execute(&mut *conn).await?;
         }
-        tx.commit().await
+            Ok(())
+        }
+        .await;
+        finish(conn, work).await
     }
 
     /// The time stamps of the records of `query_id`: (token, stamped data), one
@@ -568,45 +585,53 @@ impl MessageLog {
         digest: &str,
         records: &[i64],
     ) -> Result<(), sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for id in records {
-            sqlx::query("UPDATE message_log SET archive_file = $1 WHERE id = $2")
-                .bind(file)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query(
-            "INSERT INTO archive_digests (group_key, last_digest, last_file) VALUES ($1, $2, $3) \
+        let mut conn = begin(&self.pool).await?;
+        let work: Result<(), sqlx::Error> = async {
+            for id in records {
+                sqlx::query("UPDATE message_log SET archive_file = $1 WHERE id = $2")
+                    .bind(file)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            sqlx::query(
+                "INSERT INTO archive_digests (group_key, last_digest, last_file) VALUES ($1, $2, $3) \
              ON CONFLICT (group_key) DO UPDATE SET last_digest = excluded.last_digest, last_file = excluded.last_file",
-        )
-        .bind(group)
-        .bind(digest)
-        .bind(file)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await
+            )
+            .bind(group)
+            .bind(digest)
+            .bind(file)
+            .execute(&mut *conn)
+            .await?;
+            Ok(())
+        }
+        .await;
+        finish(conn, work).await
     }
 
     /// Deletes archived records logged before `before` (RFC 3339); returns how many.
     pub async fn delete_archived_before(&self, before: &str) -> Result<u64, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "DELETE FROM message_log_body WHERE record_id IN \
+        let mut conn = begin(&self.pool).await?;
+        let work: Result<u64, sqlx::Error> = async {
+            sqlx::query(
+                "DELETE FROM message_log_body WHERE record_id IN \
              (SELECT id FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1)",
-        )
-        .bind(before)
-        .execute(&mut *tx)
-        .await?;
-        let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1")
+            )
             .bind(before)
-            .execute(&mut *tx)
+            .execute(&mut *conn)
             .await?;
-        tx.commit().await?;
+            let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1")
+                .bind(before)
+                .execute(&mut *conn)
+                .await?;
+            Ok(done.rows_affected())
+        }
+        .await;
+        let done = finish(conn, work).await?;
         sqlx::query("DELETE FROM timestamps WHERE id NOT IN (SELECT timestamp_id FROM message_log WHERE timestamp_id IS NOT NULL)")
             .execute(&self.pool)
             .await?;
-        Ok(done.rows_affected())
+        Ok(done)
     }
 
     /// Number of records of `query_id` that are archived.
