@@ -13,7 +13,7 @@
 pub mod csr;
 pub mod http;
 mod legacy_rsa;
-mod memo;
+pub mod memo;
 pub mod ocsp;
 pub mod token;
 pub mod tsp;

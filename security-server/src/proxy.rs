@@ -64,30 +64,19 @@ pub(crate) struct State {
 /// same signature over the same hash chain result, so that signature (XML
 /// parse, canonicalization, ECDSA) is checked once per batch. Each message's
 /// own hash chain, and the signer, path and OCSP checks, still run per message.
-#[derive(Default)]
-pub(crate) struct BatchSignatures(std::sync::Mutex<HashMap<[u8; 32], xades::VerifiedSignature>>);
+pub(crate) struct BatchSignatures(musubi_pki::memo::Memo<xades::VerifiedSignature>);
 
-/// Most batch signatures remembered; the memo starts afresh when it is full.
-const BATCH_SIGNATURES_KEPT: usize = 1024;
+impl Default for BatchSignatures {
+    fn default() -> Self {
+        Self(musubi_pki::memo::Memo::new(1024))
+    }
+}
 
 impl BatchSignatures {
     fn verify(&self, signature: &[u8], result: &[u8]) -> Result<xades::VerifiedSignature, xades::SignatureError> {
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        ctx.update(&(signature.len() as u64).to_be_bytes());
-        ctx.update(signature);
-        ctx.update(result);
-        let mut key = [0u8; 32];
-        key.copy_from_slice(ctx.finish().as_ref());
-        if let Some(v) = self.0.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
-            return Ok(v.clone());
-        }
-        let verified = xades::verify(signature, &[DataPart { uri: xades::BATCH_RESULT_URI, bytes: result }])?;
-        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        if kept.len() >= BATCH_SIGNATURES_KEPT {
-            kept.clear();
-        }
-        kept.insert(key, verified.clone());
-        Ok(verified)
+        self.0.get_or_check(&[signature, result], || {
+            xades::verify(signature, &[DataPart { uri: xades::BATCH_RESULT_URI, bytes: result }])
+        })
     }
 }
 
@@ -1060,7 +1049,7 @@ mod tests {
         };
         let first = check(0, &one).unwrap();
         assert_eq!(first.certificate_der, issued.cert_der);
-        assert_eq!(memo.0.lock().unwrap().len(), 1, "the batch signature is remembered");
+        assert_eq!(memo.0.len(), 1, "the batch signature is remembered");
         check(1, &two).unwrap();
         // With the signature remembered, a message is still checked against its own chain.
         assert!(check(1, &part(b"<changed/>")).is_err());
@@ -1069,6 +1058,6 @@ mod tests {
         let mut other = shares[0].hash_chain_result.clone();
         other.extend_from_slice(b" ");
         assert!(memo.verify(&shares[0].signature, &other).is_err());
-        assert_eq!(memo.0.lock().unwrap().len(), 1, "failures are not remembered");
+        assert_eq!(memo.0.len(), 1, "failures are not remembered");
     }
 }
