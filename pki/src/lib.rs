@@ -603,6 +603,43 @@ mod tests {
     }
 
     #[test]
+    fn parts_known_by_digest_verify_like_their_bytes() {
+        let ca = DevCa::new("Test CA").unwrap();
+        let key = key_for(&ca);
+        let (msg, att) = (b"<m/>".as_slice(), b"streamed attachment".as_slice());
+        let parts = [DataPart { uri: "/message.xml", bytes: msg }, DataPart { uri: "/attachment1", bytes: att }];
+        let sha = |b: &[u8]| ring::digest::digest(&ring::digest::SHA512, b).as_ref().to_vec();
+        let (dm, da, other) = (sha(msg), sha(att), sha(b"other"));
+        let good = [
+            xades::PartDigest { uri: "/message.xml", method: xades::SHA512, value: &dm },
+            xades::PartDigest { uri: "/attachment1", method: xades::SHA512, value: &da },
+        ];
+        let sig = xades::sign(&key, &parts, "2026-11-24T10:00:00Z").unwrap();
+        assert_eq!(xades::verify_digests(&sig, &good).unwrap().certificate_der, key.certificate_der());
+        let changed = [good[0], xades::PartDigest { value: &other, ..good[1] }];
+        assert_eq!(
+            xades::verify_digests(&sig, &changed).unwrap_err().code,
+            musubi_protocol::Code::INVALID_SIGNATURE_VALUE
+        );
+        // A digest of another method than the signature's cannot stand in for the part.
+        let sha256 = "http://www.w3.org/2001/04/xmlenc#sha256";
+        let other_method = [good[0], xades::PartDigest { method: sha256, ..good[1] }];
+        assert_eq!(
+            xades::verify_digests(&sig, &other_method).unwrap_err().code,
+            musubi_protocol::Code::INVALID_SIGNATURE_VALUE
+        );
+        // The same through a batch's hash chain.
+        let shares = xades::sign_batch(&key, &[parts.to_vec(), parts.to_vec()], "2026-11-24T10:00:00Z", None).unwrap();
+        let (r, c) = (&shares[0].hash_chain_result, &shares[0].hash_chain);
+        xades::verify_batch_chain_digests(r, c, &good).unwrap();
+        assert!(xades::verify_batch_chain_digests(r, c, &changed).is_err());
+        assert_eq!(
+            xades::verify_batch_chain_digests(r, c, &other_method).unwrap_err().code,
+            musubi_protocol::Code::INVALID_HASH_CHAIN_REF
+        );
+    }
+
+    #[test]
     fn batch_signatures_cover_each_message_through_its_hash_chain() {
         let ca = DevCa::new("Test CA").unwrap();
         let key = key_for(&ca);

@@ -225,9 +225,16 @@ impl Verifier<'_> {
                 Child::DataRef { method, uri, transform, digest: stated } => {
                     let m = method_of(&method)?;
                     self.used.insert(uri.clone());
-                    let given = self.inputs.iter().find(|i| i.uri == uri).and_then(|i| i.digest.clone());
-                    let d = match given {
+                    let input = self.inputs.iter().find(|i| i.uri == uri);
+                    let d = match input.and_then(|i| i.digest.clone()) {
                         Some((alg, d)) if alg == m => d,
+                        // A part known only by a digest of another method cannot be checked.
+                        Some((alg, _)) if (self.resolve)(&uri).is_none() => {
+                            return Err(err(
+                                Code::INVALID_HASH_CHAIN_REF,
+                                format!("{uri} was hashed with {alg}, but the hash chain uses {m}"),
+                            ));
+                        }
                         _ => match (self.resolve)(&uri) {
                             Some(data) => {
                                 let data = match &transform {

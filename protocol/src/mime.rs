@@ -212,20 +212,32 @@ pub fn parse_multipart<'a>(
 
 pub(crate) fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<Part<'a>, MimeError> {
     // Headers end at the first empty line; a part may have no headers at all.
-    let (head, body) = if raw.starts_with(b"\r\n") {
-        (&raw[..0], &raw[2..])
-    } else if raw.starts_with(b"\n") {
-        (&raw[..0], &raw[1..])
-    } else if let Some(i) = {
-        // The blank line is looked for where headers may be, not through a large body.
-        let window = &raw[..raw.len().min(limits.max_header_bytes + 4)];
-        find(window, b"\r\n\r\n", 0).into_iter().chain(find(window, b"\n\n", 0)).min()
-    } {
-        let sep = if raw[i..].starts_with(b"\r\n\r\n") { 4 } else { 2 };
-        (&raw[..i], &raw[i + sep..])
-    } else {
-        (raw, &raw[raw.len()..])
+    let (head, body) = match head_end(raw, limits) {
+        Some((head, body)) => (&raw[..head], &raw[body..]),
+        None => (raw, &raw[raw.len()..]),
     };
+    let headers = parse_headers(head, limits)?;
+    Ok(Part { headers, body })
+}
+
+/// Where a part's header block ends and its body starts: `(header bytes,
+/// body offset)`, if the blank line after the headers is within the limit.
+/// A part may have no headers at all.
+fn head_end(raw: &[u8], limits: &MultipartLimits) -> Option<(usize, usize)> {
+    if raw.starts_with(b"\r\n") {
+        return Some((0, 2));
+    }
+    if raw.starts_with(b"\n") {
+        return Some((0, 1));
+    }
+    // The blank line is looked for where headers may be, not through a large body.
+    let window = &raw[..raw.len().min(limits.max_header_bytes + 4)];
+    let i = find(window, b"\r\n\r\n", 0).into_iter().chain(find(window, b"\n\n", 0)).min()?;
+    Some((i, i + if raw[i..].starts_with(b"\r\n\r\n") { 4 } else { 2 }))
+}
+
+/// Header lines of one part, as (name, value) trimmed.
+fn parse_headers<'a>(head: &'a [u8], limits: &MultipartLimits) -> Result<Vec<(&'a str, &'a str)>, MimeError> {
     if head.len() > limits.max_header_bytes {
         return Err(MimeError::Malformed(format!("part headers exceed {} bytes", limits.max_header_bytes)));
     }
@@ -244,7 +256,7 @@ pub(crate) fn parse_part<'a>(raw: &'a [u8], limits: &MultipartLimits) -> Result<
             line.split_once(':').ok_or_else(|| MimeError::Malformed(format!("bad part header line {line:?}")))?;
         headers.push((k.trim(), v.trim()));
     }
-    Ok(Part { headers, body })
+    Ok(headers)
 }
 
 /// A parsed multipart body.
@@ -303,6 +315,225 @@ impl MultipartWriter {
     }
 }
 
+/// One step of [`MultipartStream`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamEvent<'a> {
+    /// A part begins; its header lines as (name, value).
+    Headers(Vec<(String, String)>),
+    /// The next bytes of the current part's body.
+    Data(&'a [u8]),
+    /// The current part ended.
+    PartEnd,
+    /// The body ended; `trailing` when more than whitespace followed the
+    /// closing delimiter.
+    End {
+        /// Whether the epilogue held more than whitespace.
+        trailing: bool,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Preamble,
+    AfterDelimiter,
+    Headers,
+    Body,
+    Epilogue,
+    Done,
+}
+
+/// A multipart body parsed as it arrives, for bodies too large to hold whole:
+/// the same grammar and limits as [`parse_multipart`], sans-IO. Push chunks
+/// with [`push`](Self::push), call [`finish`](Self::finish) at the end of the
+/// input, and take events with [`next_event`](Self::next_event) until it returns `None`
+/// (more input needed) or [`StreamEvent::End`]. It holds at most one chunk
+/// plus a delimiter's length of body at a time (and one header block).
+#[derive(Debug)]
+pub struct MultipartStream {
+    boundary: String,
+    /// `\n--boundary`: a delimiter follows a line break (CRLF or LF).
+    delimiter: Vec<u8>,
+    buf: Vec<u8>,
+    pos: usize,
+    stage: Stage,
+    eof: bool,
+    parts: usize,
+    trailing: bool,
+    limits: MultipartLimits,
+}
+
+impl MultipartStream {
+    /// A parser for a body with boundary `boundary`.
+    pub fn new(boundary: &str, limits: MultipartLimits) -> Self {
+        Self {
+            boundary: boundary.to_owned(),
+            delimiter: format!("\n--{boundary}").into_bytes(),
+            // The line break before the first delimiter may be missing: the body may start with it.
+            buf: b"\n".to_vec(),
+            pos: 0,
+            stage: Stage::Preamble,
+            eof: false,
+            parts: 0,
+            trailing: false,
+            limits,
+        }
+    }
+
+    /// Appends the next chunk of input. Take the pending events first: the
+    /// parser keeps what it has not yet returned.
+    pub fn push(&mut self, chunk: &[u8]) {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(chunk);
+    }
+
+    /// Marks the end of the input.
+    pub fn finish(&mut self) {
+        self.eof = true;
+    }
+
+    /// Parts begun so far.
+    pub fn parts(&self) -> usize {
+        self.parts
+    }
+
+    /// The next event, `None` when more input is needed (or after `End`).
+    pub fn next_event(&mut self) -> Result<Option<StreamEvent<'_>>, MimeError> {
+        loop {
+            let rest = &self.buf[self.pos..];
+            match self.stage {
+                Stage::Preamble => match find(rest, &self.delimiter, 0) {
+                    Some(i) => {
+                        self.pos += i + self.delimiter.len();
+                        self.stage = Stage::AfterDelimiter;
+                    }
+                    None if self.eof => return Err(MimeError::BoundaryNotFound(self.boundary.clone())),
+                    None => {
+                        // Keep what may be the start of a delimiter.
+                        self.pos += rest.len().saturating_sub(self.delimiter.len() - 1);
+                        return Ok(None);
+                    }
+                },
+                Stage::AfterDelimiter => {
+                    if rest.len() < 2 && !self.eof {
+                        return Ok(None);
+                    }
+                    if rest.starts_with(b"--") {
+                        self.pos += 2;
+                        self.stage = Stage::Epilogue;
+                        continue;
+                    }
+                    let blank = rest.iter().all(u8::is_ascii_whitespace);
+                    // A last delimiter without the closing "--" at the very end:
+                    // tolerated, as parse_multipart does.
+                    if blank && self.eof && self.parts > 0 {
+                        self.stage = Stage::Epilogue;
+                        continue;
+                    }
+                    if blank && !self.eof && rest.len() <= self.limits.max_header_bytes {
+                        return Ok(None);
+                    }
+                    let line = find(rest, b"\n", 0);
+                    let padding = &rest[..line.unwrap_or(rest.len())];
+                    if !padding.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r')) {
+                        return Err(MimeError::Malformed("text after a boundary delimiter".into()));
+                    }
+                    let Some(line) = line else {
+                        if self.eof || rest.len() > self.limits.max_header_bytes {
+                            return Err(MimeError::Malformed("delimiter line does not end".into()));
+                        }
+                        return Ok(None);
+                    };
+                    if self.parts >= self.limits.max_parts {
+                        return Err(MimeError::TooManyParts(self.limits.max_parts));
+                    }
+                    self.pos += line + 1;
+                    self.stage = Stage::Headers;
+                }
+                Stage::Headers => {
+                    if rest.len() < 2 && !self.eof {
+                        return Ok(None);
+                    }
+                    let window = &rest[..rest.len().min(self.limits.max_header_bytes + self.delimiter.len() + 4)];
+                    let next_delimiter = find(window, &self.delimiter, 0);
+                    let (head, body) =
+                        match (head_end(&rest[..next_delimiter.unwrap_or(rest.len())], &self.limits), next_delimiter) {
+                            (Some(found), _) => found,
+                            // Headers only, closed by the next delimiter.
+                            (None, Some(i)) => (if i > 0 && rest[i - 1] == b'\r' { i - 1 } else { i }, i),
+                            (None, None) if self.eof => {
+                                return Err(MimeError::Malformed(format!(
+                                    "part {} is not closed by a boundary",
+                                    self.parts + 1
+                                )));
+                            }
+                            (None, None) if rest.len() > self.limits.max_header_bytes + 4 => {
+                                return Err(MimeError::Malformed(format!(
+                                    "part headers exceed {} bytes",
+                                    self.limits.max_header_bytes
+                                )));
+                            }
+                            (None, None) => return Ok(None),
+                        };
+                    let headers = parse_headers(&rest[..head], &self.limits)?
+                        .into_iter()
+                        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                        .collect();
+                    self.pos += body;
+                    self.parts += 1;
+                    self.stage = Stage::Body;
+                    return Ok(Some(StreamEvent::Headers(headers)));
+                }
+                Stage::Body => {
+                    let start = self.pos;
+                    let end = match find(rest, &self.delimiter, 0) {
+                        Some(0) => {
+                            self.pos += self.delimiter.len();
+                            self.stage = Stage::AfterDelimiter;
+                            return Ok(Some(StreamEvent::PartEnd));
+                        }
+                        Some(i) => {
+                            // The CR of a CRLF before the delimiter belongs to the delimiter.
+                            self.pos += i;
+                            if rest[i - 1] == b'\r' { i - 1 } else { i }
+                        }
+                        None if self.eof => {
+                            return Err(MimeError::Malformed(format!(
+                                "part {} is not closed by a boundary",
+                                self.parts
+                            )));
+                        }
+                        None => {
+                            // Hold back what may be a CR and the start of a delimiter.
+                            let n = rest.len().saturating_sub(self.delimiter.len());
+                            if n == 0 {
+                                return Ok(None);
+                            }
+                            self.pos += n;
+                            n
+                        }
+                    };
+                    if end > 0 {
+                        return Ok(Some(StreamEvent::Data(&self.buf[start..start + end])));
+                    }
+                }
+                Stage::Epilogue => {
+                    self.trailing |= !rest.iter().all(u8::is_ascii_whitespace);
+                    self.pos = self.buf.len();
+                    if !self.eof {
+                        return Ok(None);
+                    }
+                    self.stage = Stage::Done;
+                    return Ok(Some(StreamEvent::End { trailing: self.trailing }));
+                }
+                Stage::Done => return Ok(None),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,5 +572,98 @@ mod tests {
         assert!(parse_multipart(b"--b\r\nContent-Type: text/xml\r\n\r\n<a/>", "b", &lim).is_err());
         let many: Vec<u8> = (0..300).flat_map(|_| b"--b\r\n\r\nx\r\n".to_vec()).chain(b"--b--".to_vec()).collect();
         assert!(matches!(parse_multipart(&many, "b", &lim), Err(MimeError::TooManyParts(_))));
+    }
+
+    /// Parts as (headers, body) and the trailing flag, from the stream fed in chunks of `size`.
+    #[allow(clippy::type_complexity)]
+    fn streamed(
+        body: &[u8],
+        boundary: &str,
+        size: usize,
+    ) -> Result<(Vec<(Vec<(String, String)>, Vec<u8>)>, bool), MimeError> {
+        let mut s = MultipartStream::new(boundary, MultipartLimits::default());
+        let mut parts: Vec<(Vec<(String, String)>, Vec<u8>)> = Vec::new();
+        let mut chunks = body.chunks(size.max(1));
+        loop {
+            match s.next_event()? {
+                Some(StreamEvent::Headers(h)) => parts.push((h, Vec::new())),
+                Some(StreamEvent::Data(d)) => parts.last_mut().expect("data inside a part").1.extend_from_slice(d),
+                Some(StreamEvent::PartEnd) => {}
+                Some(StreamEvent::End { trailing }) => return Ok((parts, trailing)),
+                None => match chunks.next() {
+                    Some(c) => s.push(c),
+                    None => s.finish(),
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn the_stream_parses_as_the_whole_body_parser_does_in_any_chunking() {
+        let mut w = MultipartWriter::new("XYZ");
+        w.part(&[("Content-Type", "text/xml")], b"<a/>");
+        w.part(&[("Content-Type", "application/octet-stream")], b"\r\n--XY\r\n\r\r\n-");
+        w.part(&[], b"");
+        let written = w.finish();
+        let bodies: Vec<Vec<u8>> = vec![
+            written.clone(),
+            [b"preamble\r\n".as_slice(), &written, b"epilogue"].concat(),
+            b"--XYZ\nContent-Type: a/b\n\nlf only\n--XYZ\nX: 1\n--XYZ--".to_vec(),
+            b"--XYZ\r\n\r\nno close\r\n--XYZ\r\n".to_vec(),
+            b"--XYZ  \r\nA: b\r\n\r\npadded\r\n--XYZ--\r\n".to_vec(),
+            b"--XYZ\r\nA: b\r\n\r\nunclosed".to_vec(),
+            b"--XYZx\r\n\r\n".to_vec(),
+            b"no boundary at all".to_vec(),
+            b"--XYZ\r\n folded: no\r\n\r\nx\r\n--XYZ--".to_vec(),
+        ];
+        let parses = [true, true, true, true, true, false, false, false, false];
+        for (body, parses) in bodies.iter().zip(parses) {
+            let whole = parse_multipart(body, "XYZ", &MultipartLimits::default()).map(|mp| {
+                let parts: Vec<_> = mp
+                    .parts
+                    .iter()
+                    .map(|p| {
+                        let h = p.headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect::<Vec<_>>();
+                        (h, p.body.to_vec())
+                    })
+                    .collect();
+                (parts, mp.has_trailing_data())
+            });
+            assert_eq!(whole.is_ok(), parses, "{:?}", String::from_utf8_lossy(body));
+            for size in [1, 2, 3, 5, 7, 16, 4096] {
+                let got = streamed(body, "XYZ", size);
+                match (&whole, &got) {
+                    (Ok(w), Ok(g)) => assert_eq!(w, g, "chunks of {size}: {:?}", String::from_utf8_lossy(body)),
+                    (Err(_), Err(_)) => {}
+                    _ => panic!(
+                        "chunks of {size}: whole {whole:?}, streamed {got:?} for {:?}",
+                        String::from_utf8_lossy(body)
+                    ),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_stream_holds_little_of_a_large_part() {
+        let mut w = MultipartWriter::new("b");
+        w.part(&[("Content-Type", "application/octet-stream")], &vec![b'x'; 1 << 20]);
+        let body = w.finish();
+        let mut s = MultipartStream::new("b", MultipartLimits::default());
+        let mut total = 0;
+        for chunk in body.chunks(8192) {
+            s.push(chunk);
+            while let Some(e) = s.next_event().unwrap() {
+                if let StreamEvent::Data(d) = e {
+                    total += d.len();
+                }
+            }
+            assert!(s.buf.len() - s.pos <= 8192 + 8, "held {} bytes", s.buf.len() - s.pos);
+        }
+        s.finish();
+        assert_eq!(s.next_event().unwrap(), Some(StreamEvent::End { trailing: false }));
+        assert_eq!(total, 1 << 20);
+        let many: Vec<u8> = (0..300).flat_map(|_| b"--b\r\n\r\nx\r\n".to_vec()).chain(b"--b--".to_vec()).collect();
+        assert!(matches!(streamed(&many, "b", 100), Err(MimeError::TooManyParts(_))));
     }
 }

@@ -79,6 +79,39 @@ pub struct DataPart<'a> {
     pub bytes: &'a [u8],
 }
 
+/// A data part known by its digest only, as when it was hashed while it
+/// streamed past and not kept in memory.
+#[derive(Debug, Clone, Copy)]
+pub struct PartDigest<'a> {
+    /// `/message.xml`, `/attachment1`, …
+    pub uri: &'a str,
+    /// The XML-DSig digest method URI the digest was made with.
+    pub method: &'a str,
+    /// The digest.
+    pub value: &'a [u8],
+}
+
+/// What a verifier knows of one part: its bytes, or its digest.
+#[derive(Clone, Copy)]
+enum Known<'a> {
+    Bytes(&'a [u8]),
+    Digest(&'a str, &'a [u8]),
+}
+
+impl Known<'_> {
+    /// The part's digest with `method`, base64.
+    fn digest_b64(self, uri: &str, method: &str) -> Result<String, SignatureError> {
+        match self {
+            Known::Bytes(b) => digest_b64(method, b),
+            Known::Digest(m, v) if m == method => Ok(B64.encode(v)),
+            Known::Digest(m, _) => Err(err(
+                Code::INVALID_SIGNATURE_VALUE,
+                format!("{uri} was hashed with {m} as announced, but the signature uses {method}"),
+            )),
+        }
+    }
+}
+
 /// SHA-512 of `data`, base64.
 pub fn sha512_b64(data: &[u8]) -> String {
     B64.encode(digest::digest(&digest::SHA512, data))
@@ -261,6 +294,18 @@ struct Reference {
 /// and every reference must match; the signature value must verify with the
 /// embedded certificate, whose digest must match `SigningCertificate`.
 pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSignature, SignatureError> {
+    let known: Vec<(&str, Known<'_>)> = parts.iter().map(|p| (p.uri, Known::Bytes(p.bytes))).collect();
+    verify_known(signature_xml, &known)
+}
+
+/// Like [`verify`], for parts known by their digests. A digest made with
+/// another method than the signature's reference names is refused.
+pub fn verify_digests(signature_xml: &[u8], parts: &[PartDigest<'_>]) -> Result<VerifiedSignature, SignatureError> {
+    let known: Vec<(&str, Known<'_>)> = parts.iter().map(|p| (p.uri, Known::Digest(p.method, p.value))).collect();
+    verify_known(signature_xml, &known)
+}
+
+fn verify_known(signature_xml: &[u8], parts: &[(&str, Known<'_>)]) -> Result<VerifiedSignature, SignatureError> {
     if signature_xml.len() > MAX_SIGNATURE_BYTES {
         return Err(malformed(format!("signature of {} bytes exceeds {MAX_SIGNATURE_BYTES}", signature_xml.len())));
     }
@@ -366,9 +411,9 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
     let cert = b64(&cert_b64).map_err(|_| malformed("X509Certificate is not base64"))?;
     let value = b64(&value).map_err(|_| malformed("SignatureValue is not base64"))?;
 
-    for part in parts {
-        if !refs.iter().any(|r| r.uri == part.uri) {
-            return Err(err(Code::INVALID_REFERENCE, format!("the signature does not cover {}", part.uri)));
+    for (uri, _) in parts {
+        if !refs.iter().any(|r| r.uri == *uri) {
+            return Err(err(Code::INVALID_REFERENCE, format!("the signature does not cover {uri}")));
         }
     }
     // X-Road reports a reference whose digest does not match as an invalid
@@ -378,11 +423,11 @@ pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSi
             let alg = r.transform.as_deref().unwrap_or(C14N);
             digest_b64(&r.digest_alg, &canonical_subtree(text, "", id, alg)?)?
         } else {
-            let part = parts
+            let (_, part) = parts
                 .iter()
-                .find(|p| p.uri == r.uri)
+                .find(|(uri, _)| *uri == r.uri)
                 .ok_or_else(|| malformed(format!("the signature references unknown part {}", r.uri)))?;
-            digest_b64(&r.digest_alg, part.bytes)?
+            part.digest_b64(&r.uri, &r.digest_alg)?
         };
         let expected: String = r.digest.split_whitespace().collect();
         if actual != expected {
@@ -511,6 +556,21 @@ pub fn verify_batch_chain(
         }
         parts.iter().find(|p| p.uri == uri).map(|p| p.bytes.to_vec())
     };
+    crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
+        .map_err(|e| SignatureError { code: e.code, message: e.message })
+}
+
+/// Like [`verify_batch_chain`], for parts known by their digests.
+pub fn verify_batch_chain_digests(
+    hash_chain_result: &[u8],
+    hash_chain: &[u8],
+    parts: &[PartDigest<'_>],
+) -> Result<(), SignatureError> {
+    let inputs: Vec<crate::hashchain::Input<'_>> = parts
+        .iter()
+        .map(|p| crate::hashchain::Input { uri: p.uri, digest: Some((p.method, p.value.to_vec())) })
+        .collect();
+    let resolve = |uri: &str| (uri == BATCH_CHAIN_URI).then(|| hash_chain.to_vec());
     crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
         .map_err(|e| SignatureError { code: e.code, message: e.message })
 }
