@@ -615,26 +615,26 @@ mod tests {
             xades::PartDigest { uri: "/attachment1", method: xades::SHA512, value: &da },
         ];
         let sig = xades::sign(&key, &parts, "2026-11-24T10:00:00Z").unwrap();
-        assert_eq!(xades::verify_digests(&sig, &good).unwrap().certificate_der, key.certificate_der());
+        assert_eq!(xades::verify_parts(&sig, &[], &good).unwrap().certificate_der, key.certificate_der());
         let changed = [good[0], xades::PartDigest { value: &other, ..good[1] }];
         assert_eq!(
-            xades::verify_digests(&sig, &changed).unwrap_err().code,
+            xades::verify_parts(&sig, &[], &changed).unwrap_err().code,
             musubi_protocol::Code::INVALID_SIGNATURE_VALUE
         );
         // A digest of another method than the signature's cannot stand in for the part.
         let sha256 = "http://www.w3.org/2001/04/xmlenc#sha256";
         let other_method = [good[0], xades::PartDigest { method: sha256, ..good[1] }];
         assert_eq!(
-            xades::verify_digests(&sig, &other_method).unwrap_err().code,
+            xades::verify_parts(&sig, &[], &other_method).unwrap_err().code,
             musubi_protocol::Code::INVALID_SIGNATURE_VALUE
         );
         // The same through a batch's hash chain.
         let shares = xades::sign_batch(&key, &[parts.to_vec(), parts.to_vec()], "2026-11-24T10:00:00Z", None).unwrap();
         let (r, c) = (&shares[0].hash_chain_result, &shares[0].hash_chain);
-        xades::verify_batch_chain_digests(r, c, &good).unwrap();
-        assert!(xades::verify_batch_chain_digests(r, c, &changed).is_err());
+        xades::verify_batch_chain_parts(r, c, &[], &good).unwrap();
+        assert!(xades::verify_batch_chain_parts(r, c, &[], &changed).is_err());
         assert_eq!(
-            xades::verify_batch_chain_digests(r, c, &other_method).unwrap_err().code,
+            xades::verify_batch_chain_parts(r, c, &[], &other_method).unwrap_err().code,
             musubi_protocol::Code::INVALID_HASH_CHAIN_REF
         );
     }

@@ -115,6 +115,9 @@ fn split_params(value: &str) -> impl Iterator<Item = &str> {
     out.into_iter()
 }
 
+/// A part's header lines, (name, value).
+pub type HeaderLines<'a> = [(&'a str, &'a str)];
+
 /// One part of a multipart body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Part<'a> {
@@ -293,6 +296,13 @@ impl MultipartWriter {
     }
     /// Appends one part.
     pub fn part(&mut self, headers: &[(&str, &str)], body: &[u8]) {
+        self.open(headers);
+        self.out.extend_from_slice(body);
+        self.close();
+    }
+    /// Starts a part whose body the caller appends (with [`append`](Self::append),
+    /// or elsewhere after [`take`](Self::take)) before [`close`](Self::close).
+    pub fn open(&mut self, headers: &[(&str, &str)]) {
         self.out.extend_from_slice(b"--");
         self.out.extend_from_slice(self.boundary.as_bytes());
         self.out.extend_from_slice(b"\r\n");
@@ -303,8 +313,18 @@ impl MultipartWriter {
             self.out.extend_from_slice(b"\r\n");
         }
         self.out.extend_from_slice(b"\r\n");
-        self.out.extend_from_slice(body);
+    }
+    /// Appends body bytes of the open part.
+    pub fn append(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+    /// Ends the open part.
+    pub fn close(&mut self) {
         self.out.extend_from_slice(b"\r\n");
+    }
+    /// Takes what was written so far; the writer goes on from there.
+    pub fn take(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.out)
     }
     /// Closes the body and returns it.
     pub fn finish(mut self) -> Vec<u8> {
@@ -312,6 +332,30 @@ impl MultipartWriter {
         self.out.extend_from_slice(self.boundary.as_bytes());
         self.out.extend_from_slice(b"--\r\n");
         self.out
+    }
+}
+
+/// A piece of an encoded body: bytes written by the encoder, or a body the
+/// caller supplied and streams itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece<B> {
+    /// Encoded bytes.
+    Bytes(Vec<u8>),
+    /// A caller's body, in place.
+    Body(B),
+}
+
+impl<B: AsRef<[u8]>> Piece<B> {
+    /// All pieces as one buffer.
+    pub fn concat(pieces: Vec<Piece<B>>) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in pieces {
+            match p {
+                Piece::Bytes(b) => out.extend_from_slice(&b),
+                Piece::Body(b) => out.extend_from_slice(b.as_ref()),
+            }
+        }
+        out
     }
 }
 

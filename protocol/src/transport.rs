@@ -8,7 +8,7 @@
 //! `x-original-content-type` HTTP header.
 
 use crate::fault::Code;
-use crate::mime::{self, ContentType, MultipartLimits, MultipartWriter, Part};
+use crate::mime::{self, ContentType, HeaderLines, MultipartLimits, MultipartWriter, Part, Piece};
 
 /// Content type of the signature part.
 pub const SIGNATURE_CT: &str = "signature/bdoc-1.0/ts";
@@ -80,34 +80,150 @@ pub fn encode_signed(
     signature: &[u8],
     batch: Option<(&[u8], &[u8])>,
 ) -> (Vec<u8>, String) {
-    let mut w = MultipartWriter::new(boundary);
-    for o in ocsp {
-        w.part(&[("Content-Type", "application/ocsp-response")], o);
-    }
-    if soap_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
-        w.part(soap_headers, soap);
-    } else {
-        w.part(&[("Content-Type", "text/xml; charset=UTF-8")], soap);
-    }
-    if !attachments.is_empty() {
-        let inner_boundary = format!("att-{boundary}");
-        let mut inner = MultipartWriter::new(inner_boundary.clone());
-        for a in attachments {
-            inner.part(&a.headers, a.body);
-        }
-        let ct = format!("multipart/mixed; boundary={inner_boundary}");
-        w.part(&[("Content-Type", &ct)], &inner.finish());
-    }
-    if let Some((result, chain)) = batch {
-        w.part(&[("Content-Type", HASH_CHAIN_RESULT_CT)], result);
-        w.part(&[("Content-Type", HASH_CHAIN_CT)], chain);
-    }
-    w.part(&[("Content-Type", SIGNATURE_CT)], signature);
-    (w.finish(), format!("multipart/mixed; charset=UTF-8; boundary={boundary}"))
+    let attachments: Vec<(&HeaderLines<'_>, &[u8])> =
+        attachments.iter().map(|a| (a.headers.as_slice(), a.body)).collect();
+    let message = Message { ocsp, soap_headers, soap, attachments: &attachments, signature, batch };
+    let (pieces, ct) = message.encode(boundary);
+    (Piece::concat(pieces), ct)
 }
 
-/// Decodes a transport message of content type `content_type`.
-pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage<'a>, TransportError> {
+/// A transport message to encode, its attachment bodies of any type `B`
+/// (bytes in memory, or something the caller streams).
+#[derive(Debug, Clone, Copy)]
+pub struct Message<'a, B> {
+    /// DER OCSP responses sent with the message.
+    pub ocsp: &'a [&'a [u8]],
+    /// MIME headers of the SOAP part.
+    pub soap_headers: &'a [(&'a str, &'a str)],
+    /// The SOAP part.
+    pub soap: &'a [u8],
+    /// Attachments: MIME headers and body.
+    pub attachments: &'a [(&'a HeaderLines<'a>, B)],
+    /// The signature XML.
+    pub signature: &'a [u8],
+    /// For a batch signature: (hash chain result, hash chain).
+    pub batch: Option<(&'a [u8], &'a [u8])>,
+}
+
+impl<B: Clone> Message<'_, B> {
+    /// The body as pieces (the attachment bodies left as they are, between
+    /// encoded bytes) and its content type.
+    pub fn encode(&self, boundary: &str) -> (Vec<Piece<B>>, String) {
+        let mut w = MultipartWriter::new(boundary);
+        for o in self.ocsp {
+            w.part(&[("Content-Type", "application/ocsp-response")], o);
+        }
+        if self.soap_headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("content-type")) {
+            w.part(self.soap_headers, self.soap);
+        } else {
+            w.part(&[("Content-Type", "text/xml; charset=UTF-8")], self.soap);
+        }
+        let mut pieces = Vec::new();
+        if !self.attachments.is_empty() {
+            let inner = format!("att-{boundary}");
+            w.open(&[("Content-Type", &format!("multipart/mixed; boundary={inner}"))]);
+            let mut iw = MultipartWriter::new(inner);
+            for (headers, body) in self.attachments {
+                iw.open(headers);
+                w.append(&iw.take());
+                pieces.push(Piece::Bytes(w.take()));
+                pieces.push(Piece::Body(body.clone()));
+                iw.close();
+            }
+            w.append(&iw.finish());
+            w.close();
+        }
+        if let Some((result, chain)) = self.batch {
+            w.part(&[("Content-Type", HASH_CHAIN_RESULT_CT)], result);
+            w.part(&[("Content-Type", HASH_CHAIN_CT)], chain);
+        }
+        w.part(&[("Content-Type", SIGNATURE_CT)], self.signature);
+        pieces.push(Piece::Bytes(w.finish()));
+        (pieces, format!("multipart/mixed; charset=UTF-8; boundary={boundary}"))
+    }
+}
+
+/// What a part of a transport message is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartKind {
+    /// An OCSP response of the sender's certificates.
+    Ocsp,
+    /// The SOAP message.
+    Soap,
+    /// The nested `multipart/mixed` of attachments.
+    Attachments,
+    /// A batch signature's hash chain result.
+    HashChainResult,
+    /// A batch signature's hash chain.
+    HashChain,
+    /// The signature, last.
+    Signature,
+    /// A SOAP fault in place of the signature, last.
+    Fault,
+}
+
+/// Tells each part of a transport message by its content type and place, as
+/// the parts arrive; [`finish`](Self::finish) checks that nothing is missing.
+#[derive(Debug, Default)]
+pub struct PartOrder {
+    soap: bool,
+    attachments: bool,
+    result: bool,
+    chain: bool,
+    last: bool,
+}
+
+impl PartOrder {
+    /// The kind of the next part, whose content type is `ct`.
+    pub fn next(&mut self, ct: &ContentType) -> Result<PartKind, TransportError> {
+        if self.last {
+            return Err(terr(Code::INVALID_MESSAGE, "parts after the signature"));
+        }
+        let kind = match ct.mime.as_str() {
+            "application/ocsp-response" if !self.soap => PartKind::Ocsp,
+            "text/xml" | "application/xop+xml" if !self.soap => PartKind::Soap,
+            "text/xml" => PartKind::Fault,
+            "multipart/mixed" if self.soap && !self.attachments && !self.result => PartKind::Attachments,
+            HASH_CHAIN_RESULT_CT if self.soap && !self.result => PartKind::HashChainResult,
+            HASH_CHAIN_CT if self.result && !self.chain => PartKind::HashChain,
+            SIGNATURE_CT if self.soap => {
+                if self.result && !self.chain {
+                    return Err(terr(Code::MALFORMED_HASH_CHAIN, "a hash chain result without its hash chain"));
+                }
+                PartKind::Signature
+            }
+            other => {
+                return Err(terr(
+                    Code::INVALID_CONTENT_TYPE,
+                    format!("unexpected part of content type {other:?} in the transport message"),
+                ));
+            }
+        };
+        match kind {
+            PartKind::Soap => self.soap = true,
+            PartKind::Attachments => self.attachments = true,
+            PartKind::HashChainResult => self.result = true,
+            PartKind::HashChain => self.chain = true,
+            PartKind::Signature | PartKind::Fault => self.last = true,
+            PartKind::Ocsp => {}
+        }
+        Ok(kind)
+    }
+
+    /// Checks, after the last part, that the message was complete.
+    pub fn finish(&self) -> Result<(), TransportError> {
+        if !self.soap {
+            return Err(terr(Code::MISSING_SOAP, "the transport message holds no SOAP part"));
+        }
+        if !self.last {
+            return Err(terr(Code::MISSING_SIGNATURE, "the transport message is not signed"));
+        }
+        Ok(())
+    }
+}
+
+/// Checks the content type of a transport message and returns its boundary.
+pub fn boundary_of(content_type: &str) -> Result<String, TransportError> {
     let ct = ContentType::parse(content_type).map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
     if ct.mime == "text/xml" {
         return Err(terr(Code::INVALID_MESSAGE, "a text/xml body is not a transport message"));
@@ -118,8 +234,21 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
             format!("invalid content type {:?}; a transport message is multipart/mixed", ct.mime),
         ));
     }
-    let boundary = ct.boundary().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
-    let mp = mime::parse_multipart(body, boundary, &MultipartLimits::default()).map_err(|e| match e {
+    ct.boundary().map(str::to_owned).map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))
+}
+
+/// Checks that the SOAP part is not empty.
+pub fn check_soap_part(soap: &[u8]) -> Result<(), TransportError> {
+    if soap.iter().all(u8::is_ascii_whitespace) {
+        return Err(terr(Code::INVALID_SOAP, "the SOAP part is empty"));
+    }
+    Ok(())
+}
+
+/// Decodes a transport message of content type `content_type`.
+pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage<'a>, TransportError> {
+    let boundary = boundary_of(content_type)?;
+    let mp = mime::parse_multipart(body, &boundary, &MultipartLimits::default()).map_err(|e| match e {
         mime::MimeError::BoundaryNotFound(_) => terr(Code::MISSING_SOAP, "the transport message holds no SOAP part"),
         other => terr(Code::INVALID_MESSAGE, other.to_string()),
     })?;
@@ -135,55 +264,30 @@ pub fn decode<'a>(content_type: &str, body: &'a [u8]) -> Result<TransportMessage
         hash_chain: None,
         fault: None,
     };
-    let mut have_soap = false;
-    let mut result: Option<&[u8]> = None;
-    let n = mp.parts.len();
-    for (i, part) in mp.parts.into_iter().enumerate() {
+    let mut order = PartOrder::default();
+    let mut result: &[u8] = &[];
+    for part in mp.parts {
         let pct = part.content_type().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
-        if msg.signature.is_some() || msg.fault.is_some() {
-            return Err(terr(Code::INVALID_MESSAGE, "parts after the signature"));
-        }
-        match pct.mime.as_str() {
-            "application/ocsp-response" if !have_soap => msg.ocsp.push(part.body),
-            "text/xml" | "application/xop+xml" if !have_soap => {
-                if part.body.iter().all(u8::is_ascii_whitespace) {
-                    return Err(terr(Code::INVALID_SOAP, "the SOAP part is empty"));
-                }
-                have_soap = true;
+        match order.next(&pct)? {
+            PartKind::Ocsp => msg.ocsp.push(part.body),
+            PartKind::Soap => {
+                check_soap_part(part.body)?;
                 msg.soap = part.body;
                 msg.soap_headers = part.headers;
             }
-            "text/xml" if i + 1 == n => msg.fault = Some(part.body),
-            "multipart/mixed" if have_soap && msg.attachments.is_empty() => {
+            PartKind::Attachments => {
                 let b = pct.boundary().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
                 let inner = mime::parse_multipart(part.body, b, &MultipartLimits::default())
                     .map_err(|e| terr(Code::INVALID_MESSAGE, format!("attachments: {e}")))?;
                 msg.attachments = inner.parts;
             }
-            HASH_CHAIN_RESULT_CT if have_soap && result.is_none() => result = Some(part.body),
-            HASH_CHAIN_CT if result.is_some() && msg.hash_chain.is_none() => {
-                msg.hash_chain = result.map(|r| (r, part.body));
-            }
-            SIGNATURE_CT if have_soap => {
-                if result.is_some() && msg.hash_chain.is_none() {
-                    return Err(terr(Code::MALFORMED_HASH_CHAIN, "a hash chain result without its hash chain"));
-                }
-                msg.signature = Some(part.body);
-            }
-            other => {
-                return Err(terr(
-                    Code::INVALID_CONTENT_TYPE,
-                    format!("unexpected part of content type {other:?} in the transport message"),
-                ));
-            }
+            PartKind::HashChainResult => result = part.body,
+            PartKind::HashChain => msg.hash_chain = Some((result, part.body)),
+            PartKind::Signature => msg.signature = Some(part.body),
+            PartKind::Fault => msg.fault = Some(part.body),
         }
     }
-    if !have_soap {
-        return Err(terr(Code::MISSING_SOAP, "the transport message holds no SOAP part"));
-    }
-    if msg.signature.is_none() && msg.fault.is_none() {
-        return Err(terr(Code::MISSING_SIGNATURE, "the transport message is not signed"));
-    }
+    order.finish()?;
     Ok(msg)
 }
 

@@ -294,15 +294,26 @@ struct Reference {
 /// and every reference must match; the signature value must verify with the
 /// embedded certificate, whose digest must match `SigningCertificate`.
 pub fn verify(signature_xml: &[u8], parts: &[DataPart<'_>]) -> Result<VerifiedSignature, SignatureError> {
-    let known: Vec<(&str, Known<'_>)> = parts.iter().map(|p| (p.uri, Known::Bytes(p.bytes))).collect();
-    verify_known(signature_xml, &known)
+    verify_known(signature_xml, &known(parts, &[]))
 }
 
-/// Like [`verify`], for parts known by their digests. A digest made with
-/// another method than the signature's reference names is refused.
-pub fn verify_digests(signature_xml: &[u8], parts: &[PartDigest<'_>]) -> Result<VerifiedSignature, SignatureError> {
-    let known: Vec<(&str, Known<'_>)> = parts.iter().map(|p| (p.uri, Known::Digest(p.method, p.value))).collect();
-    verify_known(signature_xml, &known)
+/// Like [`verify`], for parts known by their bytes (`data`) or only by
+/// their digests (`digested`, as when they were hashed while they streamed
+/// past). A digest made with another method than the signature's reference
+/// names is refused.
+pub fn verify_parts(
+    signature_xml: &[u8],
+    data: &[DataPart<'_>],
+    digested: &[PartDigest<'_>],
+) -> Result<VerifiedSignature, SignatureError> {
+    verify_known(signature_xml, &known(data, digested))
+}
+
+fn known<'a>(data: &[DataPart<'a>], digested: &[PartDigest<'a>]) -> Vec<(&'a str, Known<'a>)> {
+    data.iter()
+        .map(|p| (p.uri, Known::Bytes(p.bytes)))
+        .chain(digested.iter().map(|p| (p.uri, Known::Digest(p.method, p.value))))
+        .collect()
 }
 
 fn verify_known(signature_xml: &[u8], parts: &[(&str, Known<'_>)]) -> Result<VerifiedSignature, SignatureError> {
@@ -546,31 +557,32 @@ pub fn verify_batch_chain(
     hash_chain: &[u8],
     parts: &[DataPart<'_>],
 ) -> Result<(), SignatureError> {
-    // The chain's data references are checked against the parts' own bytes,
-    // so a part that differs is named (`invalid_hash_chain_ref`).
-    let inputs: Vec<crate::hashchain::Input<'_>> =
-        parts.iter().map(|p| crate::hashchain::Input { uri: p.uri, digest: None }).collect();
+    verify_batch_chain_parts(hash_chain_result, hash_chain, parts, &[])
+}
+
+/// Like [`verify_batch_chain`], for parts known by their bytes (`data`) or
+/// only by their digests (`digested`). As in X-Road, a part known by its bytes
+/// that differs is named (`invalid_hash_chain_ref`); a wrong digest makes the
+/// chain miss its result (`invalid_hash_chain`).
+pub fn verify_batch_chain_parts(
+    hash_chain_result: &[u8],
+    hash_chain: &[u8],
+    data: &[DataPart<'_>],
+    digested: &[PartDigest<'_>],
+) -> Result<(), SignatureError> {
+    let inputs: Vec<crate::hashchain::Input<'_>> = data
+        .iter()
+        .map(|p| crate::hashchain::Input { uri: p.uri, digest: None })
+        .chain(
+            digested.iter().map(|p| crate::hashchain::Input { uri: p.uri, digest: Some((p.method, p.value.to_vec())) }),
+        )
+        .collect();
     let resolve = |uri: &str| {
         if uri == BATCH_CHAIN_URI {
             return Some(hash_chain.to_vec());
         }
-        parts.iter().find(|p| p.uri == uri).map(|p| p.bytes.to_vec())
+        data.iter().find(|p| p.uri == uri).map(|p| p.bytes.to_vec())
     };
-    crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
-        .map_err(|e| SignatureError { code: e.code, message: e.message })
-}
-
-/// Like [`verify_batch_chain`], for parts known by their digests.
-pub fn verify_batch_chain_digests(
-    hash_chain_result: &[u8],
-    hash_chain: &[u8],
-    parts: &[PartDigest<'_>],
-) -> Result<(), SignatureError> {
-    let inputs: Vec<crate::hashchain::Input<'_>> = parts
-        .iter()
-        .map(|p| crate::hashchain::Input { uri: p.uri, digest: Some((p.method, p.value.to_vec())) })
-        .collect();
-    let resolve = |uri: &str| (uri == BATCH_CHAIN_URI).then(|| hash_chain.to_vec());
     crate::hashchain::verify(hash_chain_result, &resolve, &inputs)
         .map_err(|e| SignatureError { code: e.code, message: e.message })
 }

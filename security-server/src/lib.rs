@@ -34,6 +34,7 @@ pub mod registration;
 pub mod serverconf;
 pub mod setup;
 mod signer;
+mod spool;
 mod timestamper;
 mod tls;
 
@@ -444,6 +445,9 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
             .map_err(|e| StartError::Key(format!("state folder {}: {e}", conf.state_dir.display())))?,
     );
     ocsp_cache.load_saved();
+    // Large message parts are spooled here; files left by a crash are removed.
+    let spool = spool::Spooler::new(conf.state_dir.join("spool"));
+    spool.prepare().map_err(|e| StartError::Key(format!("spool folder {}: {e}", conf.state_dir.display())))?;
     if tokio::time::timeout(Duration::from_secs(10), ocsp_cache.refresh()).await != Ok(true) {
         warn!("not every certificate has a fresh OCSP response yet; exchanges wait for the fetcher");
     }
@@ -496,6 +500,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
         serverconf,
         trust_reload: tokio::sync::Mutex::new(()),
         batch_signatures: Default::default(),
+        spool,
     });
     let stats_state = state.clone();
     let (tx, rx) = watch::channel(false);
@@ -661,14 +666,17 @@ const MAX_CONNECTIONS: usize = 1024;
 
 /// Plain HTTP on `listener`, each request answered by `handler` (the client
 /// proxy, the health check), until `stop`; in-flight requests finish.
-async fn serve_plain<F, Fut>(
+async fn serve_plain<F, Fut, B>(
     listener: TcpListener,
     state: Arc<proxy::State>,
     handler: F,
     mut stop: watch::Receiver<bool>,
 ) where
     F: Fn(Arc<proxy::State>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
-    Fut: std::future::Future<Output = hyper::Response<http_body_util::Full<bytes::Bytes>>> + Send + 'static,
+    Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let mut conns = JoinSet::new();

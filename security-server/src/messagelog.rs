@@ -44,8 +44,28 @@ pub struct Record<'a> {
     /// For a batch signature: the hash chain result and the message's hash chain.
     pub hash_chain: Option<(&'a [u8], &'a [u8])>,
     /// The attachments (`/attachment1`, …), in order.
-    pub attachments: &'a [&'a [u8]],
+    pub attachments: &'a [Attachment<'a>],
 }
+
+/// An attachment to log: bytes in memory, or a file (a spooled part) that
+/// must exist until [`MessageLog::write`] returns.
+#[derive(Debug, Clone, Copy)]
+pub enum Attachment<'a> {
+    /// The bytes.
+    Bytes(&'a [u8]),
+    /// A file holding the bytes.
+    File(&'a std::path::Path),
+}
+
+/// An attachment on its way to the writer task.
+#[derive(Debug)]
+enum OwnedAttachment {
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
+}
+
+/// Largest attachment chunk stored in one row.
+const CHUNK_BYTES: usize = 1024 * 1024;
 
 type TokenRow = (Vec<u8>, Option<Vec<u8>>);
 
@@ -140,7 +160,7 @@ impl LoggedRecord {
 /// The columns and tables of a [`RecordRow`] (a macro, so queries stay literal SQL).
 macro_rules! record_columns {
     () => {
-        "m.client, m.direction, m.created_at, b.message, b.signature, b.hash_chain_result, b.hash_chain, \
+        "m.id, m.client, m.direction, m.created_at, b.message, b.signature, b.hash_chain_result, b.hash_chain, \
          m.ts_hash_chain, b.attachments FROM message_log m JOIN message_log_body b ON b.record_id = m.id"
     };
 }
@@ -148,6 +168,7 @@ macro_rules! record_columns {
 /// One logged record as stored.
 #[derive(sqlx::FromRow)]
 struct RecordRow {
+    id: i64,
     client: String,
     direction: String,
     created_at: String,
@@ -175,20 +196,9 @@ impl RecordRow {
     }
 }
 
-/// Attachments as one column: for each, its length (8 bytes, big-endian) and bytes.
-fn encode_attachments(parts: &[&[u8]]) -> Option<Vec<u8>> {
-    if parts.is_empty() {
-        return None;
-    }
-    let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 8).sum());
-    for p in parts {
-        out.extend_from_slice(&(p.len() as u64).to_be_bytes());
-        out.extend_from_slice(p);
-    }
-    Some(out)
-}
-
-/// The attachments of [`encode_attachments`]; a damaged column yields the parts before the damage.
+/// The attachments of a record logged before migration 0009, all in one column: for
+/// each, its length (8 bytes, big-endian) and bytes. A damaged column yields the parts
+/// before the damage.
 fn decode_attachments(bytes: Option<Vec<u8>>) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     let Some(bytes) = bytes else { return out };
@@ -228,12 +238,21 @@ struct Row {
     signature: Vec<u8>,
     hash_chain: Option<OwnedChain>,
     created_at: String,
-    attachments: Option<Vec<u8>>,
+    attachments: Vec<OwnedAttachment>,
 }
 
 impl Row {
+    /// Bytes the row holds in memory (files are read chunk by chunk).
     fn bytes(&self) -> usize {
-        self.message.len() + self.signature.len() + self.attachments.as_ref().map_or(0, Vec::len)
+        let attachments: usize = self
+            .attachments
+            .iter()
+            .map(|a| match a {
+                OwnedAttachment::Bytes(b) => b.len(),
+                OwnedAttachment::File(_) => 0,
+            })
+            .sum();
+        self.message.len() + self.signature.len() + attachments
     }
 }
 
@@ -317,17 +336,70 @@ async fn insert_records(conn: &mut sqlx::AnyConnection, batch: &[Job]) -> Result
         .fetch_one(&mut *conn)
         .await?;
         sqlx::query(
-            "INSERT INTO message_log_body (record_id, signature, hash_chain_result, hash_chain, message, attachments) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO message_log_body (record_id, signature, hash_chain_result, hash_chain, message) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(&r.signature)
         .bind(r.hash_chain.as_ref().map(|(result, _)| result))
         .bind(r.hash_chain.as_ref().map(|(_, chain)| chain))
         .bind(&r.message)
-        .bind(&r.attachments)
         .execute(&mut *conn)
         .await?;
+        for (part, a) in (1i64..).zip(&r.attachments) {
+            insert_attachment(conn, id, part, a).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Stores one attachment in rows of at most [`CHUNK_BYTES`] (one row if empty);
+/// a file is read one chunk at a time.
+async fn insert_attachment(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    part: i64,
+    a: &OwnedAttachment,
+) -> Result<(), sqlx::Error> {
+    let insert = |seq: i64, data: &[u8]| {
+        sqlx::query("INSERT INTO message_log_attachment (record_id, part, seq, data) VALUES ($1, $2, $3, $4)")
+            .bind(id)
+            .bind(part)
+            .bind(seq)
+            .bind(data.to_vec())
+    };
+    match a {
+        OwnedAttachment::Bytes(b) => {
+            let mut chunks: Vec<&[u8]> = b.chunks(CHUNK_BYTES).collect();
+            if chunks.is_empty() {
+                chunks.push(&[]);
+            }
+            for (seq, chunk) in (0i64..).zip(chunks) {
+                insert(seq, chunk).execute(&mut *conn).await?;
+            }
+        }
+        OwnedAttachment::File(path) => {
+            use tokio::io::AsyncReadExt as _;
+            let mut file = tokio::fs::File::open(path).await?;
+            let mut chunk = vec![0u8; CHUNK_BYTES];
+            for seq in 0i64.. {
+                let mut filled = 0;
+                while filled < CHUNK_BYTES {
+                    let n = file.read(&mut chunk[filled..]).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 && seq > 0 {
+                    break;
+                }
+                insert(seq, &chunk[..filled]).execute(&mut *conn).await?;
+                if filled < CHUNK_BYTES {
+                    break;
+                }
+            }
+        }
     }
     Ok(())
 }
@@ -394,7 +466,14 @@ impl MessageLog {
             signature: r.signature.to_vec(),
             hash_chain: r.hash_chain.map(|(result, chain)| (result.to_vec(), chain.to_vec())),
             created_at,
-            attachments: encode_attachments(r.attachments),
+            attachments: r
+                .attachments
+                .iter()
+                .map(|a| match a {
+                    Attachment::Bytes(b) => OwnedAttachment::Bytes(b.to_vec()),
+                    Attachment::File(p) => OwnedAttachment::File(p.to_path_buf()),
+                })
+                .collect(),
         };
         let (done, answer) = oneshot::channel();
         let stopped = || WriteError("the message log is closed".into());
@@ -528,7 +607,36 @@ impl MessageLog {
                 .fetch_all(&self.pool)
                 .await?;
         let stamps = self.timestamps_full(query_id).await?;
-        Ok(rows.into_iter().zip(stamps).map(|(row, ts)| row.into_record(ts)).collect())
+        let mut out = Vec::with_capacity(rows.len());
+        for (row, ts) in rows.into_iter().zip(stamps) {
+            let id = row.id;
+            out.push(self.with_attachments(id, row.into_record(ts)).await?);
+        }
+        Ok(out)
+    }
+
+    /// The record with its attachments from their chunks (records logged
+    /// before migration 0009 have theirs in one column and no chunks).
+    async fn with_attachments(&self, id: i64, mut record: LoggedRecord) -> Result<LoggedRecord, sqlx::Error> {
+        let chunks: Vec<(i64, Vec<u8>)> =
+            sqlx::query_as("SELECT part, data FROM message_log_attachment WHERE record_id = $1 ORDER BY part, seq")
+                .bind(id)
+                .fetch_all(&self.pool)
+                .await?;
+        if !chunks.is_empty() {
+            record.attachments.clear();
+            let mut last = 0;
+            for (part, data) in chunks {
+                if part != last {
+                    record.attachments.push(Vec::new());
+                    last = part;
+                }
+                if let Some(a) = record.attachments.last_mut() {
+                    a.extend_from_slice(&data);
+                }
+            }
+        }
+        Ok(record)
     }
 
     async fn timestamps_full(&self, query_id: &str) -> Result<Vec<Option<TokenRow>>, sqlx::Error> {
@@ -564,7 +672,7 @@ impl MessageLog {
             .bind(id)
             .fetch_one(&self.pool)
             .await?;
-            out.push((id, query_id, row.into_record(Some(stamp))));
+            out.push((id, query_id, self.with_attachments(id, row.into_record(Some(stamp))).await?));
         }
         Ok(out)
     }
@@ -613,13 +721,15 @@ impl MessageLog {
     pub async fn delete_archived_before(&self, before: &str) -> Result<u64, sqlx::Error> {
         let mut conn = begin(&self.pool).await?;
         let work: Result<u64, sqlx::Error> = async {
-            sqlx::query(
-                "DELETE FROM message_log_body WHERE record_id IN \
-             (SELECT id FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1)",
-            )
-            .bind(before)
-            .execute(&mut *conn)
-            .await?;
+            for table in ["message_log_attachment", "message_log_body"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE record_id IN \
+                     (SELECT id FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1)"
+                )))
+                .bind(before)
+                .execute(&mut *conn)
+                .await?;
+            }
             let done = sqlx::query("DELETE FROM message_log WHERE archive_file IS NOT NULL AND created_at < $1")
                 .bind(before)
                 .execute(&mut *conn)

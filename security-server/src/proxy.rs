@@ -11,23 +11,24 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use musubi_pki::SigningKey;
-use musubi_protocol::mime::{ContentType, MultipartWriter, Part};
+use musubi_protocol::mime::{ContentType, HeaderLines, MimeError};
 use musubi_protocol::package;
-use musubi_protocol::soap::{self, Direction, Limits, Soap, SoapMessage};
-use musubi_protocol::transport::{self, TransportMessage};
-use musubi_protocol::xades::{self, DataPart, Signer as _};
+use musubi_protocol::soap::{self, Direction, Limits, Soap, SoapError, SoapMessage};
+use musubi_protocol::transport::{self, PartKind, PartOrder, TransportError};
+use musubi_protocol::xades::{self, DataPart, PartDigest, Signer as _};
 use musubi_protocol::{ClientId, Code, Fault};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use tokio::sync::Mutex;
 use tracing::{info, warn};
 
 use crate::conf::{SecurityServer, ServerConf, SharedTrust};
-use crate::messagelog::{MessageLog, Record, Side};
+use crate::messagelog::{Attachment, MessageLog, Record, Side};
+use crate::spool::{Blob, OutBody, Piece, ReceiveError, Received, Spooler};
 
 /// Shared state of both proxies.
 pub(crate) struct State {
@@ -58,6 +59,8 @@ pub(crate) struct State {
     pub(crate) trust_reload: tokio::sync::Mutex<()>,
     /// Batch signatures of peers already verified.
     pub(crate) batch_signatures: BatchSignatures,
+    /// Where large parts of messages are spooled (hashing with SHA-512).
+    pub(crate) spool: Spooler,
 }
 
 /// Batch signatures already verified. Every message of a batch carries the
@@ -80,7 +83,7 @@ impl BatchSignatures {
     }
 }
 
-type Resp = Response<Full<Bytes>>;
+pub(crate) type Resp = Response<OutBody>;
 
 /// Each hosted member's signing key with its signing task.
 pub(crate) type Signers = HashMap<ClientId, (Arc<SigningKey>, crate::signer::BatchSigner)>;
@@ -103,7 +106,7 @@ fn fault_response(fault: &Fault) -> Resp {
 
 /// A SOAP fault as HTTP 500 `text/xml`, as SOAP 1.1 over HTTP requires.
 fn soap_fault_bytes(xml: Bytes) -> Resp {
-    let mut r = Response::new(Full::new(xml));
+    let mut r = Response::new(OutBody::full(xml));
     *r.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/xml; charset=UTF-8"));
     r
@@ -134,24 +137,202 @@ fn check_declared_length(headers: &HeaderMap, max: usize) -> Result<(), String> 
     }
 }
 
-async fn read_body(body: Incoming, max: usize) -> Result<Bytes, String> {
-    Limited::new(body, max).collect().await.map(|c| c.to_bytes()).map_err(|e| e.to_string())
-}
-
-/// (URI, SHA-512 digest) of each part, what the signer needs.
-fn digests(parts: &[DataPart<'_>]) -> Vec<(String, Vec<u8>)> {
-    parts
-        .iter()
-        .map(|p| (p.uri.to_owned(), ring::digest::digest(&ring::digest::SHA512, p.bytes).as_ref().to_vec()))
-        .collect()
-}
-
-fn parts_of<'a>(soap: &'a [u8], attachments: &'a [Part<'a>], uris: &'a [String]) -> Vec<DataPart<'a>> {
-    std::iter::once(soap)
-        .chain(attachments.iter().map(|a| a.body))
+/// The digests the signer needs, (URI, SHA-512), of a SOAP part and its
+/// attachments (hashed with SHA-512 as they were received).
+fn digests(spool: &Spooler, soap: &[u8], attachments: &[Received]) -> Vec<(String, Vec<u8>)> {
+    let uris = transport::part_uris(attachments.len());
+    std::iter::once(spool.digest(soap))
+        .chain(attachments.iter().map(|a| a.digest.clone()))
         .zip(uris)
-        .map(|(bytes, uri)| DataPart { uri, bytes })
+        .map(|(d, u)| (u, d))
         .collect()
+}
+
+/// Attachments as (MIME headers, body) for an encoder.
+fn attachment_headers(attachments: &[Received]) -> Vec<Vec<(&str, &str)>> {
+    attachments.iter().map(Received::header_refs).collect()
+}
+
+fn with_bodies<'a>(
+    headers: &'a [Vec<(&'a str, &'a str)>],
+    attachments: &[Received],
+) -> Vec<(&'a HeaderLines<'a>, Blob)> {
+    headers.iter().zip(attachments).map(|(h, a)| (h.as_slice(), a.body.clone())).collect()
+}
+
+/// A package as an information system or a provider sent it, its
+/// attachments received as they arrived (large ones spooled to disk).
+struct Package {
+    content_type: String,
+    soap_headers: Vec<(String, String)>,
+    soap_bytes: Bytes,
+    soap: Soap,
+    attachments: Vec<Received>,
+}
+
+/// Why a package could not be received.
+enum PackageError {
+    /// The body could not be read (connection, size limit, disk).
+    Read(String),
+    /// The package is malformed.
+    Invalid(SoapError),
+}
+
+/// Receives a package (PR-MESS §3) of content type `content_type`.
+async fn receive_package<B>(
+    spool: &Spooler,
+    content_type: &str,
+    body: B,
+    max: usize,
+    direction: Direction,
+) -> Result<Package, PackageError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let limits = Limits::default();
+    let Some(boundary) = package::boundary_of(content_type).map_err(PackageError::Invalid)? else {
+        let soap_bytes = crate::spool::read_whole(body, max).await.map_err(PackageError::Read)?;
+        let soap = soap::parse(&soap_bytes, direction, &limits).map_err(PackageError::Invalid)?;
+        return Ok(Package {
+            content_type: content_type.to_owned(),
+            soap_headers: Vec::new(),
+            soap_bytes,
+            soap,
+            attachments: Vec::new(),
+        });
+    };
+    let (mut parts, _) = spool.receive(body, &boundary, max, false).await.map_err(|e| match e {
+        ReceiveError::Blank => PackageError::Invalid(package::missing_soap()),
+        ReceiveError::Mime(m) => {
+            PackageError::Invalid(SoapError { code: Code::INVALID_MESSAGE, message: m.to_string() })
+        }
+        other => PackageError::Read(other.to_string()),
+    })?;
+    if parts.is_empty() {
+        return Err(PackageError::Invalid(package::missing_soap()));
+    }
+    let first = parts.remove(0);
+    package::check_soap_part(&first.header_refs()).map_err(PackageError::Invalid)?;
+    for (i, a) in parts.iter().enumerate() {
+        package::check_attachment(i + 1, &a.header_refs()).map_err(PackageError::Invalid)?;
+    }
+    let soap_bytes = first.body.bytes(limits.max_bytes).await.map_err(|e| {
+        PackageError::Invalid(SoapError { code: Code::INVALID_MESSAGE, message: format!("the SOAP part: {e}") })
+    })?;
+    let soap = soap::parse(&soap_bytes, direction, &limits).map_err(PackageError::Invalid)?;
+    Ok(Package {
+        content_type: content_type.to_owned(),
+        soap_headers: first.headers,
+        soap_bytes,
+        soap,
+        attachments: parts,
+    })
+}
+
+/// A transport message (PR-MESSTRANSP §3.1) as received, its attachments
+/// hashed with the announced algorithm as they arrived.
+struct Transport {
+    ocsp: Vec<Bytes>,
+    soap_headers: Vec<(String, String)>,
+    soap: Bytes,
+    attachments: Vec<Received>,
+    signature: Option<Bytes>,
+    hash_chain: Option<(Bytes, Bytes)>,
+    fault: Option<Bytes>,
+    /// The digest method the attachments were hashed with.
+    method: &'static str,
+}
+
+/// Largest OCSP response part accepted.
+const MAX_OCSP_PART: usize = 64 * 1024;
+
+fn terr(code: Code, message: impl Into<String>) -> TransportError {
+    TransportError { code, message: message.into() }
+}
+
+/// Receives a transport message whose HTTP headers are `headers`.
+async fn receive_transport<B>(
+    spool: &Spooler,
+    headers: &HeaderMap,
+    body: B,
+    max: usize,
+) -> Result<Transport, TransportError>
+where
+    B: hyper::body::Body<Data = Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    let boundary = transport::boundary_of(header_str(headers, "content-type").unwrap_or(""))?;
+    let spool = spool.hashing(header_str(headers, transport::HASH_ALGORITHM));
+    let (parts, trailing) = spool.receive(body, &boundary, max, true).await.map_err(|e| match e {
+        ReceiveError::Blank | ReceiveError::Mime(MimeError::BoundaryNotFound(_)) => {
+            terr(Code::MISSING_SOAP, "the transport message holds no SOAP part")
+        }
+        ReceiveError::Mime(m) => terr(Code::INVALID_MESSAGE, m.to_string()),
+        ReceiveError::Read(m) => terr(Code::IO_ERROR, m),
+        ReceiveError::Spool(e) => terr(Code::INTERNAL_ERROR, format!("cannot spool the message: {e}")),
+    })?;
+    if trailing {
+        return Err(terr(Code::INVALID_MESSAGE, "data after the last part of the transport message"));
+    }
+    let mut tm = Transport {
+        ocsp: Vec::new(),
+        soap_headers: Vec::new(),
+        soap: Bytes::new(),
+        attachments: Vec::new(),
+        signature: None,
+        hash_chain: None,
+        fault: None,
+        method: spool.method,
+    };
+    let mut order = PartOrder::default();
+    let mut result = Bytes::new();
+    for part in parts {
+        let pct = ContentType::parse(part.header("content-type").unwrap_or("text/plain"))
+            .map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
+        let kind = order.next(&pct)?;
+        let limit = match kind {
+            PartKind::Ocsp => MAX_OCSP_PART,
+            PartKind::HashChainResult | PartKind::HashChain | PartKind::Signature => xades::MAX_SIGNATURE_BYTES,
+            PartKind::Soap | PartKind::Fault | PartKind::Attachments => Limits::default().max_bytes,
+        };
+        let bytes =
+            part.body.bytes(limit).await.map_err(|e| terr(Code::INVALID_MESSAGE, format!("{kind:?} part: {e}")))?;
+        match kind {
+            PartKind::Ocsp => tm.ocsp.push(bytes),
+            PartKind::Soap => {
+                transport::check_soap_part(&bytes)?;
+                tm.soap = bytes;
+                tm.soap_headers = part.headers;
+            }
+            PartKind::Attachments => {
+                pct.boundary().map_err(|e| terr(Code::INVALID_CONTENT_TYPE, e.to_string()))?;
+                tm.attachments = part.nested;
+            }
+            PartKind::HashChainResult => result = bytes,
+            PartKind::HashChain => tm.hash_chain = Some((std::mem::take(&mut result), bytes)),
+            PartKind::Signature => tm.signature = Some(bytes),
+            PartKind::Fault => tm.fault = Some(bytes),
+        }
+    }
+    order.finish()?;
+    Ok(tm)
+}
+
+/// The body and content type of a transport message.
+fn transport_body(
+    ocsp: &[&[u8]],
+    soap_headers: &[(&str, &str)],
+    soap: &[u8],
+    attachments: &[Received],
+    signature: &[u8],
+    batch: Option<Chain<'_>>,
+) -> (OutBody, String) {
+    let heads = attachment_headers(attachments);
+    let attachments = with_bodies(&heads, attachments);
+    let message = transport::Message { ocsp, soap_headers, soap, attachments: &attachments, signature, batch };
+    let (pieces, ct) = message.encode(&random_hex(12));
+    (OutBody::new(pieces.into_iter().map(Piece::from)), ct)
 }
 
 // ---------------------------------------------------------------- client proxy
@@ -197,11 +378,13 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     }
     let content_type = header_str(&headers, "content-type").unwrap_or("").to_owned();
     check_declared_length(&headers, state.conf.max_body_bytes).map_err(|e| nq(Code::INVALID_SOAP.client(e)))?;
-    let body = read_body(req.into_body(), state.conf.max_body_bytes)
-        .await
-        .map_err(|e| nq(Code::INVALID_SOAP.client(format!("cannot read request: {e}"))))?;
-    let pkg = package::decode(&content_type, &body, Direction::Request, &Limits::default())
-        .map_err(|e| nq(e.code.client(e.message)))?;
+    let pkg =
+        receive_package(&state.spool, &content_type, req.into_body(), state.conf.max_body_bytes, Direction::Request)
+            .await
+            .map_err(|e| match e {
+                PackageError::Read(e) => nq(Code::INVALID_SOAP.client(format!("cannot read request: {e}"))),
+                PackageError::Invalid(e) => nq(e.code.client(e.message)),
+            })?;
     let msg = match &pkg.soap {
         Soap::Message(m) => m,
         Soap::Fault(f) => {
@@ -265,25 +448,18 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
 
     // Sign the SOAP part and the attachments (alone, or in a batch with other
     // messages waiting for the same key), log, send.
-    let uris = transport::part_uris(pkg.attachments.len());
     let signed = key
         .1
-        .sign(digests(&parts_of(pkg.soap_bytes, &pkg.attachments, &uris)), Some(sign_ocsp))
+        .sign(digests(&state.spool, &pkg.soap_bytes, &pkg.attachments), Some(sign_ocsp))
         .await
         .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.client_proxy(e.message)))?;
     let batch = signed.batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice()));
     log(state, &h.id, msg, Side::Client, false, (&signed.signature, batch), &pkg.attachments)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
-    let (body, ct) = transport::encode_signed(
-        &random_hex(12),
-        &[&auth_ocsp],
-        &pkg.soap_headers,
-        pkg.soap_bytes,
-        &pkg.attachments,
-        &signed.signature,
-        batch,
-    );
+    let soap_headers: Vec<(&str, &str)> = pkg.soap_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (body, ct) =
+        transport_body(&[&auth_ocsp], &soap_headers, &pkg.soap_bytes, &pkg.attachments, &signed.signature, batch);
     let mut out = Request::post(format!("https://{}/", target.proxy_address()))
         .header(header::CONTENT_TYPE, ct)
         .header(transport::ORIGINAL_CONTENT_TYPE, &pkg.content_type)
@@ -292,15 +468,19 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
     if let Some(a) = header_str(&headers, "soapaction") {
         out = out.header(transport::ORIGINAL_SOAP_ACTION, a);
     }
-    let out =
-        out.body(Full::new(Bytes::from(body))).map_err(|e| err(Code::INTERNAL_ERROR.client_proxy(e.to_string())))?;
-    let (status, rheaders, rbody) = send_to_peer(state, target, out).await.map_err(err)?;
+    let out = out.body(body).map_err(|e| err(Code::INTERNAL_ERROR.client_proxy(e.to_string())))?;
+    let (status, rheaders, rbody, lent) = send_to_peer(state, target, out).await.map_err(err)?;
+    let read_failed = |e: String| {
+        err(Code::IO_ERROR.client_proxy_service_failed(format!("reading the response of {} failed: {e}", target.id)))
+    };
 
     // The answer: a fault (text/xml) or a signed multipart/mixed response.
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
     let parsed_ct = ContentType::parse(&rct)
         .map_err(|e| err(Code::INVALID_CONTENT_TYPE.client_proxy_service_failed(e.to_string())))?;
     if parsed_ct.mime == "text/xml" {
+        let rbody = crate::spool::read_whole(rbody, state.conf.max_body_bytes).await.map_err(read_failed)?;
+        lent.give_back(&state.peers).await;
         return match soap::parse(&rbody, Direction::Response, &Limits::default()) {
             Ok(Soap::Fault(_)) => Ok(soap_fault_bytes(rbody)),
             _ => Err(err(Code::INVALID_MESSAGE.client_proxy_service_failed(format!(
@@ -308,10 +488,15 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
             )))),
         };
     }
-    let tm = transport::decode(&rct, &rbody).map_err(|e| err(e.code.client_proxy_service_failed(e.message)))?;
+    let tm =
+        receive_transport(&state.spool, &rheaders, rbody, state.conf.max_body_bytes).await.map_err(|e| match e {
+            TransportError { code, message } if code == Code::IO_ERROR => read_failed(message),
+            e => err(e.code.client_proxy_service_failed(e.message)),
+        })?;
+    lent.give_back(&state.peers).await;
     let resp_msg = verify_transport(state, &tm, &provider, Direction::Response)
         .map_err(|(code, m)| err(code.client_proxy_service_failed(m)))?;
-    if let Some(fault) = tm.fault {
+    if let Some(fault) = &tm.fault {
         return Err(err(Fault::new("server.clientproxy.service_failed", String::from_utf8_lossy(fault).into_owned())));
     }
     let rh = resp_msg.header();
@@ -320,7 +505,7 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
             Code::INCONSISTENT_RESPONSE.client_proxy_service_failed("response header does not match the request")
         ));
     }
-    let expected = xades::sha512_b64(pkg.soap_bytes);
+    let expected = xades::sha512_b64(&pkg.soap_bytes);
     match &rh.request_hash {
         Some(rhash) if rhash.value == expected && is_sha512(&rhash.algorithm) => {}
         _ => {
@@ -335,56 +520,68 @@ async fn client_proxy_inner(state: &State, req: Request<Incoming>) -> Result<Res
         &resp_msg,
         Side::Client,
         true,
-        (tm.signature.unwrap_or_default(), tm.hash_chain),
+        (tm.signature.as_deref().unwrap_or_default(), tm.hash_chain.as_ref().map(|(r, c)| (&r[..], &c[..]))),
         &tm.attachments,
     )
     .await
     .map_err(|e| err(Code::LOGGING_FAILED.client_proxy(e)))?;
     let original_ct = header_str(&rheaders, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8");
     info!(query_id = %h.id, client = %h.client, service = %h.service, "exchange completed");
-    Ok(package_response(original_ct, &tm.soap_headers, tm.soap, &tm.attachments))
-}
-
-/// Rebuilds the package the other side's information system sent.
-fn package_response(original_ct: &str, soap_headers: &[(&str, &str)], soap: &[u8], attachments: &[Part<'_>]) -> Resp {
-    let (body, ct) = match ContentType::parse(original_ct) {
-        Ok(ct) if ct.is_multipart() => {
-            let boundary = ct.boundary().map(str::to_owned).unwrap_or_else(|_| random_hex(12));
-            let mut w = MultipartWriter::new(boundary);
-            w.part(soap_headers, soap);
-            for a in attachments {
-                w.part(&a.headers, a.body);
-            }
-            (w.finish(), original_ct.to_owned())
-        }
-        _ => (soap.to_vec(), original_ct.to_owned()),
-    };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let soap_headers: Vec<(&str, &str)> = tm.soap_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (body, ct) = package_body(original_ct, &soap_headers, &tm.soap, &tm.attachments);
+    let mut r = Response::new(body);
     if let Ok(v) = HeaderValue::from_str(&ct) {
         r.headers_mut().insert(header::CONTENT_TYPE, v);
     }
-    r
+    Ok(r)
+}
+
+/// Rebuilds the package the other side's information system sent: its body
+/// and content type.
+fn package_body(
+    original_ct: &str,
+    soap_headers: &[(&str, &str)],
+    soap: &Bytes,
+    attachments: &[Received],
+) -> (OutBody, String) {
+    match ContentType::parse(original_ct) {
+        Ok(ct) if ct.is_multipart() => {
+            let boundary = ct.boundary().map(str::to_owned).unwrap_or_else(|_| random_hex(12));
+            let heads = attachment_headers(attachments);
+            let pieces = package::encode_multipart(&boundary, soap_headers, soap, &with_bodies(&heads, attachments));
+            (OutBody::new(pieces.into_iter().map(Piece::from)), original_ct.to_owned())
+        }
+        _ => (OutBody::full(soap.clone()), original_ct.to_owned()),
+    }
 }
 
 /// Verifies the signature of a transport message sent on behalf of `member`
 /// and parses its SOAP part.
 fn verify_transport(
     state: &State,
-    tm: &TransportMessage<'_>,
+    tm: &Transport,
     signer: &ClientId,
     direction: Direction,
 ) -> Result<SoapMessage, (Code, String)> {
-    let msg = match soap::parse(tm.soap, direction, &Limits::default()).map_err(|e| (e.code, e.message))? {
+    let msg = match soap::parse(&tm.soap, direction, &Limits::default()).map_err(|e| (e.code, e.message))? {
         Soap::Message(m) => m,
         Soap::Fault(f) => return Err((Code::INVALID_MESSAGE, format!("unexpected fault {f}"))),
     };
-    let Some(sig) = tm.signature else {
+    let Some(sig) = &tm.signature else {
         return Ok(msg);
     };
+    // The SOAP part is at hand; attachments are known by the digests made as they arrived.
     let uris = transport::part_uris(tm.attachments.len());
-    let data = parts_of(tm.soap, &tm.attachments, &uris);
+    let soap = [DataPart { uri: &uris[0], bytes: &tm.soap }];
+    let attachments: Vec<PartDigest<'_>> = tm
+        .attachments
+        .iter()
+        .zip(&uris[1..])
+        .map(|(a, uri)| PartDigest { uri, method: tm.method, value: &a.digest })
+        .collect();
+    let chain = tm.hash_chain.as_ref().map(|(r, c)| (&r[..], &c[..]));
     let verified =
-        verify_signature(&state.batch_signatures, sig, tm.hash_chain, &data).map_err(|e| (e.code, e.message))?;
+        verify_signature(&state.batch_signatures, sig, chain, &soap, &attachments).map_err(|e| (e.code, e.message))?;
     state.trust.get().check_signer(signer, &verified.certificate_der).map_err(|e| (Code::INCORRECT_CERTIFICATE, e))?;
     let now = time::OffsetDateTime::now_utc();
     state.trust.get().check_path(&verified.certificate_der, &[], now).map_err(|e| {
@@ -408,12 +605,13 @@ fn verify_signature(
     signature: &[u8],
     hash_chain: Option<Chain<'_>>,
     data: &[DataPart<'_>],
+    digested: &[PartDigest<'_>],
 ) -> Result<xades::VerifiedSignature, xades::SignatureError> {
     match hash_chain {
-        Some((result, chain)) => {
-            memo.verify(signature, result).and_then(|v| xades::verify_batch_chain(result, chain, data).map(|()| v))
-        }
-        None => xades::verify(signature, data),
+        Some((result, chain)) => memo
+            .verify(signature, result)
+            .and_then(|v| xades::verify_batch_chain_parts(result, chain, data, digested).map(|()| v)),
+        None => xades::verify_parts(signature, data, digested),
     }
 }
 
@@ -424,7 +622,7 @@ async fn log(
     side: Side,
     response: bool,
     (signature, hash_chain): (&[u8], Option<Chain<'_>>),
-    attachments: &[Part<'_>],
+    attachments: &[Received],
 ) -> Result<(), String> {
     let h = msg.header();
     // Body logging is decided by the local party: the client on the client
@@ -443,7 +641,17 @@ async fn log(
         &stripped
     };
     // Without the body, attachments are not logged either (X-Road's metadata-only logging).
-    let bodies: Vec<&[u8]> = if keep_body { attachments.iter().map(|a| a.body).collect() } else { Vec::new() };
+    let bodies: Vec<Attachment<'_>> = if keep_body {
+        attachments
+            .iter()
+            .map(|a| match &a.body {
+                Blob::Memory(b) => Attachment::Bytes(b),
+                Blob::File(f) => Attachment::File(f.path()),
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let rec = Record {
         attachments: &bodies,
         query_id,
@@ -473,8 +681,8 @@ const PEER_TIMEOUT: Duration = Duration::from_secs(300);
 async fn send_to_peer(
     state: &State,
     target: &SecurityServer,
-    req: Request<Full<Bytes>>,
-) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
+    req: Request<OutBody>,
+) -> Result<(StatusCode, HeaderMap, Incoming, Lent<Arc<Vec<u8>>>), Fault> {
     let addr = target.proxy_address();
     let (mut sender, peer_cert) = match take_ready(&state.peers, &addr).await {
         Some(s) => s,
@@ -500,17 +708,27 @@ async fn send_to_peer(
         })?
         .map_err(|e| Code::NETWORK_ERROR.client_proxy(format!("exchange with {} failed: {e}", target.id)))?;
     let (parts, body) = resp.into_parts();
-    let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| {
-        Code::IO_ERROR.client_proxy_service_failed(format!("reading the response of {} failed: {e}", target.id))
-    })?;
-    state.peers.lock().await.entry(addr).or_default().push((sender, peer_cert));
-    Ok((parts.status, parts.headers, body))
+    Ok((parts.status, parts.headers, body, Lent { key: addr, sender, extra: peer_cert }))
 }
 
 /// Idle HTTP/1.1 connections by `host:port`, each with something learned when it was opened.
-pub(crate) type Pool<T> = Mutex<HashMap<String, Vec<(SendRequest<Full<Bytes>>, T)>>>;
+pub(crate) type Pool<T> = Mutex<HashMap<String, Vec<(SendRequest<OutBody>, T)>>>;
 
-async fn take_ready<T>(pool: &Pool<T>, key: &str) -> Option<(SendRequest<Full<Bytes>>, T)> {
+/// A pooled connection lent to one exchange, given back once its answer has
+/// been read whole (dropped instead if reading failed).
+struct Lent<T> {
+    key: String,
+    sender: SendRequest<OutBody>,
+    extra: T,
+}
+
+impl<T> Lent<T> {
+    async fn give_back(self, pool: &Pool<T>) {
+        pool.lock().await.entry(self.key).or_default().push((self.sender, self.extra));
+    }
+}
+
+async fn take_ready<T>(pool: &Pool<T>, key: &str) -> Option<(SendRequest<OutBody>, T)> {
     let mut pool = pool.lock().await;
     let list = pool.get_mut(key)?;
     while let Some((mut s, extra)) = list.pop() {
@@ -539,10 +757,7 @@ async fn peer_tls_config(state: &State, target: &SecurityServer) -> Result<Arc<r
     Ok(config)
 }
 
-async fn connect_peer(
-    state: &State,
-    target: &SecurityServer,
-) -> Result<(SendRequest<Full<Bytes>>, Arc<Vec<u8>>), Fault> {
+async fn connect_peer(state: &State, target: &SecurityServer) -> Result<(SendRequest<OutBody>, Arc<Vec<u8>>), Fault> {
     let addr = target.proxy_address();
     let net = |e: String| Code::NETWORK_ERROR.client_proxy(format!("cannot connect to {} at {addr}: {e}", target.id));
     let config = peer_tls_config(state, target).await?;
@@ -574,8 +789,7 @@ async fn connect_peer(
         .and_then(|c| c.first())
         .map(|c| Arc::new(c.to_vec()))
         .ok_or_else(|| net("the peer presented no certificate".into()))?;
-    let (sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(tls)).await.map_err(|e| net(e.to_string()))?;
+    let (sender, conn) = http1_client().handshake(TokioIo::new(tls)).await.map_err(|e| net(e.to_string()))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });
@@ -612,15 +826,19 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
     let original_ct =
         header_str(&headers, transport::ORIGINAL_CONTENT_TYPE).unwrap_or("text/xml; charset=UTF-8").to_owned();
     check_declared_length(&headers, state.conf.max_body_bytes).map_err(|e| nq(Code::IO_ERROR.server_proxy(e)))?;
-    let body = read_body(req.into_body(), state.conf.max_body_bytes)
-        .await
-        .map_err(|e| nq(Code::IO_ERROR.server_proxy(format!("cannot read request: {e}"))))?;
     if ContentType::parse(&ct).map(|c| c.mime != "multipart/mixed").unwrap_or(true) {
         return Err(nq(Code::INVALID_CONTENT_TYPE
             .server_proxy_service_failed(format!("invalid content type {ct:?}; expected multipart/mixed"))));
     }
-    let tm = transport::decode(&ct, &body).map_err(|e| nq(e.code.server_proxy(e.message)))?;
-    let request = match soap::parse(tm.soap, Direction::Request, &Limits::default()) {
+    let tm = receive_transport(&state.spool, &headers, req.into_body(), state.conf.max_body_bytes).await.map_err(
+        |e| match e {
+            TransportError { code, message } if code == Code::IO_ERROR => {
+                nq(Code::IO_ERROR.server_proxy(format!("cannot read request: {message}")))
+            }
+            e => nq(e.code.server_proxy(e.message)),
+        },
+    )?;
+    let request = match soap::parse(&tm.soap, Direction::Request, &Limits::default()) {
         Ok(Soap::Message(m)) => m,
         Ok(Soap::Fault(_)) => return Err(nq(Code::INVALID_SOAP.server_proxy("a fault is not a request"))),
         Err(e) => return Err(nq(e.code.server_proxy(e.message))),
@@ -638,7 +856,8 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         return Err(err(Code::SSL_AUTHENTICATION_FAILED
             .server_proxy(format!("client {} is not hosted by the security server that sent the request", h.client))));
     }
-    state.ocsp.check_peer(peer_cert, &tm.ocsp).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
+    let ocsp: Vec<&[u8]> = tm.ocsp.iter().map(|o| &o[..]).collect();
+    state.ocsp.check_peer(peer_cert, &ocsp).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
     if tm.signature.is_none() {
         return Err(err(Code::MISSING_SIGNATURE.server_proxy("the request is not signed")));
     }
@@ -690,36 +909,51 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         &request,
         Side::Server,
         false,
-        (tm.signature.unwrap_or_default(), tm.hash_chain),
+        (tm.signature.as_deref().unwrap_or_default(), tm.hash_chain.as_ref().map(|(r, c)| (&r[..], &c[..]))),
         &tm.attachments,
     )
     .await
     .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
 
     // Forward the package as the client's information system sent it.
-    let (pbody, pct) = {
-        let r = package_response(&original_ct, &tm.soap_headers, tm.soap, &tm.attachments);
-        let ct = header_str(r.headers(), "content-type").unwrap_or("text/xml; charset=UTF-8").to_owned();
-        let b = r.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-        (b, ct)
-    };
+    let soap_headers: Vec<(&str, &str)> = tm.soap_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (pbody, pct) = package_body(&original_ct, &soap_headers, &tm.soap, &tm.attachments);
     let action = header_str(&headers, transport::ORIGINAL_SOAP_ACTION).map(str::to_owned);
-    let (status, rheaders, rbody) = match meta {
-        Some(m) => metaservice_answer(state, &trust, &request, m).await.map_err(err)?,
-        None => forward(state, &provider_url, timeout_secs, ssl_verify, &pct, action.as_deref(), pbody)
-            .await
-            .map_err(err)?,
+    let (status, rheaders, rbody, lent) = match meta {
+        Some(m) => {
+            let (status, headers, body) = metaservice_answer(state, &trust, &request, m).await.map_err(err)?;
+            (status, headers, Either::Right(Full::new(body)), None)
+        }
+        None => {
+            let (status, headers, body, lent) =
+                forward(state, &provider_url, timeout_secs, ssl_verify, &pct, action.as_deref(), pbody)
+                    .await
+                    .map_err(err)?;
+            (status, headers, Either::Left(body), Some(lent))
+        }
     };
     let rct = header_str(&rheaders, "content-type").unwrap_or("").to_owned();
     // SOAP over HTTP answers 200, or 500 with a fault; anything else is an HTTP error.
     if !status.is_success() && status != StatusCode::INTERNAL_SERVER_ERROR {
         return Err(err(Code::HTTP_ERROR.server_proxy_service_failed(format!("the provider answered HTTP {status}"))));
     }
-    let resp = package::decode(&rct, &rbody, Direction::Response, &Limits::default())
-        .map_err(|e| err(e.code.server_proxy_service_failed(e.message)))?;
+    let receiving = receive_package(&state.spool, &rct, rbody, state.conf.max_body_bytes, Direction::Response);
+    let resp = tokio::time::timeout(Duration::from_secs(timeout_secs.max(1)), receiving)
+        .await
+        .map_err(|_| {
+            err(Code::NETWORK_ERROR
+                .server_proxy_service_failed(format!("the provider did not send its answer within {timeout_secs} s")))
+        })?
+        .map_err(|e| match e {
+            PackageError::Read(m) => err(Code::IO_ERROR.server_proxy_service_failed(m)),
+            PackageError::Invalid(e) => err(e.code.server_proxy_service_failed(e.message)),
+        })?;
+    if let Some(lent) = lent {
+        lent.give_back(&state.provider_client).await;
+    }
     let rmsg = match &resp.soap {
         Soap::Fault(_) => {
-            return Ok(soap_fault_bytes(Bytes::copy_from_slice(resp.soap_bytes)));
+            return Ok(soap_fault_bytes(resp.soap_bytes.clone()));
         }
         Soap::Message(m) => m,
     };
@@ -728,7 +962,7 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         return Err(err(Code::INCONSISTENT_RESPONSE
             .server_proxy_service_failed("the provider's response header does not match the request")));
     }
-    let with_hash = rmsg.with_request_hash(soap::SHA512_URI, &xades::sha512_b64(tm.soap));
+    let with_hash = rmsg.with_request_hash(soap::SHA512_URI, &xades::sha512_b64(&tm.soap));
     let signed_msg = match soap::parse(&with_hash, Direction::Response, &Limits::default()) {
         Ok(Soap::Message(m)) => m,
         _ => return Err(err(Code::INTERNAL_ERROR.server_proxy("cannot insert requestHash"))),
@@ -738,29 +972,20 @@ async fn server_proxy_inner(state: &State, peer_cert: &[u8], req: Request<Incomi
         err(Code::CANNOT_CREATE_SIGNATURE
             .server_proxy(format!("no signing key for {}", h.service.provider().member_id())))
     })?;
-    let uris = transport::part_uris(resp.attachments.len());
     let sign_ocsp =
         state.ocsp.own_good(key.0.certificate_der()).map_err(|e| err(Code::CERT_VALIDATION.server_proxy(e)))?;
     let signed = key
         .1
-        .sign(digests(&parts_of(&with_hash, &resp.attachments, &uris)), Some(sign_ocsp))
+        .sign(digests(&state.spool, &with_hash, &resp.attachments), Some(sign_ocsp))
         .await
         .map_err(|e| err(Code::CANNOT_CREATE_SIGNATURE.server_proxy(e.message)))?;
     let batch = signed.batch.as_ref().map(|(r, c)| (r.as_slice(), c.as_slice()));
     log(state, &h.id, &signed_msg, Side::Server, true, (&signed.signature, batch), &resp.attachments)
         .await
         .map_err(|e| err(Code::LOGGING_FAILED.server_proxy(e)))?;
-    let soap_headers: Vec<(&str, &str)> = resp.soap_headers.clone();
-    let (body, ct) = transport::encode_signed(
-        &random_hex(12),
-        &[],
-        &soap_headers,
-        &with_hash,
-        &resp.attachments,
-        &signed.signature,
-        batch,
-    );
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let soap_headers: Vec<(&str, &str)> = resp.soap_headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let (body, ct) = transport_body(&[], &soap_headers, &with_hash, &resp.attachments, &signed.signature, batch);
+    let mut r = Response::new(body);
     if let (Ok(a), Ok(b)) = (HeaderValue::from_str(&ct), HeaderValue::from_str(&resp.content_type)) {
         r.headers_mut().insert(header::CONTENT_TYPE, a);
         r.headers_mut().insert(transport::ORIGINAL_CONTENT_TYPE, b);
@@ -840,8 +1065,8 @@ async fn forward(
     ssl_verify: bool,
     content_type: &str,
     soap_action: Option<&str>,
-    body: Bytes,
-) -> Result<(StatusCode, HeaderMap, Bytes), Fault> {
+    body: OutBody,
+) -> Result<(StatusCode, HeaderMap, Incoming, Lent<()>), Fault> {
     let failed = |code: Code, m: String| code.server_proxy_service_failed(m);
     let uri: http::Uri =
         url.parse().map_err(|e| failed(Code::INTERNAL_ERROR, format!("bad service URL {url:?}: {e}")))?;
@@ -864,7 +1089,7 @@ async fn forward(
     if let Some(a) = soap_action {
         req = req.header("SOAPAction", a);
     }
-    let req = req.body(Full::new(body)).map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
+    let req = req.body(body).map_err(|e| failed(Code::INTERNAL_ERROR, e.to_string()))?;
     let work = async {
         let mut sender = match take_ready(&state.provider_client, &pool_key).await {
             Some((s, ())) => s,
@@ -907,21 +1132,28 @@ async fn forward(
             .await
             .map_err(|e| failed(Code::NETWORK_ERROR, format!("provider at {addr}: {e}")))?;
         let (parts, body) = resp.into_parts();
-        let body = read_body(body, state.conf.max_body_bytes).await.map_err(|e| failed(Code::IO_ERROR, e))?;
-        state.provider_client.lock().await.entry(pool_key.clone()).or_default().push((sender, ()));
-        Ok((parts.status, parts.headers, body))
+        Ok((parts.status, parts.headers, body, Lent { key: pool_key.clone(), sender, extra: () }))
     };
     tokio::time::timeout(Duration::from_secs(timeout_secs), work)
         .await
         .map_err(|_| failed(Code::NETWORK_ERROR, format!("the provider did not answer within {timeout_secs} s")))?
 }
 
+/// HTTP/1.1 client settings towards peers and providers: large bodies are
+/// read 64 KiB at a time, as the servers read them.
+fn http1_client() -> hyper::client::conn::http1::Builder {
+    let mut b = hyper::client::conn::http1::Builder::new();
+    b.max_buf_size(64 * 1024);
+    b
+}
+
 /// An HTTP/1.1 client connection to a provider over `io`.
-async fn handshake<T>(io: TokioIo<T>) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>, Fault>
+async fn handshake<T>(io: TokioIo<T>) -> Result<SendRequest<OutBody>, Fault>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (s, conn) = hyper::client::conn::http1::handshake(io)
+    let (s, conn) = http1_client()
+        .handshake(io)
         .await
         .map_err(|e| Code::NETWORK_ERROR.server_proxy_service_failed(e.to_string()))?;
     tokio::spawn(async move {
@@ -975,7 +1207,7 @@ fn list_clients(state: &State, req: &Request<Incoming>) -> Result<Resp, Fault> {
     } else {
         ("text/xml; charset=UTF-8", crate::metaservice::list_clients_xml(&members))
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(OutBody::full(body));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
     Ok(r)
 }
@@ -1005,7 +1237,7 @@ async fn asic_export(state: &State, query: &str) -> Result<Resp, Fault> {
         return Err(Code::INVALID_REQUEST.client(format!("no message log records of query {query_id} for {client}")));
     }
     let zip = containers_zip(query_id, &records).map_err(|e| Code::INTERNAL_ERROR.client_proxy(e))?;
-    let mut r = Response::new(Full::new(Bytes::from(zip)));
+    let mut r = Response::new(OutBody::full(zip));
     r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/zip"));
     Ok(r)
 }
@@ -1045,7 +1277,7 @@ mod tests {
         let memo = BatchSignatures::default();
         let check = |i: usize, data: &[DataPart<'_>]| {
             let s = &shares[i];
-            verify_signature(&memo, &s.signature, Some((&s.hash_chain_result, &s.hash_chain)), data)
+            verify_signature(&memo, &s.signature, Some((&s.hash_chain_result, &s.hash_chain)), data, &[])
         };
         let first = check(0, &one).unwrap();
         assert_eq!(first.certificate_der, issued.cert_der);

@@ -4,7 +4,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use musubi_security_server::messagelog::{MessageLog, Record, Side};
+use musubi_security_server::messagelog::{Attachment, MessageLog, Record, Side};
 
 /// A fresh PostgreSQL database for `name`, or `None` (skipped) without a server.
 async fn postgres(name: &str) -> Option<String> {
@@ -57,9 +57,21 @@ async fn records_timestamps_and_archives_round_trip_on_every_backend() {
         let backend = url.split(':').next().unwrap().to_owned();
         let log = MessageLog::connect(&url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
         log.write(&record("q1", false, b"<request/>", None)).await.unwrap();
-        let parts: [&[u8]; 3] = [b"first", b"", b"third \x00\xff"];
+        // Attachments in memory and in a file (spooled), the file over several
+        // stored chunks of 1 MiB.
+        let large: Vec<u8> = (0..(2 << 20) + 5).map(|i| (i % 253) as u8).collect();
+        let file = std::env::temp_dir().join(format!("musubi-mlog-att-{backend}-{}", std::process::id()));
+        std::fs::write(&file, &large).unwrap();
+        let parts: [&[u8]; 4] = [b"first", b"", &large, b"third \x00\xff"];
+        let logged = [
+            Attachment::Bytes(parts[0]),
+            Attachment::Bytes(parts[1]),
+            Attachment::File(&file),
+            Attachment::Bytes(parts[3]),
+        ];
         let response = record("q1", true, b"<response/>", Some((b"<result/>", b"<chain/>")));
-        log.write(&Record { attachments: &parts, ..response }).await.unwrap();
+        log.write(&Record { attachments: &logged, ..response }).await.unwrap();
+        std::fs::remove_file(&file).unwrap();
         log.write(&record("q2", false, b"<other/>", None)).await.unwrap();
         let found = log.find("q1").await.unwrap();
         assert_eq!(
@@ -85,7 +97,8 @@ async fn records_timestamps_and_archives_round_trip_on_every_backend() {
         assert_eq!(records[1].attachments, parts.map(<[u8]>::to_vec), "{backend}");
         assert!(records[0].attachments.is_empty(), "{backend}");
         let container = musubi_protocol::asic::read(&records[1].container().unwrap(), &Default::default()).unwrap();
-        assert_eq!(container.get("attachment3"), Some(&b"third \x00\xff"[..]), "{backend}");
+        assert_eq!(container.get("attachment3"), Some(&large[..]), "{backend}");
+        assert_eq!(container.get("attachment4"), Some(&b"third \x00\xff"[..]), "{backend}");
         let archivable = log.archivable(10).await.unwrap();
         assert_eq!(archivable.len(), 3, "{backend}");
         assert_eq!(log.archive_link("").await.unwrap(), None, "{backend}");

@@ -8,6 +8,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use musubi::demo::{example_request, ids};
 use musubi_pki::{DevCa, Issued, SigningKey, Usage};
+use musubi_protocol::mime::Part;
 use musubi_protocol::transport;
 use musubi_protocol::xades::{self, DataPart};
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
@@ -160,6 +161,38 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
     let (body, ct) = encode(&tampered, Some(&sig), &auth_ocsp);
     let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
     assert_eq!(code, "server.serverproxy.invalid_signature_value");
+
+    // A large attachment: received as it arrives (spooled to disk and hashed on
+    // the way), checked against the signature, logged whole, its file removed after.
+    let large: Vec<u8> = (0..3 * 1024 * 1024 + 7).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let soap_large = example_request(&service, "it-peer-large").into_bytes();
+    let with_attachment = |attachment: &[u8]| {
+        let parts =
+            [DataPart { uri: "/message.xml", bytes: &soap_large }, DataPart { uri: "/attachment1", bytes: &large }];
+        let sig = xades::sign_with_ocsp(
+            &signer,
+            &parts,
+            "2026-11-24T00:00:00Z",
+            Some(&ocsp_for(&net.ca, &net.consumer_sign)),
+        )
+        .unwrap();
+        let att = [Part { headers: vec![("Content-Type", "application/octet-stream")], body: attachment }];
+        transport::encode("it-boundary", &[&auth_ocsp], &[], &soap_large, &att, &sig)
+    };
+    let (body, ct) = with_attachment(&large);
+    let (code, text) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "ok", "{text}");
+    let logged = net.provider.message_log().archived_records("it-peer-large").await.unwrap();
+    assert_eq!(logged[0].attachments, std::slice::from_ref(&large), "the attachment is logged whole");
+    let spool = net.provider.state_dir().join("spool");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "spool files go when the exchange is done");
+    // The same signature over an attachment changed in one byte: refused.
+    let mut changed = large.clone();
+    changed[2_000_000] ^= 1;
+    let (body, ct) = with_attachment(&changed);
+    let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "server.serverproxy.invalid_signature_value");
+    assert_eq!(std::fs::read_dir(&spool).unwrap().count(), 0, "a refused message leaves no spool file");
 
     // A signature value that was changed.
     let sig = String::from_utf8(signed(&net.ca, &net.consumer_sign, &soap)).unwrap();
