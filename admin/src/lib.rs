@@ -255,7 +255,7 @@ where
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
         // Large bodies are taken 64 KiB at a time, not in growing buffers of up to 400 KiB per connection.
-        .max_buf_size(64 * 1024)
+        .max_buf_size(32 * 1024)
         .serve_connection(hyper_util::rt::TokioIo::new(io), svc);
     tokio::pin!(conn);
     tokio::select! {

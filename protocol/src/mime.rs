@@ -430,6 +430,8 @@ impl MultipartStream {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
+        // What is held is a chunk and a delimiter's length: no room to spare.
+        self.buf.reserve_exact(chunk.len());
         self.buf.extend_from_slice(chunk);
     }
 

@@ -1143,7 +1143,7 @@ async fn forward(
 /// read 64 KiB at a time, as the servers read them.
 fn http1_client() -> hyper::client::conn::http1::Builder {
     let mut b = hyper::client::conn::http1::Builder::new();
-    b.max_buf_size(64 * 1024);
+    b.max_buf_size(32 * 1024);
     b
 }
 

@@ -19,9 +19,9 @@ use musubi_protocol::mime::{ContentType, MimeError, MultipartLimits, MultipartSt
 use tokio::io::{AsyncRead, AsyncWriteExt, ReadBuf};
 
 /// Parts up to this size stay in memory; larger ones are spooled to a file.
-pub(crate) const IN_MEMORY: usize = 256 * 1024;
+pub(crate) const IN_MEMORY: usize = 64 * 1024;
 /// Chunks in which spooled files are written and read.
-const CHUNK: usize = 64 * 1024;
+const CHUNK: usize = 32 * 1024;
 
 /// A file in the spool directory, removed when dropped.
 #[derive(Debug)]
@@ -294,7 +294,9 @@ enum Current {
 struct Sink {
     headers: Vec<(String, String)>,
     memory: Vec<u8>,
-    file: Option<(tokio::io::BufWriter<tokio::fs::File>, SpoolFile)>,
+    /// tokio's file copies each write and hands it to a blocking thread, so it
+    /// buffers one chunk itself.
+    file: Option<(tokio::fs::File, SpoolFile)>,
     digest: ring::digest::Context,
     dir: PathBuf,
 }
@@ -316,8 +318,7 @@ impl Sink {
             let path = self.dir.join(unique_name());
             let file = tokio::fs::OpenOptions::new().write(true).create_new(true).open(&path).await?;
             // From here on the file is removed with the SpoolFile, also on failure.
-            let w = tokio::io::BufWriter::with_capacity(CHUNK, file);
-            self.file = Some((w, SpoolFile { path, len: 0 }));
+            self.file = Some((file, SpoolFile { path, len: 0 }));
             let memory = std::mem::take(&mut self.memory);
             if let Some((w, f)) = &mut self.file {
                 w.write_all(&memory).await?;
