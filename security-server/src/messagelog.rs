@@ -271,7 +271,7 @@ const MAX_BATCH_BYTES: usize = 32 * 1024 * 1024;
 
 /// The writer task: takes every waiting record into one transaction, commits,
 /// then answers each writer with the outcome.
-async fn write_records(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
+async fn write_records(pool: AnyPool, sqlite: bool, mut jobs: mpsc::Receiver<Job>) {
     while let Some(first) = jobs.recv().await {
         let mut bytes = first.row.bytes();
         let mut batch = vec![first];
@@ -284,7 +284,7 @@ async fn write_records(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let outcome = insert_batch(&pool, &batch).await.map_err(|e| WriteError(e.to_string()));
+        let outcome = insert_batch(&pool, sqlite, &batch).await.map_err(|e| WriteError(e.to_string()));
         for job in batch {
             let _ = job.done.send(outcome.clone());
         }
@@ -293,8 +293,12 @@ async fn write_records(pool: AnyPool, mut jobs: mpsc::Receiver<Job>) {
 
 /// A connection of its own with a transaction begun on it; [`finish`] ends it.
 async fn begin(pool: &AnyPool) -> Result<PoolConnection<Any>, sqlx::Error> {
+    begin_with(pool, "BEGIN").await
+}
+
+async fn begin_with(pool: &AnyPool, begin: &'static str) -> Result<PoolConnection<Any>, sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    sqlx::query("BEGIN").execute(&mut *conn).await?;
+    sqlx::query(begin).execute(&mut *conn).await?;
     Ok(conn)
 }
 
@@ -314,40 +318,93 @@ async fn finish<T>(mut conn: PoolConnection<Any>, work: Result<T, sqlx::Error>) 
     result
 }
 
-/// One group commit.
-async fn insert_batch(pool: &AnyPool, batch: &[Job]) -> Result<(), sqlx::Error> {
-    let mut conn = begin(pool).await?;
-    let work = insert_records(&mut conn, batch).await;
+/// One group commit. In SQLite the transaction takes the write lock at once
+/// (`BEGIN IMMEDIATE`), so the ids read at its start stay free until it commits.
+async fn insert_batch(pool: &AnyPool, sqlite: bool, batch: &[Job]) -> Result<(), sqlx::Error> {
+    let mut conn = begin_with(pool, if sqlite { "BEGIN IMMEDIATE" } else { "BEGIN" }).await?;
+    let work = insert_records(&mut conn, sqlite, batch).await;
     finish(conn, work).await
 }
 
-async fn insert_records(conn: &mut sqlx::AnyConnection, batch: &[Job]) -> Result<(), sqlx::Error> {
-    for Job { row: r, .. } in batch {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO message_log (query_id, client, service, side, direction, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+/// `n` ids for new records: the next ones after the highest ever used
+/// (SQLite, inside the write lock), or from the id sequence (PostgreSQL,
+/// where several security servers may share the log).
+async fn reserve_ids(conn: &mut sqlx::AnyConnection, sqlite: bool, n: usize) -> Result<Vec<i64>, sqlx::Error> {
+    let n = i64::try_from(n).unwrap_or(i64::MAX);
+    if sqlite {
+        // AUTOINCREMENT never reuses an id, not even one of a deleted record.
+        let last: i64 = sqlx::query_scalar(
+            "SELECT MAX(COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'message_log'), 0), \
+             COALESCE((SELECT MAX(id) FROM message_log), 0))",
         )
-        .bind(&r.query_id)
-        .bind(&r.client)
-        .bind(&r.service)
-        .bind(r.side)
-        .bind(r.direction)
-        .bind(&r.created_at)
         .fetch_one(&mut *conn)
         .await?;
-        sqlx::query(
-            "INSERT INTO message_log_body (record_id, signature, hash_chain_result, hash_chain, message) \
-             VALUES ($1, $2, $3, $4, $5)",
+        Ok((last + 1..=last + n).collect())
+    } else {
+        sqlx::query_scalar(
+            "SELECT nextval(pg_get_serial_sequence('message_log', 'id')) FROM generate_series(1, CAST($1 AS INTEGER))",
         )
-        .bind(id)
-        .bind(&r.signature)
-        .bind(r.hash_chain.as_ref().map(|(result, _)| result))
-        .bind(r.hash_chain.as_ref().map(|(_, chain)| chain))
-        .bind(&r.message)
-        .execute(&mut *conn)
-        .await?;
+        .bind(n)
+        .fetch_all(&mut *conn)
+        .await
+    }
+}
+
+/// `(?, …), (?, …)` for `rows` rows of `columns` parameters each.
+fn values(rows: usize, columns: usize) -> String {
+    let row = |r: usize| {
+        let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+        format!("({})", params.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
+/// Rows per multi-row insert: few statements per batch, each small to
+/// prepare (SQLite compiles a long VALUES list into a large program).
+const ROWS_PER_INSERT: usize = 32;
+
+/// The batch: records, then their bodies, [`ROWS_PER_INSERT`] rows per
+/// statement, then the attachments.
+async fn insert_records(conn: &mut sqlx::AnyConnection, sqlite: bool, batch: &[Job]) -> Result<(), sqlx::Error> {
+    let ids = reserve_ids(conn, sqlite, batch.len()).await?;
+    for (ids, jobs) in ids.chunks(ROWS_PER_INSERT).zip(batch.chunks(ROWS_PER_INSERT)) {
+        // Statements of a full chunk or a few rows are kept prepared; one for
+        // every other size would crowd each connection's statement cache.
+        let keep = jobs.len() == ROWS_PER_INSERT || jobs.len() <= 4;
+        let sql = format!(
+            "INSERT INTO message_log (id, query_id, client, service, side, direction, created_at) VALUES {}",
+            values(jobs.len(), 7)
+        );
+        let mut records = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(keep);
+        for (id, Job { row: r, .. }) in ids.iter().zip(jobs) {
+            records = records
+                .bind(*id)
+                .bind(&r.query_id)
+                .bind(&r.client)
+                .bind(&r.service)
+                .bind(r.side)
+                .bind(r.direction)
+                .bind(&r.created_at);
+        }
+        records.execute(&mut *conn).await?;
+        let sql = format!(
+            "INSERT INTO message_log_body (record_id, signature, hash_chain_result, hash_chain, message) VALUES {}",
+            values(jobs.len(), 5)
+        );
+        let mut bodies = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(keep);
+        for (id, Job { row: r, .. }) in ids.iter().zip(jobs) {
+            bodies = bodies
+                .bind(*id)
+                .bind(&r.signature)
+                .bind(r.hash_chain.as_ref().map(|(result, _)| result))
+                .bind(r.hash_chain.as_ref().map(|(_, chain)| chain))
+                .bind(&r.message);
+        }
+        bodies.execute(&mut *conn).await?;
+    }
+    for (id, Job { row: r, .. }) in ids.iter().zip(batch) {
         for (part, a) in (1i64..).zip(&r.attachments) {
-            insert_attachment(conn, id, part, a).await?;
+            insert_attachment(conn, *id, part, a).await?;
         }
     }
     Ok(())
@@ -439,7 +496,7 @@ impl MessageLog {
             sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         }
         let (writer, jobs) = mpsc::channel(MAX_BATCH_RECORDS * 4);
-        tokio::spawn(write_records(pool.clone(), jobs));
+        tokio::spawn(write_records(pool.clone(), sqlite, jobs));
         Ok(Self { pool, writer })
     }
 

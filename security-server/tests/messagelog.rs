@@ -233,3 +233,39 @@ async fn a_large_time_stamp_batch_marks_every_record_with_its_own_chain() {
         log.close().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_written_at_once_are_committed_together_each_with_its_own_body() {
+    for url in backends("group").await {
+        let backend = url.split(':').next().unwrap().to_owned();
+        let log = MessageLog::connect(&url).await.unwrap_or_else(|e| panic!("{backend}: {e}"));
+        // Many writers at once: the writer task takes them in batches of several
+        // records per statement, and each body and attachment must stay with its record.
+        let writers: Vec<_> = (0..300)
+            .map(|i| {
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let (qid, message, att) = (format!("g{i}"), format!("<m{i}/>"), format!("attachment {i}"));
+                    let attachments = [Attachment::Bytes(att.as_bytes())];
+                    let r = record(&qid, i % 2 == 1, message.as_bytes(), None);
+                    let r = if i % 3 == 0 { Record { attachments: &attachments, ..r } } else { r };
+                    log.write(&r).await
+                })
+            })
+            .collect();
+        for w in writers {
+            w.await.unwrap().unwrap_or_else(|e| panic!("{backend}: {e}"));
+        }
+        for i in 0..300 {
+            let qid = format!("g{i}");
+            let direction = if i % 2 == 1 { "response" } else { "request" };
+            let found = log.find(&qid).await.unwrap();
+            assert_eq!(found, [(direction.to_owned(), format!("<m{i}/>").into_bytes())], "{backend} {qid}");
+            let records = log.archived_records(&qid).await.unwrap();
+            let expected: Vec<Vec<u8>> =
+                if i % 3 == 0 { vec![format!("attachment {i}").into_bytes()] } else { Vec::new() };
+            assert_eq!(records[0].attachments, expected, "{backend} {qid}");
+        }
+        log.close().await;
+    }
+}
