@@ -471,14 +471,24 @@ async fn run_case(
     opts: &Options,
 ) -> Result<Measured> {
     let maker = Arc::new(RequestMaker::new(payload));
-    // Connections, each warmed up by one exchange (peer connections, OCSP, pools).
-    let mut senders = Vec::new();
+    // Connections, each warmed up by one exchange (peer connections, OCSP,
+    // pools), all at once: warmed one after another, the first would sit idle
+    // long enough with large payloads for the servers to close them
+    // (hyper's 30 s header-read timeout on an idle keep-alive connection).
+    let mut warming = tokio::task::JoinSet::new();
     for w in 0..concurrency {
-        let mut s = connect(chain.entry).await?;
-        exchange(&mut s, &maker, &format!("{name}-warm-{w}"))
-            .await
-            .map_err(|e| anyhow::anyhow!("{name}: the warm-up exchange failed: {e}"))?;
-        senders.push(s);
+        let (maker, name, entry) = (maker.clone(), name.to_owned(), chain.entry);
+        warming.spawn(async move {
+            let mut s = connect(entry).await?;
+            exchange(&mut s, &maker, &format!("{name}-warm-{w}"))
+                .await
+                .map_err(|e| anyhow::anyhow!("{name}: the warm-up exchange failed: {e}"))?;
+            anyhow::Ok(s)
+        });
+    }
+    let mut senders = Vec::new();
+    while let Some(s) = warming.join_next().await {
+        senders.push(s.context("a warm-up task failed")??);
     }
     chain.check_running()?;
     chain.reset_peaks();
