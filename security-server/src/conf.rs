@@ -353,7 +353,8 @@ pub struct ServerConf {
     pub services: Vec<Service>,
     /// Where peers fetch this server's OCSP responses (X-Road: port 5577).
     pub ocsp_listen: SocketAddr,
-    /// Folder for state kept across restarts (cached OCSP responses).
+    /// Folder for state kept across restarts (cached OCSP responses) and for
+    /// large message parts in transit (`spool/`, emptied at start).
     pub state_dir: PathBuf,
     /// How often the server fetches OCSP responses for its certificates, seconds.
     #[serde(default = "default_fetch_interval")]
