@@ -513,6 +513,54 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfE
     toml::from_str(&text).map_err(|error| ConfError::Parse { path: path.into(), error: Box::new(error) })
 }
 
+/// Settings a security server fills in from its state folder once it is set
+/// up (`musubi init` and the steps after it): a configuration file may leave
+/// them out.
+pub const FROM_STATE: [&str; 6] =
+    ["server_id", "token_dir", "pin_file", "auth_cert", "signing_keys", "configuration_anchor"];
+
+/// Checks a security server's configuration file as the server reads it: the
+/// TOML syntax, then the name and type of every setting, each problem given
+/// as `FILE:LINE:COLUMN: what`. Settings in [`FROM_STATE`] may be missing.
+/// Returns a one-line summary.
+pub fn check_file(path: &Path) -> Result<String, ConfError> {
+    let table: toml::Table = read_toml(path)?;
+    let text = std::fs::read_to_string(path).map_err(|error| ConfError::Read { path: path.into(), error })?;
+    // Stand-ins for the settings the state folder gives, ahead of the file's
+    // own text so that every position after them is the file's.
+    let stand_ins: Vec<(&str, &str)> =
+        [("server_id", "\"SERVER:CHECK/CHECK/CHECK/CHECK\""), ("token_dir", "\"\""), ("auth_cert", "\"\"")]
+            .into_iter()
+            .filter(|(k, _)| !table.contains_key(*k))
+            .collect();
+    let prefix: String = stand_ins.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    if let Err(e) = toml::from_str::<ServerConf>(&format!("{prefix}{text}")) {
+        let place = e.span().filter(|r| r.start >= prefix.len()).map(|r| {
+            let before = &text[..(r.start - prefix.len()).min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(":{line}:{column}")
+        });
+        return Err(ConfError::Invalid(format!("{}{}: {}", path.display(), place.unwrap_or_default(), e.message())));
+    }
+    // A server that follows a trust file (`global_conf`) has no anchor.
+    let follows_file = table.contains_key("global_conf");
+    let from_state: Vec<&str> = FROM_STATE
+        .into_iter()
+        .filter(|k| {
+            let given = table.contains_key(*k);
+            let not_needed = follows_file && *k == "configuration_anchor";
+            !given && !not_needed
+        })
+        .collect();
+    let summary = format!("{}: {} settings, valid", path.display(), table.len());
+    Ok(if from_state.is_empty() {
+        summary
+    } else {
+        format!("{summary}; from the state folder once the server is set up: {}", from_state.join(", "))
+    })
+}
+
 /// The current trust, replaced as a whole when the trust file changes; every
 /// check takes the trust that is current when it starts.
 #[derive(Debug, Clone)]

@@ -1,5 +1,6 @@
 //! `musubi-security-server --config FILE`: runs one security server until
 //! Ctrl-C or SIGTERM, then finishes in-flight exchanges and closes the log.
+//! `musubi-security-server check-config --config FILE` checks the file only.
 //!
 //! A server that is not set up yet (no owner, keys or certificates: see
 //! `musubi init`) runs its admin API alone until the setup steps are done,
@@ -17,8 +18,18 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[command(name = "musubi-security-server", version, about = "Musubi security server")]
 struct Args {
     /// The server's configuration file (TOML).
-    #[arg(long, default_value = "/etc/musubi/security-server.toml")]
+    #[arg(long, global = true, default_value = "/etc/musubi/security-server.toml")]
     config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Checks the configuration file without starting: its TOML syntax and the
+    /// name and type of every setting. Names the line at fault and exits 1 if
+    /// the file is not valid.
+    CheckConfig,
 }
 
 async fn stop_signal() -> Result<()> {
@@ -78,6 +89,18 @@ async fn run() -> Result<()> {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
+    if let Some(Command::CheckConfig) = args.command {
+        match musubi_security_server::conf::check_file(&args.config) {
+            Ok(summary) => {
+                println!("{summary}");
+                return Ok(());
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                std::process::exit(1);
+            }
+        }
+    }
     let base: toml::Table = musubi_security_server::conf::read_toml(&args.config)?;
     let node = musubi_security_server::setup::Node::new(base.clone())
         .with_context(|| format!("{} cannot be used", args.config.display()))?;
