@@ -513,11 +513,43 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfE
     toml::from_str(&text).map_err(|error| ConfError::Parse { path: path.into(), error: Box::new(error) })
 }
 
+/// Prefix of environment variables that override a security server's
+/// top-level settings: `MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES=1048576` sets
+/// `max_body_bytes`. Values are read as TOML values (numbers, booleans,
+/// arrays, quoted strings), or else taken as text.
+pub const ENV_PREFIX: &str = "MUSUBI_SECURITY_SERVER_";
+
+/// Applies the overrides among `vars` (see [`ENV_PREFIX`]) to `table`;
+/// returns the settings overridden, each as `key (VARIABLE)`.
+pub fn apply_env_overrides(
+    table: &mut toml::Table,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<Vec<String>, ConfError> {
+    let mut applied = Vec::new();
+    for (name, value) in vars {
+        let Some(key) = name.strip_prefix(ENV_PREFIX) else { continue };
+        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(ConfError::Invalid(format!("{name}: not a setting name (upper case, digits and _)")));
+        }
+        let key = key.to_ascii_lowercase();
+        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}")).ok().and_then(|mut t| t.remove("v"));
+        table.insert(key.clone(), parsed.unwrap_or(toml::Value::String(value)));
+        applied.push(format!("{key} ({name})"));
+    }
+    applied.sort();
+    Ok(applied)
+}
+
 /// Settings a security server fills in from its state folder once it is set
 /// up (`musubi init` and the steps after it): a configuration file may leave
 /// them out.
 pub const FROM_STATE: [&str; 6] =
     ["server_id", "token_dir", "pin_file", "auth_cert", "signing_keys", "configuration_anchor"];
+
+/// Values that stand in, during a check, for required settings the state
+/// folder gives.
+const STAND_INS: [(&str, &str); 3] =
+    [("server_id", "SERVER:CHECK/CHECK/CHECK/CHECK"), ("token_dir", ""), ("auth_cert", "")];
 
 /// Checks a security server's configuration file as the server reads it: the
 /// TOML syntax, then the name and type of every setting, each problem given
@@ -528,12 +560,8 @@ pub fn check_file(path: &Path) -> Result<String, ConfError> {
     let text = std::fs::read_to_string(path).map_err(|error| ConfError::Read { path: path.into(), error })?;
     // Stand-ins for the settings the state folder gives, ahead of the file's
     // own text so that every position after them is the file's.
-    let stand_ins: Vec<(&str, &str)> =
-        [("server_id", "\"SERVER:CHECK/CHECK/CHECK/CHECK\""), ("token_dir", "\"\""), ("auth_cert", "\"\"")]
-            .into_iter()
-            .filter(|(k, _)| !table.contains_key(*k))
-            .collect();
-    let prefix: String = stand_ins.iter().map(|(k, v)| format!("{k} = {v}\n")).collect();
+    let stand_ins: Vec<(&str, &str)> = STAND_INS.into_iter().filter(|(k, _)| !table.contains_key(*k)).collect();
+    let prefix: String = stand_ins.iter().map(|(k, v)| format!("{k} = \"{v}\"\n")).collect();
     if let Err(e) = toml::from_str::<ServerConf>(&format!("{prefix}{text}")) {
         let place = e.span().filter(|r| r.start >= prefix.len()).map(|r| {
             let before = &text[..(r.start - prefix.len()).min(text.len())];
@@ -542,6 +570,23 @@ pub fn check_file(path: &Path) -> Result<String, ConfError> {
             format!(":{line}:{column}")
         });
         return Err(ConfError::Invalid(format!("{}{}: {}", path.display(), place.unwrap_or_default(), e.message())));
+    }
+    // Then the environment's overrides, as the server applies them.
+    let mut table = table;
+    let overridden = apply_env_overrides(&mut table, std::env::vars())?;
+    if !overridden.is_empty() {
+        let mut t = table.clone();
+        for (k, v) in STAND_INS {
+            t.entry(k).or_insert_with(|| toml::Value::String(v.into()));
+        }
+        t.try_into::<ServerConf>().map_err(|e| {
+            ConfError::Invalid(format!(
+                "{} with the environment's {}: {}",
+                path.display(),
+                overridden.join(", "),
+                e.message()
+            ))
+        })?;
     }
     // A server that follows a trust file (`global_conf`) has no anchor.
     let follows_file = table.contains_key("global_conf");
@@ -553,7 +598,10 @@ pub fn check_file(path: &Path) -> Result<String, ConfError> {
             !given && !not_needed
         })
         .collect();
-    let summary = format!("{}: {} settings, valid", path.display(), table.len());
+    let mut summary = format!("{}: {} settings, valid", path.display(), table.len());
+    if !overridden.is_empty() {
+        summary.push_str(&format!("; from the environment: {}", overridden.join(", ")));
+    }
     Ok(if from_state.is_empty() {
         summary
     } else {

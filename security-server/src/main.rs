@@ -101,7 +101,10 @@ async fn run() -> Result<()> {
             }
         }
     }
-    let base: toml::Table = musubi_security_server::conf::read_toml(&args.config)?;
+    let mut base: toml::Table = musubi_security_server::conf::read_toml(&args.config)?;
+    for o in musubi_security_server::conf::apply_env_overrides(&mut base, std::env::vars())? {
+        tracing::info!("setting from the environment: {o}");
+    }
     let node = musubi_security_server::setup::Node::new(base.clone())
         .with_context(|| format!("{} cannot be used", args.config.display()))?;
     let conf = if node.is_complete() {

@@ -26,10 +26,16 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
 
 /// (exit code, stdout, stderr) of `check-config --config FILE`.
 fn check(file: &Path) -> (i32, String, String) {
+    check_with(file, &[])
+}
+
+/// The same with environment variables set.
+fn check_with(file: &Path, env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_musubi-security-server"))
         .arg("check-config")
         .arg("--config")
         .arg(file)
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
@@ -87,6 +93,17 @@ fn check_config_accepts_a_valid_file_and_names_the_line_at_fault() {
     let (code, _, err) = check(&missing);
     assert_eq!(code, 1);
     assert!(err.contains("missing field `database`"), "{err}");
+
+    // Settings from the environment are checked as the server applies them.
+    let (code, out, err) = check_with(&good, &[("MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES", "1048576")]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("from the environment: max_body_bytes (MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES)"), "{out}");
+    let (code, _, err) = check_with(&good, &[("MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES", "a lot")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES") && err.contains("invalid type"), "{err}");
+    let (code, _, err) = check_with(&good, &[("MUSUBI_SECURITY_SERVER_MAX_BODY_BYTE", "1")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("unknown field `max_body_byte`"), "{err}");
 
     // No such file.
     let (code, _, err) = check(&dir.join("absent.toml"));
