@@ -32,6 +32,24 @@ enum Command {
     CheckConfig,
 }
 
+/// Tells systemd (`Type=notify`) about the server's state through the
+/// datagram socket in `NOTIFY_SOCKET`, when there is one: `READY=1` once it
+/// serves, `STOPPING=1` when it begins to stop.
+fn notify_systemd(state: &str) {
+    use std::os::linux::net::SocketAddrExt as _;
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
+    let sent = UnixDatagram::unbound().and_then(|socket| match target.as_bytes().strip_prefix(b"@") {
+        // An abstract socket name (Linux).
+        Some(name) => socket.send_to_addr(state.as_bytes(), &SocketAddr::from_abstract_name(name)?),
+        None => socket.send_to(state.as_bytes(), &target),
+    });
+    if let Err(e) = sent {
+        tracing::warn!("cannot notify systemd through {}: {e}", target.to_string_lossy());
+    }
+}
+
 async fn stop_signal() -> Result<()> {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("installing SIGTERM handler")?;
@@ -113,6 +131,7 @@ async fn run() -> Result<()> {
         let setup = musubi_security_server::start_setup(base)
             .await
             .with_context(|| format!("starting the admin API from {}", args.config.display()))?;
+        notify_systemd("READY=1\nSTATUS=not set up yet: the admin API waits for the setup steps");
         eprintln!(
             "not set up yet: the admin API listens on https://{} (API key in {}, certificate {}); \
              run `musubi init` and the steps after it",
@@ -123,6 +142,7 @@ async fn run() -> Result<()> {
         tokio::select! {
             _ = setup.wait_complete() => {}
             r = stop_signal() => {
+                notify_systemd("STOPPING=1");
                 setup.shutdown().await;
                 return r;
             }
@@ -134,7 +154,10 @@ async fn run() -> Result<()> {
     let handle = musubi_security_server::start(conf)
         .await
         .with_context(|| format!("starting the security server from {}", args.config.display()))?;
+    notify_systemd("READY=1\nSTATUS=serving");
     stop_signal().await?;
+    // In-flight exchanges finish and the message log is flushed before the process ends.
+    notify_systemd("STOPPING=1");
     handle.shutdown().await;
     Ok(())
 }
