@@ -350,7 +350,7 @@ async fn reserve_ids(conn: &mut sqlx::AnyConnection, sqlite: bool, n: usize) -> 
     }
 }
 
-/// `(?, …), (?, …)` for `rows` rows of `columns` parameters each.
+/// `($1, …), ($n, …)`: the placeholders of `rows` rows of `columns` parameters each.
 fn values(rows: usize, columns: usize) -> String {
     let row = |r: usize| {
         let params: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
