@@ -138,6 +138,12 @@ pub struct ManualDevice {
     pub eoj: String,
 }
 
+/// Prefix of environment variables that override the adapter's settings:
+/// `MUSUBI_ADAPTER_MAX_DEVICES=200` sets `max_devices`,
+/// `MUSUBI_ADAPTER_NET__PORT=3610` sets `port` in `[net]` (see
+/// [`musubi_admin::conffile::apply_env`]).
+pub const ENV_PREFIX: &str = "MUSUBI_ADAPTER_";
+
 /// The adapter's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use musubi_adapter::simulate::{HomeConfig, NodeConfig};
+use musubi_admin::conffile::Loaded;
+use musubi_admin::service::{notify_systemd, stop_signal};
 
 #[derive(Parser)]
 #[command(name = "musubi-adapter", about = "ECHONET Lite devices as X-Road services", version)]
@@ -17,10 +19,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the adapter with a TOML configuration.
+    /// Run the adapter with a TOML configuration, until Ctrl-C or SIGTERM.
     Run {
         /// The configuration file.
-        #[arg(long)]
+        #[arg(long, default_value = "/etc/musubi/adapter.toml")]
+        config: PathBuf,
+    },
+    /// Check a configuration file without starting: its TOML syntax and the
+    /// name and type of every setting, with the environment's overrides
+    /// (MUSUBI_ADAPTER_<SETTING>, MUSUBI_ADAPTER_<TABLE>__<SETTING>). Names the
+    /// line at fault and exits 1 if the file is not valid.
+    CheckConfig {
+        /// The configuration file.
+        #[arg(long, default_value = "/etc/musubi/adapter.toml")]
         config: PathBuf,
     },
     /// Run simulated ECHONET Lite nodes (a home on one machine).
@@ -40,6 +51,15 @@ enum Command {
     },
 }
 
+/// The adapter's configuration file with the environment's overrides; a
+/// fault is printed as `FILE:LINE:COLUMN: what` and the program exits 1.
+fn load(path: &std::path::Path) -> Result<Loaded<musubi_adapter::AdapterConfig>> {
+    musubi_admin::conffile::load(path, musubi_adapter::ENV_PREFIX, std::env::vars(), &[]).or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    })
+}
+
 fn main() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
@@ -56,16 +76,28 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config } => {
-            let text = std::fs::read_to_string(&config).with_context(|| format!("cannot read {}", config.display()))?;
-            let conf: musubi_adapter::AdapterConfig = toml::from_str(&text)
-                .with_context(|| format!("{} is not a valid adapter configuration", config.display()))?;
-            let h = musubi_adapter::start(conf).await.context("cannot start the adapter")?;
+            let loaded = load(&config)?;
+            for o in &loaded.overridden {
+                tracing::info!("setting from the environment: {o}");
+            }
+            let h = musubi_adapter::start(loaded.value).await.context("cannot start the adapter")?;
             eprintln!(
                 "adapter: provider endpoint http://{}/ (WSDL at ?wsdl), admin API and web UI https://{}/",
                 h.provider_addr, h.admin_addr
             );
-            tokio::signal::ctrl_c().await.ok();
+            notify_systemd("READY=1\nSTATUS=serving");
+            stop_signal().await.context("waiting for SIGTERM or Ctrl-C")?;
+            notify_systemd("STOPPING=1");
             h.shutdown();
+            Ok(())
+        }
+        Command::CheckConfig { config } => {
+            let loaded = load(&config)?;
+            let mut summary = format!("{}: {} settings, valid", config.display(), loaded.table.len());
+            if !loaded.overridden.is_empty() {
+                summary.push_str(&format!("; from the environment: {}", loaded.overridden.join(", ")));
+            }
+            println!("{summary}");
             Ok(())
         }
         Command::Simulate { config, node, tick_secs, tcp } => {

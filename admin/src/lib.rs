@@ -18,6 +18,8 @@
 
 mod access;
 pub mod client;
+pub mod conffile;
+pub mod service;
 mod session;
 pub mod ui;
 pub mod users;

@@ -46,6 +46,11 @@ use tokio::sync::watch;
 
 use crate::registry::{Registry, RegistryError};
 
+/// Prefix of environment variables that override the central server's
+/// settings: `MUSUBI_CENTRAL_SERVER_GENERATION_INTERVAL_SECS=30` sets
+/// `generation_interval_secs` (see [`musubi_admin::conffile::apply_env`]).
+pub const ENV_PREFIX: &str = "MUSUBI_CENTRAL_SERVER_";
+
 /// The central server's configuration.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -57,6 +62,11 @@ pub struct CentralConf {
     /// A PostgreSQL URL for the registry (production; SQLite in `state_dir` when absent).
     #[serde(default)]
     pub database_url: Option<String>,
+    /// A file holding the database's password (mode 0600 or 0640, or a systemd
+    /// credential), put into `database_url`. Without it the password comes from
+    /// `MUSUBI_DATABASE_PASSWORD`, or from the URL itself; never from the command line.
+    #[serde(default)]
+    pub database_password_file: Option<PathBuf>,
     /// Where the configuration is served (port 80 in production).
     pub conf_listen: SocketAddr,
     /// The address security servers use to reach it (host or host:port), as written in `<source>`.
@@ -115,6 +125,9 @@ pub enum CentralError {
     /// Writing the configuration failed.
     #[error("cannot write the configuration: {0}")]
     Write(String),
+    /// A setting cannot be used.
+    #[error("configuration: {0}")]
+    Conf(String),
     /// The state directory is unusable.
     #[error("state directory {path}: {error}")]
     State {
@@ -315,7 +328,17 @@ pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
         .map_err(|error| CentralError::State { path: conf.state_dir.clone(), error })?;
     let keys = conf.state_dir.join("keys");
     let registry = match &conf.database_url {
-        Some(url) => Registry::connect(url, &conf.instance, &keys).await?,
+        Some(url) => {
+            let password =
+                musubi_admin::conffile::secret(conf.database_password_file.as_deref(), "MUSUBI_DATABASE_PASSWORD")
+                    .map_err(|e| CentralError::Conf(format!("database password: {e}")))?;
+            let url = match password {
+                Some(p) => musubi_admin::conffile::with_password(url, &p)
+                    .map_err(|e| CentralError::Conf(format!("database password: {e}")))?,
+                None => url.clone(),
+            };
+            Registry::connect(&url, &conf.instance, &keys).await?
+        }
         None => Registry::open(&conf.state_dir.join("registry.sqlite"), &conf.instance, &keys).await?,
     };
     if registry.signing_keys().await?.is_empty() {

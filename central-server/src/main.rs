@@ -1,8 +1,33 @@
-//! `musubi-central-server --config FILE`: runs the central server.
+//! `musubi-central-server --config FILE`: runs the central server until
+//! Ctrl-C or SIGTERM. `musubi-central-server check-config --config FILE`
+//! checks the file only.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
-fn main() -> std::process::ExitCode {
+use clap::Parser;
+use musubi_admin::service::{notify_systemd, stop_signal};
+use musubi_central_server::{CentralConf, ENV_PREFIX};
+
+#[derive(Parser)]
+#[command(name = "musubi-central-server", version, about = "Musubi central server")]
+struct Args {
+    /// The configuration file (TOML).
+    #[arg(long, global = true, default_value = "/etc/musubi/central-server.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(clap::Subcommand)]
+enum Command {
+    /// Checks the configuration file without starting: its TOML syntax and the
+    /// name and type of every setting, with the environment's overrides. Names
+    /// the line at fault and exits 1 if the file is not valid.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -10,23 +35,31 @@ fn main() -> std::process::ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args: Vec<String> = std::env::args().collect();
-    let path = match args.as_slice() {
-        [_, flag, path] if flag == "--config" => PathBuf::from(path),
-        _ => {
-            eprintln!(
-                "usage: musubi-central-server --config FILE (TOML: instance, state_dir, conf_listen, public_address)"
-            );
-            return std::process::ExitCode::from(2);
+    let args = Args::parse();
+    let loaded = match musubi_admin::conffile::load::<CentralConf>(&args.config, ENV_PREFIX, std::env::vars(), &[]) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
         }
     };
+    if let Some(Command::CheckConfig) = args.command {
+        let mut summary = format!("{}: {} settings, valid", args.config.display(), loaded.table.len());
+        if !loaded.overridden.is_empty() {
+            summary.push_str(&format!("; from the environment: {}", loaded.overridden.join(", ")));
+        }
+        println!("{summary}");
+        return ExitCode::SUCCESS;
+    }
+    for o in &loaded.overridden {
+        tracing::info!("setting from the environment: {o}");
+    }
     let run = async {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let conf: musubi_central_server::CentralConf =
-            toml::from_str(&text).map_err(|e| format!("{} is not a valid configuration: {e}", path.display()))?;
-        let h = musubi_central_server::start(conf).await.map_err(|e| e.to_string())?;
+        let h = musubi_central_server::start(loaded.value).await.map_err(|e| e.to_string())?;
         eprintln!("central server: global configuration at {}", h.directory_url());
-        tokio::signal::ctrl_c().await.ok();
+        notify_systemd("READY=1\nSTATUS=serving");
+        stop_signal().await.map_err(|e| format!("waiting for SIGTERM: {e}"))?;
+        notify_systemd("STOPPING=1");
         h.shutdown();
         Ok::<_, String>(())
     };
@@ -34,14 +67,14 @@ fn main() -> std::process::ExitCode {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the runtime: {e}");
-            return std::process::ExitCode::FAILURE;
+            return ExitCode::FAILURE;
         }
     };
     match rt.block_on(run) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("musubi-central-server: {e}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }

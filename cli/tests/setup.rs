@@ -453,6 +453,7 @@ async fn trust_network(dir: &Path, net: &str) -> Trust {
         instance: "DEMO".into(),
         state_dir: dir.join("central"),
         database_url: None,
+        database_password_file: None,
         conf_listen: format!("{net}.8:8081").parse().unwrap(),
         public_address: format!("{net}.8:8081"),
         generation_interval_secs: 3600,

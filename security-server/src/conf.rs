@@ -332,11 +332,15 @@ pub struct ServerConf {
     pub server_proxy_listen: SocketAddr,
     /// SQLite database file of the message log (the embedded default).
     pub database: PathBuf,
-    /// A PostgreSQL URL (`postgres://user:password@host/db`) for the message log
-    /// instead of the SQLite file. `MUSUBI_DATABASE_URL` overrides it, so the
-    /// password need not be written into this file.
+    /// A PostgreSQL URL (`postgres://user@host/db`) for the message log
+    /// instead of the SQLite file. `MUSUBI_DATABASE_URL` overrides it.
     #[serde(default)]
     pub database_url: Option<String>,
+    /// A file holding the database's password (mode 0600 or 0640, or a systemd
+    /// credential), put into `database_url`. Without it the password comes from
+    /// `MUSUBI_DATABASE_PASSWORD`, or from the URL itself; never from the command line.
+    #[serde(default)]
+    pub database_password_file: Option<PathBuf>,
     /// The software token holding this server's keys.
     pub token_dir: PathBuf,
     /// A file holding the token PIN (mode 0600). Without it the PIN comes from
@@ -494,6 +498,9 @@ pub enum ConfError {
     /// The contents are inconsistent.
     #[error("{0}")]
     Invalid(String),
+    /// The server's own configuration file cannot be used.
+    #[error(transparent)]
+    File(#[from] musubi_admin::conffile::ConfFileError),
 }
 
 /// Largest configuration file accepted.
@@ -514,31 +521,9 @@ pub fn read_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfE
 }
 
 /// Prefix of environment variables that override a security server's
-/// top-level settings: `MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES=1048576` sets
-/// `max_body_bytes`. Values are read as TOML values (numbers, booleans,
-/// arrays, quoted strings), or else taken as text.
+/// settings: `MUSUBI_SECURITY_SERVER_MAX_BODY_BYTES=1048576` sets
+/// `max_body_bytes` (see [`musubi_admin::conffile::apply_env`]).
 pub const ENV_PREFIX: &str = "MUSUBI_SECURITY_SERVER_";
-
-/// Applies the overrides among `vars` (see [`ENV_PREFIX`]) to `table`;
-/// returns the settings overridden, each as `key (VARIABLE)`.
-pub fn apply_env_overrides(
-    table: &mut toml::Table,
-    vars: impl IntoIterator<Item = (String, String)>,
-) -> Result<Vec<String>, ConfError> {
-    let mut applied = Vec::new();
-    for (name, value) in vars {
-        let Some(key) = name.strip_prefix(ENV_PREFIX) else { continue };
-        if key.is_empty() || !key.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
-            return Err(ConfError::Invalid(format!("{name}: not a setting name (upper case, digits and _)")));
-        }
-        let key = key.to_ascii_lowercase();
-        let parsed = toml::from_str::<toml::Table>(&format!("v = {value}")).ok().and_then(|mut t| t.remove("v"));
-        table.insert(key.clone(), parsed.unwrap_or(toml::Value::String(value)));
-        applied.push(format!("{key} ({name})"));
-    }
-    applied.sort();
-    Ok(applied)
-}
 
 /// Settings a security server fills in from its state folder once it is set
 /// up (`musubi init` and the steps after it): a configuration file may leave
@@ -546,48 +531,27 @@ pub fn apply_env_overrides(
 pub const FROM_STATE: [&str; 6] =
     ["server_id", "token_dir", "pin_file", "auth_cert", "signing_keys", "configuration_anchor"];
 
-/// Values that stand in, during a check, for required settings the state
-/// folder gives.
-const STAND_INS: [(&str, &str); 3] =
+/// Values that stand in, while the file is read, for required settings the
+/// state folder gives.
+pub const STAND_INS: [(&str, &str); 3] =
     [("server_id", "SERVER:CHECK/CHECK/CHECK/CHECK"), ("token_dir", ""), ("auth_cert", "")];
 
-/// Checks a security server's configuration file as the server reads it: the
-/// TOML syntax, then the name and type of every setting, each problem given
-/// as `FILE:LINE:COLUMN: what`. Settings in [`FROM_STATE`] may be missing.
-/// Returns a one-line summary.
+/// Reads a security server's configuration file as the server does: the TOML
+/// syntax, then the name and type of every setting, each fault placed at
+/// `FILE:LINE:COLUMN`, then the environment's overrides (`vars`, see
+/// [`ENV_PREFIX`]). Settings in [`FROM_STATE`] may be missing.
+pub fn load(
+    path: &Path,
+    vars: impl IntoIterator<Item = (String, String)>,
+) -> Result<musubi_admin::conffile::Loaded<ServerConf>, ConfError> {
+    Ok(musubi_admin::conffile::load(path, ENV_PREFIX, vars, &STAND_INS)?)
+}
+
+/// Checks a security server's configuration file with the process's
+/// environment, as [`load`] reads it; returns a one-line summary.
 pub fn check_file(path: &Path) -> Result<String, ConfError> {
-    let table: toml::Table = read_toml(path)?;
-    let text = std::fs::read_to_string(path).map_err(|error| ConfError::Read { path: path.into(), error })?;
-    // Stand-ins for the settings the state folder gives, ahead of the file's
-    // own text so that every position after them is the file's.
-    let stand_ins: Vec<(&str, &str)> = STAND_INS.into_iter().filter(|(k, _)| !table.contains_key(*k)).collect();
-    let prefix: String = stand_ins.iter().map(|(k, v)| format!("{k} = \"{v}\"\n")).collect();
-    if let Err(e) = toml::from_str::<ServerConf>(&format!("{prefix}{text}")) {
-        let place = e.span().filter(|r| r.start >= prefix.len()).map(|r| {
-            let before = &text[..(r.start - prefix.len()).min(text.len())];
-            let line = before.matches('\n').count() + 1;
-            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-            format!(":{line}:{column}")
-        });
-        return Err(ConfError::Invalid(format!("{}{}: {}", path.display(), place.unwrap_or_default(), e.message())));
-    }
-    // Then the environment's overrides, as the server applies them.
-    let mut table = table;
-    let overridden = apply_env_overrides(&mut table, std::env::vars())?;
-    if !overridden.is_empty() {
-        let mut t = table.clone();
-        for (k, v) in STAND_INS {
-            t.entry(k).or_insert_with(|| toml::Value::String(v.into()));
-        }
-        t.try_into::<ServerConf>().map_err(|e| {
-            ConfError::Invalid(format!(
-                "{} with the environment's {}: {}",
-                path.display(),
-                overridden.join(", "),
-                e.message()
-            ))
-        })?;
-    }
+    let loaded = load(path, std::env::vars())?;
+    let table = &loaded.table;
     // A server that follows a trust file (`global_conf`) has no anchor.
     let follows_file = table.contains_key("global_conf");
     let from_state: Vec<&str> = FROM_STATE
@@ -599,8 +563,8 @@ pub fn check_file(path: &Path) -> Result<String, ConfError> {
         })
         .collect();
     let mut summary = format!("{}: {} settings, valid", path.display(), table.len());
-    if !overridden.is_empty() {
-        summary.push_str(&format!("; from the environment: {}", overridden.join(", ")));
+    if !loaded.overridden.is_empty() {
+        summary.push_str(&format!("; from the environment: {}", loaded.overridden.join(", ")));
     }
     Ok(if from_state.is_empty() {
         summary

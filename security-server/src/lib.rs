@@ -213,27 +213,45 @@ impl Handle {
         self.state.ocsp.updates()
     }
 
-    /// Stops accepting, lets in-flight exchanges finish (up to 30 s), closes the log.
+    /// Stops accepting, lets in-flight exchanges finish (up to
+    /// [`DRAIN_TIMEOUT`]), closes the log.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         let drain = async { while self.tasks.join_next().await.is_some() {} };
-        if tokio::time::timeout(Duration::from_secs(30), drain).await.is_err() {
-            warn!("in-flight exchanges did not finish within 30 s");
+        if tokio::time::timeout(DRAIN_TIMEOUT, drain).await.is_err() {
+            warn!("in-flight exchanges did not finish within {} s", DRAIN_TIMEOUT.as_secs());
         }
         self.log.close().await;
     }
 }
 
-/// The token PIN from `pin_file`, or else from `MUSUBI_TOKEN_PIN`.
+/// How long a stopping server waits for exchanges in flight before it closes
+/// the message log (the systemd unit's stop timeout leaves room for it).
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The token PIN from `pin_file` (readable by its owner and group only), or
+/// else from `MUSUBI_TOKEN_PIN`.
 fn read_pin(conf: &ServerConf) -> Result<zeroize::Zeroizing<String>, StartError> {
-    let pin = match &conf.pin_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| StartError::Key(format!("cannot read the PIN file {}: {e}", path.display())))?,
-        None => std::env::var("MUSUBI_TOKEN_PIN").map_err(|_| {
-            StartError::Key("no token PIN: set pin_file in the configuration or MUSUBI_TOKEN_PIN".into())
-        })?,
+    musubi_admin::conffile::secret(conf.pin_file.as_deref(), "MUSUBI_TOKEN_PIN")
+        .map_err(|e| StartError::Key(format!("token PIN: {e}")))?
+        .ok_or_else(|| StartError::Key("no token PIN: set pin_file in the configuration or MUSUBI_TOKEN_PIN".into()))
+}
+
+/// The message log's PostgreSQL URL, if it has one: `MUSUBI_DATABASE_URL` or
+/// `database_url`, with the password from `database_password_file` or
+/// `MUSUBI_DATABASE_PASSWORD` put in.
+fn database_url(conf: &ServerConf) -> Result<Option<zeroize::Zeroizing<String>>, StartError> {
+    let Some(url) = std::env::var("MUSUBI_DATABASE_URL").ok().or_else(|| conf.database_url.clone()) else {
+        return Ok(None);
     };
-    Ok(zeroize::Zeroizing::new(pin.trim_end_matches(['\r', '\n']).to_owned()))
+    let password = musubi_admin::conffile::secret(conf.database_password_file.as_deref(), "MUSUBI_DATABASE_PASSWORD")
+        .map_err(|e| ConfError::Invalid(format!("database password: {e}")))?;
+    let url = match password {
+        Some(p) => musubi_admin::conffile::with_password(&url, &p)
+            .map_err(|e| ConfError::Invalid(format!("database password: {e}")))?,
+        None => url,
+    };
+    Ok(Some(zeroize::Zeroizing::new(url)))
 }
 
 fn read_pem(path: &std::path::Path, label: &str) -> Result<Vec<u8>, StartError> {
@@ -426,7 +444,7 @@ pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
     let trust = load_trust(&conf)?;
     let identity = load_identity(&conf, &trust).await?;
     let trust = SharedTrust::new(trust);
-    let log = match std::env::var("MUSUBI_DATABASE_URL").ok().or_else(|| conf.database_url.clone()) {
+    let log = match database_url(&conf)? {
         Some(url) => MessageLog::connect(&url).await?,
         None => MessageLog::open(&conf.database).await?,
     };

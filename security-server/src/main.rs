@@ -32,32 +32,10 @@ enum Command {
     CheckConfig,
 }
 
-/// Tells systemd (`Type=notify`) about the server's state through the
-/// datagram socket in `NOTIFY_SOCKET`, when there is one: `READY=1` once it
-/// serves, `STOPPING=1` when it begins to stop.
-fn notify_systemd(state: &str) {
-    use std::os::linux::net::SocketAddrExt as _;
-    use std::os::unix::ffi::OsStrExt as _;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let Some(target) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let sent = UnixDatagram::unbound().and_then(|socket| match target.as_bytes().strip_prefix(b"@") {
-        // An abstract socket name (Linux).
-        Some(name) => socket.send_to_addr(state.as_bytes(), &SocketAddr::from_abstract_name(name)?),
-        None => socket.send_to(state.as_bytes(), &target),
-    });
-    if let Err(e) = sent {
-        tracing::warn!("cannot notify systemd through {}: {e}", target.to_string_lossy());
-    }
-}
+use musubi_admin::service::notify_systemd;
 
 async fn stop_signal() -> Result<()> {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C")?,
-        _ = term.recv() => {}
-    }
-    Ok(())
+    musubi_admin::service::stop_signal().await.context("waiting for SIGTERM or Ctrl-C")
 }
 
 /// Allocator settings the security server runs with unless the environment
@@ -119,10 +97,11 @@ async fn run() -> Result<()> {
             }
         }
     }
-    let mut base: toml::Table = musubi_security_server::conf::read_toml(&args.config)?;
-    for o in musubi_security_server::conf::apply_env_overrides(&mut base, std::env::vars())? {
+    let loaded = musubi_security_server::conf::load(&args.config, std::env::vars())?;
+    for o in &loaded.overridden {
         tracing::info!("setting from the environment: {o}");
     }
+    let base = loaded.table;
     let node = musubi_security_server::setup::Node::new(base.clone())
         .with_context(|| format!("{} cannot be used", args.config.display()))?;
     let conf = if node.is_complete() {

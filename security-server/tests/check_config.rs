@@ -56,6 +56,12 @@ fn check_config_accepts_a_valid_file_and_names_the_line_at_fault() {
     assert!(!out.contains("configuration_anchor"), "a server following a trust file has no anchor: {out}");
     assert!(!dir.join("state").exists(), "nothing is created");
 
+    // The file the package installs as /etc/musubi/security-server.toml.
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/etc/security-server.toml");
+    let (code, out, err) = check(&shipped);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("server_id, token_dir, pin_file, auth_cert, signing_keys, configuration_anchor"), "{out}");
+
     // A misspelt setting on line 3.
     let typo = write(&dir, "typo.toml", &before_setup.replace("server_proxy_listen", "server_proxy_listne"));
     let (code, _, err) = check(&typo);
@@ -78,11 +84,11 @@ fn check_config_accepts_a_valid_file_and_names_the_line_at_fault() {
     assert_eq!(code, 1);
     assert!(err.contains("typed.toml:7:"), "{err}");
 
-    // Broken TOML: the parser's own position.
+    // Broken TOML: the parser's own position, in the same form.
     let broken = write(&dir, "broken.toml", &format!("{before_setup}[oops\n"));
     let (code, _, err) = check(&broken);
     assert_eq!(code, 1);
-    assert!(err.contains("line 9"), "{err}");
+    assert!(err.contains("broken.toml:9:6: unclosed table"), "{err}");
 
     // A required setting missing.
     let missing = write(

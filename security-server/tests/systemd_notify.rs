@@ -25,7 +25,13 @@ fn the_server_notifies_systemd_when_ready_and_when_stopping() {
     let config = dir.join("security-server.toml");
     std::fs::write(
         &config,
-        format!("state_dir = \"{}\"\nadmin_listen = \"127.0.0.1:0\"\n", dir.join("state").display()),
+        format!(
+            "client_proxy_listen = \"127.0.0.1:0\"\nserver_proxy_listen = \"127.0.0.1:0\"\n\
+             ocsp_listen = \"127.0.0.1:0\"\nstate_dir = \"{}\"\ndatabase = \"{}\"\n\
+             admin_listen = \"127.0.0.1:0\"\n",
+            dir.join("state").display(),
+            dir.join("state/messagelog.sqlite").display()
+        ),
     )
     .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_musubi-security-server"))

@@ -5,6 +5,7 @@
 
 mod adapter;
 mod crash;
+mod deploy;
 mod exchange;
 mod globalconf;
 mod peer;
