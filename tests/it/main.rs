@@ -8,6 +8,7 @@ mod crash;
 mod deploy;
 mod exchange;
 mod globalconf;
+mod packages;
 mod peer;
 
 use std::net::Ipv4Addr;
