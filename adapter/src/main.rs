@@ -34,7 +34,7 @@ enum Command {
         #[arg(long, default_value = "/etc/musubi/adapter.toml")]
         config: PathBuf,
     },
-    /// Run simulated ECHONET Lite nodes (a home on one machine).
+    /// Run simulated ECHONET Lite nodes (a home on one machine), until Ctrl-C or SIGTERM.
     Simulate {
         /// A TOML file describing the nodes.
         #[arg(long, conflicts_with = "node")]
@@ -137,7 +137,8 @@ async fn run(cli: Cli) -> Result<()> {
                     n.lock().map(|n| n.objects.iter().map(|o| o.eoj.to_string()).collect()).unwrap_or_default();
                 eprintln!("simulated node {addr}:{}: {}", conf.port, objs.join(" "));
             }
-            tokio::signal::ctrl_c().await.ok();
+            notify_systemd("READY=1\nSTATUS=simulating");
+            stop_signal().await.context("waiting for SIGTERM or Ctrl-C")?;
             home.stop();
             Ok(())
         }

@@ -1103,3 +1103,110 @@ pub async fn devices(ep: &Endpoint, command: &DevicesCommand) -> Result<()> {
     });
     Ok(())
 }
+
+/// The central server's governance: member classes, members and their
+/// subsystems, trusted CAs and TSAs, the global configuration and its anchor.
+#[derive(Subcommand, Debug)]
+pub enum CentralCommand {
+    /// Add a member class, e.g. GOV.
+    AddMemberClass {
+        /// The class's code.
+        code: String,
+        /// What the class is.
+        #[arg(long)]
+        description: String,
+    },
+    /// Add a member, e.g. MEMBER:JP/GOV/1001.
+    AddMember {
+        /// The member's identifier.
+        id: String,
+        /// The organisation's name.
+        #[arg(long)]
+        name: String,
+    },
+    /// Add a subsystem to a member.
+    AddSubsystem {
+        /// The member, e.g. MEMBER:JP/GOV/1001.
+        member: String,
+        /// The subsystem's code.
+        code: String,
+    },
+    /// Trust a certification authority (its certificate, PEM) with its OCSP responder.
+    AddCa {
+        /// A name for it.
+        #[arg(long)]
+        name: String,
+        /// Its certificate (PEM file).
+        #[arg(long)]
+        cert: PathBuf,
+        /// Its OCSP responder, http://HOST:PORT/.
+        #[arg(long)]
+        ocsp_url: Option<String>,
+    },
+    /// Trust a time-stamping authority (RFC 3161 over HTTP).
+    AddTsa {
+        /// A name for it.
+        #[arg(long)]
+        name: String,
+        /// Where security servers send time-stamp requests, http://HOST:PORT/.
+        #[arg(long)]
+        url: String,
+        /// Its certificate (PEM file).
+        #[arg(long)]
+        cert: PathBuf,
+    },
+    /// Generate and sign the global configuration now (it is also generated on a timer).
+    Generate,
+    /// Save the configuration anchor security servers are initialised with.
+    Anchor {
+        /// The file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn pem_file(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(text.len() <= 64 * 1024, "{} is larger than a certificate (64 KiB)", path.display());
+    Ok(text)
+}
+
+/// `musubi central …`.
+pub async fn central(ep: &Endpoint, command: &CentralCommand) -> Result<()> {
+    let api = ep.client()?;
+    match command {
+        CentralCommand::AddMemberClass { code, description } => {
+            let v = api.post("/api/v1/member-classes", &json!({ "code": code, "description": description })).await?;
+            print(&ep.output, &v, |_| format!("member class {code} added"));
+        }
+        CentralCommand::AddMember { id, name } => {
+            let v = api.post("/api/v1/members", &json!({ "id": id, "name": name })).await?;
+            print(&ep.output, &v, |_| format!("{id} added"));
+        }
+        CentralCommand::AddSubsystem { member, code } => {
+            let v =
+                api.post(&format!("/api/v1/members/{}/subsystems", percent(member)), &json!({ "code": code })).await?;
+            print(&ep.output, &v, |v| format!("{} added", s(&v["id"])));
+        }
+        CentralCommand::AddCa { name, cert, ocsp_url } => {
+            let body = json!({ "name": name, "certificate": pem_file(cert)?, "ocsp_url": ocsp_url });
+            let v = api.post("/api/v1/certification-authorities", &body).await?;
+            print(&ep.output, &v, |_| format!("CA {name} trusted"));
+        }
+        CentralCommand::AddTsa { name, url, cert } => {
+            let body = json!({ "name": name, "url": url, "certificate": pem_file(cert)? });
+            let v = api.post("/api/v1/timestamping-authorities", &body).await?;
+            print(&ep.output, &v, |_| format!("TSA {name} trusted"));
+        }
+        CentralCommand::Generate => {
+            let v = api.post("/api/v1/global-configuration/generate", &Value::Null).await?;
+            print(&ep.output, &v, |_| "global configuration generated".to_string());
+        }
+        CentralCommand::Anchor { out } => {
+            let xml = api.download("/api/v1/anchor", 1024 * 1024).await?;
+            std::fs::write(out, &xml).with_context(|| format!("cannot write {}", out.display()))?;
+            print(&ep.output, &json!({ "anchor": out }), |_| format!("anchor saved to {}", out.display()));
+        }
+    }
+    Ok(())
+}

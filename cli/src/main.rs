@@ -125,6 +125,20 @@ enum Command {
         #[command(flatten)]
         endpoint: musubi::admin::Endpoint,
     },
+    /// The central server's governance: member classes, members, subsystems,
+    /// trusted CAs and TSAs, generating the global configuration, the anchor.
+    Central {
+        #[command(subcommand)]
+        command: musubi::admin::CentralCommand,
+        #[command(flatten)]
+        endpoint: musubi::admin::Endpoint,
+    },
+    /// A test PKI for test networks, never for real ones: a CA with its OCSP
+    /// responder (port 8888) and certificate issuing (8890), and a TSA (8899).
+    DevPki {
+        #[command(subcommand)]
+        command: DevPkiCommand,
+    },
     /// The ECHONET Lite adapter on the provider's security server: publish.
     Adapter {
         #[command(subcommand)]
@@ -184,6 +198,35 @@ enum Command {
         /// Folder for keys, configuration and logs (default: a new folder).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(clap::Subcommand)]
+enum DevPkiCommand {
+    /// Run it until SIGTERM or Ctrl-C; writes the CA's and the TSA's
+    /// certificates (ca.pem, tsa.pem) to --dir and prints one JSON line when it serves.
+    Serve {
+        /// Where to write ca.pem and tsa.pem.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The address to listen on.
+        #[arg(long)]
+        listen: std::net::IpAddr,
+    },
+    /// Have it issue a certificate for a CSR.
+    Issue {
+        /// Its issuing URL, http://HOST:8890/.
+        #[arg(long)]
+        url: String,
+        /// auth (a security server's TLS) or sign (a member's signatures).
+        #[arg(long)]
+        role: String,
+        /// The CSR (PEM or DER), as `musubi keys csr` writes it.
+        #[arg(long)]
+        csr: PathBuf,
+        /// Where to write the certificate (PEM).
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -370,6 +413,11 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Adapter { command, endpoint } => musubi::admin::adapter(&endpoint, &command).await,
         Command::Devices { command, endpoint } => musubi::admin::devices(&endpoint, &command).await,
         Command::GlobalGroup { command, endpoint } => musubi::admin::global_group(&endpoint, &command).await,
+        Command::Central { command, endpoint } => musubi::admin::central(&endpoint, &command).await,
+        Command::DevPki { command: DevPkiCommand::Serve { dir, listen } } => musubi::devpki::serve(&dir, listen).await,
+        Command::DevPki { command: DevPkiCommand::Issue { url, role, csr, out } } => {
+            musubi::devpki::issue(&url, &role, &csr, &out).await
+        }
     }
 }
 

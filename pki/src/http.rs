@@ -215,6 +215,65 @@ pub async fn start_ocsp_responder(
     Ok((bound, tx))
 }
 
+/// Serves the dev CA's certificate issuing on `listener` until `stop` turns
+/// true: POST `/auth` or `/sign` with a CSR (PEM or DER, at most 16 KiB) is
+/// answered with the certificate (PEM). For test networks only: it signs
+/// whatever it is sent.
+pub async fn serve_issuer(listener: tokio::net::TcpListener, ca: Arc<DevCa>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let ca = ca.clone();
+                tokio::spawn(async move {
+                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let ca = ca.clone();
+                        async move { Ok::<_, std::convert::Infallible>(issue(&ca, req).await) }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
+                });
+            }
+        }
+    }
+}
+
+async fn issue(ca: &DevCa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let answer = |status: StatusCode, body: String| {
+        let mut r = Response::new(Full::new(Bytes::from(body)));
+        *r.status_mut() = status;
+        r
+    };
+    let usage = match (req.method(), req.uri().path()) {
+        (&Method::POST, "/auth") => crate::Usage::Auth,
+        (&Method::POST, "/sign") => crate::Usage::Sign,
+        _ => return answer(StatusCode::NOT_FOUND, "POST a CSR to /auth or /sign\n".into()),
+    };
+    let Ok(body) = Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes()) else {
+        return answer(StatusCode::PAYLOAD_TOO_LARGE, "a CSR of at most 16 KiB\n".into());
+    };
+    let der = match std::str::from_utf8(&body) {
+        Ok(text) if text.contains("-----BEGIN") => match crate::pem_decode("CERTIFICATE REQUEST", text) {
+            Some(der) => der,
+            None => return answer(StatusCode::BAD_REQUEST, "not a PEM CERTIFICATE REQUEST\n".into()),
+        },
+        _ => body.to_vec(),
+    };
+    match ca.sign_csr(&der, usage) {
+        Ok(cert) => answer(StatusCode::OK, crate::pem("CERTIFICATE", &cert)),
+        Err(e) => answer(StatusCode::BAD_REQUEST, format!("{e}\n")),
+    }
+}
+
+/// Starts the dev CA's certificate issuing on `addr` (see [`serve_issuer`]).
+pub async fn start_issuer(ca: Arc<DevCa>, addr: SocketAddr) -> std::io::Result<(SocketAddr, watch::Sender<bool>)> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(serve_issuer(listener, ca, rx));
+    Ok((bound, tx))
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -679,6 +679,28 @@ async fn log(
 /// How long the client proxy waits for the provider's security server to answer.
 const PEER_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// How long data sent to a peer may stay unacknowledged before the connection
+/// counts as broken (TCP_USER_TIMEOUT): a peer whose link went down gives a
+/// `network_error` fault within this, not after the kernel's retransmissions
+/// (a quarter of an hour). A slow provider does not trip it: its security
+/// server acknowledges the request at once.
+const PEER_UNACKED_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Keep-alive probes on idle pooled connections to peers, so that one whose
+/// link died is found broken before it is lent to an exchange.
+fn watch_peer_connection(tcp: &tokio::net::TcpStream) {
+    let socket = socket2::SockRef::from(tcp);
+    let keepalive = socket2::TcpKeepalive::new()
+        .with_time(Duration::from_secs(30))
+        .with_interval(Duration::from_secs(5))
+        .with_retries(3);
+    if let Err(e) =
+        socket.set_tcp_user_timeout(Some(PEER_UNACKED_TIMEOUT)).and_then(|()| socket.set_tcp_keepalive(&keepalive))
+    {
+        warn!("cannot set the timeouts of a connection to a peer: {e}");
+    }
+}
+
 async fn send_to_peer(
     state: &State,
     target: &SecurityServer,
@@ -767,6 +789,7 @@ async fn connect_peer(state: &State, target: &SecurityServer) -> Result<(SendReq
         .map_err(|_| net("timed out".into()))?
         .map_err(|e| net(e.to_string()))?;
     let _ = tcp.set_nodelay(true);
+    watch_peer_connection(&tcp);
     let name = ServerName::try_from("security-server.invalid").map_err(|e| net(e.to_string()))?;
     let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.map_err(|e| {
         let rejected_cert = e

@@ -8,6 +8,7 @@ mod crash;
 mod deploy;
 mod exchange;
 mod globalconf;
+mod multihost;
 mod packages;
 mod peer;
 

@@ -1,0 +1,78 @@
+//! `musubi dev-pki`: a test PKI for test networks that span several hosts (a
+//! CA with its OCSP responder and certificate issuing, and a time-stamping
+//! authority), as the demo runs in-process. It signs whatever CSR it is sent:
+//! never use it for a real network.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+
+/// The ports the test PKI listens on: OCSP, certificate issuing, TSA.
+pub const PORTS: (u16, u16, u16) = (8888, 8890, 8899);
+
+/// Runs the test PKI on `ip` until SIGTERM or Ctrl-C: a new CA and TSA whose
+/// certificates are written to `dir/ca.pem` and `dir/tsa.pem`; then prints one
+/// JSON line naming the files and URLs (the sign that it serves).
+pub async fn serve(dir: &Path, ip: IpAddr) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
+    let ca = Arc::new(musubi_pki::DevCa::new("Musubi test CA").context("making the test CA")?);
+    let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Musubi test TSA").context("making the test TSA")?);
+    let bind = |port| SocketAddr::new(ip, port);
+    let (ocsp, _ocsp_stop) = musubi_pki::http::start_ocsp_responder(ca.clone(), bind(PORTS.0))
+        .await
+        .with_context(|| format!("cannot listen on {}", bind(PORTS.0)))?;
+    let (issue, _issue_stop) = musubi_pki::http::start_issuer(ca.clone(), bind(PORTS.1))
+        .await
+        .with_context(|| format!("cannot listen on {}", bind(PORTS.1)))?;
+    let (tsa_addr, _tsa_stop) = musubi_pki::http::start_tsa(tsa.clone(), bind(PORTS.2))
+        .await
+        .with_context(|| format!("cannot listen on {}", bind(PORTS.2)))?;
+    let ca_file = dir.join("ca.pem");
+    let tsa_file = dir.join("tsa.pem");
+    std::fs::write(&ca_file, musubi_pki::pem("CERTIFICATE", ca.cert_der()))
+        .with_context(|| format!("cannot write {}", ca_file.display()))?;
+    std::fs::write(&tsa_file, musubi_pki::pem("CERTIFICATE", tsa.cert_der()))
+        .with_context(|| format!("cannot write {}", tsa_file.display()))?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "ca": ca_file, "tsa": tsa_file,
+            "ocsp_url": format!("http://{ocsp}/"), "tsa_url": format!("http://{tsa_addr}/"),
+            "issue_url": format!("http://{issue}/"),
+        })
+    );
+    musubi_admin::service::notify_systemd("READY=1");
+    musubi_admin::service::stop_signal().await.context("waiting for SIGTERM or Ctrl-C")?;
+    Ok(())
+}
+
+/// Sends the CSR in `csr` to the test PKI at `url` for a certificate of
+/// `role` (auth or sign) and writes it (PEM) to `out`.
+pub async fn issue(url: &str, role: &str, csr: &Path, out: &Path) -> Result<()> {
+    use http_body_util::BodyExt as _;
+    anyhow::ensure!(matches!(role, "auth" | "sign"), "--role is auth or sign, not {role:?}");
+    let body = std::fs::read(csr).with_context(|| format!("cannot read {}", csr.display()))?;
+    anyhow::ensure!(body.len() <= 16 * 1024, "{} is larger than a CSR (16 KiB)", csr.display());
+    let base: hyper::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
+    anyhow::ensure!(base.scheme_str() == Some("http"), "{url:?} is not an http:// URL");
+    let authority = base.authority().context("the URL has no host")?.to_string();
+    let tcp =
+        tokio::net::TcpStream::connect(&authority).await.with_context(|| format!("cannot connect to {authority}"))?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
+    tokio::spawn(conn);
+    let req = hyper::Request::post(format!("/{role}"))
+        .header("host", &authority)
+        .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+    let resp = sender.send_request(req).await?;
+    let status = resp.status();
+    let cert = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
+        .collect()
+        .await
+        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
+        .to_bytes();
+    anyhow::ensure!(status.is_success(), "the test PKI answered {status}: {}", String::from_utf8_lossy(&cert));
+    std::fs::write(out, &cert).with_context(|| format!("cannot write {}", out.display()))?;
+    Ok(())
+}
