@@ -19,6 +19,7 @@
 mod admin;
 pub mod alerts;
 mod archiver;
+pub mod backup;
 pub mod conf;
 pub mod confclient;
 pub mod confdir;

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod adapter;
+mod backup;
 mod crash;
 mod deploy;
 mod exchange;
@@ -19,6 +20,16 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use musubi::demo::{Network, Options};
+
+/// The workspace's built binaries (beside this test's own folder), which
+/// `cargo test --workspace` builds.
+pub(crate) fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(std::path::Path::parent).unwrap();
+    let bin = dir.join(name);
+    assert!(bin.exists(), "{} is not built: run cargo test --workspace (it builds every binary)", bin.display());
+    bin
+}
 
 /// A fresh folder for one test's network.
 pub(crate) fn scratch(name: &str) -> PathBuf {

@@ -24,6 +24,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use musubi_protocol::{ClientId, ServiceId};
+
+use crate::binary;
 use serde_json::Value;
 
 const WAN: &str = "10.231.0";
@@ -46,15 +48,6 @@ fn have(command: &str) -> bool {
         .stdout(Stdio::null())
         .status()
         .is_ok_and(|s| s.success())
-}
-
-/// The workspace's built binaries (beside this test's own folder).
-fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(Path::parent).unwrap();
-    let bin = dir.join(name);
-    assert!(bin.exists(), "{} is not built: run cargo test --workspace (it builds every binary)", bin.display());
-    bin
 }
 
 fn ok(cmd: &mut Command) -> String {
@@ -143,7 +136,7 @@ fn make_hosts() -> Option<Hosts> {
 
 /// A long-running program, killed on drop; it tells of its readiness on its
 /// own NOTIFY_SOCKET, as under systemd.
-struct Service {
+pub(crate) struct Service {
     name: String,
     child: Child,
     notify: UnixDatagram,
@@ -151,7 +144,7 @@ struct Service {
 }
 
 impl Service {
-    fn start(name: &str, mut cmd: Command, dir: &Path) -> Service {
+    pub(crate) fn start(name: &str, mut cmd: Command, dir: &Path) -> Service {
         let socket_path = dir.join(format!("{name}.notify"));
         let _ = std::fs::remove_file(&socket_path);
         let notify = UnixDatagram::bind(&socket_path).unwrap();
@@ -169,7 +162,7 @@ impl Service {
     }
 
     /// Waits for a notification holding `line` (READY=1, STATUS=serving, …).
-    fn wait_for(&mut self, line: &str) {
+    pub(crate) fn wait_for(&mut self, line: &str) {
         let mut buf = [0u8; 4096];
         loop {
             match self.notify.recv(&mut buf) {
@@ -189,7 +182,7 @@ impl Service {
     }
 
     /// SIGTERM, as systemd stops it; waits for the exit, which must be clean.
-    fn stop(mut self) {
+    pub(crate) fn stop(mut self) {
         let pid = self.child.id();
         assert!(Command::new("sh").arg("-c").arg(format!("kill -TERM {pid}")).status().unwrap().success());
         let status = self.child.wait().unwrap();
