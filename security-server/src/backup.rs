@@ -604,12 +604,21 @@ fn place(
                 let current = std::fs::read(config_file).map_err(io(config_file))?;
                 let old = std::fs::read(&e.staged).map_err(io(&e.staged))?;
                 if current != old {
+                    // Beside the configuration, or (a folder the server's user
+                    // may not write, as /etc/musubi) in the state folder.
                     let beside = PathBuf::from(format!("{}.from-backup", config_file.display()));
-                    std::fs::copy(&e.staged, &beside).map_err(io(&beside))?;
+                    let kept = match std::fs::copy(&e.staged, &beside) {
+                        Ok(_) => beside,
+                        Err(_) => {
+                            let inside = conf.state_dir.join("configuration.from-backup.toml");
+                            std::fs::copy(&e.staged, &inside).map_err(io(&inside))?;
+                            inside
+                        }
+                    };
                     summary.notes.push(format!(
                         "the backed-up configuration differs from {}: it is in {}",
                         config_file.display(),
-                        beside.display()
+                        kept.display()
                     ));
                 }
                 continue;

@@ -326,3 +326,104 @@ fn systemd_accepts_the_units_and_rates_their_sandbox_ok() {
     assert_eq!(rated, names.len(), "systemd-analyze security rated {rated} units:\n{stdout}");
     std::fs::remove_dir_all(&root).ok();
 }
+
+// --- the operator guide (deploy/README.md) ------------------------------------
+
+/// The Musubi and dpkg commands in the guide's `sh` blocks, as word lists
+/// (without a leading `sudo -u musubi` or `VAR=value`).
+fn guide_commands() -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/README.md")).unwrap();
+    let mut out = Vec::new();
+    let mut in_sh = false;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with("```") {
+            in_sh = line == "```sh";
+            continue;
+        }
+        if !in_sh || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut words: Vec<String> =
+            line.split_whitespace().take_while(|w| !w.starts_with('#')).map(str::to_string).collect();
+        if words.starts_with(&["sudo".into(), "-u".into(), "musubi".into()]) {
+            words.drain(..3);
+        }
+        while words.first().is_some_and(|w| w.contains('=') && !w.starts_with('-')) {
+            words.remove(0);
+        }
+        if words.first().is_some_and(|w| w.starts_with("musubi") || w == "dpkg" || w == "deploy/build-packages") {
+            out.push(words);
+        }
+    }
+    out
+}
+
+/// The sources of the tests (and CI) that run the guide's commands.
+fn test_sources() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut all = std::fs::read_to_string(root.join(".ci/run")).unwrap();
+    for dir in ["tests/it", "cli/tests", "security-server/tests", "central-server/tests", "adapter/tests"] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("deploy.rs") {
+                all.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_operator_guides_commands_exist_and_are_the_ones_the_tests_run() {
+    let commands = guide_commands();
+    assert!(commands.len() >= 30, "the guide's commands were not found: {commands:?}");
+    let sources = test_sources();
+    let quoted = |w: &str| sources.contains(&format!("\"{w}\"")) || sources.contains(&format!(" {w} "));
+    let mut faults = Vec::new();
+    for words in &commands {
+        let line = words.join(" ");
+        let program = words[0].as_str();
+        if program == "dpkg" || program == "deploy/build-packages" {
+            let shape: Vec<&str> = words.iter().map(String::as_str).take_while(|w| !w.contains(".deb")).collect();
+            if !sources.contains(&shape.join(" ")) {
+                faults.push(format!("{line}: no test runs `{}`", shape.join(" ")));
+            }
+            continue;
+        }
+        // The subcommand path: the lower-case words before the first argument.
+        let path: Vec<&str> = words[1..]
+            .iter()
+            .map(String::as_str)
+            .take_while(|w| w.bytes().all(|b| b.is_ascii_lowercase() || b == b'-') && !w.starts_with('-'))
+            .collect();
+        let flags: Vec<&str> = words.iter().map(String::as_str).filter(|w| w.starts_with("--")).collect();
+        let help = std::process::Command::new(crate::binary(program)).args(&path).arg("--help").output().unwrap();
+        let help_text = String::from_utf8_lossy(&help.stdout);
+        if !help.status.success() {
+            faults.push(format!("{line}: `{program} {}` is not a command", path.join(" ")));
+            continue;
+        }
+        for flag in &flags {
+            if !help_text.contains(&format!("{flag} ")) && !help_text.contains(&format!("{flag}\n")) {
+                faults.push(format!("{line}: {flag} is not a flag of `{program} {}`", path.join(" ")));
+            }
+        }
+        // The tests run the same subcommand, with the same flags.
+        let run = if path.is_empty() {
+            true
+        } else {
+            let as_args = path.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(", ");
+            sources.contains(&as_args) || sources.contains(&path.join(" "))
+        };
+        if !run {
+            faults.push(format!("{line}: no test runs `{program} {}`", path.join(" ")));
+        }
+        for flag in &flags {
+            if !quoted(flag) {
+                faults.push(format!("{line}: no test passes {flag}"));
+            }
+        }
+    }
+    assert!(faults.is_empty(), "deploy/README.md:\n{}", faults.join("\n"));
+}
