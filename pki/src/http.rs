@@ -89,26 +89,37 @@ async fn post(
     tokio::time::timeout(timeout, work).await.map_err(|_| net(format!("no answer within {} s", timeout.as_secs())))?
 }
 
-/// Serves the dev CA's OCSP responder on `listener` until `stop` turns true.
-/// Accepts POST with the DER request as body and GET with the request
-/// base64-encoded in the path.
-pub async fn serve_ocsp(listener: tokio::net::TcpListener, ca: Arc<DevCa>, mut stop: watch::Receiver<bool>) {
+/// Serves HTTP/1.1 on `listener` until `stop` turns true, each request
+/// answered by `handle` with `state`.
+async fn serve<S, F, Fut>(listener: tokio::net::TcpListener, state: Arc<S>, mut stop: watch::Receiver<bool>, handle: F)
+where
+    S: Send + Sync + 'static,
+    F: Fn(Arc<S>, Request<hyper::body::Incoming>) -> Fut + Copy + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     loop {
         tokio::select! {
             _ = stop.changed() => break,
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { continue };
-                let ca = ca.clone();
+                let state = state.clone();
                 tokio::spawn(async move {
                     let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let ca = ca.clone();
-                        async move { Ok::<_, std::convert::Infallible>(answer(&ca, req).await) }
+                        let answer = handle(state.clone(), req);
+                        async move { Ok::<_, std::convert::Infallible>(answer.await) }
                     });
                     let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
                 });
             }
         }
     }
+}
+
+/// Serves the dev CA's OCSP responder on `listener` until `stop` turns true.
+/// Accepts POST with the DER request as body and GET with the request
+/// base64-encoded in the path.
+pub async fn serve_ocsp(listener: tokio::net::TcpListener, ca: Arc<DevCa>, stop: watch::Receiver<bool>) {
+    serve(listener, ca, stop, |ca, req| async move { answer(&ca, req).await }).await;
 }
 
 async fn answer(ca: &DevCa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
@@ -155,39 +166,26 @@ fn percent_decode(s: &str) -> String {
 
 /// Serves the dev TSA on `listener` until `stop` turns true (POST of a
 /// TimeStampReq, answered with a TimeStampResp).
-pub async fn serve_tsa(listener: tokio::net::TcpListener, tsa: Arc<crate::DevTsa>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let tsa = tsa.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let tsa = tsa.clone();
-                        async move {
-                            let body = if req.method() == Method::POST {
-                                Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes().to_vec()).ok()
-                            } else {
-                                None
-                            };
-                            let mut r = match body {
-                                Some(b) => Response::new(Full::new(Bytes::from(tsa.respond(&b, time::OffsetDateTime::now_utc())))),
-                                None => {
-                                    let mut r = Response::new(Full::new(Bytes::new()));
-                                    *r.status_mut() = StatusCode::BAD_REQUEST;
-                                    r
-                                }
-                            };
-                            r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/timestamp-reply"));
-                            Ok::<_, std::convert::Infallible>(r)
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
-                });
-            }
+pub async fn serve_tsa(listener: tokio::net::TcpListener, tsa: Arc<crate::DevTsa>, stop: watch::Receiver<bool>) {
+    serve(listener, tsa, stop, |tsa, req| async move { stamp(&tsa, req).await }).await;
+}
+
+async fn stamp(tsa: &crate::DevTsa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    let body = if req.method() == Method::POST {
+        Limited::new(req.into_body(), 16 * 1024).collect().await.map(|b| b.to_bytes().to_vec()).ok()
+    } else {
+        None
+    };
+    let mut r = match body {
+        Some(b) => Response::new(Full::new(Bytes::from(tsa.respond(&b, time::OffsetDateTime::now_utc())))),
+        None => {
+            let mut r = Response::new(Full::new(Bytes::new()));
+            *r.status_mut() = StatusCode::BAD_REQUEST;
+            r
         }
-    }
+    };
+    r.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/timestamp-reply"));
+    r
 }
 
 /// Starts the dev TSA on `addr`; returns the bound address and a stop handle.
@@ -219,23 +217,8 @@ pub async fn start_ocsp_responder(
 /// true: POST `/auth` or `/sign` with a CSR (PEM or DER, at most 16 KiB) is
 /// answered with the certificate (PEM). For test networks only: it signs
 /// whatever it is sent.
-pub async fn serve_issuer(listener: tokio::net::TcpListener, ca: Arc<DevCa>, mut stop: watch::Receiver<bool>) {
-    loop {
-        tokio::select! {
-            _ = stop.changed() => break,
-            accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let ca = ca.clone();
-                tokio::spawn(async move {
-                    let svc = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-                        let ca = ca.clone();
-                        async move { Ok::<_, std::convert::Infallible>(issue(&ca, req).await) }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tcp), svc).await;
-                });
-            }
-        }
-    }
+pub async fn serve_issuer(listener: tokio::net::TcpListener, ca: Arc<DevCa>, stop: watch::Receiver<bool>) {
+    serve(listener, ca, stop, |ca, req| async move { issue(&ca, req).await }).await;
 }
 
 async fn issue(ca: &DevCa, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {

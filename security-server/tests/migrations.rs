@@ -15,18 +15,8 @@ mod common;
 /// for it; tagging a release sets this to its last migration.
 const PREVIOUS_RELEASE_MIGRATIONS: usize = 8;
 
-/// The previous release's migrations of one dialect, as their own folder.
-fn previous_release(dialect: &str, dir: &Path) -> std::path::PathBuf {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect);
-    let mut files: Vec<_> = std::fs::read_dir(&src).unwrap().map(|e| e.unwrap().path()).collect();
-    files.sort();
-    assert!(files.len() > PREVIOUS_RELEASE_MIGRATIONS, "no migration since the previous release to test");
-    let out = dir.join(format!("previous-{dialect}"));
-    std::fs::create_dir_all(&out).unwrap();
-    for f in &files[..PREVIOUS_RELEASE_MIGRATIONS] {
-        std::fs::copy(f, out.join(f.file_name().unwrap())).unwrap();
-    }
-    out
+fn migrations() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
 }
 
 #[tokio::test]
@@ -40,7 +30,17 @@ async fn a_log_at_the_previous_releases_schema_is_migrated_at_start_and_reads_ba
     for (dialect, url) in urls {
         // The previous release's server: its schema, and records it wrote.
         let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        sqlx::migrate::Migrator::new(previous_release(dialect, &dir)).await.unwrap().run(&pool).await.unwrap();
+        sqlx::migrate::Migrator::new(common::previous_release(
+            &migrations(),
+            dialect,
+            PREVIOUS_RELEASE_MIGRATIONS,
+            &dir,
+        ))
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
         for (i, direction) in ["request", "response"].into_iter().enumerate() {
             let message = format!("<Envelope>previous release {direction}</Envelope>");
             let id: i64 = sqlx::query_scalar(
@@ -78,13 +78,11 @@ async fn a_log_at_the_previous_releases_schema_is_migrated_at_start_and_reads_ba
             ],
             "{dialect}"
         );
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        let applied: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await.unwrap();
-        let shipped =
-            std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect)).unwrap().count();
-        assert_eq!(applied as usize, shipped, "{dialect}: every migration applied once");
-        pool.close().await;
+        assert_eq!(
+            common::applied(&url).await,
+            common::shipped(&migrations(), dialect),
+            "{dialect}: every migration applied once"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

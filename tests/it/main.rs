@@ -31,6 +31,29 @@ pub(crate) fn binary(name: &str) -> PathBuf {
     bin
 }
 
+/// Skips a test for a missing prerequisite (`skipped: …`), or fails it under
+/// `MUSUBI_REQUIRE_PEERS=1`.
+pub(crate) fn skip(what: &str) {
+    assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "{what}, and MUSUBI_REQUIRE_PEERS=1");
+    println!("skipped: {what}");
+}
+
+/// Whether `command` is on the PATH.
+pub(crate) fn have(command: &str) -> bool {
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {command}"))
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Whether this process runs as root (namespaces, chroot and dpkg need it).
+pub(crate) fn is_root() -> bool {
+    use std::os::unix::fs::MetadataExt as _;
+    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
+}
+
 /// A fresh folder for one test's network.
 pub(crate) fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("musubi-it-{name}-{}", std::process::id()));

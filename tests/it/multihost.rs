@@ -17,15 +17,14 @@
 //! are removed when the test ends, passed or failed.
 
 use std::collections::HashMap;
-use std::os::unix::fs::MetadataExt as _;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use musubi_protocol::{ClientId, ServiceId};
 
-use crate::binary;
+use crate::{binary, have, is_root, skip};
 use serde_json::Value;
 
 const WAN: &str = "10.231.0";
@@ -35,20 +34,6 @@ const CONSUMER: &str = "SUBSYSTEM:MH/GOV/1001/care";
 const PROVIDER: &str = "SUBSYSTEM:MH/COM/2002/home";
 /// The consumer information system's timeout (curl --max-time), seconds.
 const IS_TIMEOUT: u64 = 40;
-
-fn skip(what: &str) {
-    assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "{what}, and MUSUBI_REQUIRE_PEERS=1");
-    println!("skipped: {what}");
-}
-
-fn have(command: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {command}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn ok(cmd: &mut Command) -> String {
     let out: Output = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -306,8 +291,7 @@ fn security_server_toml(dir: &Path, name: &str) -> PathBuf {
 
 #[test]
 fn a_network_of_hosts_exchanges_survives_a_link_failure_and_a_provider_restart() {
-    let is_root = std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
-    if !is_root {
+    if !is_root() {
         return skip("not root: network namespaces need root");
     }
     for tool in ["ip", "curl"] {

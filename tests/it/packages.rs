@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use crate::{have, is_root, skip};
+
 const COMPONENTS: [&str; 3] = ["security-server", "central-server", "adapter"];
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 const MIRROR: &str = "http://deb.debian.org/debian";
@@ -26,26 +28,6 @@ fn workspace() -> PathBuf {
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| workspace().join("target"), PathBuf::from)
-}
-
-/// Skips (or, under `MUSUBI_REQUIRE_PEERS=1`, fails) for a missing prerequisite.
-fn missing(what: &str) -> bool {
-    assert!(std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() != Ok("1"), "{what}, and MUSUBI_REQUIRE_PEERS=1");
-    println!("skipped: {what}");
-    false
-}
-
-fn have(command: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {command}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn is_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
 }
 
 /// The packages of this workspace's version in `target/debian/`.
@@ -86,7 +68,7 @@ fn base_root() -> Option<PathBuf> {
     let out = run(Command::new("debootstrap").args(["--variant=minbase", "bookworm"]).arg(&base).arg(MIRROR));
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&base);
-        missing(&format!("debootstrap from {MIRROR} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        skip(&format!("debootstrap from {MIRROR} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         return None;
     }
     std::fs::write(base.join(".complete"), "").unwrap();
@@ -135,17 +117,17 @@ fn mode(path: &Path) -> u32 {
 #[test]
 fn the_debian_packages_install_check_their_configuration_start_and_purge_on_request() {
     if !is_root() {
-        missing("not root: installing packages into a scratch root needs root");
+        skip("not root: installing packages into a scratch root needs root");
         return;
     }
     for tool in ["debootstrap", "chroot", "unshare", "ip"] {
         if !have(tool) {
-            missing(&format!("{tool} is not installed (Debian's debootstrap, coreutils, util-linux, iproute2)"));
+            skip(&format!("{tool} is not installed (Debian's debootstrap, coreutils, util-linux, iproute2)"));
             return;
         }
     }
     let Some(debs) = packages() else {
-        missing(&format!(
+        skip(&format!(
             "the packages are not in {}: build them with deploy/build-packages",
             target_dir().join("debian").display()
         ));

@@ -1,4 +1,7 @@
-//! Helpers shared by the security server's integration tests.
+//! Helpers shared by the integration tests of the security server and the
+//! central server (which includes this file by its path).
+
+#![allow(dead_code)]
 
 /// A fresh PostgreSQL database for `name`, or `None` (skipped) without a server.
 pub(crate) async fn postgres(name: &str) -> Option<String> {
@@ -8,7 +11,7 @@ pub(crate) async fn postgres(name: &str) -> Option<String> {
             panic!("MUSUBI_TEST_POSTGRES_URL is not set and MUSUBI_REQUIRE_PEERS=1: PostgreSQL is required")
         }
         Err(_) => {
-            println!("skipped: PostgreSQL message-log tests (set MUSUBI_TEST_POSTGRES_URL)");
+            println!("skipped: the PostgreSQL half of this test (set MUSUBI_TEST_POSTGRES_URL)");
             return None;
         }
     };
@@ -20,4 +23,39 @@ pub(crate) async fn postgres(name: &str) -> Option<String> {
     pool.close().await;
     let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin);
     Some(format!("{base}/{db}"))
+}
+
+/// The migrations of `dialect` in `migrations_dir` that the previous release
+/// shipped (the first `count`), copied to their own folder under `dir`: what
+/// `sqlx::migrate::Migrator::new` runs to make that release's schema.
+pub(crate) fn previous_release(
+    migrations_dir: &std::path::Path,
+    dialect: &str,
+    count: usize,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let mut files: Vec<_> =
+        std::fs::read_dir(migrations_dir.join(dialect)).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() > count, "no migration since the previous release to test");
+    let out = dir.join(format!("previous-{dialect}"));
+    std::fs::create_dir_all(&out).unwrap();
+    for f in &files[..count] {
+        std::fs::copy(f, out.join(f.file_name().unwrap())).unwrap();
+    }
+    out
+}
+
+/// How many migrations of `dialect` `migrations_dir` ships.
+pub(crate) fn shipped(migrations_dir: &std::path::Path, dialect: &str) -> usize {
+    std::fs::read_dir(migrations_dir.join(dialect)).unwrap().count()
+}
+
+/// How many migrations the database at `url` has applied.
+pub(crate) async fn applied(url: &str) -> usize {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let n: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    n as usize
 }
