@@ -15,6 +15,7 @@
 //! `end` entry that counts them.
 
 use std::io::{Read, Write};
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Component, Path, PathBuf};
 
 use ring::aead;
@@ -33,6 +34,9 @@ const MAX_HEADER: usize = 4096;
 const MAX_ENTRIES: usize = 1_000_000;
 /// Shortest passphrase taken.
 pub const MIN_PASSPHRASE: usize = 12;
+/// Where a restore decrypts the backup before it places anything: a folder in
+/// the state folder, removed afterwards.
+const STAGING: &str = ".restoring";
 
 /// Why a backup or restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -340,7 +344,6 @@ fn walk(root: &Path, skip: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), Bac
 }
 
 fn mode_of(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt as _;
     std::fs::metadata(path).map(|m| m.permissions().mode() & 0o777).unwrap_or(0o600)
 }
 
@@ -388,7 +391,7 @@ pub async fn backup(config_file: &Path, out: &Path, passphrase: &str) -> Result<
         sqlite_snapshot(&conf.database, &snapshot).await?;
     }
     let file =
-        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode_0600().open(out).map_err(io(out))?;
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(out).map_err(io(out))?;
     let mut w = Sealer::new(std::io::BufWriter::new(file), passphrase.as_bytes()).map_err(io(out))?;
     let result = (|| {
         let mut n = 0u64;
@@ -397,6 +400,9 @@ pub async fn backup(config_file: &Path, out: &Path, passphrase: &str) -> Result<
         let db = &conf.database;
         let skip: Vec<PathBuf> = vec![
             conf.state_dir.join("spool"),
+            conf.state_dir.join(STAGING),
+            out.to_path_buf(),
+            snapshot.clone(),
             db.clone(),
             PathBuf::from(format!("{}-wal", db.display())),
             PathBuf::from(format!("{}-shm", db.display())),
@@ -452,17 +458,6 @@ pub async fn backup(config_file: &Path, out: &Path, passphrase: &str) -> Result<
     Ok(summary)
 }
 
-trait Mode0600 {
-    fn mode_0600(&mut self) -> &mut Self;
-}
-
-impl Mode0600 for std::fs::OpenOptions {
-    fn mode_0600(&mut self) -> &mut Self {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        self.mode(0o600)
-    }
-}
-
 async fn sqlite_snapshot(db: &Path, to: &Path) -> Result<(), BackupError> {
     use sqlx::ConnectOptions as _;
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db).read_only(true);
@@ -496,8 +491,12 @@ pub fn restore(config_file: &Path, from: &Path, passphrase: &str, force: bool) -
         .map_err(|e| BackupError::Refused(format!("the configuration: {e}")))?;
     let conf = loaded.value;
     let state = conf.state_dir.clone();
-    let busy = std::fs::read_dir(&state).map(|mut d| d.next().is_some()).unwrap_or(false) || conf.database.exists();
-    if busy && !force {
+    // The staging folder, inside the state folder (the server's user may not
+    // write beside it: /var/lib/musubi is root's).
+    let staging = state.join(STAGING);
+    let held =
+        std::fs::read_dir(&state).map(|d| d.filter_map(Result::ok).any(|e| e.file_name() != STAGING)).unwrap_or(false);
+    if (held || conf.database.exists()) && !force {
         return Err(BackupError::Refused(format!(
             "{} or {} already holds a server: restore onto a fresh node (stop the server; --force replaces them)",
             state.display(),
@@ -506,13 +505,10 @@ pub fn restore(config_file: &Path, from: &Path, passphrase: &str, force: bool) -
     }
     let input = std::fs::File::open(from).map_err(io(from))?;
     let mut r = Opener::new(std::io::BufReader::new(input), passphrase.as_bytes())?;
-    // Decrypt into a staging folder first: nothing is replaced unless the whole backup authenticates.
-    let staging = state.with_file_name(format!(
-        ".{}.restoring",
-        state.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
-    ));
+    // Decrypt into the staging folder first: nothing is replaced unless the whole backup authenticates.
     let _ = std::fs::remove_dir_all(&staging);
     std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o700)).map_err(io(&state))?;
     let result = unpack(&mut r, &staging);
     let placed = result.and_then(|(entries, old_conf)| place(&entries, &conf, config_file, &old_conf, force));
     let _ = std::fs::remove_dir_all(&staging);
@@ -571,13 +567,17 @@ fn place(
     old_conf: &Option<ServerConf>,
     force: bool,
 ) -> Result<Summary, BackupError> {
-    use std::os::unix::fs::PermissionsExt as _;
     let mut summary = Summary::default();
     // Files outside the state folder may only go where the backed-up configuration named them.
     let allowed: Vec<PathBuf> = old_conf.as_ref().map(named_files).unwrap_or_default();
     if force {
-        if conf.state_dir.exists() {
-            std::fs::remove_dir_all(&conf.state_dir).map_err(io(&conf.state_dir))?;
+        for old in std::fs::read_dir(&conf.state_dir).map_err(io(&conf.state_dir))?.filter_map(Result::ok) {
+            if old.file_name() == STAGING {
+                continue;
+            }
+            let path = old.path();
+            let removed = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+            removed.map_err(io(&path))?;
         }
         for f in [conf.database.clone(), PathBuf::from(format!("{}-wal", conf.database.display()))] {
             let _ = std::fs::remove_file(f);

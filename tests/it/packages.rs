@@ -2,8 +2,9 @@
 //! scratch Debian root (debootstrap, no container): the binaries, units and
 //! configuration land where the units expect them, `check-config` passes as the
 //! `musubi` user, the installed security server starts as that user and tells
-//! systemd it is ready, an upgrade keeps a locally edited configuration, and a
-//! purge wipes keys and data only when asked (seed 004 §4.2.6).
+//! systemd it is ready, a backup taken as that user restores onto a fresh
+//! install, an upgrade keeps a locally edited configuration, and a purge wipes
+//! keys and data only when asked (seed 004 §4.2.6).
 //!
 //! Needs root, debootstrap, unshare and ip, the packages in `target/debian/`
 //! and Debian's mirror (or a cached root); prints `skipped: …` without them,
@@ -188,6 +189,20 @@ fn the_debian_packages_install_check_their_configuration_start_and_purge_on_requ
     assert_eq!(std::fs::metadata(&admin_key).unwrap().uid(), musubi_uid, "the server's files are the musubi user's");
     assert_eq!(mode(&admin_key) & 0o077, 0, "{} is readable by others", admin_key.display());
 
+    // A backup, as the service's user, with a passphrase from a file of its own.
+    std::fs::write(root.path("/tmp/backup-passphrase"), "a long backup passphrase\n").unwrap();
+    ok(&mut root.sh("chown musubi:musubi /tmp/backup-passphrase && chmod 0600 /tmp/backup-passphrase"));
+    let backup = [
+        "/usr/bin/musubi-security-server",
+        "backup",
+        "--out",
+        "/tmp/ss.backup",
+        "--passphrase-file",
+        "/tmp/backup-passphrase",
+    ];
+    let made = ok(&mut root.as_musubi(&backup));
+    assert!(made.contains("encrypted"), "{made}");
+
     // An upgrade (the same package again) keeps a locally edited configuration.
     let edited = shipped.replace("#max_devices = 1000", "max_devices = 10");
     assert_ne!(edited, shipped);
@@ -214,6 +229,29 @@ fn the_debian_packages_install_check_their_configuration_start_and_purge_on_requ
     // the wipe, nothing of Musubi is left but the user.
     ok(&mut root.sh("dpkg -i /tmp/pkgs/musubi-security-server_*.deb"));
     assert_eq!(std::fs::read(&admin_key).unwrap(), key);
+    ok(&mut root.sh("MUSUBI_PURGE_DATA=1 dpkg --purge musubi-security-server"));
+    assert!(!root.path("/var/lib/musubi").exists(), "/var/lib/musubi survived the wipe");
+
+    // The backup restored onto the fresh install, as the service's user: the
+    // same keys, and the installed server starts from them.
+    ok(&mut root.sh("dpkg -i /tmp/pkgs/musubi-security-server_*.deb"));
+    let restore = [
+        "/usr/bin/musubi-security-server",
+        "restore",
+        "--from",
+        "/tmp/ss.backup",
+        "--passphrase-file",
+        "/tmp/backup-passphrase",
+    ];
+    let restored = ok(&mut root.as_musubi(&restore));
+    assert!(restored.starts_with("restored "), "{restored}");
+    assert_eq!(std::fs::read(&admin_key).unwrap(), key, "the restored admin API key");
+    assert_eq!(std::fs::metadata(&admin_key).unwrap().uid(), musubi_uid);
+    assert!(!root.path("/var/lib/musubi/security-server/.restoring").exists());
+    ok(&mut root.as_musubi(&["/usr/bin/musubi-security-server", "check-config"]));
+    start_installed_security_server(&root);
+
+    // Purged with the wipe, nothing of Musubi is left but the user.
     ok(&mut root.sh("MUSUBI_PURGE_DATA=1 dpkg --purge musubi-security-server musubi"));
     assert!(!root.path("/var/lib/musubi").exists(), "/var/lib/musubi survived the last purge");
     assert!(!root.path("/etc/musubi").exists(), "/etc/musubi survived the last purge");
