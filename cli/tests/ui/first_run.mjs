@@ -75,6 +75,26 @@ await withPage("ja-JP", async (page) => {
     await page.waitForFunction(() => document.querySelector("#login-password-error").textContent.includes("wrong"));
     await page.evaluate(() => { document.querySelector("#login-password-error").textContent = ""; });
   }
+  // Three more wrong guesses, each once the wait before it is over (1, 2, 4 s):
+  // the wait after them (8 s) outlasts the checks below on a busy machine.
+  const clearErrors = () => page.evaluate(() => {
+    document.querySelector("#login-password-error").textContent = "";
+    document.querySelector("#login-error").textContent = "";
+  });
+  for (let i = 3; i < 6; i++) {
+    await clearErrors();
+    await page.locator("#login-username").fill("admin");
+    await page.locator("#login-password").fill(`wrong guess ${i}`);
+    for (;;) {
+      await clearErrors();
+      await page.getByRole("button", { name: "Log in" }).click();
+      await page.waitForFunction(() => document.querySelector("#login-password-error").textContent.includes("wrong")
+        || document.querySelector("#login-error").textContent.includes("wait"));
+      if (await page.evaluate(() => document.querySelector("#login-password-error").textContent.includes("wrong"))) break;
+      await page.waitForTimeout(200);
+    }
+  }
+  await page.evaluate(() => { document.querySelector("#login-password-error").textContent = ""; });
   await page.getByLabel("Password").fill("a long passphrase");
   await page.getByRole("button", { name: "Log in" }).click();
   await page.waitForFunction(() => document.querySelector("#login-error").textContent.includes("wait"));
