@@ -24,21 +24,9 @@ async fn a_registry_at_the_previous_releases_schema_is_migrated_at_start_and_kee
     let dir = std::env::temp_dir().join(format!("musubi-cs-migrations-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut urls = vec![("sqlite", format!("sqlite://{}?mode=rwc", dir.join("registry.sqlite").display()))];
-    urls.extend(common::postgres("cs_migrations").await.map(|u| ("postgres", u)));
+    let urls = common::backends("cs_migrations", &dir, "registry.sqlite").await;
     for (dialect, url) in urls {
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        sqlx::migrate::Migrator::new(common::previous_release(
-            &migrations(),
-            dialect,
-            PREVIOUS_RELEASE_MIGRATIONS,
-            &dir,
-        ))
-        .await
-        .unwrap()
-        .run(&pool)
-        .await
-        .unwrap();
+        let pool = common::at_previous_release(&url, &migrations(), dialect, PREVIOUS_RELEASE_MIGRATIONS, &dir).await;
         for sql in [
             "INSERT INTO member_classes (code, description) VALUES ('GOV', 'Government')",
             "INSERT INTO members (class, code, name) VALUES ('GOV', '1001', 'Care City')",

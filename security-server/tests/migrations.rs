@@ -25,22 +25,10 @@ async fn a_log_at_the_previous_releases_schema_is_migrated_at_start_and_reads_ba
     let dir = std::env::temp_dir().join(format!("musubi-migrations-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let mut urls = vec![("sqlite", format!("sqlite://{}?mode=rwc", dir.join("log.sqlite").display()))];
-    urls.extend(common::postgres("migrations").await.map(|u| ("postgres", u)));
+    let urls = common::backends("migrations", &dir, "log.sqlite").await;
     for (dialect, url) in urls {
         // The previous release's server: its schema, and records it wrote.
-        let pool = sqlx::AnyPool::connect(&url).await.unwrap();
-        sqlx::migrate::Migrator::new(common::previous_release(
-            &migrations(),
-            dialect,
-            PREVIOUS_RELEASE_MIGRATIONS,
-            &dir,
-        ))
-        .await
-        .unwrap()
-        .run(&pool)
-        .await
-        .unwrap();
+        let pool = common::at_previous_release(&url, &migrations(), dialect, PREVIOUS_RELEASE_MIGRATIONS, &dir).await;
         for (i, direction) in ["request", "response"].into_iter().enumerate() {
             let message = format!("<Envelope>previous release {direction}</Envelope>");
             let id: i64 = sqlx::query_scalar(

@@ -38,6 +38,14 @@ pub(crate) fn skip(what: &str) {
     println!("skipped: {what}");
 }
 
+/// Runs `cmd`, which must succeed; returns what it printed (stdout, then stderr).
+pub(crate) fn ok(cmd: &mut std::process::Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd:?}: {}\n{stdout}\n{stderr}", out.status);
+    format!("{stdout}{stderr}")
+}
+
 /// Whether `command` is on the PATH.
 pub(crate) fn have(command: &str) -> bool {
     std::process::Command::new("sh")

@@ -19,12 +19,12 @@
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use musubi_protocol::{ClientId, ServiceId};
 
-use crate::{binary, have, is_root, skip};
+use crate::{binary, have, is_root, ok, skip};
 use serde_json::Value;
 
 const WAN: &str = "10.231.0";
@@ -34,18 +34,6 @@ const CONSUMER: &str = "SUBSYSTEM:MH/GOV/1001/care";
 const PROVIDER: &str = "SUBSYSTEM:MH/COM/2002/home";
 /// The consumer information system's timeout (curl --max-time), seconds.
 const IS_TIMEOUT: u64 = 40;
-
-fn ok(cmd: &mut Command) -> String {
-    let out: Output = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// The namespaces of one run; deleted (with every process in them) on drop.
 struct Hosts {

@@ -14,10 +14,10 @@
 use std::os::unix::fs::{MetadataExt as _, PermissionsExt as _};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use crate::{have, is_root, skip};
+use crate::{have, is_root, ok, skip};
 
 const COMPONENTS: [&str; 3] = ["security-server", "central-server", "adapter"];
 const PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -41,22 +41,6 @@ fn packages() -> Option<Vec<PathBuf>> {
     (found.len() == names.len()).then_some(found)
 }
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.env("PATH", PATH).output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let out = run(cmd);
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-}
-
 /// A minimal Debian bookworm root, made once by debootstrap and kept under the
 /// target folder (`.complete` marks a finished one).
 fn base_root() -> Option<PathBuf> {
@@ -66,7 +50,13 @@ fn base_root() -> Option<PathBuf> {
     }
     let _ = std::fs::remove_dir_all(&base);
     std::fs::create_dir_all(&base).unwrap();
-    let out = run(Command::new("debootstrap").args(["--variant=minbase", "bookworm"]).arg(&base).arg(MIRROR));
+    let out = Command::new("debootstrap")
+        .args(["--variant=minbase", "bookworm"])
+        .arg(&base)
+        .arg(MIRROR)
+        .env("PATH", PATH)
+        .output()
+        .unwrap();
     if !out.status.success() {
         let _ = std::fs::remove_dir_all(&base);
         skip(&format!("debootstrap from {MIRROR} failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
@@ -93,14 +83,14 @@ impl Root {
     /// `sh -c script` as root inside the root.
     fn sh(&self, script: &str) -> Command {
         let mut cmd = Command::new("chroot");
-        cmd.arg(&self.0).args(["sh", "-c", script]);
+        cmd.arg(&self.0).args(["sh", "-c", script]).env("PATH", PATH);
         cmd
     }
 
     /// A program run as the musubi user inside the root.
     fn as_musubi(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new("chroot");
-        cmd.arg("--userspec=musubi:musubi").arg(&self.0).args(args);
+        cmd.arg("--userspec=musubi:musubi").arg(&self.0).args(args).env("PATH", PATH);
         cmd
     }
 }
@@ -178,7 +168,7 @@ fn the_debian_packages_install_check_their_configuration_start_and_purge_on_requ
     let shipped = std::fs::read_to_string(&adapter_conf).unwrap();
     let lines = shipped.lines().count();
     std::fs::write(&adapter_conf, format!("{shipped}max_devices = \"many\"\n")).unwrap();
-    let out = run(&mut root.as_musubi(&["/usr/bin/musubi-adapter", "check-config"]));
+    let out = root.as_musubi(&["/usr/bin/musubi-adapter", "check-config"]).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "a wrong setting passes check-config");
     assert!(err.contains(&format!("/etc/musubi/adapter.toml:{}:", lines + 1)), "{err}");

@@ -59,3 +59,26 @@ pub(crate) async fn applied(url: &str) -> usize {
     pool.close().await;
     n as usize
 }
+
+/// The databases a test runs against: SQLite (the file `file` in `dir`), and
+/// PostgreSQL (a fresh database named for `name`) when a server is given.
+pub(crate) async fn backends(name: &str, dir: &std::path::Path, file: &str) -> Vec<(&'static str, String)> {
+    let mut urls = vec![("sqlite", format!("sqlite://{}?mode=rwc", dir.join(file).display()))];
+    urls.extend(postgres(name).await.map(|u| ("postgres", u)));
+    urls
+}
+
+/// A database at `url` migrated to the previous release's schema (the first
+/// `count` migrations of `dialect` in `migrations_dir`), as that release left it.
+pub(crate) async fn at_previous_release(
+    url: &str,
+    migrations_dir: &std::path::Path,
+    dialect: &str,
+    count: usize,
+    dir: &std::path::Path,
+) -> sqlx::AnyPool {
+    let pool = sqlx::AnyPool::connect(url).await.unwrap();
+    let previous = previous_release(migrations_dir, dialect, count, dir);
+    sqlx::migrate::Migrator::new(previous).await.unwrap().run(&pool).await.unwrap();
+    pool
+}
