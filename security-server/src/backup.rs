@@ -463,6 +463,8 @@ async fn sqlite_snapshot(db: &Path, to: &Path) -> Result<(), BackupError> {
     let options = sqlx::sqlite::SqliteConnectOptions::new().filename(db).read_only(true);
     let mut conn = options.connect().await.map_err(|e| BackupError::Database(e.to_string()))?;
     let target = to.to_str().ok_or_else(|| BackupError::Database("the output path is not UTF-8".into()))?;
+    // The plain copy is the owner's alone while it exists (VACUUM INTO fills an empty file).
+    std::fs::OpenOptions::new().create_new(true).write(true).mode(0o600).open(to).map_err(io(to))?;
     sqlx::query("VACUUM INTO ?")
         .bind(target)
         .execute(&mut conn)
