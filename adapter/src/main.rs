@@ -93,11 +93,7 @@ async fn run(cli: Cli) -> Result<()> {
         }
         Command::CheckConfig { config } => {
             let loaded = load(&config)?;
-            let mut summary = format!("{}: {} settings, valid", config.display(), loaded.table.len());
-            if !loaded.overridden.is_empty() {
-                summary.push_str(&format!("; from the environment: {}", loaded.overridden.join(", ")));
-            }
-            println!("{summary}");
+            println!("{}", loaded.summary(&config));
             Ok(())
         }
         Command::Simulate { config, node, tick_secs, tcp } => {

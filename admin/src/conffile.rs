@@ -65,6 +65,18 @@ pub struct Loaded<T> {
     pub overridden: Vec<String>,
 }
 
+impl<T> Loaded<T> {
+    /// What `check-config` prints for the file at `path`: how many settings
+    /// it gives and which ones the environment overrode.
+    pub fn summary(&self, path: &Path) -> String {
+        let mut summary = format!("{}: {} settings, valid", path.display(), self.table.len());
+        if !self.overridden.is_empty() {
+            summary.push_str(&format!("; from the environment: {}", self.overridden.join(", ")));
+        }
+        summary
+    }
+}
+
 /// Reads `path` (at most [`MAX_FILE_BYTES`]) and parses it as `T` with every
 /// fault placed at its line and column; then applies the overrides among
 /// `vars` whose names start with `prefix` and parses again. `stand_ins` are

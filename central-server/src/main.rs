@@ -44,11 +44,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(Command::CheckConfig) = args.command {
-        let mut summary = format!("{}: {} settings, valid", args.config.display(), loaded.table.len());
-        if !loaded.overridden.is_empty() {
-            summary.push_str(&format!("; from the environment: {}", loaded.overridden.join(", ")));
-        }
-        println!("{summary}");
+        println!("{}", loaded.summary(&args.config));
         return ExitCode::SUCCESS;
     }
     for o in &loaded.overridden {

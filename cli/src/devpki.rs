@@ -51,27 +51,11 @@ pub async fn serve(dir: &Path, ip: IpAddr) -> Result<()> {
 /// Sends the CSR in `csr` to the test PKI at `url` for a certificate of
 /// `role` (auth or sign) and writes it (PEM) to `out`.
 pub async fn issue(url: &str, role: &str, csr: &Path, out: &Path) -> Result<()> {
-    use http_body_util::BodyExt as _;
     anyhow::ensure!(matches!(role, "auth" | "sign"), "--role is auth or sign, not {role:?}");
     let body = std::fs::read(csr).with_context(|| format!("cannot read {}", csr.display()))?;
     anyhow::ensure!(body.len() <= 16 * 1024, "{} is larger than a CSR (16 KiB)", csr.display());
-    let base: hyper::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
-    anyhow::ensure!(base.scheme_str() == Some("http"), "{url:?} is not an http:// URL");
-    let authority = base.authority().context("the URL has no host")?.to_string();
-    let tcp =
-        tokio::net::TcpStream::connect(&authority).await.with_context(|| format!("cannot connect to {authority}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-    tokio::spawn(conn);
-    let req = hyper::Request::post(format!("/{role}"))
-        .header("host", &authority)
-        .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let cert = http_body_util::Limited::new(resp.into_body(), 64 * 1024)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
-        .to_bytes();
+    let target = format!("{}/{role}", url.trim_end_matches('/'));
+    let (status, cert) = crate::http_plain(&target, hyper::Method::POST, body, 64 * 1024).await?;
     anyhow::ensure!(status.is_success(), "the test PKI answered {status}: {}", String::from_utf8_lossy(&cert));
     std::fs::write(out, &cert).with_context(|| format!("cannot write {}", out.display()))?;
     Ok(())

@@ -843,9 +843,6 @@ fn query_escape(s: &str) -> String {
 }
 
 async fn export(url: &str, client: &musubi_protocol::ClientId, query_id: &str, out: &std::path::Path) -> Result<()> {
-    use http_body_util::BodyExt;
-    let base: hyper::Uri = url.parse().with_context(|| format!("{url:?} is not a URL"))?;
-    let authority = base.authority().context("the URL has no host")?.to_string();
     let mut path = format!(
         "/asic?queryId={}&xRoadInstance={}&memberClass={}&memberCode={}",
         query_escape(query_id),
@@ -856,19 +853,9 @@ async fn export(url: &str, client: &musubi_protocol::ClientId, query_id: &str, o
     if let Some(sub) = client.subsystem_code() {
         path.push_str(&format!("&subsystemCode={}", query_escape(sub)));
     }
-    let tcp =
-        tokio::net::TcpStream::connect(&authority).await.with_context(|| format!("cannot connect to {authority}"))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp)).await?;
-    tokio::spawn(conn);
-    let req =
-        hyper::Request::get(path).header("host", &authority).body(http_body_util::Full::new(bytes::Bytes::new()))?;
-    let resp = sender.send_request(req).await?;
-    let status = resp.status();
-    let body = http_body_util::Limited::new(resp.into_body(), 512 * 1024 * 1024)
-        .collect()
-        .await
-        .map_err(|e| anyhow::anyhow!("reading the answer: {e}"))?
-        .to_bytes();
+    let base = url.trim_end_matches('/');
+    let (status, body) =
+        musubi::http_plain(&format!("{base}{path}"), hyper::Method::GET, Vec::new(), 512 * 1024 * 1024).await?;
     anyhow::ensure!(status.is_success(), "the security server answered {status}: {}", String::from_utf8_lossy(&body));
     musubi::admin::unpack_containers(&body, out)
 }

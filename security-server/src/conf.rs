@@ -562,10 +562,7 @@ pub fn check_file(path: &Path) -> Result<String, ConfError> {
             !given && !not_needed
         })
         .collect();
-    let mut summary = format!("{}: {} settings, valid", path.display(), table.len());
-    if !loaded.overridden.is_empty() {
-        summary.push_str(&format!("; from the environment: {}", loaded.overridden.join(", ")));
-    }
+    let summary = loaded.summary(path);
     Ok(if from_state.is_empty() {
         summary
     } else {

@@ -136,7 +136,8 @@ fn the_debian_packages_install_check_their_configuration_start_and_purge_on_requ
     assert!(log.contains("Setting up musubi-security-server"), "{log}");
     let id = ok(&mut root.sh("id -u musubi; id -g musubi; getent passwd musubi"));
     assert!(id.contains(":/var/lib/musubi:/usr/sbin/nologin"), "the musubi system user: {id}");
-    let musubi_uid: u32 = id.lines().next().unwrap().parse().unwrap();
+    let mut ids = id.lines().map(|l| l.trim().parse::<u32>());
+    let (musubi_uid, musubi_gid) = (ids.next().unwrap().unwrap(), ids.next().unwrap().unwrap());
     assert!(musubi_uid < 1000, "musubi is a system user: {id}");
     for c in COMPONENTS {
         let bin = root.path(&format!("/usr/bin/musubi-{c}"));
@@ -150,7 +151,7 @@ fn the_debian_packages_install_check_their_configuration_start_and_purge_on_requ
         );
         // Readable by the service's group, not by everyone.
         assert_eq!(mode(&conf), 0o640, "{}", conf.display());
-        assert_eq!(std::fs::metadata(&conf).unwrap().gid(), musubi_uid_gid(&root).1);
+        assert_eq!(std::fs::metadata(&conf).unwrap().gid(), musubi_gid);
         let state = root.path(&format!("/var/lib/musubi/{c}"));
         assert_eq!(mode(&state), 0o700, "{}", state.display());
         assert_eq!(std::fs::metadata(&state).unwrap().uid(), musubi_uid);
@@ -245,12 +246,6 @@ fn the_debian_packages_install_check_their_configuration_start_and_purge_on_requ
     ok(&mut root.sh("MUSUBI_PURGE_DATA=1 dpkg --purge musubi-security-server musubi"));
     assert!(!root.path("/var/lib/musubi").exists(), "/var/lib/musubi survived the last purge");
     assert!(!root.path("/etc/musubi").exists(), "/etc/musubi survived the last purge");
-}
-
-fn musubi_uid_gid(root: &Root) -> (u32, u32) {
-    let out = ok(&mut root.sh("id -u musubi; id -g musubi"));
-    let mut it = out.lines().map(|l| l.trim().parse::<u32>().unwrap());
-    (it.next().unwrap(), it.next().unwrap())
 }
 
 /// Starts the installed security server as systemd would (the musubi user,
