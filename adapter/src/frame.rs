@@ -345,7 +345,9 @@ pub enum MapError {
     TooManyInstances(u8),
 }
 
-/// The EPCs of a property map (EDT of 0x9D, 0x9E or 0x9F), ascending.
+/// The EPCs of a property map (EDT of 0x9D, 0x9E or 0x9F), ascending. The
+/// list form may name codes below 0x80, which are no properties: they are
+/// left out (a map's count must still fit its length).
 pub fn decode_property_map(edt: &[u8]) -> Result<Vec<u8>, MapError> {
     let (&count, rest) = edt.split_first().ok_or(MapError::Empty)?;
     let what = "property map";
@@ -353,7 +355,7 @@ pub fn decode_property_map(edt: &[u8]) -> Result<Vec<u8>, MapError> {
         if rest.len() != usize::from(count) {
             return Err(MapError::Length { what, count, needed: usize::from(count), got: rest.len() });
         }
-        let mut epcs = rest.to_vec();
+        let mut epcs: Vec<u8> = rest.iter().copied().filter(|e| *e >= 0x80).collect();
         epcs.sort_unstable();
         epcs.dedup();
         return Ok(epcs);
@@ -422,6 +424,15 @@ mod tests {
             Err(MapError::Length { what: "property map", count: 3, needed: 3, got: 1 })
         );
         assert!(decode_property_map(&[16, 0]).is_err());
+    }
+
+    /// Fuzzing finding (echonet, crash-9159cb8b): a list-form map naming
+    /// code 0x01 came back, and encoding it lost it (no round trip).
+    #[test]
+    fn fuzz_echonet_9159cb8b_list_maps_leave_out_codes_below_0x80() {
+        assert_eq!(decode_property_map(&[1, 0x01]), Ok(vec![]));
+        assert_eq!(decode_property_map(&[3, 0x9F, 0x7F, 0x80]), Ok(vec![0x80, 0x9F]));
+        assert!(decode_property_map(&[2, 0x01]).is_err(), "the count must still fit");
     }
 
     #[test]
