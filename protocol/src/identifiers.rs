@@ -214,8 +214,15 @@ impl ServiceId {
 }
 
 impl fmt::Display for ServiceId {
+    /// `SERVICE:EE/CLASS/CODE[/SUB]/serviceCode[/version]`; a member's own
+    /// service with a version is `SERVICE:EE/CLASS/CODE//serviceCode/version`
+    /// (an empty subsystem), which would otherwise read as a subsystem's.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SERVICE:{}/{}", self.provider.path(), self.service_code)?;
+        write!(f, "SERVICE:{}/", self.provider.path())?;
+        if self.provider.subsystem.is_none() && self.version.is_some() {
+            f.write_str("/")?;
+        }
+        f.write_str(&self.service_code)?;
         if let Some(v) = &self.version {
             write!(f, "/{v}")?;
         }
@@ -225,9 +232,10 @@ impl fmt::Display for ServiceId {
 
 impl std::str::FromStr for ServiceId {
     type Err = IdError;
-    /// Parses `SERVICE:EE/CLASS/CODE[/SUB]/serviceCode[/version]`. With five
-    /// parts after the instance the form is ambiguous; like X-Road's own
-    /// encoding, five parts mean a subsystem with an unversioned service.
+    /// Parses `SERVICE:EE/CLASS/CODE[/SUB]/serviceCode[/version]`. Five parts
+    /// after the type mean, like X-Road's own encoding, a subsystem with an
+    /// unversioned service; a member's own versioned service has an empty
+    /// subsystem (`EE/CLASS/CODE//serviceCode/version`), as printed.
     fn from_str(value: &str) -> Result<Self, IdError> {
         const EXPECTED: &str = "SERVICE:<instance>/<class>/<code>[/<subsystem>]/<service>[/<version>]";
         let (ty, p) = split_typed(value, "service", EXPECTED)?;
@@ -238,6 +246,7 @@ impl std::str::FromStr for ServiceId {
         match p.as_slice() {
             [i, c, m, s] => Self::new(ClientId::member(i, c, m)?, s, None),
             [i, c, m, sub, s] => Self::new(ClientId::subsystem(i, c, m, sub)?, s, None),
+            [i, c, m, "", s, v] => Self::new(ClientId::member(i, c, m)?, s, Some(v)),
             [i, c, m, sub, s, v] => Self::new(ClientId::subsystem(i, c, m, sub)?, s, Some(v)),
             _ => Err(bad()),
         }
@@ -364,6 +373,19 @@ mod tests {
         assert_eq!(server.to_string(), "SERVER:EE/BUSINESS/123456789/bambi");
         assert_eq!(GlobalGroupId::new("EE", "perearstid").unwrap().to_string(), "GLOBALGROUP:EE/perearstid");
         assert_eq!(LocalGroupId::new("lokaalgrupp").unwrap().to_string(), "LOCALGROUP:lokaalgrupp");
+    }
+
+    /// Property-test finding (identifiers_print_and_parse_back): a member's
+    /// own service with a version printed as `SERVICE:EE/C/M/svc/v1`, which
+    /// reads back as subsystem `svc`'s service `v1`.
+    #[test]
+    fn property_identifiers_a_members_versioned_service_prints_unambiguously() {
+        let member = ClientId::member("EE", "GOV", "1234").unwrap();
+        let service = ServiceId::new(member, "getRandom", Some("v1")).unwrap();
+        assert_eq!(service.to_string(), "SERVICE:EE/GOV/1234//getRandom/v1");
+        assert_eq!(service.to_string().parse::<ServiceId>().unwrap(), service);
+        let sub: ServiceId = "SERVICE:EE/GOV/1234/getRandom/v1".parse().unwrap();
+        assert_eq!(sub.provider().subsystem_code(), Some("getRandom"));
     }
 
     #[test]
