@@ -228,6 +228,25 @@ fn made() -> Result<Vec<Seed>, String> {
         add("multipart", &format!("management{n}.bin"), join(&[boundary_of(&ct)?.as_bytes(), &body, &[n as u8 * 50]]));
     }
 
+    // Admin API calls: the endpoint's number in `admin_json`'s list, then the body.
+    let pem = musubi_pki::pem("CERTIFICATE", &pki.member.cert_der).replace('\n', "\\n");
+    let bodies = [
+        r#"{"role":"sign","label":"fuzz"}"#.to_owned(),
+        r#"{"member":"MEMBER:DEMO/COM/2002"}"#.to_owned(),
+        format!(r#"{{"certificate":"{pem}"}}"#),
+        r#"{"client":"SUBSYSTEM:DEMO/COM/2002/fuzz"}"#.to_owned(),
+        r#"{"url":"http://127.77.0.4:8080/","timeout_secs":5,"ssl_verify":false}"#.to_owned(),
+        r#"{"subject":"SUBSYSTEM:DEMO/GOV/1001/care"}"#.to_owned(),
+        r#"{"code":"fuzzers","description":"made by the fuzzer"}"#.to_owned(),
+        r#"{"member":"SUBSYSTEM:DEMO/GOV/1001/care"}"#.to_owned(),
+        r#"{"notice":"maintenance"}"#.to_owned(),
+        "{}".to_owned(),
+        r#"{"name":"fuzz","roles":["security_officer"]}"#.to_owned(),
+    ];
+    for (n, body) in bodies.iter().enumerate() {
+        add("admin_json", &format!("endpoint{n}.json"), join(&[&[n as u8], body.as_bytes()]));
+    }
+
     // The adapter's WSDL, and ECHONET Lite frames of its own making.
     let wsdl = musubi_wsdl::generate(&musubi_adapter::service::description("http://127.0.0.1:8090/"));
     add("wsdl", "adapter.wsdl", wsdl.into_bytes());
