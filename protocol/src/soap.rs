@@ -236,6 +236,11 @@ pub fn parse(bytes: &[u8], direction: Direction, limits: &Limits) -> Result<Soap
     if text.trim().is_empty() {
         return Err(invalid_soap("the message is empty"));
     }
+    // One byte-order mark may start the message; the XML reader would skip
+    // a second one silently and every byte position after it would be off.
+    if text.starts_with('\u{FEFF}') {
+        return Err(SoapError::new(Code::INVALID_XML, format!("a second byte-order mark at byte {offset}")));
+    }
     let mut p = Parser::new(text, offset, *limits);
     let parsed = p.run()?;
     match parsed {
@@ -981,6 +986,24 @@ mod tests {
         assert!(
             stripped.contains("<xroad:id>q-1</xroad:id>") && stripped.contains("<SOAP-ENV:Body></SOAP-ENV:Body>"),
             "{stripped}"
+        );
+    }
+
+    /// Fuzzing finding (soap, crash-4bb13bb2): after two byte-order marks,
+    /// the request hash went 3 bytes early into the response (`</xroad:<xroad:requestHash…`).
+    #[test]
+    fn fuzz_soap_4bb13bb2_a_second_byte_order_mark_is_refused() {
+        let mut bytes = b"\xEF\xBB\xBF\xEF\xBB\xBF".to_vec();
+        bytes.extend_from_slice(request("<getTemp/>").as_bytes());
+        assert_eq!(code_of(&bytes), "invalid_xml");
+        let mut once = b"\xEF\xBB\xBF".to_vec();
+        once.extend_from_slice(request("<getTempResponse/>").as_bytes());
+        let Soap::Message(m) = parse(&once, Direction::Response, &Limits::default()).unwrap() else { panic!() };
+        let stamped = m.with_request_hash("SHA-512", "aGFzaA==");
+        assert!(
+            parse(&stamped, Direction::Response, &Limits::default()).is_ok(),
+            "{}",
+            String::from_utf8_lossy(&stamped)
         );
     }
 
