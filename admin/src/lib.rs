@@ -19,6 +19,7 @@
 mod access;
 pub mod client;
 pub mod conffile;
+pub mod limit;
 pub mod service;
 mod session;
 pub mod ui;

@@ -49,7 +49,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, watch};
 use tokio::task::JoinSet;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::conf::{ConfError, ServerConf, SharedTrust, Trust};
 use crate::messagelog::MessageLog;
@@ -682,6 +682,16 @@ pub struct StatsSnapshot {
 
 /// Most connections served at once per listener.
 const MAX_CONNECTIONS: usize = 1024;
+/// Most connections from one address per listener: a host that holds
+/// connections open takes a quarter of the slots, never all of them.
+const MAX_CONNECTIONS_PER_PEER: usize = MAX_CONNECTIONS / 4;
+/// Most TLS handshakes under way on 5500 at once: a peer's connection needs
+/// a handshake slot only until its certificate is checked, so sockets that
+/// never finish a handshake (at most 10 s each) cannot crowd out the
+/// security servers that do.
+const MAX_HANDSHAKES: usize = 128;
+/// Most TLS handshakes under way from one address.
+const MAX_HANDSHAKES_PER_PEER: usize = 16;
 
 /// Plain HTTP on `listener`, each request answered by `handler` (the client
 /// proxy, the health check), until `stop`; in-flight requests finish.
@@ -697,14 +707,21 @@ async fn serve_plain<F, Fut, B>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let limit = musubi_admin::limit::ConnectionLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER);
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
-                let Ok((tcp, _)) = accepted else { continue };
-                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                let Ok((tcp, peer_addr)) = accepted else { continue };
+                let permit = match limit.admit(peer_addr.ip()) {
+                    Ok(p) => p,
+                    Err(why) => {
+                        debug!(%peer_addr, "connection closed: {why}");
+                        continue;
+                    }
+                };
                 let (state, handler) = (state.clone(), handler.clone());
                 let mut stop = stop.clone();
                 conns.spawn(async move {
@@ -738,21 +755,32 @@ async fn serve_server_proxy(
     tls: Arc<std::sync::RwLock<Arc<rustls::ServerConfig>>>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let limit = musubi_admin::limit::ConnectionLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER);
+    let handshakes = musubi_admin::limit::ConnectionLimit::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_PEER);
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.changed() => break,
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
             accepted = listener.accept() => {
                 let Ok((tcp, peer_addr)) = accepted else { continue };
-                let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                let admitted = handshakes.admit(peer_addr.ip()).and_then(|h| Ok((h, limit.admit(peer_addr.ip())?)));
+                let (handshake, permit) = match admitted {
+                    Ok(slots) => slots,
+                    Err(why) => {
+                        debug!(%peer_addr, "connection closed: {why}");
+                        continue;
+                    }
+                };
                 let state = state.clone();
                 // The configuration current at accept time (the certificate may be renewed).
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.read().unwrap_or_else(|p| p.into_inner()).clone());
                 let mut stop = stop.clone();
                 conns.spawn(async move {
                     let _permit = permit;
-                    let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
+                    drop(handshake);
+                    let tls = match tls {
                         Ok(Ok(t)) => t,
                         Ok(Err(e)) => {
                             warn!(%peer_addr, "TLS handshake refused: {e}");

@@ -72,12 +72,8 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
     assert_eq!(reply.fault_code(), Some("client.invalid_content_type"));
     let reply = http(cp, "POST", XML, b"<SOAP-ENV:Envelope".to_vec()).await;
     assert_eq!(reply.fault_code(), Some("client.invalid_xml"));
-    let doctype = example_request(&service, "x").replacen("?>", "?><!DOCTYPE x [<!ENTITY a \"b\">]>", 1);
-    let reply = http(cp, "POST", XML, doctype.into_bytes()).await;
-    assert_eq!(reply.fault_code(), Some("client.invalid_xml"));
-    let deep = example_request(&service, "x").replace("<room>living</room>", &"<a>".repeat(5000));
-    let reply = http(cp, "POST", XML, deep.into_bytes()).await;
-    assert!(reply.fault_code().is_some_and(|c| c.starts_with("client.")), "{}", reply.body);
+    // Entity expansion, deep nesting, declared gigabytes, oversized
+    // multipart and hostile connections: see hostile.rs.
     if let Some(q) = conformance_query("faulty-header2.query") {
         let reply = http(cp, "POST", XML, q).await;
         assert_eq!(reply.fault_code(), Some("client.duplicate_header_field"));
@@ -92,24 +88,6 @@ async fn refusals_get_x_road_faults_and_the_server_keeps_serving() {
     let quoted = example_request(&service, "x").into_bytes();
     let reply = crate::http_with(cp, "POST", XML, &[("SOAPAction", "http://example.org/action")], quoted).await;
     assert_eq!(reply.fault_code(), Some("client.invalid_soap_action"));
-
-    // A declared gigabyte is refused before anything is read.
-    {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tcp = tokio::net::TcpStream::connect(cp).await.unwrap();
-        let head = format!(
-            "POST / HTTP/1.1\r\nHost: {cp}\r\nContent-Type: text/xml\r\nContent-Length: 1073741824\r\n\r\n<SOAP"
-        );
-        tcp.write_all(head.as_bytes()).await.unwrap();
-        let mut buf = vec![0; 4096];
-        let n = tokio::time::timeout(std::time::Duration::from_secs(10), tcp.read(&mut buf)).await.unwrap().unwrap();
-        let text = String::from_utf8_lossy(&buf[..n]);
-        assert!(text.starts_with("HTTP/1.1 500"), "{text}");
-        assert!(
-            text.contains("<faultcode>client.invalid_soap</faultcode>") && text.contains("exceeds the limit"),
-            "{text}"
-        );
-    }
 
     // And a good request still works afterwards.
     let reply = http(cp, "POST", XML, example_request(&service, "it-after").into_bytes()).await;

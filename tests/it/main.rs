@@ -9,6 +9,7 @@ mod crash;
 mod deploy;
 mod exchange;
 mod globalconf;
+mod hostile;
 mod multihost;
 mod packages;
 mod peer;

@@ -19,7 +19,7 @@ use crate::network;
 
 /// The test peer checks nothing about the server: it is the server under test.
 #[derive(Debug)]
-struct AnyServer;
+pub(crate) struct AnyServer;
 
 impl ServerCertVerifier for AnyServer {
     fn verify_server_cert(

@@ -1,0 +1,101 @@
+//! How many connections a listener serves at once, in all and from one
+//! address: a host that holds connections open (slow or never-finished TLS
+//! handshakes, idle sockets, slow headers) takes at most its own share and
+//! the listener keeps serving everyone else.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// Connection slots: `total` in all, `per_peer` for one address.
+#[derive(Debug, Clone)]
+pub struct ConnectionLimit {
+    slots: usize,
+    total: Arc<Semaphore>,
+    per_peer: usize,
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// Every slot is taken.
+    #[error("all {0} connection slots are taken")]
+    Full(usize),
+    /// This address holds its share already.
+    #[error("{peer} holds {held} connections, its share")]
+    PeerShare {
+        /// The address.
+        peer: IpAddr,
+        /// What it holds.
+        held: usize,
+    },
+}
+
+/// One admitted connection's slot, given back when dropped.
+#[derive(Debug)]
+pub struct Slot {
+    _total: OwnedSemaphorePermit,
+    peer: IpAddr,
+    peers: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = peers.get_mut(&self.peer) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                peers.remove(&self.peer);
+            }
+        }
+    }
+}
+
+impl ConnectionLimit {
+    /// At most `total` connections, `per_peer` of them from one address.
+    pub fn new(total: usize, per_peer: usize) -> Self {
+        Self { slots: total, total: Arc::new(Semaphore::new(total)), per_peer, peers: Arc::default() }
+    }
+
+    /// A slot for a connection from `peer`, if there is one.
+    pub fn admit(&self, peer: IpAddr) -> Result<Slot, Refused> {
+        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
+        let held = peers.get(&peer).copied().unwrap_or(0);
+        if held >= self.per_peer {
+            return Err(Refused::PeerShare { peer, held });
+        }
+        let total = self.total.clone().try_acquire_owned().map_err(|_| Refused::Full(self.slots))?;
+        *peers.entry(peer).or_insert(0) += 1;
+        Ok(Slot { _total: total, peer, peers: self.peers.clone() })
+    }
+
+    /// Connections held now.
+    pub fn held(&self) -> usize {
+        self.peers.lock().unwrap_or_else(|p| p.into_inner()).values().sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_address_takes_its_share_and_the_others_still_get_in() {
+        let limit = ConnectionLimit::new(4, 2);
+        let (a, b, c) = ([127, 0, 0, 1].into(), [127, 0, 0, 2].into(), [127, 0, 0, 3].into());
+        let a1 = limit.admit(a).unwrap();
+        let _a2 = limit.admit(a).unwrap();
+        assert_eq!(limit.admit(a).unwrap_err(), Refused::PeerShare { peer: a, held: 2 });
+        let _b1 = limit.admit(b).unwrap();
+        let _b2 = limit.admit(b).unwrap();
+        assert_eq!(limit.admit(c).unwrap_err(), Refused::Full(4));
+        assert_eq!(limit.held(), 4);
+        drop(a1);
+        assert_eq!(limit.held(), 3);
+        let _c1 = limit.admit(c).unwrap();
+        assert!(limit.admit(a).is_err(), "every slot is taken again");
+    }
+}
