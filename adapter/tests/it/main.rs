@@ -7,6 +7,7 @@
 
 mod frames;
 mod home;
+mod hostile;
 mod properties;
 mod pychonet;
 mod transport;
