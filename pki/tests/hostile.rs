@@ -119,3 +119,27 @@ fn duplicate_and_traversal_entry_names_are_refused() {
     };
     assert_eq!(verify_container(&twice, &conf).unwrap_err().code, "asic_invalid_container");
 }
+
+#[test]
+fn zip_bombs_stop_at_the_entry_and_total_limits() {
+    // Deflate turns 8 MiB of zeros into a few KiB: a small file that would
+    // grow a thousandfold if it were unpacked whole.
+    let zeros = vec![0u8; 8 << 20];
+    let bomb = asic::write_zip(&[("message.xml", zeros.as_slice())]).unwrap();
+    assert!(bomb.len() < 64 * 1024, "the bomb is {} bytes", bomb.len());
+    let limits = asic::Limits { max_entries: 16, max_entry_bytes: 1 << 20, max_total_bytes: 3 << 20 };
+    let e = asic::read_zip(&bomb, &limits).unwrap_err();
+    assert_eq!(e.code.0, "asic_invalid_container", "{e}");
+    assert!(e.message.contains("larger than allowed (1048576 bytes)"), "{e}");
+    // Many entries each under the entry limit, together over the total.
+    let mb = vec![0u8; 1 << 20];
+    let named: Vec<(String, &[u8])> = (0..4).map(|n| (format!("attachment{n}"), mb.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = named.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let e = asic::read_zip(&asic::write_zip(&refs).unwrap(), &limits).unwrap_err();
+    assert!(e.message.contains("attachment3") && e.message.contains("larger than allowed (0 bytes)"), "{e}");
+    // More entries than allowed are refused before any is unpacked.
+    let many: Vec<(String, &[u8])> = (0..17).map(|n| (format!("a{n}"), &b"x"[..])).collect();
+    let refs: Vec<(&str, &[u8])> = many.iter().map(|(n, b)| (n.as_str(), *b)).collect();
+    let e = asic::read_zip(&asic::write_zip(&refs).unwrap(), &limits).unwrap_err();
+    assert!(e.message.contains("17 entries exceed the limit of 16"), "{e}");
+}
