@@ -232,7 +232,7 @@ pub struct Handle {
     /// certificate (`admin-tls.pem`), users and audit log.
     pub admin_dir: PathBuf,
     /// The one-time token for making the first web UI user, while there is
-    /// none (also printed at start).
+    /// none (also in `admin/ui-setup-token`, the file the log names).
     pub ui_setup_token: Option<String>,
     core: Arc<Core>,
     stop: watch::Sender<bool>,
@@ -413,7 +413,7 @@ impl Core {
 /// Starts the adapter.
 pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
     let state = |error| StartError::State { path: conf.state_dir.clone(), error };
-    std::fs::create_dir_all(&conf.state_dir).map_err(state)?;
+    musubi_admin::private_dir(&conf.state_dir).map_err(state)?;
     if let Some(dir) = &conf.definitions_dir {
         let n = mra::install(dir)?;
         tracing::info!(classes = n, dir = %dir.display(), "device definitions loaded from the MRA");

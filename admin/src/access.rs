@@ -127,7 +127,7 @@ impl ApiKeys {
             let path = path.to_path_buf();
             move |error| AdminError::File { path: path.clone(), error }
         };
-        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+        crate::private_dir(dir).map_err(file_error(dir))?;
         let path = dir.join("api-keys");
         let keys = Self { path: path.clone(), entries: Arc::default() };
         if !path.exists() {
@@ -248,11 +248,11 @@ impl Audit {
             "outcome": outcome,
         });
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
-        let written = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.sync_data()));
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = options.open(&self.path).and_then(|mut f| writeln!(f, "{line}").and_then(|()| f.sync_data()));
         if let Err(e) = written {
             tracing::error!(error = %e, path = %self.path.display(), "audit record not written");
         }

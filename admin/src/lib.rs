@@ -80,6 +80,53 @@ pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// Makes `dir` (with its parents) if it is missing and keeps it to its
+/// owner (mode 0700): a server's state folder, whose keys, logs and spooled
+/// messages no other user may reach, whatever their own modes.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        if std::fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// Makes `path` (empty) if it is missing, readable and writable by its
+/// owner only (mode 0600), and takes others' access from an existing one: for
+/// a database file before SQLite opens it (SQLite gives its journal files
+/// the database file's mode).
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let file = options.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = file.metadata()?.permissions().mode();
+        if mode & 0o077 != 0 {
+            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
+        }
+    }
+    Ok(())
+}
+
+/// The file of a SQLite database URL (`sqlite://FILE?…` or `sqlite:FILE`),
+/// none for an in-memory database or another kind of URL.
+pub fn sqlite_file(url: &str) -> Option<&Path> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    let file = rest.split('?').next().unwrap_or(rest);
+    (!file.is_empty() && !file.starts_with(":memory:")).then(|| Path::new(file))
+}
+
 /// Replaces `path` whole with `bytes`, readable by its owner only: written
 /// beside it, then renamed over it, so a crash leaves the old file or the new.
 pub(crate) fn replace_secret(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
@@ -105,7 +152,7 @@ impl Identity {
     /// certificate), or makes them: a self-signed certificate for
     /// `common_name` naming `sans`.
     pub fn load_or_create_as(dir: &Path, stem: &str, common_name: &str, sans: &[String]) -> Result<Self, AdminError> {
-        std::fs::create_dir_all(dir).map_err(file_error(dir))?;
+        private_dir(dir).map_err(file_error(dir))?;
         let (key_path, cert_path) = (dir.join(format!("{stem}.p8")), dir.join(format!("{stem}.pem")));
         if let (Ok(key), Ok(pem)) = (std::fs::read(&key_path), std::fs::read_to_string(&cert_path)) {
             let cert_der = musubi_pki::pem_decode("CERTIFICATE", &pem)
@@ -126,15 +173,18 @@ impl Identity {
     }
 
     fn server_config(&self) -> Result<rustls::ServerConfig, AdminError> {
-        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
-            .and_then(|b| {
-                b.with_no_client_auth().with_single_cert(
-                    vec![rustls::pki_types::CertificateDer::from(self.cert_der.clone())],
-                    rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_pkcs8.clone().into()),
-                )
-            })
-            .map_err(|e| AdminError::Tls(e.to_string()))
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+                .and_then(|b| {
+                    b.with_no_client_auth().with_single_cert(
+                        vec![rustls::pki_types::CertificateDer::from(self.cert_der.clone())],
+                        rustls::pki_types::PrivateKeyDer::Pkcs8(self.key_pkcs8.clone().into()),
+                    )
+                })
+                .map_err(|e| AdminError::Tls(e.to_string()))?;
+        limit::bound_tls_sessions(&mut config);
+        Ok(config)
     }
 }
 
@@ -285,7 +335,7 @@ pub struct Serving {
 /// endpoints `router` guarded by `policy` (see [`protect`]), the TLS identity
 /// (named `name`), API keys, users and audit log kept in `dir`, and the web
 /// UI shell with the component's own `pages_js`. While no user exists, the
-/// setup token is logged for the person at the console.
+/// log names the file that holds the setup token (never the token itself).
 pub async fn start(
     addr: std::net::SocketAddr,
     dir: &Path,
@@ -295,15 +345,23 @@ pub async fn start(
     pages_js: &'static str,
     stop: watch::Receiver<bool>,
 ) -> Result<Serving, AdminError> {
+    if !addr.ip().is_loopback() {
+        // The packaged configurations bind 127.0.0.1; another address is the operator's choice.
+        tracing::warn!(
+            "the admin API and web UI listen on {addr}, reachable from beyond this host: allow only \
+             administrators' networks to it in the firewall"
+        );
+    }
     let sans = vec![addr.ip().to_string(), "localhost".to_string()];
     let identity = Identity::load_or_create(dir, name, &sans)?;
     let (access, ui_setup_token) = Access::open(dir)?;
     let router = protect(router, access, policy).merge(ui::routes(pages_js));
     let (addr, task) = serve(addr, &identity, router, stop).await?;
-    if let Some(token) = &ui_setup_token {
+    if ui_setup_token.is_some() {
         tracing::warn!(
-            "no web UI user yet: open https://{addr}/ and make the first one with the setup token {token} \
+            "no web UI user yet: open https://{addr}/ and make the first one with the setup token in {} \
              (valid {} min, this start only)",
+            dir.join(users::SETUP_TOKEN_FILE).display(),
             users::SETUP_TOKEN_VALID.as_secs() / 60
         );
     }
@@ -327,6 +385,7 @@ pub async fn serve(
         .map_err(|error| AdminError::File { path: PathBuf::from(addr.to_string()), error })?;
     let bound = listener.local_addr().map_err(|error| AdminError::File { path: addr.to_string().into(), error })?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(identity.server_config()?));
+    let router = router.layer(axum::middleware::map_response(ui::security_headers));
     let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     let task = tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();

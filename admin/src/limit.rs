@@ -9,6 +9,22 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+/// Most TLS sessions a server keeps for resumption; the oldest is
+/// forgotten first, and its client makes a full handshake next time.
+pub const MAX_TLS_SESSIONS: usize = 256;
+
+/// Bounds what a TLS server keeps for resumption: at most
+/// [`MAX_TLS_SESSIONS`] sessions in memory (TLS 1.2 session IDs and TLS 1.3
+/// tickets alike, each usable once in TLS 1.3), one TLS 1.3 ticket per
+/// connection. No stateless tickets (no ticket key to rotate or leak):
+/// rustls's default ticketer makes none, which a test holds it to.
+/// Renegotiation needs no setting: rustls never renegotiates and answers a
+/// client's attempt with a `no_renegotiation` alert.
+pub fn bound_tls_sessions(config: &mut rustls::ServerConfig) {
+    config.session_storage = rustls::server::ServerSessionMemoryCache::new(MAX_TLS_SESSIONS);
+    config.send_tls13_tickets = 1;
+}
+
 /// Connection slots: `total` in all, `per_peer` for one address.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
@@ -81,6 +97,23 @@ impl ConnectionLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_servers_keep_sessions_in_a_bounded_cache_and_make_no_stateless_tickets() {
+        let key = musubi_pki::generate_ecdsa_key().unwrap();
+        let cert = musubi_pki::self_signed_tls_cert(&key, "t", &["localhost".into()]).unwrap();
+        let mut config =
+            rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_no_client_auth()
+                .with_single_cert(vec![cert.into()], rustls::pki_types::PrivateKeyDer::Pkcs8(key.into()))
+                .unwrap();
+        bound_tls_sessions(&mut config);
+        assert!(!config.ticketer.enabled(), "stateless tickets would need a rotated ticket key");
+        assert_eq!(config.send_tls13_tickets, 1);
+        assert!(config.session_storage.can_cache());
+    }
 
     #[test]
     fn one_address_takes_its_share_and_the_others_still_get_in() {

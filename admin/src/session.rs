@@ -8,7 +8,7 @@
 //!   delay runs, 423 while the name is locked (no authentication needed)
 //! - `GET /api/v1/setup-state` → `{users_exist, setup_token_pending}` (no authentication)
 //! - `POST /api/v1/first-user` `{setup_token, username, password}`: the first user, with
-//!   every role, made with the token printed on the console at start; logs in
+//!   every role, made with the setup token from `ui-setup-token` (its file); logs in
 //!   (no authentication; only while no user exists)
 //! - `GET /api/v1/session` → `{user, roles, csrf_token, auth}`; `POST /api/v1/logout`
 //! - `GET /api/v1/users`; `POST /api/v1/users` `{username, password, roles}`;
@@ -201,7 +201,7 @@ async fn first_user(State(c): State<Ctx>, Json(f): Json<FirstUser>) -> Response 
             c.audit.record("POST /api/v1/first-user", None, data, "refused: setup token");
             ApiError::field(
                 "setup_token",
-                "not the setup token printed on the server's console, or it has expired; restart the server for a new one",
+                "not the setup token in the admin folder's ui-setup-token file, or it has expired; restart the server for a new one",
             )
             .with_status(403)
             .with_code("setup_token_wrong", json!({}))

@@ -1,8 +1,9 @@
 //! People who log in to the web UI: local users with X-Road's roles, their
 //! password hashes (Argon2id, memory-hard), sessions with secure cookies and
 //! a CSRF token each, a growing delay and a temporary lockout after failed
-//! logins, and the one-time setup token that lets the person at the console
-//! make the first user.
+//! logins, and the one-time setup token that lets the person at the server
+//! make the first user (in a file only the server's user reads; the log
+//! names the file).
 //!
 //! Users are kept in `users` (JSON, mode 0600): name, roles and the PHC
 //! string of the password hash. Sessions live in memory: a restart of the
@@ -29,8 +30,12 @@ pub const MAX_PASSWORD: usize = 256;
 pub const SESSION_IDLE: Duration = Duration::from_secs(30 * 60);
 /// A session ends after this long in any case.
 pub const SESSION_MAX: Duration = Duration::from_secs(12 * 60 * 60);
-/// How long the setup token printed at first start is valid.
+/// How long the setup token made at first start is valid.
 pub const SETUP_TOKEN_VALID: Duration = Duration::from_secs(30 * 60);
+
+/// The file in the admin folder that holds the setup token while no user
+/// exists (readable by the server's user only; removed once it is used).
+pub const SETUP_TOKEN_FILE: &str = "ui-setup-token";
 /// Failed logins before each further attempt must wait.
 const FREE_FAILURES: u32 = 3;
 /// Failed logins in a row that lock the user name.
@@ -157,7 +162,8 @@ pub fn check_new(name: &str, password: &str) -> Result<(), (&'static str, String
 
 impl Users {
     /// Reads `dir/users`. When there is no user yet, makes a one-time setup
-    /// token (valid [`SETUP_TOKEN_VALID`]) and returns it for the console.
+    /// token (valid [`SETUP_TOKEN_VALID`]), writes it to `dir/`[`SETUP_TOKEN_FILE`]
+    /// (mode 0600; the log names the file, never the token) and returns it.
     pub fn open(dir: &Path) -> Result<(Self, Option<String>), AdminError> {
         let path = dir.join("users");
         let users: Vec<User> = match std::fs::read(&path) {
@@ -170,13 +176,29 @@ impl Users {
         let this = Self { path, users: Arc::new(RwLock::new(users)), sessions, failures, setup: Arc::default() };
         let token = if this.is_empty() {
             let token = crate::access::new_token()?;
+            crate::replace_secret(&this.setup_file(), token.as_bytes())?;
             *this.setup.lock().unwrap_or_else(|p| p.into_inner()) =
                 Some((digest(&token), Instant::now() + SETUP_TOKEN_VALID));
             Some(token)
         } else {
+            this.forget_setup_file();
             None
         };
         Ok((this, token))
+    }
+
+    /// Where the setup token waits for the person at the console.
+    pub fn setup_file(&self) -> PathBuf {
+        self.path.with_file_name(SETUP_TOKEN_FILE)
+    }
+
+    fn forget_setup_file(&self) {
+        let file = self.setup_file();
+        if let Err(e) = std::fs::remove_file(&file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!("{}: the used setup token could not be removed: {e}", file.display());
+        }
     }
 
     /// Whether no user exists yet (the setup wizard's first step).
@@ -224,7 +246,9 @@ impl Users {
             }
             *setup = None;
         }
-        self.create(name, password, &Role::ALL)
+        let made = self.create(name, password, &Role::ALL)?;
+        self.forget_setup_file();
+        Ok(made)
     }
 
     /// Deletes a user and ends their sessions; false when there is none.
@@ -355,8 +379,18 @@ mod tests {
         let (users, token) = Users::open(&d).unwrap();
         let token = token.expect("no user yet: a setup token");
         assert!(users.setup_pending());
+        // The token waits in a file only the server's user reads.
+        let file = d.join(SETUP_TOKEN_FILE);
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), token);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+        }
         assert!(!users.create_first("guess", "admin", "long enough password").unwrap());
+        assert!(file.exists(), "a wrong guess leaves the token");
         assert!(users.create_first(&token, "admin", "long enough password").unwrap());
+        assert!(!file.exists(), "a used token is removed");
         assert!(!users.create_first(&token, "second", "long enough password").unwrap(), "used up");
         let text = std::fs::read_to_string(d.join("users")).unwrap();
         assert!(text.contains("$argon2id$") && !text.contains("long enough password"), "{text}");

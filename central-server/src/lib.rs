@@ -200,7 +200,7 @@ pub struct Handle {
     /// Where the admin API listens, when it runs.
     pub admin_addr: Option<SocketAddr>,
     /// The one-time token for making the first web UI user, while there is
-    /// none (also printed at start).
+    /// none (also in `admin/ui-setup-token`, the file the log names).
     pub ui_setup_token: Option<String>,
     central: Central,
     stop: watch::Sender<bool>,
@@ -324,7 +324,7 @@ async fn generate(
 /// first signing key if there is none), publishes a first generation and
 /// keeps generating; takes management requests when `management_listen` is set.
 pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
-    std::fs::create_dir_all(&conf.state_dir)
+    musubi_admin::private_dir(&conf.state_dir)
         .map_err(|error| CentralError::State { path: conf.state_dir.clone(), error })?;
     let keys = conf.state_dir.join("keys");
     let registry = match &conf.database_url {

@@ -86,6 +86,9 @@ impl Registry {
     pub async fn connect(url: &str, instance: &str, key_dir: &Path) -> Result<Self, RegistryError> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
+        if let Some(file) = musubi_admin::sqlite_file(url) {
+            musubi_admin::private_file(file).map_err(sqlx::Error::Io)?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(4)
             .acquire_timeout(std::time::Duration::from_secs(5))

@@ -18,8 +18,10 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let mut child = Command::new(env!("CARGO_BIN_EXE_musubi"))
         .args(["demo", "--dir"])
         .arg(&dir)
-        .env("RUST_LOG", "warn")
+        // Everything logged, to look for secrets in it at the end.
+        .env("RUST_LOG", "debug")
         .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("musubi demo starts");
     // If an assertion fails, the demo must not outlive the test (it holds the real ports).
@@ -31,6 +33,12 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     }
     let guard = KillOnDrop(child.id());
     // Readiness: the demo prints the curl command only once both servers listen.
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut log = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log).unwrap();
+        log
+    });
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -126,7 +134,12 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
             commands.insert(words[0].clone(), words);
         }
     }
-    let musubi = |args: &[String]| Command::new(env!("CARGO_BIN_EXE_musubi")).args(args).output().unwrap();
+    let cli_log = std::cell::RefCell::new(String::new());
+    let musubi = |args: &[String]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_musubi")).args(args).env("RUST_LOG", "debug").output().unwrap();
+        cli_log.borrow_mut().push_str(&String::from_utf8_lossy(&out.stderr));
+        out
+    };
     // The adapter was published at start; published again, its description is refreshed.
     let mut publish = commands["adapter"].clone();
     publish.extend(["--output".to_string(), "json".to_string()]);
@@ -178,6 +191,48 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let exit = child.wait().unwrap();
     std::mem::forget(guard);
     assert!(exit.success(), "demo did not stop cleanly on Ctrl-C: {exit:?}");
+
+    // No secret the run used is in anything it logged: the servers' log at
+    // debug level, the commands' own, and the log files the servers wrote.
+    let mut logs =
+        vec![("the demo's log".to_string(), log.join().unwrap()), ("the commands' log".into(), cli_log.take())];
+    let mut secrets = vec![("the web UI password".to_string(), password.to_string())];
+    for file in walk(&dir) {
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let text = || std::fs::read_to_string(&file).unwrap().trim().to_string();
+        match name.as_str() {
+            "pin" => secrets.push((format!("the token PIN in {}", file.display()), text())),
+            "admin-api-key" => secrets.push((format!("the API key in {}", file.display()), text())),
+            _ if name.ends_with(".log") => logs.push((file.display().to_string(), text())),
+            _ => {}
+        }
+    }
+    assert!(secrets.len() >= 5 && logs.len() >= 4, "{secrets:?}\n{:?}", logs.iter().map(|l| &l.0).collect::<Vec<_>>());
+    assert!(logs[0].1.lines().count() > 100, "the demo logged at debug level:\n{}", logs[0].1);
+    for (place, text) in &logs {
+        for (what, secret) in &secrets {
+            assert!(secret.len() >= 16, "{what} is long enough not to occur by chance");
+            assert!(!text.contains(secret.as_str()), "{what} is in {place}");
+        }
+        assert!(!text.contains("PRIVATE KEY"), "a private key is in {place}");
+        for line in text.lines().filter(|l| l.contains("setup token")) {
+            assert!(line.contains("the setup token in "), "{place}: only the setup token's file is named: {line}");
+        }
+    }
+}
+
+/// Every file under `dir`.
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }
 
 /// POSTs a SOAP request to `url` and returns the answer, which must be HTTP 200.

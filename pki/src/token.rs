@@ -233,6 +233,14 @@ impl SoftToken {
             return Err(TokenError::Exists(dir.to_owned()));
         }
         std::fs::create_dir_all(dir.join("keys")).map_err(io(dir))?;
+        // The token's folder is its owner's alone (its key files are 0600 too).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            for d in [dir.to_path_buf(), dir.join("keys")] {
+                std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).map_err(io(&d))?;
+            }
+        }
         let check = encrypt(CHECK_PLAINTEXT, pin, options.scrypt_log_n)?;
         let meta = Meta { version: 1, pin_check: B64.encode(check), keys: Vec::new(), certs: Vec::new() };
         let token = Self {

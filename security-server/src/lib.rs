@@ -102,7 +102,7 @@ pub struct Handle {
     /// Where the health check answers, when it runs.
     pub health_addr: Option<SocketAddr>,
     /// The one-time token for making the first web UI user, while there is
-    /// none (also printed at start).
+    /// none (also in `admin/ui-setup-token`, the file the log names).
     pub ui_setup_token: Option<String>,
 }
 
@@ -418,6 +418,8 @@ async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, Sta
 
 /// Starts a security server with `conf`.
 pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
+    musubi_admin::private_dir(&conf.state_dir)
+        .map_err(|e| StartError::Key(format!("state folder {}: {e}", conf.state_dir.display())))?;
     let follower = match &conf.configuration_anchor {
         Some(anchor) => Some(
             confsync::Follower::new(anchor, conf.globalconf_root(), conf.configuration_download_secs)
@@ -609,7 +611,7 @@ pub struct SetupHandle {
     task: tokio::task::JoinHandle<()>,
     /// Where the admin API listens.
     pub admin_addr: SocketAddr,
-    /// The one-time token for making the first web UI user (also printed).
+    /// The one-time token for making the first web UI user (also in `admin/ui-setup-token`).
     pub ui_setup_token: Option<String>,
 }
 

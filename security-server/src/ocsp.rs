@@ -100,6 +100,8 @@ pub(crate) struct OcspCache {
     own: RwLock<Vec<Arc<Own>>>,
     own_responses: RwLock<HashMap<String, (Vec<u8>, VerifiedOcsp)>>,
     peers: RwLock<HashMap<String, PeerResponse>>,
+    /// Why the last fetch of an own certificate's response failed, by its SHA-1.
+    fetch_errors: RwLock<HashMap<String, String>>,
     dir: PathBuf,
     updated: watch::Sender<u64>,
 }
@@ -115,6 +117,7 @@ impl OcspCache {
             own,
             own_responses: RwLock::new(HashMap::new()),
             peers: RwLock::new(HashMap::new()),
+            fetch_errors: RwLock::new(HashMap::new()),
             dir,
             updated,
         })
@@ -163,7 +166,15 @@ impl OcspCache {
             if let Some(w) = musubi_pki::expiry_warning(&own.der, OffsetDateTime::now_utc(), time::Duration::days(30)) {
                 warn!("{w}");
             }
-            match self.fetch_one(own).await {
+            let fetched = self.fetch_one(own).await;
+            {
+                let mut errors = self.fetch_errors.write().unwrap_or_else(|p| p.into_inner());
+                match &fetched {
+                    Ok(_) => errors.remove(&own.sha1),
+                    Err(e) => errors.insert(own.sha1.clone(), e.clone()),
+                };
+            }
+            match fetched {
                 Ok(v) => {
                     if v.status != Status::Good {
                         warn!(cert = %describe(&own.der), "own certificate is {}", status_text(&v.status));
@@ -192,11 +203,12 @@ impl OcspCache {
             let answer = match musubi_pki::http::fetch_ocsp(url, &request, Duration::from_secs(10)).await {
                 Ok(a) => a,
                 Err(e) => {
-                    last = e.to_string();
+                    last = format!("the responder cannot be reached: {e}");
                     continue;
                 }
             };
-            match self.verify_own(own, &answer, OffsetDateTime::now_utc()) {
+            let now = OffsetDateTime::now_utc();
+            match self.verify_own(own, &answer, now) {
                 Ok(v) => {
                     self.save(own, &answer);
                     self.own_responses
@@ -205,7 +217,9 @@ impl OcspCache {
                         .insert(own.sha1.clone(), (answer, v.clone()));
                     return Ok(v);
                 }
-                Err(e) => last = format!("{url}: {e}"),
+                // A responder that answers with responses this server finds
+                // stale or not yet valid points at this server's clock.
+                Err(e) => last = format!("{url} answered, but {e} (this server's clock reads {now})"),
             }
         }
         Err(last)
@@ -244,10 +258,12 @@ impl OcspCache {
         let fresh = v.this_update >= now - time::Duration::seconds(self.trust.get().conf.ocsp_freshness_seconds as i64)
             && v.next_update.is_none_or(|n| n >= now);
         if !fresh {
+            let why = self.fetch_errors.read().unwrap_or_else(|p| p.into_inner()).get(&sha1).cloned();
             return Err(format!(
-                "the OCSP response for this server's certificate {} is from {} and no longer fresh; the responder cannot be reached",
+                "the OCSP response for this server's certificate {} is from {} and no longer fresh; {}",
                 describe(der),
-                v.this_update
+                v.this_update,
+                why.map_or_else(|| "no newer one has been fetched".to_string(), |e| format!("the last fetch: {e}"))
             ));
         }
         Ok(bytes.clone())

@@ -432,7 +432,7 @@ fn ops() -> Vec<Op> {
             "post",
             "/api/v1/first-user",
             "session",
-            "Make the first user (every role) with the setup token printed on the console at start; logs in.",
+            "Make the first user (every role) with the setup token from the admin folder's `ui-setup-token` file; logs in.",
             Some(obj(
                 &["setup_token", "username", "password"],
                 json!({ "setup_token": { "type": "string" }, "username": { "type": "string" },

@@ -92,7 +92,7 @@ impl Node {
             .and_then(|v| v.as_str())
             .map(PathBuf::from)
             .ok_or_else(|| invalid("state_dir", "the configuration names no state_dir"))?;
-        std::fs::create_dir_all(&state_dir).map_err(failed)?;
+        musubi_admin::private_dir(&state_dir).map_err(failed)?;
         Ok(Self { base, state_dir, lock: tokio::sync::Mutex::new(()) })
     }
 

@@ -163,10 +163,12 @@ pub(crate) fn server_config(
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, rustls::Error> {
-    rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()?
         .with_client_cert_verifier(Arc::new(PeerClientVerifier { trust }))
-        .with_single_cert(vec![cert], key)
+        .with_single_cert(vec![cert], key)?;
+    musubi_admin::limit::bound_tls_sessions(&mut config);
+    Ok(config)
 }
 
 /// The client side of 5500 towards a server whose auth certificate hashes are `allowed`.

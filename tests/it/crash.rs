@@ -13,10 +13,11 @@ use musubi::demo::{Options, example_request, ids};
 
 use crate::{http, network_with};
 
-fn start_node(conf: &std::path::Path) -> Child {
+pub(crate) fn start_node(conf: &std::path::Path, env: &[(&str, &str)]) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_musubi-test-node"))
         .arg(conf)
         .env("RUST_LOG", "error")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .spawn()
         .expect("test node starts");
@@ -38,7 +39,7 @@ async fn killing_the_provider_server_loses_no_acknowledged_exchange() {
     // The provider's server runs as its own process from here on.
     let (consumer, provider, services) = net.into_parts();
     provider.shutdown().await;
-    let mut node = start_node(&provider_conf);
+    let mut node = start_node(&provider_conf, &[]);
 
     let (_, _, service, _) = ids();
     let cp = consumer.client_proxy_addr;
@@ -73,7 +74,7 @@ async fn killing_the_provider_server_loses_no_acknowledged_exchange() {
         for t in tasks {
             t.await.unwrap();
         }
-        node = start_node(&provider_conf);
+        node = start_node(&provider_conf, &[]);
     }
     // A last burst against the restarted server.
     for i in 0..4 {

@@ -815,7 +815,7 @@ async fn time_stamped_records_are_archived_in_linked_files_then_deleted() {
 }
 
 /// A fresh PostgreSQL database, or `None` (skipped) without a server.
-async fn postgres_database(name: &str) -> Option<String> {
+pub(crate) async fn postgres_database(name: &str) -> Option<String> {
     let admin = match std::env::var("MUSUBI_TEST_POSTGRES_URL") {
         Ok(url) => url,
         Err(_) if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") => {
@@ -852,10 +852,10 @@ async fn both_servers_log_to_postgresql() {
 }
 
 /// A small filesystem of its own (tmpfs), unmounted when dropped.
-struct SmallDisk(std::path::PathBuf);
+pub(crate) struct SmallDisk(pub(crate) std::path::PathBuf);
 
 impl SmallDisk {
-    fn mount(name: &str, bytes: usize) -> Option<Self> {
+    pub(crate) fn mount(name: &str, bytes: usize) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!("musubi-it-disk-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ok = std::process::Command::new("mount")
@@ -867,7 +867,7 @@ impl SmallDisk {
     }
 
     /// Writes a filler file until the filesystem is full.
-    fn fill(&self) {
+    pub(crate) fn fill(&self) {
         use std::io::Write as _;
         let mut f = std::fs::File::create(self.0.join("filler")).unwrap();
         let chunk = vec![0xa5u8; 16 * 1024];

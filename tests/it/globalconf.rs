@@ -17,7 +17,7 @@ const XML: &str = "text/xml; charset=UTF-8";
 
 /// The demo network on 127.0.`net`.x with a central server on .8 that the
 /// servers register with (auto-approved unless `officer` decides).
-fn following(net: u8, expire_after_secs: u64, officer: bool) -> Options {
+pub(crate) fn following(net: u8, expire_after_secs: u64, officer: bool) -> Options {
     Options {
         central: Some(CentralOptions {
             listen: format!("127.0.{net}.8:8081").parse().unwrap(),

@@ -8,11 +8,13 @@ mod backup;
 mod crash;
 mod deploy;
 mod exchange;
+mod faults;
 mod globalconf;
 mod hostile;
 mod multihost;
 mod packages;
 mod peer;
+mod tlsreview;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
