@@ -25,6 +25,44 @@ pub fn bound_tls_sessions(config: &mut rustls::ServerConfig) {
     config.send_tls13_tickets = 1;
 }
 
+/// How many log lines of one kind are written a minute: a flood of bad
+/// handshakes must not become a flood of log lines (the disk and the
+/// journal are shared with everything else). The lines over the budget are
+/// counted, and the next line written says how many were left out.
+#[derive(Debug)]
+pub struct LogBudget {
+    per_minute: u32,
+    state: Mutex<(std::time::Instant, u32, u64)>,
+}
+
+impl LogBudget {
+    /// At most `per_minute` lines a minute.
+    pub fn new(per_minute: u32) -> Self {
+        Self { per_minute, state: Mutex::new((std::time::Instant::now(), 0, 0)) }
+    }
+
+    /// Whether a line may be written now: `Some(n)` with the number of lines
+    /// left out since the last one written, `None` when over the budget.
+    pub fn take(&self) -> Option<u64> {
+        self.take_at(std::time::Instant::now())
+    }
+
+    fn take_at(&self, now: std::time::Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let (start, used, left_out) = &mut *state;
+        if now.duration_since(*start) >= std::time::Duration::from_secs(60) {
+            (*start, *used) = (now, 0);
+        }
+        if *used < self.per_minute {
+            *used += 1;
+            Some(std::mem::take(left_out))
+        } else {
+            *left_out += 1;
+            None
+        }
+    }
+}
+
 /// Connection slots: `total` in all, `per_peer` for one address.
 #[derive(Debug, Clone)]
 pub struct ConnectionLimit {
@@ -97,6 +135,21 @@ impl ConnectionLimit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_lines_over_the_budget_are_counted_and_reported_with_the_next() {
+        let budget = LogBudget::new(2);
+        let t0 = std::time::Instant::now();
+        assert_eq!(budget.take_at(t0), Some(0));
+        assert_eq!(budget.take_at(t0), Some(0));
+        for _ in 0..5 {
+            assert_eq!(budget.take_at(t0 + std::time::Duration::from_secs(30)), None);
+        }
+        let next_minute = t0 + std::time::Duration::from_secs(61);
+        assert_eq!(budget.take_at(next_minute), Some(5), "the next line says how many were left out");
+        assert_eq!(budget.take_at(next_minute), Some(0));
+        assert_eq!(budget.take_at(next_minute), None);
+    }
 
     #[test]
     fn tls_servers_keep_sessions_in_a_bounded_cache_and_make_no_stateless_tickets() {

@@ -692,6 +692,9 @@ const MAX_CONNECTIONS_PER_PEER: usize = MAX_CONNECTIONS / 4;
 /// never finish a handshake (at most 10 s each) cannot crowd out the
 /// security servers that do.
 const MAX_HANDSHAKES: usize = 128;
+/// Most refused or timed-out handshakes logged a minute (the rest are counted).
+const HANDSHAKE_WARNINGS_PER_MINUTE: u32 = 60;
+
 /// Most TLS handshakes under way from one address.
 const MAX_HANDSHAKES_PER_PEER: usize = 16;
 
@@ -759,6 +762,7 @@ async fn serve_server_proxy(
 ) {
     let limit = musubi_admin::limit::ConnectionLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER);
     let handshakes = musubi_admin::limit::ConnectionLimit::new(MAX_HANDSHAKES, MAX_HANDSHAKES_PER_PEER);
+    let refusals = Arc::new(musubi_admin::limit::LogBudget::new(HANDSHAKE_WARNINGS_PER_MINUTE));
     let mut conns = JoinSet::new();
     loop {
         tokio::select! {
@@ -777,19 +781,27 @@ async fn serve_server_proxy(
                 let state = state.clone();
                 // The configuration current at accept time (the certificate may be renewed).
                 let acceptor = tokio_rustls::TlsAcceptor::from(tls.read().unwrap_or_else(|p| p.into_inner()).clone());
-                let mut stop = stop.clone();
+                let (mut stop, refusals) = (stop.clone(), refusals.clone());
                 conns.spawn(async move {
                     let _permit = permit;
                     let tls = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await;
                     drop(handshake);
-                    let tls = match tls {
-                        Ok(Ok(t)) => t,
-                        Ok(Err(e)) => {
-                            warn!(%peer_addr, "TLS handshake refused: {e}");
-                            return;
-                        }
-                        Err(_) => {
-                            warn!(%peer_addr, "TLS handshake timed out");
+                    let why = match tls {
+                        Ok(Ok(t)) => Ok(t),
+                        Ok(Err(e)) => Err(format!("TLS handshake refused: {e}")),
+                        Err(_) => Err("TLS handshake timed out".to_string()),
+                    };
+                    let tls = match why {
+                        Ok(t) => t,
+                        Err(why) => {
+                            match refusals.take() {
+                                Some(0) => warn!(%peer_addr, "{why}"),
+                                Some(left_out) => warn!(
+                                    %peer_addr,
+                                    "{why} ({left_out} more refused or timed-out handshakes were not logged)"
+                                ),
+                                None => debug!(%peer_addr, "{why}"),
+                            }
                             return;
                         }
                     };

@@ -249,7 +249,16 @@ async fn server_proxy_checks_peer_certificates_and_signatures() {
     assert!(refused.is_err(), "certificate of an unknown CA was served: {refused:?}");
 
     // The genuine peer is still served after all that.
-    let (code, _) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    let (code, _) = send(sp, &net.consumer_auth, body.clone(), &ct).await.unwrap();
     assert_eq!(code, "ok");
+
+    // Its authentication certificate revoked: the handshake may succeed (TLS
+    // carries no OCSP), but the transport message with the revoked status is refused.
+    assert!(net.ca.revoke(&net.consumer_auth.cert_der));
+    let revoked = ocsp_for(&net.ca, &net.consumer_auth);
+    let (body, ct) = encode(&soap, Some(&signed(&net.ca, &net.consumer_sign, &soap)), &revoked);
+    let (code, text) = send(sp, &net.consumer_auth, body, &ct).await.unwrap();
+    assert_eq!(code, "server.serverproxy.cert_validation", "{text}");
+    assert!(text.contains("revoked"), "the fault says the certificate is revoked: {text}");
     net.shutdown().await;
 }
