@@ -855,6 +855,8 @@ async fn both_servers_log_to_postgresql() {
 pub(crate) struct SmallDisk(pub(crate) std::path::PathBuf);
 
 impl SmallDisk {
+    /// Mounts one of `bytes`; none (the test skipped, or failed when
+    /// `MUSUBI_REQUIRE_PEERS=1`) when this process may not mount.
     pub(crate) fn mount(name: &str, bytes: usize) -> Option<Self> {
         let dir = std::env::temp_dir().join(format!("musubi-it-disk-{name}-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -863,6 +865,12 @@ impl SmallDisk {
             .arg(&dir)
             .status()
             .is_ok_and(|s| s.success());
+        if !ok {
+            if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") {
+                panic!("cannot mount a tmpfs for the full-disk test (needs root); MUSUBI_REQUIRE_PEERS=1");
+            }
+            println!("skipped: cannot mount a tmpfs for the full-disk test (needs root)");
+        }
         ok.then_some(Self(dir))
     }
 
@@ -885,13 +893,7 @@ impl Drop for SmallDisk {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_exchange_with_a_clear_fault_and_traffic_resumes_when_space_returns() {
-    let Some(disk) = SmallDisk::mount("full", 8 * 1024 * 1024) else {
-        if std::env::var("MUSUBI_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("cannot mount a tmpfs for the full-disk test (needs root); MUSUBI_REQUIRE_PEERS=1");
-        }
-        println!("skipped: cannot mount a tmpfs for the full-disk test (needs root)");
-        return;
-    };
+    let Some(disk) = SmallDisk::mount("full", 8 * 1024 * 1024) else { return };
     // The provider's message log lives on the small disk.
     let consumer_db =
         format!("sqlite://{}?mode=rwc", crate::scratch("full-consumer-db").with_extension("db").display());
