@@ -220,13 +220,17 @@ async fn the_ocsp_responder_goes_away_and_returns_while_traffic_runs() {
         Options { ocsp_fetch_interval_secs: 1, ocsp_retry_secs: 1, ocsp_freshness_seconds: 2, ..Options::default() };
     let mut net = network_with("fault-ocsp", 45, opts).await;
     let cp = net.consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "ocsp", &["server.clientproxy.cert_validation", "server.serverproxy.cert_validation"], 40,
+    let (acknowledged, texts) = outage!(cp, "ocsp", &["server.clientproxy.cert_validation", "server.serverproxy.cert_validation", "server.clientproxy.service_failed.cert_validation"], 40,
         inject: { net.stop_ocsp_responder(); },
         heal: { net.restart_ocsp_responder().await.unwrap(); }
     );
     says(
         &texts,
-        &["server.clientproxy.cert_validation", "server.serverproxy.cert_validation"],
+        &[
+            "server.clientproxy.cert_validation",
+            "server.serverproxy.cert_validation",
+            "server.clientproxy.service_failed.cert_validation",
+        ],
         &["no longer fresh", "older than the limit"],
     );
     all_logged(net.consumer.message_log(), &acknowledged, "consumer").await;
@@ -377,14 +381,18 @@ async fn the_peer_servers_clock_jumps_past_expiry_and_back_while_traffic_runs() 
     ];
     let mut node = crate::crash::start_node(&provider_conf, &clock_env);
     let cp = consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "clock", &["server.serverproxy.cert_validation", "server.serverproxy.outdated_globalconf", "server.clientproxy.cert_validation"], 40,
+    let (acknowledged, texts) = outage!(cp, "clock", &["server.serverproxy.cert_validation", "server.clientproxy.cert_validation", "server.clientproxy.service_failed.cert_validation"], 40,
         inject: { std::fs::write(&clock, "+2d\n").unwrap(); },
         heal: { std::fs::write(&clock, "+0\n").unwrap(); }
     );
     // The provider finds responses stale by its clock: its own, or the consumer's it was sent.
     says(
         &texts,
-        &["server.serverproxy.cert_validation", "server.clientproxy.cert_validation"],
+        &[
+            "server.serverproxy.cert_validation",
+            "server.clientproxy.cert_validation",
+            "server.clientproxy.service_failed.cert_validation",
+        ],
         &["no longer fresh", "older than the limit"],
     );
     all_logged(consumer.message_log(), &acknowledged, "consumer").await;
