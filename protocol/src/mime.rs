@@ -506,6 +506,13 @@ impl MultipartStream {
                     let next_delimiter = find(window, &self.delimiter, 0);
                     let (head, body) =
                         match (head_end(&rest[..next_delimiter.unwrap_or(rest.len())], &self.limits), next_delimiter) {
+                            // The blank line's last line break may begin a delimiter
+                            // not all here yet (headers, then at once the next
+                            // boundary): that break is the delimiter's, not the
+                            // body's, as in parse_multipart. Wait for the rest.
+                            (Some((_, body)), None) if !self.eof && self.delimiter.starts_with(&rest[body - 1..]) => {
+                                return Ok(None);
+                            }
                             (Some(found), _) => found,
                             // Headers only, closed by the next delimiter.
                             (None, Some(i)) => (if i > 0 && rest[i - 1] == b'\r' { i - 1 } else { i }, i),
@@ -687,6 +694,22 @@ mod tests {
                     ),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn fuzz_multipart_141247b8_headers_followed_at_once_by_the_next_boundary() {
+        // A part of headers only whose last line break also begins the next
+        // delimiter: the blank line the stream saw first (with the delimiter
+        // still to come) made it take the delimiter as body.
+        let body = b"--b\r\nContent-Type: a/b\n\n--b\r\nContent-Type: c/d\r\n\r\nxyz\r\n--b--";
+        let whole = parse_multipart(body, "b", &MultipartLimits::default()).unwrap();
+        assert_eq!(whole.parts.len(), 2);
+        assert!(whole.parts[0].body.is_empty());
+        for size in 1..body.len() {
+            let (parts, _) = streamed(body, "b", size).unwrap();
+            assert_eq!(parts.len(), 2, "chunks of {size}: {parts:?}");
+            assert_eq!((parts[0].1.as_slice(), parts[1].1.as_slice()), (&b""[..], &b"xyz"[..]), "chunks of {size}");
         }
     }
 
