@@ -522,7 +522,10 @@ impl MultipartStream {
                                     self.parts + 1
                                 )));
                             }
-                            (None, None) if rest.len() > self.limits.max_header_bytes + 4 => {
+                            // Neither a blank line nor a delimiter where a header
+                            // block within the limit would have one (the delimiter
+                            // closing a part of headers only may end that far on).
+                            (None, None) if rest.len() > self.limits.max_header_bytes + self.delimiter.len() + 4 => {
                                 return Err(MimeError::Malformed(format!(
                                     "part headers exceed {} bytes",
                                     self.limits.max_header_bytes
@@ -710,6 +713,25 @@ mod tests {
             let (parts, _) = streamed(body, "b", size).unwrap();
             assert_eq!(parts.len(), 2, "chunks of {size}: {parts:?}");
             assert_eq!((parts[0].1.as_slice(), parts[1].1.as_slice()), (&b""[..], &b"xyz"[..]), "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn fuzz_multipart_a158427d_headers_near_the_limit_closed_by_the_next_boundary() {
+        // A part of headers only, near the header limit, closed by a long
+        // boundary: the stream refused it when a chunk ended inside the
+        // delimiter, while the whole-body parser took it.
+        let boundary = "envelope-musubi-gconf-0123456789";
+        let long = format!("X-Long: {}", "v".repeat(16 * 1024 - 10));
+        let body = format!("--{boundary}\r\n{long}\r\n--{boundary}\r\nA: b\r\n\r\nxyz\r\n--{boundary}--");
+        let whole = parse_multipart(body.as_bytes(), boundary, &MultipartLimits::default()).unwrap();
+        assert_eq!(whole.parts.len(), 2);
+        // Chunks that end anywhere in or around the delimiter after the headers.
+        for size in [1, 3, 64, 4096].into_iter().chain(16 * 1024 - 40..16 * 1024 + 80) {
+            let (parts, _) =
+                streamed(body.as_bytes(), boundary, size).unwrap_or_else(|e| panic!("chunks of {size}: {e}"));
+            assert_eq!(parts.len(), 2, "chunks of {size}");
+            assert_eq!(parts[1].1, b"xyz", "chunks of {size}");
         }
     }
 

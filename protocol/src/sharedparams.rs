@@ -434,6 +434,10 @@ pub fn read(bytes: &[u8]) -> Result<SharedParams, SharedParamsError> {
         for ca in children(root, "approvedCA") {
             let name = field(ca, "name").unwrap_or_default();
             let what = format!("CA {name:?}");
+            // A CA is known by its name (its ACME server, for one, is found by it).
+            if cas.iter().any(|c: &CaEntry| c.name == name) {
+                return Err(bad(format!("two approved CAs are named {name:?}; each needs a name of its own")));
+            }
             let top = children(ca, "topCA").next().ok_or_else(|| bad(format!("{what} has no topCA")))?;
             cas.push(CaEntry {
                 authentication_only: field(ca, "authenticationOnly").is_some_and(|t| t == "true"),
@@ -704,6 +708,22 @@ mod tests {
         let freshness = conf("<globalSettings><ocspFreshnessSeconds>soon</ocspFreshnessSeconds></globalSettings>");
         assert!(read_trust(freshness.as_bytes()).unwrap_err().0.contains("is not a number"));
         assert!(read_trust(b"<!DOCTYPE x><conf/>").unwrap_err().0.contains("DOCTYPE"));
+    }
+
+    #[test]
+    fn fuzz_sharedparams_6630a9c5_two_approved_cas_of_one_name_are_refused() {
+        // Two CAs named alike, one with an ACME server: written again, both
+        // had it, since a CA's ACME server is found by the CA's name.
+        let der = B64.encode([0x30, 0x03, 0x02, 0x01, 0x01]);
+        let ca = |name: &str, acme: &str| {
+            format!("<approvedCA><name>{name}</name><topCA><cert>{der}</cert></topCA>{acme}</approvedCA>")
+        };
+        let acme = "<acmeServer><directoryURL>http://ca/acme</directoryURL></acmeServer>";
+        let twice = conf(&format!("{}{}", ca("pki1", acme), ca("pki1", "")));
+        assert!(read(twice.as_bytes()).unwrap_err().0.contains("two approved CAs are named \"pki1\""));
+        let apart = conf(&format!("{}{}", ca("pki1", acme), ca("pki2", "")));
+        let p = read(apart.as_bytes()).unwrap();
+        assert_eq!(read(write(&p).unwrap().as_bytes()).unwrap(), p);
     }
 
     #[test]
