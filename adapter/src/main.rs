@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use musubi_adapter::simulate::{HomeConfig, NodeConfig};
 use musubi_admin::conffile::Loaded;
-use musubi_admin::service::{notify_systemd, stop_signal};
+use musubi_admin::service::Service;
 
 #[derive(Parser)]
 #[command(name = "musubi-adapter", about = "ECHONET Lite devices as X-Road services", version)]
@@ -76,6 +76,7 @@ fn main() -> Result<()> {
 async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run { config } => {
+            let mut service = Service::listen().context("listening for SIGTERM and Ctrl-C")?;
             let loaded = load(&config)?;
             for o in &loaded.overridden {
                 tracing::info!("setting from the environment: {o}");
@@ -85,9 +86,8 @@ async fn run(cli: Cli) -> Result<()> {
                 "adapter: provider endpoint http://{}/ (WSDL at ?wsdl), admin API and web UI https://{}/",
                 h.provider_addr, h.admin_addr
             );
-            notify_systemd("READY=1\nSTATUS=serving");
-            stop_signal().await.context("waiting for SIGTERM or Ctrl-C")?;
-            notify_systemd("STOPPING=1");
+            service.ready("serving");
+            service.stopping().await;
             h.shutdown();
             Ok(())
         }
@@ -97,6 +97,7 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Simulate { config, node, tick_secs, tcp } => {
+            let mut service = Service::listen().context("listening for SIGTERM and Ctrl-C")?;
             let conf = match config {
                 Some(path) => {
                     let text =
@@ -133,8 +134,8 @@ async fn run(cli: Cli) -> Result<()> {
                     n.lock().map(|n| n.objects.iter().map(|o| o.eoj.to_string()).collect()).unwrap_or_default();
                 eprintln!("simulated node {addr}:{}: {}", conf.port, objs.join(" "));
             }
-            notify_systemd("READY=1\nSTATUS=simulating");
-            stop_signal().await.context("waiting for SIGTERM or Ctrl-C")?;
+            service.ready("simulating");
+            service.stopping().await;
             home.stop();
             Ok(())
         }

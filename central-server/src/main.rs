@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use musubi_admin::service::{notify_systemd, stop_signal};
+use musubi_admin::service::Service;
 use musubi_central_server::{CentralConf, ENV_PREFIX};
 
 #[derive(Parser)]
@@ -51,11 +51,11 @@ fn main() -> ExitCode {
         tracing::info!("setting from the environment: {o}");
     }
     let run = async {
+        let mut service = Service::listen().map_err(|e| format!("listening for SIGTERM: {e}"))?;
         let h = musubi_central_server::start(loaded.value).await.map_err(|e| e.to_string())?;
         eprintln!("central server: global configuration at {}", h.directory_url());
-        notify_systemd("READY=1\nSTATUS=serving");
-        stop_signal().await.map_err(|e| format!("waiting for SIGTERM: {e}"))?;
-        notify_systemd("STOPPING=1");
+        service.ready("serving");
+        service.stopping().await;
         h.shutdown();
         Ok::<_, String>(())
     };

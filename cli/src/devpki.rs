@@ -16,6 +16,7 @@ pub const PORTS: (u16, u16, u16) = (8888, 8890, 8899);
 /// certificates are written to `dir/ca.pem` and `dir/tsa.pem`; then prints one
 /// JSON line naming the files and URLs (the sign that it serves).
 pub async fn serve(dir: &Path, ip: IpAddr) -> Result<()> {
+    let mut service = musubi_admin::service::Service::listen().context("listening for SIGTERM and Ctrl-C")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot make {}", dir.display()))?;
     let ca = Arc::new(musubi_pki::DevCa::new("Musubi test CA").context("making the test CA")?);
     let tsa = Arc::new(musubi_pki::DevTsa::new(&ca, "Musubi test TSA").context("making the test TSA")?);
@@ -43,8 +44,8 @@ pub async fn serve(dir: &Path, ip: IpAddr) -> Result<()> {
             "issue_url": format!("http://{issue}/"),
         })
     );
-    musubi_admin::service::notify_systemd("READY=1");
-    musubi_admin::service::stop_signal().await.context("waiting for SIGTERM or Ctrl-C")?;
+    service.ready("serving");
+    service.stopping().await;
     Ok(())
 }
 

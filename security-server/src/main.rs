@@ -57,7 +57,7 @@ enum Command {
     },
 }
 
-use musubi_admin::service::notify_systemd;
+use musubi_admin::service::Service;
 use musubi_security_server::backup::{self, BackupError, Summary};
 
 /// Prints a backup's or restore's outcome; exits 1 on a fault.
@@ -108,10 +108,6 @@ fn restore(
         from.display()
     );
     Ok((done, summary))
-}
-
-async fn stop_signal() -> Result<()> {
-    musubi_admin::service::stop_signal().await.context("waiting for SIGTERM or Ctrl-C")
 }
 
 /// Allocator settings the security server runs with unless the environment
@@ -182,6 +178,7 @@ async fn run() -> Result<()> {
         }
         _ => {}
     }
+    let mut service = Service::listen().context("listening for SIGTERM and Ctrl-C")?;
     let loaded = musubi_security_server::conf::load(&args.config, std::env::vars())?;
     for o in &loaded.overridden {
         tracing::info!("setting from the environment: {o}");
@@ -195,7 +192,7 @@ async fn run() -> Result<()> {
         let setup = musubi_security_server::start_setup(base)
             .await
             .with_context(|| format!("starting the admin API from {}", args.config.display()))?;
-        notify_systemd("READY=1\nSTATUS=not set up yet: the admin API waits for the setup steps");
+        service.ready("not set up yet: the admin API waits for the setup steps");
         eprintln!(
             "not set up yet: the admin API listens on https://{} (API key in {}, certificate {}); \
              run `musubi init` and the steps after it",
@@ -205,10 +202,9 @@ async fn run() -> Result<()> {
         );
         tokio::select! {
             _ = setup.wait_complete() => {}
-            r = stop_signal() => {
-                notify_systemd("STOPPING=1");
+            () = service.stopping() => {
                 setup.shutdown().await;
-                return r;
+                return Ok(());
             }
         }
         let conf = setup.server_conf()?;
@@ -218,10 +214,9 @@ async fn run() -> Result<()> {
     let handle = musubi_security_server::start(conf)
         .await
         .with_context(|| format!("starting the security server from {}", args.config.display()))?;
-    notify_systemd("READY=1\nSTATUS=serving");
-    stop_signal().await?;
+    service.ready("serving");
+    service.stopping().await;
     // In-flight exchanges finish and the message log is flushed before the process ends.
-    notify_systemd("STOPPING=1");
     handle.shutdown().await;
     Ok(())
 }
