@@ -370,6 +370,13 @@ pub async fn start(
 
 /// Most admin connections served at once.
 const MAX_CONNECTIONS: usize = 64;
+/// Most admin connections from one address: a client that holds
+/// connections open (or never finishes its handshake) leaves half the slots
+/// to the others. On the default 127.0.0.1 every local client shares one
+/// address, so the share is generous: a browser opens about six.
+const MAX_CONNECTIONS_PER_PEER: usize = MAX_CONNECTIONS / 2;
+/// Most refused or timed-out handshakes logged a minute (the rest are counted).
+const HANDSHAKE_WARNINGS_PER_MINUTE: u32 = 60;
 
 /// Binds `addr` and serves `router` over HTTPS with `identity` until `stop`;
 /// returns the bound address and the server's task, done once the listener
@@ -386,7 +393,8 @@ pub async fn serve(
     let bound = listener.local_addr().map_err(|error| AdminError::File { path: addr.to_string().into(), error })?;
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(identity.server_config()?));
     let router = router.layer(axum::middleware::map_response(ui::security_headers));
-    let limit = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let limit = limit::ConnectionLimit::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_PEER);
+    let refusals = Arc::new(limit::LogBudget::new(HANDSHAKE_WARNINGS_PER_MINUTE));
     let task = tokio::spawn(async move {
         let mut conns = tokio::task::JoinSet::new();
         loop {
@@ -394,13 +402,22 @@ pub async fn serve(
                 _ = stop.changed() => break,
                 Some(_) = conns.join_next(), if !conns.is_empty() => {}
                 accepted = listener.accept() => {
-                    let Ok((tcp, _)) = accepted else { continue };
-                    let Ok(permit) = limit.clone().try_acquire_owned() else { continue };
+                    let Ok((tcp, peer)) = accepted else { continue };
+                    let permit = match limit.admit(peer.ip()) {
+                        Ok(p) => p,
+                        Err(why) => {
+                            tracing::debug!(peer_addr = %peer, "admin connection closed: {why}");
+                            continue;
+                        }
+                    };
                     let (acceptor, router, mut stop) = (acceptor.clone(), router.clone(), stop.clone());
+                    let refusals = refusals.clone();
                     conns.spawn(async move {
                         let _permit = permit;
-                        let Ok(Ok(tls)) = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await else {
-                            return;
+                        let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => return refusals.refused(peer, &format!("admin TLS handshake refused: {e}")),
+                            Err(_) => return refusals.refused(peer, "admin TLS handshake timed out"),
                         };
                         let svc = hyper_util::service::TowerToHyperService::new(router);
                         // At stop, the request in hand is answered and the

@@ -47,6 +47,20 @@ impl LogBudget {
         self.take_at(std::time::Instant::now())
     }
 
+    /// Logs `why` a connection from `peer` was refused as a warning while
+    /// the budget lasts (saying how many were left out before it), and at
+    /// debug level after.
+    pub fn refused(&self, peer: std::net::SocketAddr, why: &str) {
+        match self.take() {
+            Some(0) => tracing::warn!(peer_addr = %peer, "{why}"),
+            Some(left_out) => tracing::warn!(
+                peer_addr = %peer,
+                "{why} ({left_out} more refused or timed-out handshakes were not logged)"
+            ),
+            None => tracing::debug!(peer_addr = %peer, "{why}"),
+        }
+    }
+
     fn take_at(&self, now: std::time::Instant) -> Option<u64> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
         let (start, used, left_out) = &mut *state;

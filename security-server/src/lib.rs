@@ -692,11 +692,10 @@ const MAX_CONNECTIONS_PER_PEER: usize = MAX_CONNECTIONS / 4;
 /// never finish a handshake (at most 10 s each) cannot crowd out the
 /// security servers that do.
 const MAX_HANDSHAKES: usize = 128;
-/// Most refused or timed-out handshakes logged a minute (the rest are counted).
-const HANDSHAKE_WARNINGS_PER_MINUTE: u32 = 60;
-
 /// Most TLS handshakes under way from one address.
 const MAX_HANDSHAKES_PER_PEER: usize = 16;
+/// Most refused or timed-out handshakes logged a minute (the rest are counted).
+const HANDSHAKE_WARNINGS_PER_MINUTE: u32 = 60;
 
 /// Plain HTTP on `listener`, each request answered by `handler` (the client
 /// proxy, the health check), until `stop`; in-flight requests finish.
@@ -794,14 +793,7 @@ async fn serve_server_proxy(
                     let tls = match why {
                         Ok(t) => t,
                         Err(why) => {
-                            match refusals.take() {
-                                Some(0) => warn!(%peer_addr, "{why}"),
-                                Some(left_out) => warn!(
-                                    %peer_addr,
-                                    "{why} ({left_out} more refused or timed-out handshakes were not logged)"
-                                ),
-                                None => debug!(%peer_addr, "{why}"),
-                            }
+                            refusals.refused(peer_addr, &why);
                             return;
                         }
                     };

@@ -278,6 +278,26 @@ async fn hostile_input_gets_its_answer_and_good_requests_keep_flowing() {
     assert!(open <= 256, "one host holds {open} connections of the client proxy");
     drop(idle);
 
+    // The admin port: one host holds at most half of its 64 slots, and the
+    // administrator's browser (another address) is still served.
+    let admin = net.provider.admin_addr.expect("the demo's admin API");
+    let (idle, open) = idle_flood(Ipv4Addr::new(127, 0, 40, 82), admin, 200, Duration::from_millis(500)).await;
+    assert!((1..=32).contains(&open), "one host holds {open} of the admin port's connections");
+    let admin_cert = std::fs::read_to_string(net.provider.state_dir().join("admin/admin-tls.pem")).unwrap();
+    let pinned = musubi_pki::pem_decode("CERTIFICATE", &admin_cert).unwrap();
+    let (status, _, _) = musubi_admin::client::request_with_headers(
+        &format!("https://{admin}/ui/"),
+        &pinned,
+        "GET",
+        &[],
+        vec![],
+        1 << 20,
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 200, "the admin UI during an idle flood of its port");
+    drop(idle);
+
     let (closed, took) = slow.await.unwrap();
     assert_eq!(closed, 20, "slow-header connections still open after {took:?}");
 
