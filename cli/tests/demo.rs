@@ -197,7 +197,7 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
     let mut logs =
         vec![("the demo's log".to_string(), log.join().unwrap()), ("the commands' log".into(), cli_log.take())];
     let mut secrets = vec![("the web UI password".to_string(), password.to_string())];
-    for file in walk(&dir) {
+    for file in musubi_security_server::backup::files_under(&dir).unwrap() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let text = || std::fs::read_to_string(&file).unwrap().trim().to_string();
         match name.as_str() {
@@ -222,19 +222,6 @@ async fn demo_prints_a_curl_command_that_returns_a_signed_response_with_request_
 }
 
 /// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 /// POSTs a SOAP request to `url` and returns the answer, which must be HTTP 200.
 async fn post(url: &str, body: Vec<u8>) -> String {
     let addr = url.trim_start_matches("http://").trim_end_matches('/');

@@ -323,6 +323,14 @@ fn named_files(conf: &ServerConf) -> Vec<PathBuf> {
     v
 }
 
+/// Every file under `root` (or `root` itself when it is a file), sorted by
+/// path; symbolic links are not followed.
+pub fn files_under(root: &Path) -> Result<Vec<PathBuf>, BackupError> {
+    let mut out = Vec::new();
+    walk(root, &[], &mut out)?;
+    Ok(out)
+}
+
 fn walk(root: &Path, skip: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), BackupError> {
     let meta = std::fs::symlink_metadata(root).map_err(io(root))?;
     if meta.is_file() {

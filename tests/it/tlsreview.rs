@@ -362,7 +362,7 @@ async fn every_admin_answer_carries_the_security_headers_and_secrets_are_kept_cl
         assert_eq!(mode(&state.join("admin")), 0o700, "{}", state.display());
     }
     let mut seen = BTreeSet::new();
-    for file in walk(&base) {
+    for file in musubi_security_server::backup::files_under(&base).unwrap() {
         let name = file.file_name().unwrap().to_str().unwrap();
         let kind = if name.ends_with(".p8") {
             "key"
@@ -386,19 +386,6 @@ async fn every_admin_answer_carries_the_security_headers_and_secrets_are_kept_cl
 }
 
 /// Every file under `dir`.
-fn walk(dir: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            files.extend(walk(&path));
-        } else {
-            files.push(path);
-        }
-    }
-    files
-}
-
 #[test]
 fn the_packaged_configurations_keep_the_admin_port_on_this_host() {
     let etc = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/etc");
