@@ -4,8 +4,8 @@
 //! disk goes away, or the clock jumps past what it may, and comes back.
 //! Each case asserts the documented fail-closed fault, that traffic resumes
 //! by itself once the cause is gone, that every answer meanwhile was a
-//! success or that fault (no hang, no other error), and that every
-//! acknowledged exchange is in both message logs.
+//! success or that fault (no hang, no other error, no provider data in a
+//! fault), and that every acknowledged exchange is in both message logs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -69,6 +69,9 @@ impl Traffic {
                             {
                                 Err(_) => Outcome::Other("no answer in 30 s".into()),
                                 Ok(r) if r.status == 200 && r.body.contains("22.5") => Outcome::Ok,
+                                Ok(r) if r.body.contains("22.5") => {
+                                    Outcome::Other(format!("the provider's data in a refusal: {}", r.body))
+                                }
                                 Ok(r) => match r.fault_code() {
                                     Some(code) => {
                                         texts.lock().unwrap().entry(code.to_string()).or_insert(r.body.clone());
@@ -115,27 +118,46 @@ impl Traffic {
     }
 
     /// Stops the traffic; every answer must be a success or one of `faults`.
-    /// Returns the acknowledged exchanges, how many answers each outcome
-    /// had, and the first answer with each fault.
-    async fn finish(self, faults: &[&str]) -> (Vec<String>, BTreeMap<String, usize>, BTreeMap<String, String>) {
+    async fn finish(self, faults: &[&str], broken: Instant) -> Run {
         let _ = self.stop.send(true);
         for t in self.tasks {
             t.await.unwrap();
         }
         let seen = self.seen.lock().unwrap();
-        let mut tally = BTreeMap::new();
-        let mut acknowledged = Vec::new();
-        for (_, id, outcome) in seen.iter() {
+        let mut run = Run { texts: self.texts.lock().unwrap().clone(), ..Run::default() };
+        let mut refusing = false;
+        for (at, id, outcome) in seen.iter() {
             match outcome {
-                Outcome::Ok => acknowledged.push(id.clone()),
-                Outcome::Fault(code) => assert!(faults.contains(&code.as_str()), "{id}: unexpected fault {code}"),
+                Outcome::Ok => {
+                    run.acknowledged.push(id.clone());
+                    run.ok_before_refusals += usize::from(*at >= broken && !refusing);
+                }
+                Outcome::Fault(code) => {
+                    assert!(faults.contains(&code.as_str()), "{id}: unexpected fault {code}");
+                    run.refused.push(id.clone());
+                    refusing = true;
+                }
                 Outcome::Other(what) => panic!("{id}: neither an answer nor a fault: {what}"),
             }
-            *tally.entry(format!("{outcome:?}")).or_insert(0) += 1;
+            *run.tally.entry(format!("{outcome:?}")).or_insert(0) += 1;
         }
-        let texts = self.texts.lock().unwrap().clone();
-        (acknowledged, tally, texts)
+        run
     }
+}
+
+/// What one outage's traffic got.
+#[derive(Debug, Default)]
+struct Run {
+    /// The exchanges answered by the provider.
+    acknowledged: Vec<String>,
+    /// The exchanges refused with one of the expected faults.
+    refused: Vec<String>,
+    /// Answers that succeeded after the fault was injected and before the first refusal.
+    ok_before_refusals: usize,
+    /// How many answers each outcome had.
+    tally: BTreeMap<String, usize>,
+    /// The first answer with each fault code.
+    texts: BTreeMap<String, String>,
 }
 
 fn is_ok(o: &Outcome) -> bool {
@@ -161,10 +183,17 @@ async fn all_logged(log: &MessageLog, acknowledged: &[String], side: &str) {
     }
 }
 
+/// No refused exchange left a record (a half-written one) in `log`.
+async fn none_logged(log: &MessageLog, refused: &[String], side: &str) {
+    assert!(!refused.is_empty());
+    for id in refused {
+        assert!(log.find(id).await.unwrap().is_empty(), "the refused {id} is in the {side}'s log");
+    }
+}
+
 /// Runs one outage: traffic flows, `inject` breaks something, an answer
 /// with one of `faults` arrives, `heal` repairs it, five answers in a row
-/// succeed; returns the acknowledged exchanges and the first answer with
-/// each fault.
+/// succeed; returns what the traffic got ([`Run`]).
 macro_rules! outage {
     ($cp:expr, $name:expr, $faults:expr, $secs:expr, inject: $inject:block, heal: $heal:block) => {{
         let faults: &[&str] = $faults;
@@ -179,11 +208,11 @@ macro_rules! outage {
         let healed = Instant::now();
         $heal
         traffic.until(healed, is_ok, 5, $secs, "traffic resuming by itself").await;
-        let (acknowledged, tally, texts) = traffic.finish(faults).await;
-        println!("{}: {tally:?}", $name);
-        assert!(tally.keys().any(|k| k.starts_with("Fault")), "{tally:?}");
-        assert!(acknowledged.len() >= 10, "{tally:?}");
-        (acknowledged, texts)
+        let run = traffic.finish(faults, broken).await;
+        println!("{}: {:?}", $name, run.tally);
+        assert!(!run.refused.is_empty(), "{:?}", run.tally);
+        assert!(run.acknowledged.len() >= 10, "{:?}", run.tally);
+        run
     }};
 }
 
@@ -192,24 +221,38 @@ async fn the_central_server_goes_away_and_returns_while_traffic_runs() {
     let mut net = network_with("fault-central", 44, crate::globalconf::following(44, 4, false)).await;
     let cp = net.consumer.client_proxy_addr;
     let mut central = net.central.take();
-    let (acknowledged, texts) = outage!(cp, "central", &["server.clientproxy.outdated_globalconf", "server.serverproxy.outdated_globalconf"], 40,
+    let run = outage!(cp, "central", &["server.clientproxy.outdated_globalconf", "server.serverproxy.outdated_globalconf"], 40,
         inject: {
             let (cs, _) = central.as_ref().unwrap();
             cs.shutdown();
         },
         heal: {
+            // The health check says why, for the load balancer and the
+            // operator, once the consumer's own copy has expired too (the
+            // first refusal may have been the provider's).
+            let health = net.consumer.health_addr.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let sick = loop {
+                let answer = http(health, "GET", "text/plain", vec![]).await;
+                if answer.status != 200 || Instant::now() >= deadline {
+                    break answer;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            };
+            assert_eq!(sick.status, 500, "{}", sick.body);
+            assert!(sick.body.contains("global configuration"), "{}", sick.body);
             let (_, conf) = central.take().unwrap();
             let cs = musubi_central_server::start(conf.clone()).await.unwrap();
             central = Some((cs, conf));
         }
     );
     says(
-        &texts,
+        &run.texts,
         &["server.clientproxy.outdated_globalconf", "server.serverproxy.outdated_globalconf"],
         &["global configuration is outdated"],
     );
-    all_logged(net.consumer.message_log(), &acknowledged, "consumer").await;
-    all_logged(net.provider.message_log(), &acknowledged, "provider").await;
+    all_logged(net.consumer.message_log(), &run.acknowledged, "consumer").await;
+    all_logged(net.provider.message_log(), &run.acknowledged, "provider").await;
     net.central = central;
     net.shutdown().await;
 }
@@ -220,12 +263,12 @@ async fn the_ocsp_responder_goes_away_and_returns_while_traffic_runs() {
         Options { ocsp_fetch_interval_secs: 1, ocsp_retry_secs: 1, ocsp_freshness_seconds: 2, ..Options::default() };
     let mut net = network_with("fault-ocsp", 45, opts).await;
     let cp = net.consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "ocsp", &["server.clientproxy.cert_validation", "server.serverproxy.cert_validation", "server.clientproxy.service_failed.cert_validation"], 40,
+    let run = outage!(cp, "ocsp", &["server.clientproxy.cert_validation", "server.serverproxy.cert_validation", "server.clientproxy.service_failed.cert_validation"], 40,
         inject: { net.stop_ocsp_responder(); },
         heal: { net.restart_ocsp_responder().await.unwrap(); }
     );
     says(
-        &texts,
+        &run.texts,
         &[
             "server.clientproxy.cert_validation",
             "server.serverproxy.cert_validation",
@@ -233,8 +276,8 @@ async fn the_ocsp_responder_goes_away_and_returns_while_traffic_runs() {
         ],
         &["no longer fresh", "older than the limit"],
     );
-    all_logged(net.consumer.message_log(), &acknowledged, "consumer").await;
-    all_logged(net.provider.message_log(), &acknowledged, "provider").await;
+    all_logged(net.consumer.message_log(), &run.acknowledged, "consumer").await;
+    all_logged(net.provider.message_log(), &run.acknowledged, "provider").await;
     net.shutdown().await;
 }
 
@@ -244,20 +287,22 @@ async fn the_tsa_goes_away_and_returns_while_traffic_runs() {
         Options { timestamping_interval_seconds: 1, acceptable_timestamp_failure_period_secs: 2, ..Options::default() };
     let mut net = network_with("fault-tsa", 46, opts).await;
     let cp = net.consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "tsa", &["server.clientproxy.logging_failed.timestamper_failed", "server.serverproxy.logging_failed.timestamper_failed"], 40,
+    let run = outage!(cp, "tsa", &["server.clientproxy.logging_failed.timestamper_failed", "server.serverproxy.logging_failed.timestamper_failed"], 40,
         inject: { net.stop_tsa(); },
         heal: { net.restart_tsa().await.unwrap(); }
     );
     says(
-        &texts,
+        &run.texts,
         &[
             "server.clientproxy.logging_failed.timestamper_failed",
             "server.serverproxy.logging_failed.timestamper_failed",
         ],
         &["no time-stamping authority has answered"],
     );
-    all_logged(net.consumer.message_log(), &acknowledged, "consumer").await;
-    all_logged(net.provider.message_log(), &acknowledged, "provider").await;
+    // Exchanges went on for the acceptable period (2 s) before they were refused.
+    assert!(run.ok_before_refusals > 0, "refused at once when the TSA stopped: {:?}", run.tally);
+    all_logged(net.consumer.message_log(), &run.acknowledged, "consumer").await;
+    all_logged(net.provider.message_log(), &run.acknowledged, "provider").await;
     // The backlog of the outage is stamped once the TSA is back.
     let deadline = Instant::now() + Duration::from_secs(30);
     for handle in [&net.consumer, &net.provider] {
@@ -286,7 +331,7 @@ async fn the_database_goes_away_and_returns_while_traffic_runs() {
         let admin = admin.clone();
         async move { sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&admin).await.unwrap() }
     };
-    let (acknowledged, texts) = outage!(cp, "db", &["server.serverproxy.logging_failed"], 40,
+    let run = outage!(cp, "db", &["server.serverproxy.logging_failed"], 40,
         inject: {
             // Its connections are cut and new ones refused.
             run(format!("ALTER DATABASE {provider_db} ALLOW_CONNECTIONS false")).await;
@@ -294,9 +339,10 @@ async fn the_database_goes_away_and_returns_while_traffic_runs() {
         },
         heal: { run(format!("ALTER DATABASE {provider_db} ALLOW_CONNECTIONS true")).await; }
     );
-    says(&texts, &["server.serverproxy.logging_failed"], &["failed to write the message log"]);
-    all_logged(net.consumer.message_log(), &acknowledged, "consumer").await;
-    all_logged(net.provider.message_log(), &acknowledged, "provider").await;
+    says(&run.texts, &["server.serverproxy.logging_failed"], &["failed to write the message log"]);
+    all_logged(net.consumer.message_log(), &run.acknowledged, "consumer").await;
+    all_logged(net.provider.message_log(), &run.acknowledged, "provider").await;
+    none_logged(net.provider.message_log(), &run.refused, "provider").await;
     admin.close().await;
     net.shutdown().await;
 }
@@ -311,13 +357,14 @@ async fn the_disk_fills_and_empties_while_traffic_runs() {
     let opts = Options { database_urls: Some([consumer_db, provider_db]), ..Options::default() };
     let net = network_with("fault-disk", 48, opts).await;
     let cp = net.consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "disk", &["server.serverproxy.logging_failed"], 40,
+    let run = outage!(cp, "disk", &["server.serverproxy.logging_failed"], 40,
         inject: { disk.fill(); },
         heal: { std::fs::remove_file(disk.0.join("filler")).unwrap(); }
     );
-    says(&texts, &["server.serverproxy.logging_failed"], &["failed to write the message log"]);
-    all_logged(net.consumer.message_log(), &acknowledged, "consumer").await;
-    all_logged(net.provider.message_log(), &acknowledged, "provider").await;
+    says(&run.texts, &["server.serverproxy.logging_failed"], &["failed to write the message log"]);
+    all_logged(net.consumer.message_log(), &run.acknowledged, "consumer").await;
+    all_logged(net.provider.message_log(), &run.acknowledged, "provider").await;
+    none_logged(net.provider.message_log(), &run.refused, "provider").await;
     net.shutdown().await;
     drop(disk);
 }
@@ -332,7 +379,7 @@ async fn the_peer_server_goes_away_and_returns_while_traffic_runs() {
     provider.shutdown().await;
     let mut node = Some(crate::crash::start_node(&provider_conf, &[]));
     let cp = consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "peer", &["server.clientproxy.network_error"], 40,
+    let run = outage!(cp, "peer", &["server.clientproxy.network_error"], 40,
         inject: {
             let mut n = node.take().unwrap();
             n.kill().unwrap();
@@ -340,10 +387,10 @@ async fn the_peer_server_goes_away_and_returns_while_traffic_runs() {
         },
         heal: { node = Some(crate::crash::start_node(&provider_conf, &[])); }
     );
-    says(&texts, &["server.clientproxy.network_error"], &["SERVER:DEMO/COM/2002/ss-provider"]);
-    all_logged(consumer.message_log(), &acknowledged, "consumer").await;
+    says(&run.texts, &["server.clientproxy.network_error"], &["SERVER:DEMO/COM/2002/ss-provider"]);
+    all_logged(consumer.message_log(), &run.acknowledged, "consumer").await;
     let provider_log = MessageLog::open(&provider_db).await.unwrap();
-    all_logged(&provider_log, &acknowledged, "provider").await;
+    all_logged(&provider_log, &run.acknowledged, "provider").await;
     let mut n = node.take().unwrap();
     n.kill().unwrap();
     n.wait().unwrap();
@@ -381,13 +428,13 @@ async fn the_peer_servers_clock_jumps_past_expiry_and_back_while_traffic_runs() 
     ];
     let mut node = crate::crash::start_node(&provider_conf, &clock_env);
     let cp = consumer.client_proxy_addr;
-    let (acknowledged, texts) = outage!(cp, "clock", &["server.serverproxy.cert_validation", "server.clientproxy.cert_validation", "server.clientproxy.service_failed.cert_validation"], 40,
+    let run = outage!(cp, "clock", &["server.serverproxy.cert_validation", "server.clientproxy.cert_validation", "server.clientproxy.service_failed.cert_validation"], 40,
         inject: { std::fs::write(&clock, "+2d\n").unwrap(); },
         heal: { std::fs::write(&clock, "+0\n").unwrap(); }
     );
     // The provider finds responses stale by its clock: its own, or the consumer's it was sent.
     says(
-        &texts,
+        &run.texts,
         &[
             "server.serverproxy.cert_validation",
             "server.clientproxy.cert_validation",
@@ -395,11 +442,11 @@ async fn the_peer_servers_clock_jumps_past_expiry_and_back_while_traffic_runs() 
         ],
         &["no longer fresh", "older than the limit"],
     );
-    all_logged(consumer.message_log(), &acknowledged, "consumer").await;
+    all_logged(consumer.message_log(), &run.acknowledged, "consumer").await;
     node.kill().unwrap();
     node.wait().unwrap();
     let provider_log = MessageLog::open(&provider_db).await.unwrap();
-    all_logged(&provider_log, &acknowledged, "provider").await;
+    all_logged(&provider_log, &run.acknowledged, "provider").await;
     consumer.shutdown().await;
     services.shutdown();
 }
