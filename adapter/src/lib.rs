@@ -413,7 +413,7 @@ impl Core {
 /// Starts the adapter.
 pub async fn start(conf: AdapterConfig) -> Result<Handle, StartError> {
     let state = |error| StartError::State { path: conf.state_dir.clone(), error };
-    musubi_admin::private_dir(&conf.state_dir).map_err(state)?;
+    musubi_admin::files::private_dir(&conf.state_dir).map_err(state)?;
     if let Some(dir) = &conf.definitions_dir {
         let n = mra::install(dir)?;
         tracing::info!(classes = n, dir = %dir.display(), "device definitions loaded from the MRA");

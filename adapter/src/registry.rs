@@ -113,7 +113,7 @@ type DeviceRow = (String, String, String, String, Vec<u8>, Vec<u8>, Vec<u8>, Str
 impl Registry {
     /// Opens (or creates) the registry at `path`.
     pub async fn open(path: &Path, max_devices: usize) -> Result<Self, RegistryError> {
-        musubi_admin::private_file(path).map_err(sqlx::Error::Io)?;
+        musubi_admin::files::private_file(path).map_err(sqlx::Error::Io)?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)

@@ -17,7 +17,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 
-use crate::{AdminError, ApiError, write_secret};
+use crate::files::write_secret;
+use crate::{AdminError, ApiError};
 
 /// X-Road's user roles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -127,7 +128,7 @@ impl ApiKeys {
             let path = path.to_path_buf();
             move |error| AdminError::File { path: path.clone(), error }
         };
-        crate::private_dir(dir).map_err(file_error(dir))?;
+        crate::files::private_dir(dir).map_err(file_error(dir))?;
         let path = dir.join("api-keys");
         let keys = Self { path: path.clone(), entries: Arc::default() };
         if !path.exists() {

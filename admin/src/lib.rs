@@ -15,10 +15,17 @@
 //! - Bodies are limited to [`MAX_BODY_BYTES`].
 //!
 //! [`client::AdminClient`] is the HTTPS JSON client the CLI uses.
+//!
+//! Every Musubi server program (security server, central server, adapter)
+//! also takes from here what it needs beside its admin port: connection and
+//! log limits for its listeners ([`limit`]), systemd readiness and stop
+//! signals ([`service`]), its configuration file ([`conffile`]) and private
+//! files and folders for its state ([`files`]).
 
 mod access;
 pub mod client;
 pub mod conffile;
+pub mod files;
 pub mod limit;
 pub mod service;
 mod session;
@@ -65,73 +72,11 @@ fn file_error(path: &Path) -> impl Fn(std::io::Error) -> AdminError + '_ {
     move |error| AdminError::File { path: path.to_path_buf(), error }
 }
 
-/// Writes a file readable by its owner only (mode 0600 from creation).
-pub fn write_secret(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut f = options.open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
-
-/// Makes `dir` (with its parents) if it is missing and keeps it to its
-/// owner (mode 0700): a server's state folder, whose keys, logs and spooled
-/// messages no other user may reach, whatever their own modes.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        if std::fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
-        }
-    }
-    Ok(())
-}
-
-/// Makes `path` (empty) if it is missing, readable and writable by its
-/// owner only (mode 0600), and takes others' access from an existing one: for
-/// a database file before SQLite opens it (SQLite gives its journal files
-/// the database file's mode).
-pub fn private_file(path: &Path) -> std::io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.create(true).append(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let file = options.open(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = file.metadata()?.permissions().mode();
-        if mode & 0o077 != 0 {
-            file.set_permissions(std::fs::Permissions::from_mode(mode & 0o700))?;
-        }
-    }
-    Ok(())
-}
-
-/// The file of a SQLite database URL (`sqlite://FILE?…` or `sqlite:FILE`),
-/// none for an in-memory database or another kind of URL.
-pub fn sqlite_file(url: &str) -> Option<&Path> {
-    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
-    let file = rest.split('?').next().unwrap_or(rest);
-    (!file.is_empty() && !file.starts_with(":memory:")).then(|| Path::new(file))
-}
-
 /// Replaces `path` whole with `bytes`, readable by its owner only: written
 /// beside it, then renamed over it, so a crash leaves the old file or the new.
 pub(crate) fn replace_secret(path: &Path, bytes: &[u8]) -> Result<(), AdminError> {
     let tmp = path.with_extension("tmp");
-    write_secret(&tmp, bytes).map_err(|error| AdminError::File { path: tmp.clone(), error })?;
+    files::write_secret(&tmp, bytes).map_err(|error| AdminError::File { path: tmp.clone(), error })?;
     std::fs::rename(&tmp, path).map_err(|error| AdminError::File { path: path.to_path_buf(), error })
 }
 
@@ -152,7 +97,7 @@ impl Identity {
     /// certificate), or makes them: a self-signed certificate for
     /// `common_name` naming `sans`.
     pub fn load_or_create_as(dir: &Path, stem: &str, common_name: &str, sans: &[String]) -> Result<Self, AdminError> {
-        private_dir(dir).map_err(file_error(dir))?;
+        files::private_dir(dir).map_err(file_error(dir))?;
         let (key_path, cert_path) = (dir.join(format!("{stem}.p8")), dir.join(format!("{stem}.pem")));
         if let (Ok(key), Ok(pem)) = (std::fs::read(&key_path), std::fs::read_to_string(&cert_path)) {
             let cert_der = musubi_pki::pem_decode("CERTIFICATE", &pem)
@@ -162,7 +107,7 @@ impl Identity {
         let key = musubi_pki::generate_ecdsa_key().map_err(|e| AdminError::Tls(e.to_string()))?;
         let cert =
             musubi_pki::self_signed_tls_cert(&key, common_name, sans).map_err(|e| AdminError::Tls(e.to_string()))?;
-        write_secret(&key_path, &key).map_err(file_error(&key_path))?;
+        files::write_secret(&key_path, &key).map_err(file_error(&key_path))?;
         std::fs::write(&cert_path, musubi_pki::pem("CERTIFICATE", &cert)).map_err(file_error(&cert_path))?;
         Ok(Self { cert_der: cert, key_pkcs8: key })
     }

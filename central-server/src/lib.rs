@@ -324,7 +324,7 @@ async fn generate(
 /// first signing key if there is none), publishes a first generation and
 /// keeps generating; takes management requests when `management_listen` is set.
 pub async fn start(conf: CentralConf) -> Result<Handle, CentralError> {
-    musubi_admin::private_dir(&conf.state_dir)
+    musubi_admin::files::private_dir(&conf.state_dir)
         .map_err(|error| CentralError::State { path: conf.state_dir.clone(), error })?;
     let keys = conf.state_dir.join("keys");
     let registry = match &conf.database_url {

@@ -86,8 +86,8 @@ impl Registry {
     pub async fn connect(url: &str, instance: &str, key_dir: &Path) -> Result<Self, RegistryError> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
-        if let Some(file) = musubi_admin::sqlite_file(url) {
-            musubi_admin::private_file(file).map_err(sqlx::Error::Io)?;
+        if let Some(file) = musubi_admin::files::sqlite_file(url) {
+            musubi_admin::files::private_file(file).map_err(sqlx::Error::Io)?;
         }
         let pool = AnyPoolOptions::new()
             .max_connections(4)
@@ -334,7 +334,7 @@ impl Registry {
                 .fetch_one(&self.pool)
                 .await?;
         let path = self.key_dir.join(format!("{id}.p8"));
-        musubi_admin::write_secret(&path, &pkcs8)
+        musubi_admin::files::write_secret(&path, &pkcs8)
             .map_err(|error| RegistryError::KeyFile { path: path.clone(), error })?;
         Ok(KeyInfo { id, cert, active: false })
     }

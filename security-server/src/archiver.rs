@@ -61,7 +61,7 @@ pub(crate) async fn run(state: Arc<State>, dir: PathBuf, updates: watch::Sender<
 
 async fn archive_round(state: &State, dir: &Path) -> Result<(), String> {
     // Archives hold whole messages: their folder is the server user's alone.
-    musubi_admin::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    musubi_admin::files::private_dir(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     loop {
         let records = state.log.archivable(BATCH).await.map_err(|e| format!("message log: {e}"))?;
         if records.is_empty() {

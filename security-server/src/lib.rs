@@ -418,7 +418,7 @@ async fn load_identity(conf: &ServerConf, trust: &Trust) -> Result<Identity, Sta
 
 /// Starts a security server with `conf`.
 pub async fn start(conf: ServerConf) -> Result<Handle, StartError> {
-    musubi_admin::private_dir(&conf.state_dir)
+    musubi_admin::files::private_dir(&conf.state_dir)
         .map_err(|e| StartError::Key(format!("state folder {}: {e}", conf.state_dir.display())))?;
     let follower = match &conf.configuration_anchor {
         Some(anchor) => Some(

@@ -473,8 +473,8 @@ impl MessageLog {
     pub async fn connect(url: &str) -> Result<Self, sqlx::Error> {
         sqlx::any::install_default_drivers();
         let sqlite = url.starts_with("sqlite:");
-        if let Some(file) = musubi_admin::sqlite_file(url) {
-            musubi_admin::private_file(file).map_err(sqlx::Error::Io)?;
+        if let Some(file) = musubi_admin::files::sqlite_file(url) {
+            musubi_admin::files::private_file(file).map_err(sqlx::Error::Io)?;
         }
         let pool = AnyPoolOptions::new()
             .max_connections(if sqlite { 4 } else { 8 })

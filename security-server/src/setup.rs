@@ -92,7 +92,7 @@ impl Node {
             .and_then(|v| v.as_str())
             .map(PathBuf::from)
             .ok_or_else(|| invalid("state_dir", "the configuration names no state_dir"))?;
-        musubi_admin::private_dir(&state_dir).map_err(failed)?;
+        musubi_admin::files::private_dir(&state_dir).map_err(failed)?;
         Ok(Self { base, state_dir, lock: tokio::sync::Mutex::new(()) })
     }
 
@@ -226,7 +226,7 @@ impl Node {
         }
         std::fs::write(self.anchor_path(), anchor_xml).map_err(failed)?;
         SoftToken::init(&self.token_dir(), pin, TokenOptions::default()).map_err(|e| invalid("pin", e.to_string()))?;
-        musubi_admin::write_secret(&self.pin_path(), pin.as_bytes()).map_err(failed)?;
+        musubi_admin::files::write_secret(&self.pin_path(), pin.as_bytes()).map_err(failed)?;
         setup.server_id = Some(id.clone());
         self.save(&setup)?;
         Ok(id)
