@@ -199,9 +199,10 @@ pub fn parse_multipart<'a>(
         if parts.len() >= limits.max_parts {
             return Err(MimeError::TooManyParts(limits.max_parts));
         }
-        // Next delimiter: CRLF or LF followed by the delimiter.
-        let next = find(body, &[b"\n", delim].concat(), part_start.saturating_sub(1).max(first))
-            .filter(|&n| n + 1 >= part_start)
+        // Next delimiter: CRLF or LF followed by the delimiter. The line
+        // break that ended this delimiter's line is its own: it does not also
+        // begin the next one (RFC 2046; `--b\r\n--b` is no empty part).
+        let next = find(body, &[b"\n", delim].concat(), part_start)
             .ok_or_else(|| MimeError::Malformed(format!("part {} is not closed by a boundary", parts.len() + 1)))?;
         let mut part_end = next;
         if part_end > part_start && body[part_end - 1] == b'\r' {
@@ -732,6 +733,29 @@ mod tests {
                 streamed(body.as_bytes(), boundary, size).unwrap_or_else(|e| panic!("chunks of {size}: {e}"));
             assert_eq!(parts.len(), 2, "chunks of {size}");
             assert_eq!(parts[1].1, b"xyz", "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn fuzz_multipart_d48ebdf2_a_delimiter_lines_break_does_not_open_the_next_delimiter() {
+        // `--b\r\r\n--b`: the whole-body parser let the line break after the
+        // first delimiter also begin the second, and read an empty part the
+        // stream (rightly) did not see. Both now take the line after the
+        // first delimiter as the part's first header line, and refuse it.
+        let body = b"--b\r\r\n--b\r\nA: b\r\n\r\nmember\r\n--b--\r\n";
+        let err = parse_multipart(body, "b", &MultipartLimits::default()).unwrap_err();
+        assert!(err.to_string().contains("bad part header line"), "{err}");
+        for size in 1..body.len() {
+            assert!(streamed(body, "b", size).is_err(), "chunks of {size}");
+        }
+        // An empty part has its own line break before the next delimiter.
+        let empty = b"--b\r\n\r\n--b\r\nA: b\r\n\r\nx\r\n--b--";
+        let whole = parse_multipart(empty, "b", &MultipartLimits::default()).unwrap();
+        assert_eq!(whole.parts.len(), 2);
+        assert!(whole.parts[0].headers.is_empty() && whole.parts[0].body.is_empty());
+        for size in 1..empty.len() {
+            let (parts, _) = streamed(empty, "b", size).unwrap();
+            assert_eq!(parts.len(), 2, "chunks of {size}: {parts:?}");
         }
     }
 
