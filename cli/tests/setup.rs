@@ -313,6 +313,21 @@ async fn an_operator_sets_up_and_registers_a_security_server_with_the_cli() {
     let e = api.post("/api/v1/keys", &serde_json::json!({ "role": "root" })).await.unwrap_err();
     assert_eq!(e.status(), Some(422), "{e}");
     assert!(e.to_string().starts_with("role: ") && e.to_string().contains("expected `auth` or `sign`"), "{e}");
+
+    // Making a key decrypts no other key (fuzzing finding admin_json
+    // d359b432: each call decrypted every key, so a token of many keys made
+    // every key operation slower): a damaged key file leaves key making
+    // alone, and is named once that key is used.
+    let made = api.post("/api/v1/keys", &serde_json::json!({ "role": "sign", "label": "spare" })).await.unwrap();
+    let spare = made["id"].as_str().unwrap().to_string();
+    let spare_file = state.join("token/keys").join(format!("{spare}.p8"));
+    let kept = std::fs::read(&spare_file).unwrap();
+    std::fs::write(&spare_file, b"damaged").unwrap();
+    let other = api.post("/api/v1/keys", &serde_json::json!({ "role": "sign", "label": "other" })).await.unwrap();
+    api.post(&format!("/api/v1/keys/{}/csr", other["id"].as_str().unwrap()), &serde_json::json!({})).await.unwrap();
+    let e = api.post(&format!("/api/v1/keys/{spare}/csr"), &serde_json::json!({})).await.unwrap_err();
+    assert!(e.to_string().contains(&format!("{spare}.p8")), "{e}");
+    std::fs::write(&spare_file, kept).unwrap();
     let e = api.post("/api/v1/clients", &serde_json::json!({ "cleint": care })).await.unwrap_err();
     assert!(e.to_string().starts_with("cleint: "), "{e}");
     let e = api.get("/api/v1/no-such-thing").await.unwrap_err();

@@ -279,9 +279,25 @@ impl SoftToken {
     /// Logs in: checks the PIN and decrypts the keys into memory. A wrong PIN
     /// is answered only after a delay that doubles with each failure.
     pub async fn login(&self, pin: &str) -> Result<(), TokenError> {
+        self.login_to(pin, None).await
+    }
+
+    /// Logs in for one operation: checks the PIN and decrypts only the keys
+    /// `ids` (none: the PIN is checked and kept, as generating a key needs).
+    /// Each key costs a key derivation, so one operation on a token of many
+    /// keys should not decrypt them all.
+    pub async fn login_for(&self, pin: &str, ids: &[&str]) -> Result<(), TokenError> {
+        self.login_to(pin, Some(ids)).await
+    }
+
+    async fn login_to(&self, pin: &str, only: Option<&[&str]>) -> Result<(), TokenError> {
         let (check, keys) = {
             let meta = lock(&self.meta);
-            (meta.pin_check.clone(), meta.keys.iter().map(|k| k.id.clone()).collect::<Vec<_>>())
+            let keys = meta.keys.iter().map(|k| k.id.clone());
+            (
+                meta.pin_check.clone(),
+                keys.filter(|id| only.is_none_or(|o| o.contains(&id.as_str()))).collect::<Vec<_>>(),
+            )
         };
         let dir = self.dir.clone();
         let pin_owned = zeroize::Zeroizing::new(pin.to_owned());

@@ -119,6 +119,36 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 #[tokio::test]
+async fn fuzz_admin_json_d359b432_a_login_for_one_operation_decrypts_only_the_keys_it_names() {
+    let dir = scratch("login-for");
+    let token = SoftToken::init(&dir, "correct horse", OPTS).unwrap();
+    let a = token.generate(KeyRole::Sign, "a", KeyAlgorithm::EcdsaP256).unwrap();
+    let b = token.generate(KeyRole::Sign, "b", KeyAlgorithm::EcdsaP256).unwrap();
+    drop(token);
+
+    let token = SoftToken::open(&dir, OPTS).unwrap();
+    token.login_for("correct horse", &[&a.id]).await.unwrap();
+    assert!(token.private_key(&a.id).is_ok());
+    assert!(matches!(token.private_key(&b.id), Err(TokenError::NoSuchKey(id)) if id == b.id));
+
+    // The PIN alone is enough to make a key, which is kept under it.
+    let token = SoftToken::open(&dir, OPTS).unwrap();
+    token.login_for("correct horse", &[]).await.unwrap();
+    assert!(matches!(token.private_key(&a.id), Err(TokenError::NoSuchKey(_))));
+    let c = token.generate(KeyRole::Sign, "c", KeyAlgorithm::EcdsaP256).unwrap();
+    let token = SoftToken::open(&dir, OPTS).unwrap();
+    token.login("correct horse").await.unwrap();
+    for key in [&a, &b, &c] {
+        assert!(token.private_key(&key.id).is_ok(), "{}", key.label);
+    }
+
+    // A wrong PIN is refused as by a full login.
+    let token = SoftToken::open(&dir, OPTS).unwrap();
+    assert!(matches!(token.login_for("wrong pin", &[]).await, Err(TokenError::WrongPin { failures: 1 })));
+    assert!(!token.is_logged_in());
+}
+
+#[tokio::test]
 async fn certificates_are_imported_for_their_key_and_follow_x_road_states() {
     use musubi_pki::token::CertStatus;
     let dir = scratch("certs");

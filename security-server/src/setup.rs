@@ -181,13 +181,21 @@ impl Node {
         Ok(zeroize::Zeroizing::new(pin.trim_end_matches(['\r', '\n']).to_owned()))
     }
 
-    async fn token(&self) -> Result<SoftToken, SetupError> {
+    /// The token, not logged in: its keys' and certificates' records.
+    fn token(&self) -> Result<SoftToken, SetupError> {
         let dir = self.token_dir();
         if !dir.join("token.toml").exists() {
             return Err(SetupError::State("the server is not initialised: no token yet".into()));
         }
-        let token = SoftToken::open(&dir, TokenOptions::default()).map_err(failed)?;
-        token.login(&self.pin()?).await.map_err(|e| SetupError::State(format!("token login: {e}")))?;
+        SoftToken::open(&dir, TokenOptions::default()).map_err(failed)
+    }
+
+    /// The token logged in with the PIN and the keys `ids` decrypted (none:
+    /// the PIN only), so that an operation costs the same however many keys
+    /// the token holds.
+    async fn token_for(&self, ids: &[&str]) -> Result<SoftToken, SetupError> {
+        let token = self.token()?;
+        token.login_for(&self.pin()?, ids).await.map_err(|e| SetupError::State(format!("token login: {e}")))?;
         Ok(token)
     }
 
@@ -235,7 +243,7 @@ impl Node {
     /// Generates a key in the token.
     pub async fn generate_key(&self, role: KeyRole, label: &str) -> Result<KeyInfo, SetupError> {
         let _guard = self.lock.lock().await;
-        let token = self.token().await?;
+        let token = self.token_for(&[]).await?;
         if role == KeyRole::Auth && token.list().iter().any(|k| k.role == KeyRole::Auth) {
             return Err(SetupError::State("the token already holds an authentication key".into()));
         }
@@ -244,7 +252,7 @@ impl Node {
 
     /// The keys in the token.
     pub async fn keys(&self) -> Result<(Vec<KeyInfo>, Vec<CertInfo>), SetupError> {
-        let token = self.token().await?;
+        let token = self.token()?;
         Ok((token.list(), token.certificates()))
     }
 
@@ -253,7 +261,7 @@ impl Node {
     pub async fn csr(&self, id: &str, member: Option<&str>) -> Result<Vec<u8>, SetupError> {
         let setup = self.setup()?;
         let server = setup.server_id.ok_or_else(|| SetupError::State("the server is not initialised".into()))?;
-        let token = self.token().await?;
+        let token = self.token_for(&[id]).await?;
         let key =
             token.list().into_iter().find(|k| k.id == id).ok_or_else(|| invalid("key", format!("no key {id}")))?;
         let subject = match key.role {
@@ -278,7 +286,7 @@ impl Node {
         let mut setup = self.setup()?;
         let server =
             setup.server_id.clone().ok_or_else(|| SetupError::State("the server is not initialised".into()))?;
-        let token = self.token().await?;
+        let token = self.token()?;
         let cert = token.import_certificate(der).map_err(|e| invalid("certificate", e.to_string()))?;
         let role = token.list().into_iter().find(|k| k.id == cert.key_id).map_or(KeyRole::Sign, |k| k.role);
         let dir = self.state_dir.join("certs");
@@ -309,13 +317,13 @@ impl Node {
     /// Marks a certificate's registration state in the token.
     pub async fn set_cert_status(&self, hash: &str, status: musubi_pki::token::CertStatus) -> Result<(), SetupError> {
         let _guard = self.lock.lock().await;
-        self.token().await?.set_status(hash, status).map_err(|e| SetupError::State(e.to_string()))
+        self.token()?.set_status(hash, status).map_err(|e| SetupError::State(e.to_string()))
     }
 
     /// Activates or disables a certificate in the token.
     pub async fn set_cert_active(&self, hash: &str, active: bool) -> Result<(), SetupError> {
         let _guard = self.lock.lock().await;
-        self.token().await?.set_active(hash, active).map_err(|e| SetupError::State(e.to_string()))
+        self.token()?.set_active(hash, active).map_err(|e| SetupError::State(e.to_string()))
     }
 
     /// Adds a client (member or subsystem) to this server.
