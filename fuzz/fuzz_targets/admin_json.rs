@@ -1,6 +1,6 @@
 //! The security server's admin API (JSON bodies and path parameters) as an
 //! operator's tools send them: a demo network runs in the fuzzing process
-//! (on 127.77.0.x), and each input is one HTTPS call to an endpoint that
+//! (on 127.77.X.x), and each input is one HTTPS call to an endpoint that
 //! takes a body. Nothing an input holds may make the server answer 500 or
 //! drop the connection, and the server keeps answering its status.
 //!
@@ -60,11 +60,14 @@ fn api() -> &'static Api {
     API.get_or_init(|| {
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a runtime");
-        // One run at a time (the addresses are fixed): its state is left in
-        // fuzz/target for a look after a finding, and replaced by the next.
+        // One run at a time in a checkout: its state is left in fuzz/target
+        // for a look after a finding, and replaced by the next. Its addresses
+        // are 127.77.X.n with X from the process id, so that runs of other
+        // checkouts (a CI clone's smoke pass) are very unlikely to meet it.
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/admin-json-network");
         let _ = std::fs::remove_dir_all(&dir);
-        let ip = |n| Ipv4Addr::new(127, 77, 0, n);
+        let net = u8::try_from(std::process::id() % 250).unwrap_or(0) + 1;
+        let ip = |n| Ipv4Addr::new(127, 77, net, n);
         let opts = Options { ips: [ip(2), ip(3), ip(4)], pki_ip: ip(5), ..Options::default() };
         let network = runtime.block_on(Network::start(&dir, opts)).expect("the demo network starts");
         let admin_dir = network.provider.state_dir().join("admin");
